@@ -1,0 +1,2 @@
+export type { AmiEvent, AmiMessage } from './ami/message.ts';
+export { field, fields } from './ami/message.ts';
