@@ -1,0 +1,646 @@
+/**
+ * The call-event engine: AMI events in, call events out, with cacofonisk's semantics
+ * (see test/fixtures/conformance/SCHEMA.md). It is the single place that decides which
+ * channels form one call; reporters and sinks only format what it reports.
+ *
+ * One engine follows one Asterisk server. Events that refer to a channel or bridge the
+ * engine has never seen (it attached mid-call) are skipped; every channel and bridge is
+ * forgotten once Asterisk says it is gone (`Hangup`, `BridgeDestroy`), so the state stays
+ * bounded by the calls in progress.
+ */
+import type { AmiEvent } from '../ami/message.ts';
+import {
+  AST_STATE_DOWN,
+  AST_STATE_RINGING,
+  AST_STATE_UP,
+  Bridge,
+  bridgePeersRecursive,
+  Channel,
+  type ChannelInit,
+  cleanCallerIdPart,
+  compareCodePoints,
+  dialedChannels,
+  dialingChannel,
+  sortedSnapshots,
+} from './channel.ts';
+import type { CallEvent, HangupReason } from './events.ts';
+
+/** Receives every call event, synchronously, in the order the engine reports them. */
+export type CallEventListener = (event: CallEvent) => void;
+
+/** Options of {@link CallEngine}. */
+export interface CallEngineOptions {
+  /** Where call events go. */
+  onCallEvent: CallEventListener;
+  /**
+   * Forget every channel and bridge on `FullyBooted` (cacofonisk's rule, right for
+   * recordings). The live runner turns this off and resynchronises with
+   * {@link CallEngine.resync} instead, so calls in progress survive a reconnect.
+   * Default `true`.
+   */
+  resetOnFullyBooted?: boolean;
+  /** Told about skipped events (unknown channel or bridge, unknown transfer type). */
+  onSkip?: (reason: string, event: AmiEvent) => void;
+}
+
+/** One channel as Asterisk lists it in a `CoreShowChannel` event (action `CoreShowChannels`). */
+export type CoreShowChannel = AmiEvent;
+
+function str(event: AmiEvent, key: string): string | undefined {
+  const value = event[key];
+  return typeof value === 'string' || value === undefined ? value : value[0];
+}
+
+function int(value: string | undefined): number {
+  if (value === undefined) return Number.NaN;
+  return Number.parseInt(value, 10);
+}
+
+function channelInit(event: AmiEvent): ChannelInit {
+  return {
+    name: str(event, 'Channel') ?? '',
+    uniqueid: str(event, 'Uniqueid') ?? '',
+    linkedid: str(event, 'Linkedid') ?? str(event, 'Uniqueid') ?? '',
+    state: int(str(event, 'ChannelState')) || 0,
+    exten: str(event, 'Exten') ?? '',
+    accountCode: str(event, 'AccountCode') ?? '',
+    callerIdName: str(event, 'CallerIDName') ?? '',
+    callerIdNum: str(event, 'CallerIDNum') ?? '',
+    connectedLineName: str(event, 'ConnectedLineName') ?? '',
+    connectedLineNum: str(event, 'ConnectedLineNum') ?? '',
+  };
+}
+
+/**
+ * `hangup.reason` from the `Hangup` event's `Cause` (Q.850 cause code) and the caller's
+ * state at that moment, as the schema's table defines.
+ */
+export function hangupReason(cause: number, state: number): HangupReason {
+  switch (cause) {
+    case 16:
+      return state === AST_STATE_UP ? 'completed' : 'no-answer';
+    case 17:
+      return 'busy';
+    case 18:
+    case 19:
+      return 'no-answer';
+    case 21:
+      return 'rejected';
+    case 26:
+      return 'answered-elsewhere';
+    case 0:
+    case 127:
+      return state === AST_STATE_UP ? 'completed' : 'cancelled';
+    default:
+      return 'failed';
+  }
+}
+
+/** The part of a channel name after its last `-` (Asterisk's per-channel sequence number). */
+function channelSequence(name: string): string {
+  const dash = name.lastIndexOf('-');
+  return dash === -1 ? name : name.slice(dash + 1);
+}
+
+/**
+ * Turns the AMI events of one Asterisk server into call events.
+ *
+ * Feed every event, in order, to {@link handle}; call events arrive synchronously at
+ * `onCallEvent`. Never throws for unexpected input: malformed or out-of-context events
+ * are skipped (and reported to `onSkip`).
+ */
+export class CallEngine {
+  /** Live channels by `Uniqueid`. */
+  readonly channels = new Map<string, Channel>();
+  /** Live bridges by `BridgeUniqueid`. */
+  readonly bridges = new Map<string, Bridge>();
+
+  readonly #emit: CallEventListener;
+  readonly #resetOnFullyBooted: boolean;
+  readonly #onSkip: ((reason: string, event: AmiEvent) => void) | undefined;
+
+  constructor(options: CallEngineOptions) {
+    this.#emit = options.onCallEvent;
+    this.#resetOnFullyBooted = options.resetOnFullyBooted ?? true;
+    this.#onSkip = options.onSkip;
+  }
+
+  /** Forgets every channel and bridge. */
+  reset(): void {
+    this.channels.clear();
+    this.bridges.clear();
+  }
+
+  /**
+   * Processes one AMI event. Event types the engine does not use are ignored.
+   *
+   * Uses: FullyBooted, Newchannel, Newstate, NewCallerid, NewConnectedLine, NewAccountCode,
+   * LocalBridge, DialBegin, DialEnd, BridgeCreate, BridgeEnter, BridgeLeave, BridgeDestroy,
+   * Hangup, AttendedTransfer, BlindTransfer, UserEvent, QueueCallerAbandon.
+   */
+  handle(event: AmiEvent): void {
+    switch (event.Event) {
+      case 'Newchannel':
+        this.#onNewchannel(event);
+        return;
+      case 'Newstate':
+        this.#onNewstate(event);
+        return;
+      case 'NewCallerid':
+        this.#onNewCallerid(event);
+        return;
+      case 'NewConnectedLine':
+        this.#onNewConnectedLine(event);
+        return;
+      case 'NewAccountCode':
+        this.#onNewAccountCode(event);
+        return;
+      case 'LocalBridge':
+        this.#onLocalBridge(event);
+        return;
+      case 'DialBegin':
+        this.#onDialBegin(event);
+        return;
+      case 'DialEnd':
+        this.#onDialEnd(event);
+        return;
+      case 'BridgeCreate':
+        this.#onBridgeCreate(event);
+        return;
+      case 'BridgeEnter':
+        this.#onBridgeEnter(event);
+        return;
+      case 'BridgeLeave':
+        this.#onBridgeLeave(event);
+        return;
+      case 'BridgeDestroy':
+        this.bridges.delete(str(event, 'BridgeUniqueid') ?? '');
+        return;
+      case 'Hangup':
+        this.#onHangup(event);
+        return;
+      case 'AttendedTransfer':
+        this.#onAttendedTransfer(event);
+        return;
+      case 'BlindTransfer':
+        this.#onBlindTransfer(event);
+        return;
+      case 'UserEvent':
+        this.#onUserEvent(event);
+        return;
+      case 'QueueCallerAbandon':
+        this.#onQueueCallerAbandon(event);
+        return;
+      case 'FullyBooted':
+        if (this.#resetOnFullyBooted) this.reset();
+        return;
+      default:
+        return;
+    }
+  }
+
+  /**
+   * Brings the engine in line with what Asterisk reports after a (re)connect, instead of
+   * forgetting everything as cacofonisk does.
+   *
+   * `channels` are the `CoreShowChannel` events of the `CoreShowChannels` action (their
+   * `BridgeId` gives bridge membership). Known channels that Asterisk no longer has ended
+   * while the connection was down: each is hung up as if a `Hangup` with `Cause: 0`
+   * (unknown) had arrived, so a caller's call reports `hangup` (`completed` if it was up,
+   * `cancelled` otherwise). Channels the engine did not know are added (they report from
+   * their next event on). Known channels get their state and bridge membership updated; a
+   * call that was answered during the outage reports its `up` now.
+   */
+  resync(channels: readonly CoreShowChannel[]): void {
+    const present = new Map<string, CoreShowChannel>();
+    for (const item of channels) {
+      const uniqueid = str(item, 'Uniqueid');
+      if (uniqueid) present.set(uniqueid, item);
+    }
+    // Channels that ended while we were away: Local halves first, so that their partners'
+    // links are cleared the way real hangups would have, then the phones.
+    const gone = [...this.channels.values()].filter((channel) => !present.has(channel.uniqueid));
+    gone.sort((a, b) => Number(b.isLocal) - Number(a.isLocal));
+    for (const channel of gone) {
+      for (const other of this.channels.values()) {
+        if (other.fwdDials.includes(channel)) {
+          other.fwdDials = other.fwdDials.filter((dialed) => dialed !== channel);
+        }
+      }
+      channel.backDial = null;
+      if (channel.bridge !== null) {
+        channel.bridge.peers.delete(channel);
+        channel.bridge = null;
+      }
+      this.#hangup(channel, 0);
+    }
+    // Channels Asterisk has: add the unknown ones, update the known ones.
+    for (const [uniqueid, item] of present) {
+      let channel = this.channels.get(uniqueid);
+      if (channel === undefined) {
+        channel = new Channel(channelInit(item));
+        this.channels.set(uniqueid, channel);
+      } else {
+        const state = int(str(item, 'ChannelState'));
+        if (!Number.isNaN(state)) channel.state = state;
+      }
+    }
+    // Bridge membership: leave bridges Asterisk no longer reports, enter the reported ones.
+    for (const [uniqueid, item] of present) {
+      const channel = this.channels.get(uniqueid);
+      if (channel === undefined) continue;
+      const bridgeId = str(item, 'BridgeId') ?? '';
+      if (channel.bridge !== null && channel.bridge.uniqueid !== bridgeId) {
+        channel.bridge.peers.delete(channel);
+        channel.bridge = null;
+      }
+      if (bridgeId !== '' && channel.bridge === null) {
+        let bridge = this.bridges.get(bridgeId);
+        if (bridge === undefined) {
+          bridge = new Bridge(bridgeId);
+          this.bridges.set(bridgeId, bridge);
+        }
+        bridge.peers.add(channel);
+        channel.bridge = bridge;
+        this.#bridgeEntered(channel);
+      }
+    }
+    for (const [bridgeId, bridge] of this.bridges) {
+      if (bridge.peers.size === 0) this.bridges.delete(bridgeId);
+    }
+  }
+
+  #channel(event: AmiEvent, key: string): Channel | undefined {
+    const uniqueid = str(event, key);
+    const channel = uniqueid === undefined ? undefined : this.channels.get(uniqueid);
+    if (channel === undefined) this.#onSkip?.(`unknown channel ${key}=${uniqueid}`, event);
+    return channel;
+  }
+
+  #bridge(event: AmiEvent, key: string): Bridge | undefined {
+    const uniqueid = str(event, key);
+    const bridge = uniqueid === undefined ? undefined : this.bridges.get(uniqueid);
+    if (bridge === undefined) this.#onSkip?.(`unknown bridge ${key}=${uniqueid}`, event);
+    return bridge;
+  }
+
+  // --- channel life cycle ---------------------------------------------------------------
+
+  #onNewchannel(event: AmiEvent): void {
+    const channel = new Channel(channelInit(event));
+    this.channels.set(channel.uniqueid, channel);
+  }
+
+  #onNewstate(event: AmiEvent): void {
+    const channel = this.#channel(event, 'Uniqueid');
+    if (channel === undefined) return;
+    const oldState = channel.state;
+    const state = int(str(event, 'ChannelState'));
+    if (Number.isNaN(state) || state === oldState) return;
+    channel.state = state;
+    // Down → ringing (or answered at once) on the called side: its phone starts to ring.
+    if (
+      !channel.isLocal &&
+      oldState === AST_STATE_DOWN &&
+      (state === AST_STATE_RINGING || state === AST_STATE_UP) &&
+      channel.backDial !== null
+    ) {
+      this.#bDialRinging(channel);
+    }
+  }
+
+  #onNewCallerid(event: AmiEvent): void {
+    const channel = this.#channel(event, 'Uniqueid');
+    if (channel === undefined) return;
+    channel.callerIdName = cleanCallerIdPart(str(event, 'CallerIDName'));
+    channel.callerIdNum = cleanCallerIdPart(str(event, 'CallerIDNum'));
+    channel.callingPres = str(event, 'CID-CallingPres') ?? null;
+  }
+
+  #onNewConnectedLine(event: AmiEvent): void {
+    const channel = this.#channel(event, 'Uniqueid');
+    if (channel === undefined) return;
+    channel.connectedLineName = cleanCallerIdPart(str(event, 'ConnectedLineName'));
+    channel.connectedLineNum = cleanCallerIdPart(str(event, 'ConnectedLineNum'));
+  }
+
+  #onNewAccountCode(event: AmiEvent): void {
+    const channel = this.#channel(event, 'Uniqueid');
+    if (channel === undefined) return;
+    channel.accountCode = str(event, 'AccountCode') ?? '';
+  }
+
+  #onLocalBridge(event: AmiEvent): void {
+    const one = this.#channel(event, 'LocalOneUniqueid');
+    if (one === undefined) return;
+    const two = this.#channel(event, 'LocalTwoUniqueid');
+    if (two === undefined) return;
+    one.fwdLocal = two;
+    two.backLocal = one;
+  }
+
+  #onHangup(event: AmiEvent): void {
+    const channel = this.#channel(event, 'Uniqueid');
+    if (channel === undefined) return;
+    this.#hangup(channel, int(str(event, 'Cause')));
+  }
+
+  #hangup(channel: Channel, cause: number): void {
+    if (!channel.isLocal) {
+      const transferer = channel.blindTransferer;
+      if (transferer !== null) {
+        // A blind transfer was announced but its destination never rang.
+        channel.blindTransferer = null;
+        const caller = transferer.isCalling ? transferer : channel;
+        this.#emit({ event: 'hangup', caller: caller.snapshot(), reason: 'completed' });
+      } else if (!channel.ignoreHangup && channel.isCalling) {
+        this.#emit({
+          event: 'hangup',
+          caller: channel.snapshot(),
+          reason: hangupReason(cause, channel.state),
+        });
+      }
+    }
+    if (channel.fwdLocal !== null) channel.fwdLocal.backLocal = null;
+    if (channel.backLocal !== null) channel.backLocal.fwdLocal = null;
+    this.channels.delete(channel.uniqueid);
+  }
+
+  // --- dials ----------------------------------------------------------------------------
+
+  #onDialBegin(event: AmiEvent): void {
+    if (str(event, 'DestUniqueid') === undefined) return;
+    if (str(event, 'Uniqueid') === undefined) {
+      // A destination without a source: the dial of an Originate.
+      const destination = this.#channel(event, 'DestUniqueid');
+      if (destination !== undefined) destination.isOriginated = true;
+      return;
+    }
+    const channel = this.#channel(event, 'Uniqueid');
+    if (channel === undefined) return;
+    const destination = this.#channel(event, 'DestUniqueid');
+    if (destination === undefined) return;
+    channel.isCalling = true;
+    channel.fwdDials.push(destination);
+    destination.backDial = channel;
+    if (!destination.isLocal && destination.state === AST_STATE_RINGING) {
+      this.#bDialRinging(destination);
+    }
+  }
+
+  #onDialEnd(event: AmiEvent): void {
+    if (str(event, 'Uniqueid') === undefined || str(event, 'DestUniqueid') === undefined) return;
+    const channel = this.#channel(event, 'Uniqueid');
+    if (channel === undefined) return;
+    const destination = this.#channel(event, 'DestUniqueid');
+    if (destination === undefined) return;
+    if (destination.bDialSent && !destination.isLocal) {
+      const caller = dialingChannel(destination);
+      if (!caller.isLocal) {
+        this.#emit({
+          event: 'b_dial_end',
+          caller: caller.snapshot(),
+          targets: [destination.snapshot()],
+          reason: (str(event, 'DialStatus') ?? '').toLowerCase(),
+        });
+      }
+    }
+    const index = channel.fwdDials.indexOf(destination);
+    if (index !== -1) channel.fwdDials.splice(index, 1);
+    destination.backDial = null;
+  }
+
+  /** A dialled phone started to ring: report it once, for all targets ringing with it. */
+  #bDialRinging(channel: Channel): void {
+    if (channel.ignoreBDial) {
+      // Already reported together with another target.
+      channel.ignoreBDial = false;
+      return;
+    }
+    let caller = dialingChannel(channel);
+
+    const transferer = caller.blindTransferer;
+    if (transferer !== null) {
+      // The destination of an announced blind transfer rings: that is the transfer.
+      caller.blindTransferer = null;
+      const targets = dialedChannels(caller);
+      for (const target of targets) {
+        target.bDialSent = true;
+        if (target !== channel) target.ignoreBDial = true;
+      }
+      this.#emit({
+        event: 'blind_transfer',
+        caller: caller.snapshot(),
+        transferer: transferer.snapshot(),
+        targets: sortedSnapshots(targets),
+      });
+      return;
+    }
+
+    const firstDial = caller.fwdDials[0];
+    if (caller.isOriginated && firstDial !== undefined && caller.fwdLocal !== null) {
+      // Originate (click-to-dial): the phone that answered the first leg sits in a bridge
+      // with the other Local half; report it as calling the number that is dialled now.
+      const originating = caller;
+      const bridge = originating.fwdLocal?.bridge;
+      if (bridge === null || bridge === undefined) return;
+      let phone: Channel | undefined;
+      for (const peer of bridge.peers) {
+        if (!peer.isLocal) {
+          phone = peer;
+          break;
+        }
+      }
+      if (phone === undefined) return;
+      caller = phone;
+      caller.exten = firstDial.exten;
+      caller.isCalling = true;
+      channel.bDialSent = true;
+      this.#emit({ event: 'b_dial', caller: caller.snapshot(), targets: [channel.snapshot()] });
+      return;
+    }
+
+    if (caller.isLocal) return;
+    const ringing: Channel[] = [];
+    for (const dialed of dialedChannels(caller)) {
+      if (dialed.state === AST_STATE_RINGING && !dialed.ignoreBDial) ringing.push(dialed);
+    }
+    this.#emit({ event: 'b_dial', caller: caller.snapshot(), targets: sortedSnapshots(ringing) });
+    for (const target of ringing) {
+      target.ignoreBDial = true;
+      target.bDialSent = true;
+    }
+  }
+
+  // --- bridges --------------------------------------------------------------------------
+
+  #onBridgeCreate(event: AmiEvent): void {
+    const uniqueid = str(event, 'BridgeUniqueid');
+    if (uniqueid === undefined || this.bridges.has(uniqueid)) return;
+    this.bridges.set(uniqueid, new Bridge(uniqueid));
+  }
+
+  #onBridgeEnter(event: AmiEvent): void {
+    const channel = this.#channel(event, 'Uniqueid');
+    if (channel === undefined) return;
+    const bridge = this.#bridge(event, 'BridgeUniqueid');
+    if (bridge === undefined) return;
+    bridge.peers.add(channel);
+    channel.bridge = bridge;
+    this.#bridgeEntered(channel);
+  }
+
+  #onBridgeLeave(event: AmiEvent): void {
+    const channel = this.#channel(event, 'Uniqueid');
+    if (channel === undefined) return;
+    const bridge = this.#bridge(event, 'BridgeUniqueid');
+    if (bridge === undefined) return;
+    bridge.peers.delete(channel);
+    channel.bridge = null;
+  }
+
+  /** Two phones (one calling) now share a bridge, possibly through Local channels: `up`. */
+  #bridgeEntered(channel: Channel): void {
+    const phones = bridgePeersRecursive(channel);
+    if (phones.size < 2) return;
+    const callers: Channel[] = [];
+    const targets: Channel[] = [];
+    for (const phone of phones) (phone.isCalling ? callers : targets).push(phone);
+    if (callers.length === 0) return;
+    if (callers.length > 1) {
+      // Several callers (e.g. after an AB-CB-AC transfer): the oldest channel stays the
+      // caller, the others become targets.
+      callers.sort(
+        (a, b) =>
+          compareCodePoints(channelSequence(a.name), channelSequence(b.name)) ||
+          compareCodePoints(a.name, b.name),
+      );
+      for (const other of callers.slice(1)) {
+        other.isCalling = false;
+        targets.push(other);
+      }
+    }
+    const caller = callers[0];
+    const target = targets[0];
+    if (caller === undefined || target === undefined || targets.length !== 1) return;
+    if (!caller.isPickedUp) {
+      caller.isPickedUp = true;
+      this.#emit({ event: 'up', caller: caller.snapshot(), target: target.snapshot() });
+    }
+  }
+
+  // --- transfers ------------------------------------------------------------------------
+
+  #onAttendedTransfer(event: AmiEvent): void {
+    const origTransferer = this.#channel(event, 'OrigTransfererUniqueid');
+    if (origTransferer === undefined) return;
+    const secondTransferer = this.#channel(event, 'SecondTransfererUniqueid');
+    if (secondTransferer === undefined) return;
+    const destType = str(event, 'DestType');
+    if (destType === 'Bridge') {
+      this.#attendedTransfer(origTransferer, secondTransferer, event);
+    } else if (destType === 'App' && str(event, 'DestApp') === 'Dial') {
+      this.#blondeTransfer(origTransferer, secondTransferer, event);
+    } else {
+      this.#onSkip?.(`unknown attended transfer type ${destType}`, event);
+    }
+  }
+
+  #attendedTransfer(origTransferer: Channel, secondTransferer: Channel, event: AmiEvent): void {
+    let transferee: Channel | undefined;
+    let target: Channel | undefined;
+    if (
+      str(event, 'TransfereeUniqueid') !== undefined &&
+      str(event, 'TransferTargetUniqueid') !== undefined
+    ) {
+      transferee = this.#channel(event, 'TransfereeUniqueid');
+      if (transferee === undefined) return;
+      target = this.#channel(event, 'TransferTargetUniqueid');
+      if (target === undefined) return;
+    } else {
+      // Older Asterisk: find both in the destination bridge; the transferee shares the
+      // linkedid of the call before the transfer.
+      const bridge = this.#bridge(event, 'DestBridgeUniqueid');
+      if (bridge === undefined || bridge.peers.size !== 2) return;
+      const [one, two] = [...bridge.peers] as [Channel, Channel];
+      const linkedid = str(event, 'OrigTransfererLinkedid');
+      if (one.linkedid === linkedid) [transferee, target] = [one, two];
+      else if (two.linkedid === linkedid) [transferee, target] = [two, one];
+      else {
+        this.#onSkip?.('attended transfer: transferee not found in destination bridge', event);
+        return;
+      }
+    }
+    if (transferee.isLocal) {
+      // Not optimised away yet: the real transferee is the phone behind the Local channel.
+      for (const peer of bridgePeersRecursive(transferee)) {
+        if (peer !== target && peer !== secondTransferer && peer !== origTransferer) {
+          transferee = peer;
+        }
+      }
+    }
+    transferee.isCalling = true;
+    // The transferee becomes the caller: give it the extension the transfer went to.
+    transferee.exten =
+      str(event, 'SecondTransfererExten') ||
+      str(event, 'OrigTransfererExten') ||
+      str(event, 'TransferTargetCallerIDNum') ||
+      '';
+    target.isCalling = false;
+    this.#emit({
+      event: 'attended_transfer',
+      caller: transferee.snapshot(),
+      transferer: secondTransferer.snapshot(),
+      target: target.snapshot(),
+    });
+    origTransferer.ignoreHangup = true;
+    secondTransferer.ignoreHangup = true;
+  }
+
+  #blondeTransfer(origTransferer: Channel, secondTransferer: Channel, event: AmiEvent): void {
+    const transferee = this.#channel(event, 'TransfereeUniqueid');
+    if (transferee === undefined) return;
+    transferee.isPickedUp = false;
+    transferee.isCalling = true;
+    transferee.exten = secondTransferer.exten;
+    const targets = dialedChannels(secondTransferer);
+    dialedChannels(transferee, targets);
+    this.#emit({
+      event: 'blonde_transfer',
+      caller: transferee.snapshot(),
+      transferer: secondTransferer.snapshot(),
+      targets: sortedSnapshots(targets),
+    });
+    origTransferer.ignoreHangup = true;
+    secondTransferer.ignoreHangup = true;
+  }
+
+  #onBlindTransfer(event: AmiEvent): void {
+    const transferer = this.#channel(event, 'TransfererUniqueid');
+    if (transferer === undefined) return;
+    const transferee = this.#channel(event, 'TransfereeUniqueid');
+    if (transferee === undefined) return;
+    // Reported when the destination starts to ring (see #bDialRinging).
+    transferee.blindTransferer = transferer;
+    transferee.isPickedUp = false;
+    transferer.ignoreHangup = true;
+    transferee.isCalling = true;
+    const extension = str(event, 'Extension') ?? '';
+    transferee.exten = extension;
+    transferer.exten = extension;
+  }
+
+  // --- other ----------------------------------------------------------------------------
+
+  #onUserEvent(event: AmiEvent): void {
+    const channel = this.#channel(event, 'Uniqueid');
+    if (channel === undefined) return;
+    this.#emit({ event: 'user_event', caller: channel.snapshot(), amiEvent: event });
+  }
+
+  #onQueueCallerAbandon(event: AmiEvent): void {
+    const channel = this.#channel(event, 'Uniqueid');
+    if (channel === undefined) return;
+    this.#emit({ event: 'queue_caller_abandon', caller: channel.snapshot() });
+  }
+}
