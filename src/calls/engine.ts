@@ -287,6 +287,10 @@ export class CallEngine {
   // --- channel life cycle ---------------------------------------------------------------
 
   #onNewchannel(event: AmiEvent): void {
+    if (!str(event, 'Uniqueid')) {
+      this.#onSkip?.('Newchannel without Uniqueid', event);
+      return;
+    }
     const channel = new Channel(channelInit(event));
     this.channels.set(channel.uniqueid, channel);
   }
