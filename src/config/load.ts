@@ -1,0 +1,554 @@
+/**
+ * Loading the configuration: YAML file, then `SWITCHBOARD_*` environment variables, then CLI
+ * overrides, then defaults, then validation against {@link ConfigSchema}.
+ *
+ * Precedence (highest first): `overrides` (CLI flags) > environment > file > schema defaults.
+ * Errors name the key and never echo the value (values may be secrets).
+ */
+import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
+import type { TSchema } from 'typebox';
+import { Value } from 'typebox/value';
+import { parseDocument } from 'yaml';
+import { type Config, ConfigSchema, FORMAT_MESSAGES } from './schema.ts';
+
+/** One problem found in a configuration: the key (dotted path, `[i]` for list items) and why. */
+export interface ConfigProblem {
+  /** Dotted path, e.g. `amqp.url`, `ami.servers[0].url`, or an environment variable name. */
+  key: string;
+  /** What is wrong, without the value. */
+  reason: string;
+  /** Where the value came from when not the file: `SWITCHBOARD_AMQP_URL`, `--amqp`. */
+  source?: string;
+}
+
+/**
+ * Thrown by {@link loadConfig} when the configuration is invalid. `problems` lists every
+ * problem found; `message` has one line per problem: `config: <key>: <reason>`.
+ */
+export class ConfigError extends Error {
+  /** Every problem found, in schema order. */
+  readonly problems: ConfigProblem[];
+  constructor(problems: ConfigProblem[]) {
+    super(
+      problems
+        .map((p) => `config: ${p.key}${p.source ? ` (from ${p.source})` : ''}: ${p.reason}`)
+        .join('\n'),
+    );
+    this.name = 'ConfigError';
+    this.problems = problems;
+  }
+}
+
+/** Values from command-line flags of `switchboard serve`; each wins over env and file. */
+export interface ConfigOverrides {
+  /** `--listen HOST:PORT` → `http.listen`. */
+  listen?: string;
+  /** `--ami URL` (repeatable) → replaces `ami.servers` with one server per URL. */
+  ami?: string[];
+  /** `--amqp URL` → `amqp.url`. */
+  amqp?: string;
+  /** `--database URL` → `database.url`. */
+  database?: string;
+  /** `--redis URL` → `redis.url`. */
+  redis?: string;
+}
+
+/** Inputs of {@link loadConfig}. */
+export interface LoadConfigOptions {
+  /**
+   * YAML file path. Undefined: `env.SWITCHBOARD_CONFIG` if set, else no file (defaults only).
+   * A file given but unreadable is an error.
+   */
+  file?: string;
+  /** YAML text used instead of reading `file` (`file` then only names it in errors). */
+  text?: string;
+  /** Environment (default `process.env`); `SWITCHBOARD_<SECTION>_<KEY>` variables override. */
+  env?: Record<string, string | undefined>;
+  /** CLI flag values, which win over env and file. */
+  overrides?: ConfigOverrides;
+}
+
+type Json = Record<string, unknown>;
+type Schema = TSchema & Json;
+
+const ENV_PREFIX = 'SWITCHBOARD_';
+/** Environment variables with the prefix that are not settings. */
+const ENV_RESERVED = new Set(['SWITCHBOARD_CONFIG']);
+
+function isObject(value: unknown): value is Json {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function screaming(name: string): string {
+  return name.replace(/([a-z0-9])([A-Z])/g, '$1_$2').toUpperCase();
+}
+
+/** Dotted path → display key: `['ami','servers',0,'url']` → `ami.servers[0].url`. */
+function displayKey(path: Array<string | number>): string {
+  let out = '';
+  for (const part of path) {
+    if (typeof part === 'number') out += `[${part}]`;
+    else out += out === '' ? part : `.${part}`;
+  }
+  return out === '' ? '(root)' : out;
+}
+
+/** A leaf setting reachable from the environment. */
+export interface EnvSetting {
+  /** Environment variable, e.g. `SWITCHBOARD_PUSH_APNS_KEY_ID`. */
+  name: string;
+  /** Path in the configuration, e.g. `['push', 'apns', 'keyId']`. */
+  path: string[];
+  /** Schema of the value (used to convert the string). */
+  schema: Schema;
+}
+
+function collectEnv(schema: Schema, path: string[], out: EnvSetting[]): void {
+  const properties = schema.properties as Record<string, Schema> | undefined;
+  if (schema.type === 'object' && properties) {
+    for (const [key, child] of Object.entries(properties)) collectEnv(child, [...path, key], out);
+    return;
+  }
+  out.push({ name: ENV_PREFIX + path.map(screaming).join('_'), path, schema });
+}
+
+/**
+ * Every environment variable that sets a key: `SWITCHBOARD_` + the path's names in
+ * SCREAMING_SNAKE_CASE joined by `_` (camelCase split: `pingIntervalMs` → `PING_INTERVAL_MS`).
+ * Objects are walked; lists and maps are one variable.
+ */
+export function configEnvSettings(): EnvSetting[] {
+  const out: EnvSetting[] = [];
+  collectEnv(ConfigSchema as unknown as Schema, [], out);
+  return out;
+}
+
+/**
+ * How a plain (non-JSON) list item from the environment becomes an object, per list key.
+ * Items are separated by commas or whitespace.
+ */
+const LIST_SHORTHANDS: Record<string, (item: string) => Json> = {
+  'ami.servers': (url) => ({ url }),
+  'webhooks.endpoints': (url) => ({ url }),
+  'auth.tokens': (token) => ({ token }),
+  'auth.users': (pair) => splitUserPassword(pair),
+  'push.users': (pair) => splitUserPassword(pair),
+};
+
+function splitUserPassword(pair: string): Json {
+  const colon = pair.indexOf(':');
+  return colon < 0
+    ? { username: pair }
+    : { username: pair.slice(0, colon), password: pair.slice(colon + 1) };
+}
+
+const TRUE = new Set(['true', '1', 'yes', 'on']);
+const FALSE = new Set(['false', '0', 'no', 'off']);
+
+/** Converts one environment string to the value its schema expects (invalid: left as is). */
+function fromEnv(setting: EnvSetting, raw: string): unknown {
+  const { schema } = setting;
+  const text = raw.trim();
+  if (schema.type === 'integer' || schema.type === 'number') {
+    return /^-?\d+(\.\d+)?$/.test(text) ? Number(text) : raw;
+  }
+  if (schema.type === 'boolean') {
+    const lower = text.toLowerCase();
+    if (TRUE.has(lower)) return true;
+    if (FALSE.has(lower)) return false;
+    return raw;
+  }
+  if (schema.type === 'array') {
+    if (text.startsWith('[')) return parseYamlValue(text);
+    const items = text.split(/[\s,]+/).filter((s) => s !== '');
+    const shorthand = LIST_SHORTHANDS[setting.path.join('.')];
+    if (shorthand) return items.map(shorthand);
+    const itemType = (schema.items as Schema | undefined)?.type;
+    return itemType === 'integer' || itemType === 'number'
+      ? items.map((s) => (/^-?\d+$/.test(s) ? Number(s) : s))
+      : items;
+  }
+  if (schema.type === 'object') return parseYamlValue(text);
+  return raw;
+}
+
+function parseYamlValue(text: string): unknown {
+  const doc = parseDocument(text);
+  return doc.errors.length > 0 ? text : doc.toJS();
+}
+
+function setPath(target: Json, path: Array<string>, value: unknown): void {
+  let node = target;
+  for (const key of path.slice(0, -1)) {
+    const next = node[key];
+    if (!isObject(next)) {
+      const fresh: Json = {};
+      node[key] = fresh;
+      node = fresh;
+    } else node = next;
+  }
+  node[path[path.length - 1] as string] = value;
+}
+
+/**
+ * Fills missing keys with the schema's defaults (a deep copy), walking objects, maps
+ * (`patternProperties`) and list items. Values of the wrong type are left for validation.
+ */
+function applyDefaults(schema: Schema, value: unknown): unknown {
+  let current = value;
+  if (current === undefined && 'default' in schema) current = structuredClone(schema.default);
+  if (schema.type === 'object' && isObject(current)) {
+    const properties = schema.properties as Record<string, Schema> | undefined;
+    if (properties) {
+      for (const [key, child] of Object.entries(properties)) {
+        const filled = applyDefaults(child, current[key]);
+        if (filled !== undefined) current[key] = filled;
+      }
+    }
+    const patterns = schema.patternProperties as Record<string, Schema> | undefined;
+    if (patterns) {
+      for (const [key, child] of Object.entries(current)) {
+        for (const [pattern, itemSchema] of Object.entries(patterns)) {
+          if (new RegExp(pattern).test(key)) current[key] = applyDefaults(itemSchema, child);
+        }
+      }
+    }
+  }
+  if (schema.type === 'array' && Array.isArray(current) && schema.items) {
+    const items = schema.items as Schema;
+    current = current.map((element) => applyDefaults(items, element));
+  }
+  return current;
+}
+
+/** The schema's defaults: what an empty file gives, before derived values (instance uuid). */
+export function defaultConfig(): Config {
+  return applyDefaults(ConfigSchema as unknown as Schema, {}) as Config;
+}
+
+/** JSON pointer → path; a segment is a number only where `root` has an array (lists). */
+function pointerToPath(pointer: string, root?: unknown): Array<string | number> {
+  if (pointer === '') return [];
+  const out: Array<string | number> = [];
+  let node = root;
+  for (const raw of pointer.slice(1).split('/')) {
+    const part = raw.replace(/~1/g, '/').replace(/~0/g, '~');
+    const index = Array.isArray(node) && /^\d+$/.test(part) ? Number(part) : undefined;
+    out.push(index ?? part);
+    node = Array.isArray(node) ? node[index ?? -1] : isObject(node) ? node[part] : undefined;
+  }
+  return out;
+}
+
+function resolveSchema(pointer: string): Schema | undefined {
+  let node: unknown = ConfigSchema;
+  for (const part of pointerToPath(pointer.replace(/^#/, ''))) {
+    if (!isObject(node)) return undefined;
+    node = node[part];
+  }
+  return isObject(node) ? (node as Schema) : undefined;
+}
+
+interface TypeBoxError {
+  keyword: string;
+  schemaPath: string;
+  instancePath: string;
+  params: Record<string, unknown>;
+  message: string;
+}
+
+function article(type: string): string {
+  return /^[aeiou]/.test(type) ? `an ${type}` : `a ${type}`;
+}
+
+/** Turns one TypeBox error into problems (several for `required`). Never includes values. */
+function describe(error: TypeBoxError, root: unknown): ConfigProblem[] {
+  const path = pointerToPath(error.instancePath, root);
+  const key = displayKey(path);
+  const p = error.params;
+  switch (error.keyword) {
+    case 'boolean':
+      return [{ key, reason: 'unknown key' }];
+    case 'additionalProperties':
+      return []; // reported per key by the 'boolean' errors
+    case 'required':
+      return ((p.requiredProperties as string[]) ?? []).map((name) => ({
+        key: displayKey([...path, name]),
+        reason: 'required',
+      }));
+    case 'format': {
+      const format = String(p.format);
+      const base = format.replace(/-or-empty$/, '');
+      const message = FORMAT_MESSAGES[base] ?? `expected format ${base}`;
+      return [{ key, reason: format === base ? message : `${message}, or empty` }];
+    }
+    case 'type':
+      return [{ key, reason: `expected ${article(String(p.type))}` }];
+    case 'enum':
+      return [{ key, reason: `expected one of: ${(p.allowedValues as unknown[]).join(', ')}` }];
+    case 'minimum':
+    case 'maximum':
+    case 'exclusiveMinimum':
+    case 'exclusiveMaximum':
+      return [{ key, reason: `expected a number ${String(p.comparison)} ${String(p.limit)}` }];
+    case 'minLength':
+      return [{ key, reason: `expected at least ${String(p.limit)} characters` }];
+    case 'maxLength':
+      return [{ key, reason: `expected at most ${String(p.limit)} characters` }];
+    case 'pattern': {
+      const description = resolveSchema(error.schemaPath)?.description;
+      return [
+        {
+          key,
+          reason: `does not match ${String(p.pattern)}${description ? ` (${description})` : ''}`,
+        },
+      ];
+    }
+    default:
+      return [{ key, reason: error.message }];
+  }
+}
+
+/**
+ * TypeBox errors of the whole object, checked section by section (TypeBox's iterator may stop
+ * early inside a failing section; sections are independent, so each is checked on its own).
+ */
+function allErrors(value: unknown): TypeBoxError[] {
+  if (!isObject(value)) return [...(Value.Errors(ConfigSchema, value) as Iterable<TypeBoxError>)];
+  const errors: TypeBoxError[] = [];
+  const properties = ConfigSchema.properties as Record<string, TSchema>;
+  for (const key of Object.keys(value)) {
+    if (!(key in properties)) {
+      errors.push({
+        keyword: 'boolean',
+        schemaPath: '#',
+        instancePath: `/${key}`,
+        params: {},
+        message: '',
+      });
+    }
+  }
+  for (const [key, schema] of Object.entries(properties)) {
+    for (const error of Value.Errors(schema, value[key]) as Iterable<TypeBoxError>) {
+      errors.push({
+        ...error,
+        instancePath: `/${key}${error.instancePath}`,
+        schemaPath: `#/properties/${key}${error.schemaPath.slice(1)}`,
+      });
+    }
+  }
+  return errors;
+}
+
+/** Validates a complete configuration object; returns every problem (empty when valid). */
+export function validateConfig(value: unknown): ConfigProblem[] {
+  const problems: ConfigProblem[] = [];
+  const seen = new Set<string>();
+  for (const error of allErrors(value)) {
+    for (const problem of describe(error, value)) {
+      const id = `${problem.key}\0${problem.reason}`;
+      if (seen.has(id)) continue;
+      seen.add(id);
+      problems.push(problem);
+    }
+  }
+  if (problems.length === 0) problems.push(...semanticChecks(value as Config));
+  return problems;
+}
+
+function semanticChecks(config: Config): ConfigProblem[] {
+  const problems: ConfigProblem[] = [];
+  const pairs: Array<[string, { reconnectMinMs: number; reconnectMaxMs: number }]> = [
+    ['amqp', config.amqp],
+    ...config.ami.servers.map((s, i): [string, typeof s] => [`ami.servers[${i}]`, s]),
+  ];
+  for (const [key, value] of pairs) {
+    if (value.reconnectMinMs > value.reconnectMaxMs) {
+      problems.push({ key: `${key}.reconnectMinMs`, reason: 'must not exceed reconnectMaxMs' });
+    }
+  }
+  const names = new Set<string>();
+  config.ami.servers.forEach((server, i) => {
+    if (server.name !== '' && names.has(server.name)) {
+      problems.push({ key: `ami.servers[${i}].name`, reason: 'duplicate server name' });
+    }
+    names.add(server.name);
+  });
+  return problems;
+}
+
+/** A stable UUID (RFC 4122 layout, version 5 bits) derived from the host and instance name. */
+function derivedUuid(name: string): string {
+  const hex = createHash('sha1').update(`switchboard:${hostname()}:${name}`).digest('hex');
+  const variant = ((Number.parseInt(hex.slice(16, 17), 16) & 0x3) | 0x8).toString(16);
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-5${hex.slice(13, 16)}-${variant}${hex.slice(17, 20)}-${hex.slice(20, 32)}`;
+}
+
+function readYaml(
+  file: string | undefined,
+  text: string | undefined,
+): {
+  value: Json;
+  problems: ConfigProblem[];
+} {
+  let source = text;
+  const label = file ?? 'file';
+  if (source === undefined && file !== undefined) {
+    try {
+      source = readFileSync(file, 'utf8');
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code ?? 'error';
+      return { value: {}, problems: [{ key: label, reason: `cannot read the file (${code})` }] };
+    }
+  }
+  if (source === undefined) return { value: {}, problems: [] };
+  const doc = parseDocument(source, { prettyErrors: true, uniqueKeys: true });
+  if (doc.errors.length > 0) {
+    return {
+      value: {},
+      problems: doc.errors.map((e) => ({
+        key: label,
+        reason: `invalid YAML at line ${e.linePos?.[0]?.line ?? '?'}: ${e.code}`,
+      })),
+    };
+  }
+  const value: unknown = doc.toJS();
+  if (value === null || value === undefined) return { value: {}, problems: [] };
+  if (!isObject(value)) {
+    return { value: {}, problems: [{ key: label, reason: 'expected a mapping of sections' }] };
+  }
+  return { value, problems: [] };
+}
+
+/**
+ * Loads, merges and validates the configuration.
+ *
+ * Order: YAML file (or `text`), then each `SWITCHBOARD_*` variable of `env` (see
+ * {@link configEnvSettings} for the names; lists are comma- or space-separated, or a JSON/YAML
+ * flow list), then `overrides`, then schema defaults. Derived values: an empty `instance.uuid`
+ * becomes a stable UUID from the host name and `instance.name`; an empty `ami.servers[].name`
+ * becomes `host:port`.
+ *
+ * @returns the complete, valid configuration.
+ * @throws {ConfigError} listing every problem (unreadable file, invalid YAML, unknown keys or
+ *   `SWITCHBOARD_<SECTION>_*` variables, invalid values), each naming its key.
+ */
+export function loadConfig(options: LoadConfigOptions = {}): Config {
+  const env = options.env ?? process.env;
+  const file = options.file ?? (options.text === undefined ? env.SWITCHBOARD_CONFIG : undefined);
+  const { value: raw, problems } = readYaml(file, options.text);
+  const fileUnusable = problems.length > 0;
+  const sources = new Map<string, string>();
+
+  const settings = configEnvSettings();
+  const byName = new Map(settings.map((s) => [s.name, s]));
+  const sections = new Set(settings.map((s) => `${ENV_PREFIX}${screaming(s.path[0] ?? '')}_`));
+  for (const [name, rawValue] of Object.entries(env)) {
+    if (!name.startsWith(ENV_PREFIX) || rawValue === undefined || ENV_RESERVED.has(name)) continue;
+    const setting = byName.get(name);
+    if (!setting) {
+      if ([...sections].some((prefix) => name.startsWith(prefix))) {
+        problems.push({ key: name, reason: 'unknown environment variable' });
+      }
+      continue;
+    }
+    setPath(raw, setting.path, fromEnv(setting, rawValue));
+    sources.set(setting.path.join('.'), name);
+  }
+
+  const o = options.overrides ?? {};
+  const flags: Array<[string[], unknown, string]> = [
+    [['http', 'listen'], o.listen, '--listen'],
+    [['ami', 'servers'], o.ami?.map((url) => ({ url })), '--ami'],
+    [['amqp', 'url'], o.amqp, '--amqp'],
+    [['database', 'url'], o.database, '--database'],
+    [['redis', 'url'], o.redis, '--redis'],
+  ];
+  for (const [path, value, flag] of flags) {
+    if (value === undefined) continue;
+    setPath(raw, path, value);
+    sources.set(path.join('.'), flag);
+  }
+
+  const config = applyDefaults(ConfigSchema as unknown as Schema, raw);
+  if (!fileUnusable) {
+    for (const problem of validateConfig(config)) {
+      const source = [...sources].find(
+        ([path]) =>
+          problem.key === path ||
+          problem.key.startsWith(`${path}.`) ||
+          problem.key.startsWith(`${path}[`),
+      )?.[1];
+      problems.push(source ? { ...problem, source } : problem);
+    }
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
+
+  const valid = config as Config;
+  if (valid.instance.uuid === '') valid.instance.uuid = derivedUuid(valid.instance.name);
+  for (const server of valid.ami.servers) {
+    if (server.name === '') {
+      const url = new URL(server.url);
+      server.name = `${url.hostname}:${url.port || '5038'}`;
+    }
+  }
+  return valid;
+}
+
+const SECRET_KEY = /(secret|password|passphrase|token|apikey|authtoken|privatekey)$/i;
+const SECRET_QUERY = /^(secret|password|passphrase|token|access_token|api_?key|key|auth)$/i;
+/** What replaces a secret in redacted output. */
+export const REDACTED = '***';
+
+/**
+ * Removes the password (and secret-looking query parameters) from a URL string, for logs.
+ * Non-URLs are returned unchanged.
+ */
+export function redactUrl(value: string): string {
+  if (!/^[a-z][a-z0-9+.-]*:\/\//i.test(value)) return value;
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    return value.replace(/\/\/[^/@]*@/, `//${REDACTED}@`);
+  }
+  let changed = false;
+  if (url.password !== '') {
+    url.password = REDACTED;
+    changed = true;
+  }
+  for (const name of [...url.searchParams.keys()]) {
+    if (SECRET_QUERY.test(name)) {
+      url.searchParams.set(name, REDACTED);
+      changed = true;
+    }
+  }
+  return changed ? url.toString().replace(encodeURIComponent(REDACTED), REDACTED) : value;
+}
+
+function redactValue(key: string, value: unknown): unknown {
+  if (typeof value === 'string') {
+    if (SECRET_KEY.test(key) && value !== '') return REDACTED;
+    return redactUrl(value);
+  }
+  if (Array.isArray(value)) return value.map((v) => redactValue(key, v));
+  if (isObject(value)) {
+    const out: Json = {};
+    for (const [k, v] of Object.entries(value)) out[k] = redactValue(k, v);
+    return out;
+  }
+  return value;
+}
+
+/**
+ * A copy of a configuration (or any part of one) safe to display or log: passwords in URLs,
+ * tokens, Basic passwords, webhook secrets, push keys, API keys are replaced by `***`
+ * (empty values stay empty, so "not set" remains visible). Keys named `*secret`, `*password`,
+ * `*passphrase`, `*token`, `*apiKey` are secrets, as are URL passwords and secret-looking
+ * query parameters.
+ */
+export function redactConfig<T>(config: T): T {
+  return redactValue('', config) as T;
+}

@@ -1,0 +1,354 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, test } from 'node:test';
+import { parse, parseDocument } from 'yaml';
+import {
+  ConfigError,
+  configEnvSettings,
+  defaultConfig,
+  loadConfig,
+  REDACTED,
+  redactConfig,
+  redactUrl,
+} from '../../src/config/load.ts';
+
+const EXAMPLE = new URL('../../switchboard.example.yaml', import.meta.url);
+
+function problemsOf(fn: () => unknown): ConfigError {
+  try {
+    fn();
+  } catch (error) {
+    assert.ok(error instanceof ConfigError, `expected ConfigError, got ${String(error)}`);
+    return error;
+  }
+  assert.fail('expected a ConfigError');
+}
+
+describe('loadConfig: defaults', () => {
+  test('an empty file is valid and gives the embedded default', () => {
+    const config = loadConfig({ text: '', env: {} });
+    assert.equal(config.database.url, './data/switchboard.db');
+    assert.equal(config.amqp.url, '');
+    assert.equal(config.http.listen, '127.0.0.1:8080');
+    assert.deepEqual(config.ami.servers, []);
+    assert.equal(config.auth.allowLoopback, true);
+    assert.equal(config.push.budgetMs, 4000);
+    assert.equal(config.push.intervalMs, 1000);
+    assert.equal(config.push.maxPushes, 3);
+    assert.equal(config.announce.port, 9600);
+    assert.equal(config.amqp.exchange, 'xivo');
+  });
+
+  test('no file and no env gives the same as an empty file', () => {
+    assert.deepEqual(loadConfig({ env: {} }), loadConfig({ text: '', env: {} }));
+  });
+
+  test('instance.uuid is derived, stable, and a UUID', () => {
+    const a = loadConfig({ env: {} }).instance.uuid;
+    assert.match(a, /^[0-9a-f]{8}-[0-9a-f]{4}-5[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+    assert.equal(loadConfig({ env: {} }).instance.uuid, a);
+    assert.notEqual(loadConfig({ text: 'instance: {name: other}', env: {} }).instance.uuid, a);
+  });
+
+  test('the Barista sample texts are shipped as defaults', () => {
+    const { callout } = loadConfig({ env: {} });
+    assert.equal(callout.head['2']?.['ja-jp'], '障害を検知しました。サーバー名は、{hostname}。');
+    assert.equal(
+      callout.foot['1']?.['ja-jp'],
+      '対応できる場合は1を、できない場合は2を押してください。',
+    );
+    assert.ok(callout.head['2']?.en?.includes('{hostname}'));
+    assert.ok(callout.foot['1']?.en);
+  });
+
+  test('AMI server defaults are filled per item and name defaults to host:port', () => {
+    const config = loadConfig({
+      text: 'ami:\n  servers:\n    - url: tcp://u:p@pbx.example:5038\n    - url: tls://u:p@pbx2\n      auth: md5\n',
+      env: {},
+    });
+    assert.equal(config.ami.servers[0]?.pingIntervalMs, 20000);
+    assert.equal(config.ami.servers[0]?.name, 'pbx.example:5038');
+    assert.equal(config.ami.servers[1]?.auth, 'md5');
+    assert.equal(config.ami.servers[1]?.name, 'pbx2:5038');
+  });
+
+  test('simulator scripts per number get the script defaults', () => {
+    const config = loadConfig({
+      text: "simulator:\n  scripts:\n    '100': {outcome: busy}\n",
+      env: {},
+    });
+    assert.deepEqual(config.simulator.scripts['100'], {
+      ...config.simulator.defaultScript,
+      outcome: 'busy',
+    });
+  });
+});
+
+describe('loadConfig: errors name the key', () => {
+  test('every problem is listed with its key, none with its value', () => {
+    const error = problemsOf(() =>
+      loadConfig({
+        text: [
+          'amqp: {url: "http://guest:hunter2-secret@broker"}',
+          'ami: {servers: [{name: x}]}',
+          'log: {level: loud}',
+          'http: {listen: "nowhere", bodyLimitBytes: 12}',
+          'auth: {allowNetworks: ["10.0.0.0/33"], tokens: [{token: short}]}',
+          'callout: {head: {x: {en: hi}}}',
+          'bogus: 1',
+        ].join('\n'),
+        env: {},
+      }),
+    );
+    const keys = error.problems.map((p) => p.key);
+    for (const key of [
+      'amqp.url',
+      'ami.servers[0].url',
+      'log.level',
+      'http.listen',
+      'http.bodyLimitBytes',
+      'auth.allowNetworks[0]',
+      'auth.tokens[0].token',
+      'callout.head.x',
+      'bogus',
+    ]) {
+      assert.ok(keys.includes(key), `missing ${key} in ${keys.join(', ')}`);
+    }
+    assert.match(error.message, /^config: amqp\.url: expected a URL \(amqp:\/\/ or amqps:\/\/\)/m);
+    assert.match(error.message, /^config: ami\.servers\[0\]\.url: required$/m);
+    assert.match(error.message, /^config: log\.level: expected one of: fatal, error/m);
+    assert.match(error.message, /^config: bogus: unknown key$/m);
+    assert.ok(!error.message.includes('hunter2-secret'));
+    assert.ok(!error.message.includes('short'));
+  });
+
+  test('a wrong type names the key and the expected type', () => {
+    const error = problemsOf(() => loadConfig({ text: 'push: {budgetMs: soon}', env: {} }));
+    assert.deepEqual(error.problems, [{ key: 'push.budgetMs', reason: 'expected an integer' }]);
+  });
+
+  test('invalid YAML and an unreadable file are reported', () => {
+    const yaml = problemsOf(() => loadConfig({ text: 'http: [', env: {} }));
+    assert.match(yaml.message, /invalid YAML at line/);
+    const missing = problemsOf(() => loadConfig({ file: '/nonexistent/sb.yaml', env: {} }));
+    assert.match(
+      missing.message,
+      /^config: \/nonexistent\/sb\.yaml: cannot read the file \(ENOENT\)$/,
+    );
+  });
+
+  test('a file that is not a mapping is refused', () => {
+    const error = problemsOf(() => loadConfig({ text: '- a\n- b\n', env: {} }));
+    assert.match(error.message, /expected a mapping of sections/);
+  });
+
+  test('reconnectMinMs above reconnectMaxMs is refused', () => {
+    const error = problemsOf(() =>
+      loadConfig({ text: 'amqp: {reconnectMinMs: 5000, reconnectMaxMs: 100}', env: {} }),
+    );
+    assert.equal(error.problems[0]?.key, 'amqp.reconnectMinMs');
+  });
+});
+
+describe('loadConfig: environment and overrides', () => {
+  test('SWITCHBOARD_<SECTION>_<KEY> overrides the file, with type conversion', () => {
+    const config = loadConfig({
+      text: 'http: {listen: "127.0.0.1:9000", bodyLimitBytes: 4096}\namqp: {persistent: true}',
+      env: {
+        SWITCHBOARD_HTTP_LISTEN: '0.0.0.0:8080',
+        SWITCHBOARD_HTTP_BODY_LIMIT_BYTES: '2048',
+        SWITCHBOARD_AMQP_PERSISTENT: 'no',
+        SWITCHBOARD_PUSH_APNS_KEY_ID: 'ABC123',
+        SWITCHBOARD_JENKINS_WINDOW_WEEKDAYS: '1,2,3,4,5',
+        UNRELATED: 'x',
+      },
+    });
+    assert.equal(config.http.listen, '0.0.0.0:8080');
+    assert.equal(config.http.bodyLimitBytes, 2048);
+    assert.equal(config.amqp.persistent, false);
+    assert.equal(config.push.apns.keyId, 'ABC123');
+    assert.deepEqual(config.jenkins.window.weekdays, [1, 2, 3, 4, 5]);
+  });
+
+  test('lists from the environment: comma/space separated, shorthands, or JSON', () => {
+    const config = loadConfig({
+      env: {
+        SWITCHBOARD_AMI_SERVERS: 'tcp://a:b@pbx1:5038, tls://a:b@pbx2:5039',
+        SWITCHBOARD_AUTH_ALLOW_NETWORKS: '10.0.0.0/8 fd00::/8',
+        SWITCHBOARD_AUTH_TOKENS: '0123456789abcdef0123',
+        SWITCHBOARD_AUTH_USERS: 'nagios:long-password',
+        SWITCHBOARD_WEBHOOKS_ENDPOINTS: '[{"url": "https://h.example/x", "maxRetries": 1}]',
+        SWITCHBOARD_CALLOUT_HEAD: '{"7": {"en": "Seven"}}',
+      },
+    });
+    assert.deepEqual(
+      config.ami.servers.map((s) => s.url),
+      ['tcp://a:b@pbx1:5038', 'tls://a:b@pbx2:5039'],
+    );
+    assert.deepEqual(config.auth.allowNetworks, ['10.0.0.0/8', 'fd00::/8']);
+    assert.equal(config.auth.tokens[0]?.token, '0123456789abcdef0123');
+    assert.deepEqual(config.auth.users[0], {
+      username: 'nagios',
+      password: 'long-password',
+      modules: [],
+    });
+    assert.equal(config.webhooks.endpoints[0]?.maxRetries, 1);
+    assert.deepEqual(config.webhooks.endpoints[0]?.events, ['#']);
+    assert.deepEqual(config.callout.head, { '7': { en: 'Seven' } });
+  });
+
+  test('an invalid env value names the key and the variable', () => {
+    const error = problemsOf(() =>
+      loadConfig({ env: { SWITCHBOARD_AMQP_URL: 'http://nope', SWITCHBOARD_LOG_LEVEL: 'x' } }),
+    );
+    assert.match(
+      error.message,
+      /^config: amqp\.url \(from SWITCHBOARD_AMQP_URL\): expected a URL \(amqp:\/\/ or amqps:\/\/\)/m,
+    );
+    assert.match(error.message, /^config: log\.level \(from SWITCHBOARD_LOG_LEVEL\)/m);
+  });
+
+  test('a misspelt variable of a known section is an error; others are ignored', () => {
+    const error = problemsOf(() => loadConfig({ env: { SWITCHBOARD_HTTP_LISTN: 'x' } }));
+    assert.deepEqual(error.problems, [
+      { key: 'SWITCHBOARD_HTTP_LISTN', reason: 'unknown environment variable' },
+    ]);
+    assert.doesNotThrow(() => loadConfig({ env: { SWITCHBOARD_SOMETHING_ELSE: 'x' } }));
+  });
+
+  test('SWITCHBOARD_CONFIG names the file when none is given', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sb-config-'));
+    try {
+      const file = join(dir, 'sb.yaml');
+      writeFileSync(file, 'instance: {name: from-file}\n');
+      assert.equal(loadConfig({ env: { SWITCHBOARD_CONFIG: file } }).instance.name, 'from-file');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('CLI overrides win over env and file', () => {
+    const config = loadConfig({
+      text: 'http: {listen: "127.0.0.1:1"}\nami: {servers: [{url: "tcp://a:b@file:5038"}]}',
+      env: {
+        SWITCHBOARD_HTTP_LISTEN: '127.0.0.1:2',
+        SWITCHBOARD_AMQP_URL: 'amqp://env',
+        SWITCHBOARD_DATABASE_URL: '/tmp/env.db',
+      },
+      overrides: {
+        listen: '127.0.0.1:3',
+        ami: ['tcp://a:b@flag1:5038', 'tcp://a:b@flag2:5038'],
+        amqp: 'amqp://flag',
+        database: 'postgres://postgres@127.0.0.1/test',
+        redis: 'redis://127.0.0.1:6379',
+      },
+    });
+    assert.equal(config.http.listen, '127.0.0.1:3');
+    assert.deepEqual(
+      config.ami.servers.map((s) => s.name),
+      ['flag1:5038', 'flag2:5038'],
+    );
+    assert.equal(config.amqp.url, 'amqp://flag');
+    assert.equal(config.database.url, 'postgres://postgres@127.0.0.1/test');
+    assert.equal(config.redis.url, 'redis://127.0.0.1:6379');
+  });
+
+  test('an invalid override names the flag', () => {
+    const error = problemsOf(() => loadConfig({ env: {}, overrides: { amqp: 'nope' } }));
+    assert.match(error.message, /^config: amqp\.url \(from --amqp\): expected a URL/m);
+  });
+
+  test('env names follow SWITCHBOARD_<SECTION>_<KEY> with camelCase split', () => {
+    const names = configEnvSettings().map((s) => s.name);
+    assert.ok(names.includes('SWITCHBOARD_HTTP_LISTEN'));
+    assert.ok(names.includes('SWITCHBOARD_AMI_SERVERS'));
+    assert.ok(names.includes('SWITCHBOARD_PUSH_ACCOUNT_API_CACHE_TTL_S'));
+    assert.equal(new Set(names).size, names.length, 'env names are unique');
+  });
+});
+
+describe('redactConfig', () => {
+  test('no secret survives redaction', () => {
+    const secrets = [
+      'amipass-1x',
+      'amqppass-2x',
+      'dbpass-3x',
+      'redispass-4x',
+      'tokenvalue-5x-0123456789',
+      'basicpass-6x',
+      'hooksecret-7x',
+      'twiliotoken-8x',
+      'jenkinstoken-9x',
+      'apnspass-10x',
+      'voicerss-11x',
+      'simsecret-12x',
+      'pushuserpass-13x',
+      'querytoken-14x',
+    ];
+    const config = loadConfig({
+      text: `
+ami: {servers: [{url: "tcp://admin:${secrets[0]}@pbx:5038"}]}
+amqp: {url: "amqp://guest:${secrets[1]}@broker/"}
+database: {url: "postgres://app:${secrets[2]}@db/app"}
+redis: {url: "redis://:${secrets[3]}@cache:6379/0"}
+auth:
+  tokens: [{name: ci, token: "${secrets[4]}"}]
+  users: [{username: u, password: "${secrets[5]}"}]
+webhooks: {endpoints: [{url: "https://h.example/hook?token=${secrets[13]}", secret: "${secrets[6]}"}]}
+callout: {twilio: {authToken: "${secrets[7]}"}}
+jenkins: {token: "${secrets[8]}"}
+push:
+  apns: {certPassphrase: "${secrets[9]}"}
+  users: [{username: a, password: "${secrets[12]}"}]
+tts: {voicerss: {apiKey: "${secrets[10]}"}}
+simulator: {secret: "${secrets[11]}"}
+`,
+      env: {},
+    });
+    const plain = JSON.stringify(config);
+    for (const secret of secrets) assert.ok(plain.includes(secret), `fixture has ${secret}`);
+    const redacted = JSON.stringify(redactConfig(config));
+    for (const secret of secrets) assert.ok(!redacted.includes(secret), `${secret} leaked`);
+    const r = redactConfig(config);
+    assert.equal(r.ami.servers[0]?.url, `tcp://admin:${REDACTED}@pbx:5038`);
+    assert.equal(r.auth.tokens[0]?.name, 'ci');
+    assert.equal(r.database.url, `postgres://app:${REDACTED}@db/app`);
+    assert.equal(r.jenkins.user, '');
+    // the original is untouched
+    assert.equal(config.auth.users[0]?.password, secrets[5]);
+  });
+
+  test('redactUrl keeps non-secret URLs as they are', () => {
+    assert.equal(redactUrl('tcp://pbx:5038'), 'tcp://pbx:5038');
+    assert.equal(redactUrl('./data/switchboard.db'), './data/switchboard.db');
+    assert.equal(redactUrl('amqp://u:p@h/'), `amqp://u:${REDACTED}@h/`);
+  });
+});
+
+describe('switchboard.example.yaml', () => {
+  const text = readFileSync(EXAMPLE, 'utf8');
+
+  test('validates', () => {
+    assert.doesNotThrow(() => loadConfig({ file: EXAMPLE.pathname, env: {} }));
+  });
+
+  test('its values equal the schema defaults', () => {
+    assert.deepEqual(parse(text), defaultConfig());
+  });
+
+  test('documents every key, each with a comment', () => {
+    const doc = parseDocument(text);
+    for (const setting of configEnvSettings()) {
+      assert.ok(doc.hasIn(setting.path), `${setting.path.join('.')} missing from the example`);
+    }
+    // Every section has a comment line just above it.
+    const lines = text.split('\n');
+    for (const section of Object.keys(defaultConfig())) {
+      const index = lines.indexOf(`${section}:`);
+      assert.ok(index > 0, `section ${section}`);
+      assert.match(lines[index - 1] ?? '', /^#/, `comment above ${section}`);
+    }
+  });
+});
