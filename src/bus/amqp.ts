@@ -1,0 +1,578 @@
+/**
+ * The AMQP 0-9-1 bus (RabbitMQ) via amqplib: a durable topic exchange (default `xivo`, as in
+ * the XiVO bus document), JSON bodies, publisher confirms, a bounded buffer replayed in
+ * order after reconnecting, and exclusive auto-delete queues for subscriptions.
+ *
+ * Delivery guarantee (publishing): **at-least-once within the buffer bound.** A message
+ * counts as published only when the broker confirms it (RabbitMQ publisher confirms,
+ * https://www.rabbitmq.com/docs/confirms#publisher-confirms). Until then it stays in the
+ * buffer. When the connection drops, every message sent but not yet confirmed is sent again,
+ * before the messages queued after it, once the connection is back: consumers may therefore
+ * see a message twice (the broker may have routed it before the confirm was lost), but see
+ * no gap and see first occurrences in publish order. When the buffer (queued + unconfirmed)
+ * holds `bufferSize` messages, newly published messages are dropped, counted in
+ * `switchboard_bus_messages_dropped_total{bus="amqp",reason="buffer_full"}` and logged.
+ *
+ * Subscriptions get a server-named exclusive, auto-delete queue bound with their binding
+ * key and are re-created after a reconnect; messages routed while a subscriber is
+ * disconnected are not kept for it (as in XiVO). Within one bus instance, subscriptions
+ * are re-established before buffered messages are replayed.
+ */
+import { type Channel, type ChannelModel, type ConfirmChannel, connect } from 'amqplib';
+import type { Registry } from 'prom-client';
+import {
+  type Bus,
+  type BusHandler,
+  type BusMessage,
+  type BusMetrics,
+  type BusStatus,
+  busMetrics,
+  checkRoutingKey,
+  Fifo,
+  type Logger,
+  type Subscription,
+  silentLogger,
+  validateBindingKey,
+} from './bus.ts';
+
+/** Options of {@link AmqpBus}. */
+export interface AmqpBusOptions {
+  /** Broker URL, e.g. `amqp://guest:guest@127.0.0.1:5672/` (vhost after the slash). */
+  url: string;
+  /** Topic exchange name, declared durable. Default `xivo` (seed, "Usage"). */
+  exchange?: string;
+  /** Publish with delivery mode 2 (persistent). Default false (XiVO's messages are not). */
+  persistent?: boolean;
+  /** Messages queued or awaiting confirm before new ones are dropped. Default 10000. */
+  bufferSize?: number;
+  /** Messages sent but not yet confirmed at most (the confirm window). Default 1000. */
+  confirmWindow?: number;
+  /** First reconnect delay after a failed attempt. Default 100 ms. */
+  reconnectInitialDelayMs?: number;
+  /** Largest reconnect delay (exponential backoff, factor 2, ±20% jitter). Default 10000 ms. */
+  reconnectMaxDelayMs?: number;
+  /** AMQP heartbeat requested when the URL has none. Default 10 s. */
+  heartbeatS?: number;
+  /** TCP connect + AMQP handshake timeout. Default 5000 ms. */
+  connectTimeoutMs?: number;
+  /** `connection_name` client property shown by `rabbitmqctl list_connections`. */
+  connectionName?: string;
+  /** Registry for the bus metrics (see `busMetrics`). */
+  registry?: Registry;
+  /** pino-compatible logger. Default: silent. */
+  logger?: Logger;
+}
+
+interface Outgoing {
+  seq: number;
+  routingKey: string;
+  body: Buffer;
+  sends: number;
+}
+
+class AmqpSubscription implements Subscription {
+  readonly bindingKey: string;
+  readonly handler: BusHandler;
+  readonly ready: Promise<void>;
+  resolveReady: () => void = () => {};
+  queue: string | undefined;
+  closed = false;
+  readonly #onClose: (sub: AmqpSubscription) => Promise<void>;
+
+  constructor(
+    bindingKey: string,
+    handler: BusHandler,
+    onClose: (sub: AmqpSubscription) => Promise<void>,
+  ) {
+    this.bindingKey = bindingKey;
+    this.handler = handler;
+    this.#onClose = onClose;
+    this.ready = new Promise<void>((resolve) => {
+      this.resolveReady = resolve;
+    });
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.resolveReady();
+    await this.#onClose(this);
+  }
+}
+
+const JSON_PROPS = { contentType: 'application/json', contentEncoding: 'utf-8' } as const;
+
+/**
+ * The AMQP {@link Bus}. Connects in the background as soon as it is constructed and keeps
+ * reconnecting (exponential backoff) until closed; `publish` works from the start and
+ * buffers while disconnected. See the module comment for the delivery guarantee.
+ */
+export class AmqpBus implements Bus {
+  readonly #url: string;
+  readonly #exchange: string;
+  readonly #publishOptions: {
+    contentType: string;
+    contentEncoding: string;
+    persistent: boolean;
+  };
+  readonly #bufferSize: number;
+  readonly #window: number;
+  readonly #initialDelayMs: number;
+  readonly #maxDelayMs: number;
+  readonly #connectTimeoutMs: number;
+  readonly #connectionName: string;
+  readonly #logger: Logger;
+  readonly #metrics: BusMetrics;
+  readonly #m: {
+    published: { inc(n?: number): void };
+    buffered: { set(n: number): void };
+    resent: { inc(n?: number): void };
+    connected: { set(n: number): void };
+    reconnects: { inc(n?: number): void };
+    received: { inc(n?: number): void };
+  };
+
+  readonly #pending = new Fifo<Outgoing>();
+  readonly #inflight = new Map<number, Outgoing>();
+  readonly #subs = new Set<AmqpSubscription>();
+  #seq = 0;
+  #gen = 0;
+  #conn: ChannelModel | undefined;
+  #pub: ConfirmChannel | undefined;
+  #subCh: Channel | undefined;
+  #writable = true;
+  #closing = false;
+  #closed = false;
+  #connecting = false;
+  #everConnected = false;
+  #retryTimer: NodeJS.Timeout | undefined;
+  #retryWake: (() => void) | undefined;
+  #published = 0;
+  #dropped = 0;
+  #flushWaiters: (() => void)[] = [];
+  #connectWaiters: (() => void)[] = [];
+
+  /**
+   * @param options see {@link AmqpBusOptions}.
+   * @throws RangeError on a non-positive `bufferSize` or `confirmWindow`.
+   */
+  constructor(options: AmqpBusOptions) {
+    this.#exchange = options.exchange ?? 'xivo';
+    this.#publishOptions = { ...JSON_PROPS, persistent: options.persistent ?? false };
+    this.#bufferSize = options.bufferSize ?? 10_000;
+    this.#window = options.confirmWindow ?? 1000;
+    if (!(this.#bufferSize >= 1)) throw new RangeError('bufferSize must be >= 1');
+    if (!(this.#window >= 1)) throw new RangeError('confirmWindow must be >= 1');
+    this.#initialDelayMs = options.reconnectInitialDelayMs ?? 100;
+    this.#maxDelayMs = options.reconnectMaxDelayMs ?? 10_000;
+    this.#connectTimeoutMs = options.connectTimeoutMs ?? 5000;
+    this.#connectionName = options.connectionName ?? 'switchboard';
+    this.#logger = options.logger ?? silentLogger;
+    this.#url = withHeartbeat(options.url, options.heartbeatS ?? 10);
+    this.#metrics = busMetrics(options.registry);
+    const l = { bus: 'amqp' };
+    this.#m = {
+      published: this.#metrics.published.labels(l),
+      buffered: this.#metrics.buffered.labels(l),
+      resent: this.#metrics.resent.labels(l),
+      connected: this.#metrics.connected.labels(l),
+      reconnects: this.#metrics.reconnects.labels(l),
+      received: this.#metrics.received.labels(l),
+    };
+    this.#m.connected.set(0);
+    void this.#connectLoop();
+  }
+
+  /** The exchange this bus publishes to. */
+  get exchange(): string {
+    return this.#exchange;
+  }
+
+  publish(routingKey: string, message: BusMessage): boolean {
+    checkRoutingKey(routingKey);
+    if (this.#closing) {
+      this.#drop('closed', routingKey);
+      return false;
+    }
+    if (this.#pending.length + this.#inflight.size >= this.#bufferSize) {
+      this.#drop('buffer_full', routingKey);
+      return false;
+    }
+    let body: Buffer;
+    try {
+      body = Buffer.from(JSON.stringify(message));
+    } catch (err) {
+      this.#drop('unserializable', routingKey, err);
+      return false;
+    }
+    this.#pending.push({ seq: ++this.#seq, routingKey, body, sends: 0 });
+    this.#pump();
+    this.#m.buffered.set(this.#pending.length + this.#inflight.size);
+    return true;
+  }
+
+  subscribe(bindingKey: string, handler: BusHandler): Subscription {
+    validateBindingKey(bindingKey);
+    if (this.#closing) throw new Error('bus is closed');
+    const sub = new AmqpSubscription(bindingKey, handler, (s) => this.#unsubscribe(s));
+    this.#subs.add(sub);
+    const ch = this.#subCh;
+    if (ch !== undefined && this.#pub !== undefined) {
+      const gen = this.#gen;
+      this.#bind(ch, sub).catch((err: unknown) => {
+        if (gen === this.#gen) this.#fail(gen, err);
+      });
+    }
+    return sub;
+  }
+
+  flush(timeoutMs = 5000): Promise<boolean> {
+    if (this.#pending.length + this.#inflight.size === 0) return Promise.resolve(true);
+    return new Promise<boolean>((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        resolve(true);
+      };
+      const timer = setTimeout(() => {
+        this.#flushWaiters = this.#flushWaiters.filter((w) => w !== done);
+        resolve(false);
+      }, timeoutMs);
+      this.#flushWaiters.push(done);
+    });
+  }
+
+  /**
+   * Resolves true once connected (immediately if connected now), false after `timeoutMs`.
+   */
+  waitConnected(timeoutMs = 5000): Promise<boolean> {
+    if (this.isConnected()) return Promise.resolve(true);
+    return new Promise<boolean>((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        resolve(true);
+      };
+      const timer = setTimeout(() => {
+        this.#connectWaiters = this.#connectWaiters.filter((w) => w !== done);
+        resolve(false);
+      }, timeoutMs);
+      this.#connectWaiters.push(done);
+    });
+  }
+
+  async close(timeoutMs = 5000): Promise<void> {
+    if (this.#closing) return;
+    this.#closing = true;
+    const flushed = await this.flush(timeoutMs);
+    this.#closed = true;
+    if (!flushed) {
+      const left = this.#pending.length + this.#inflight.size;
+      this.#dropped += left;
+      this.#metrics.dropped.inc({ bus: 'amqp', reason: 'closed' }, left);
+      this.#logger.error(
+        { dropped: left, timeoutMs, connected: this.isConnected() },
+        'AMQP bus closed before every message was confirmed; unconfirmed messages dropped',
+      );
+      this.#pending.drain();
+      this.#inflight.clear();
+      this.#m.buffered.set(0);
+    }
+    if (this.#retryTimer !== undefined) clearTimeout(this.#retryTimer);
+    this.#retryWake?.();
+    for (const sub of this.#subs) {
+      sub.closed = true;
+      sub.resolveReady();
+    }
+    this.#subs.clear();
+    const conn = this.#conn;
+    this.#gen++;
+    this.#conn = undefined;
+    this.#pub = undefined;
+    this.#subCh = undefined;
+    this.#m.connected.set(0);
+    if (conn !== undefined) await conn.close().catch(() => {});
+  }
+
+  isConnected(): boolean {
+    return this.#pub !== undefined;
+  }
+
+  status(): BusStatus {
+    return {
+      kind: 'amqp',
+      connected: this.isConnected(),
+      closed: this.#closing,
+      buffered: this.#pending.length + this.#inflight.size,
+      published: this.#published,
+      dropped: this.#dropped,
+      subscriptions: this.#subs.size,
+    };
+  }
+
+  // Sends queued messages while the confirm window and the socket allow.
+  #pump(): void {
+    const ch = this.#pub;
+    if (ch === undefined || !this.#writable) return;
+    const gen = this.#gen;
+    while (this.#inflight.size < this.#window) {
+      const out = this.#pending.shift();
+      if (out === undefined) break;
+      this.#inflight.set(out.seq, out);
+      if (out.sends++ > 0) this.#m.resent.inc();
+      const seq = out.seq;
+      let ok: boolean;
+      try {
+        ok = ch.publish(this.#exchange, out.routingKey, out.body, this.#publishOptions, (err) =>
+          this.#onConfirm(gen, seq, err),
+        );
+      } catch (err) {
+        this.#fail(gen, err);
+        return;
+      }
+      if (!ok) {
+        this.#writable = false;
+        break;
+      }
+    }
+  }
+
+  #onConfirm(gen: number, seq: number, err: unknown): void {
+    if (gen !== this.#gen) return; // the connection it was sent on is gone; it was requeued
+    if (err !== null && err !== undefined) {
+      // A nack, or the channel closing with this message unconfirmed: reconnect, which
+      // re-sends every unconfirmed message in order.
+      this.#fail(gen, err instanceof Error ? err : new Error('message nacked by the broker'));
+      return;
+    }
+    if (!this.#inflight.delete(seq)) return;
+    this.#published++;
+    this.#m.published.inc();
+    const left = this.#pending.length + this.#inflight.size;
+    this.#m.buffered.set(left);
+    if (left === 0) {
+      if (this.#flushWaiters.length > 0) {
+        const waiters = this.#flushWaiters;
+        this.#flushWaiters = [];
+        for (const w of waiters) w();
+      }
+      return;
+    }
+    this.#pump();
+  }
+
+  // Connection lost (or a channel failed): requeue the unconfirmed messages in front of the
+  // queued ones, forget the connection and start reconnecting.
+  #fail(gen: number, err: unknown): void {
+    if (gen !== this.#gen) return;
+    this.#gen++;
+    const conn = this.#conn;
+    this.#conn = undefined;
+    this.#pub = undefined;
+    this.#subCh = undefined;
+    this.#writable = true;
+    this.#m.connected.set(0);
+    const unconfirmed = [...this.#inflight.values()].sort((a, b) => a.seq - b.seq);
+    this.#inflight.clear();
+    this.#pending.unshiftAll(unconfirmed);
+    for (const sub of this.#subs) sub.queue = undefined;
+    if (this.#closed) return;
+    this.#logger.warn(
+      {
+        err: errorSummary(err),
+        unconfirmed: unconfirmed.length,
+        buffered: this.#pending.length,
+      },
+      'AMQP connection lost; buffering and reconnecting',
+    );
+    if (conn !== undefined) conn.close().catch(() => {});
+    void this.#connectLoop();
+  }
+
+  async #connectLoop(): Promise<void> {
+    if (this.#connecting) return;
+    this.#connecting = true;
+    try {
+      let attempt = 0;
+      while (!this.#closed) {
+        try {
+          await this.#connectOnce();
+          return;
+        } catch (err) {
+          if (this.#closed) return;
+          const delayMs = backoffMs(attempt++, this.#initialDelayMs, this.#maxDelayMs);
+          const log = attempt === 1 || attempt % 10 === 0 ? 'warn' : 'debug';
+          this.#logger[log](
+            { err: errorSummary(err), attempt, delayMs, buffered: this.status().buffered },
+            'AMQP connection attempt failed; retrying',
+          );
+          await new Promise<void>((resolve) => {
+            this.#retryWake = resolve;
+            this.#retryTimer = setTimeout(resolve, delayMs);
+          });
+          this.#retryTimer = undefined;
+          this.#retryWake = undefined;
+        }
+      }
+    } finally {
+      this.#connecting = false;
+    }
+  }
+
+  async #connectOnce(): Promise<void> {
+    const conn = await connect(this.#url, {
+      timeout: this.#connectTimeoutMs,
+      clientProperties: { connection_name: this.#connectionName },
+    });
+    const gen = this.#gen;
+    conn.on('error', (err: Error) => {
+      this.#logger.debug({ err: errorSummary(err) }, 'AMQP connection error');
+    });
+    conn.on('close', (err?: Error) => this.#fail(gen, err ?? new Error('connection closed')));
+    conn.on('blocked', (reason: string) =>
+      this.#logger.warn({ reason }, 'AMQP connection blocked by the broker'),
+    );
+    conn.on('unblocked', () => this.#logger.info({}, 'AMQP connection unblocked'));
+    this.#conn = conn;
+    try {
+      if (this.#closed) throw new Error('bus closed while connecting');
+      const pub = await conn.createConfirmChannel();
+      pub.on('error', (err: Error) =>
+        this.#logger.debug({ err: errorSummary(err) }, 'AMQP publish channel error'),
+      );
+      pub.on('close', () => this.#fail(gen, new Error('publish channel closed')));
+      pub.on('drain', () => {
+        if (gen !== this.#gen) return;
+        this.#writable = true;
+        this.#pump();
+      });
+      await pub.assertExchange(this.#exchange, 'topic', { durable: true });
+      const subCh = await conn.createChannel();
+      subCh.on('error', (err: Error) =>
+        this.#logger.debug({ err: errorSummary(err) }, 'AMQP consumer channel error'),
+      );
+      subCh.on('close', () => this.#fail(gen, new Error('consumer channel closed')));
+      for (const sub of this.#subs) await this.#bind(subCh, sub);
+      if (gen !== this.#gen) throw new Error('connection lost while setting up');
+      this.#pub = pub;
+      this.#subCh = subCh;
+      this.#writable = true;
+    } catch (err) {
+      if (gen === this.#gen) {
+        this.#gen++;
+        this.#conn = undefined;
+      }
+      await conn.close().catch(() => {});
+      throw err;
+    }
+    this.#m.connected.set(1);
+    if (this.#everConnected) this.#m.reconnects.inc();
+    this.#everConnected = true;
+    this.#logger.info(
+      { exchange: this.#exchange, buffered: this.#pending.length },
+      'AMQP bus connected',
+    );
+    const waiters = this.#connectWaiters;
+    this.#connectWaiters = [];
+    for (const w of waiters) w();
+    this.#pump();
+  }
+
+  async #bind(ch: Channel, sub: AmqpSubscription): Promise<void> {
+    if (sub.closed) return;
+    const { queue } = await ch.assertQueue('', {
+      exclusive: true,
+      autoDelete: true,
+      durable: false,
+    });
+    await ch.bindQueue(queue, this.#exchange, sub.bindingKey);
+    await ch.consume(
+      queue,
+      (msg) => {
+        if (msg === null || sub.closed) return;
+        let message: BusMessage;
+        try {
+          message = JSON.parse(msg.content.toString('utf8')) as BusMessage;
+        } catch (err) {
+          this.#logger.warn(
+            { err: errorSummary(err), routingKey: msg.fields.routingKey },
+            'AMQP message is not JSON; skipped',
+          );
+          return;
+        }
+        this.#m.received.inc();
+        try {
+          const result = sub.handler(message, msg.fields.routingKey);
+          if (result !== undefined && typeof (result as Promise<void>).catch === 'function') {
+            (result as Promise<void>).catch((err: unknown) =>
+              this.#logger.error({ err, bindingKey: sub.bindingKey }, 'bus subscriber failed'),
+            );
+          }
+        } catch (err) {
+          this.#logger.error({ err, bindingKey: sub.bindingKey }, 'bus subscriber failed');
+        }
+      },
+      { noAck: true, exclusive: true },
+    );
+    sub.queue = queue;
+    if (sub.closed) {
+      await ch.deleteQueue(queue).catch(() => {});
+      return;
+    }
+    sub.resolveReady();
+  }
+
+  async #unsubscribe(sub: AmqpSubscription): Promise<void> {
+    this.#subs.delete(sub);
+    const ch = this.#subCh;
+    const queue = sub.queue;
+    sub.queue = undefined;
+    if (ch !== undefined && queue !== undefined) {
+      await ch.deleteQueue(queue).catch(() => {});
+    }
+  }
+
+  #drop(reason: string, routingKey: string, err?: unknown): void {
+    this.#dropped++;
+    this.#metrics.dropped.inc({ bus: 'amqp', reason });
+    // Every drop is counted; the log gets the first one and then every 1000th.
+    if (this.#dropped === 1 || this.#dropped % 1000 === 0) {
+      this.#logger.error(
+        {
+          reason,
+          routingKey,
+          droppedTotal: this.#dropped,
+          bufferSize: this.#bufferSize,
+          connected: this.isConnected(),
+          err: err === undefined ? undefined : errorSummary(err),
+        },
+        'AMQP bus dropped a message',
+      );
+    }
+  }
+}
+
+/**
+ * Reconnect delay for attempt `attempt` (0-based): `initialMs * 2^attempt`, capped at
+ * `maxMs`, with ±20% jitter. Exported for tests.
+ */
+export function backoffMs(attempt: number, initialMs: number, maxMs: number): number {
+  const base = Math.min(maxMs, initialMs * 2 ** Math.min(attempt, 30));
+  return Math.round(Math.min(maxMs, base * (0.8 + Math.random() * 0.4)));
+}
+
+function withHeartbeat(url: string, heartbeatS: number): string {
+  try {
+    const parsed = new URL(url);
+    if (!parsed.searchParams.has('heartbeat')) {
+      parsed.searchParams.set('heartbeat', String(heartbeatS));
+    }
+    return parsed.toString();
+  } catch {
+    return url;
+  }
+}
+
+// Error text without the URL (which may hold credentials) or stack noise.
+function errorSummary(err: unknown): string {
+  if (err instanceof Error) return `${err.name}: ${err.message}`.replace(/\/\/[^@/]*@/g, '//***@');
+  return String(err);
+}
