@@ -395,7 +395,7 @@ export class AmqpBus implements Bus {
       while (!this.#closed) {
         try {
           await this.#connectOnce();
-          return;
+          break;
         } catch (err) {
           if (this.#closed) return;
           const delayMs = backoffMs(attempt++, this.#initialDelayMs, this.#maxDelayMs);
@@ -415,6 +415,7 @@ export class AmqpBus implements Bus {
     } finally {
       this.#connecting = false;
     }
+    this.#pump();
   }
 
   async #connectOnce(): Promise<void> {
@@ -473,7 +474,6 @@ export class AmqpBus implements Bus {
     const waiters = this.#connectWaiters;
     this.#connectWaiters = [];
     for (const w of waiters) w();
-    this.#pump();
   }
 
   async #bind(ch: Channel, sub: AmqpSubscription): Promise<void> {

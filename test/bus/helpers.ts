@@ -22,6 +22,8 @@ export interface RawConsumer {
   channel: Channel;
   /** Resolves when at least `count` messages arrived, rejects after `timeoutMs`. */
   waitFor(count: number, timeoutMs?: number): Promise<void>;
+  /** Resolves when `done(messages)` is true, rejects after `timeoutMs`. */
+  waitUntil(done: (messages: ConsumeMessage[]) => boolean, timeoutMs?: number): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -46,11 +48,14 @@ export async function rawConsumer(exchange: string, bindingKey: string): Promise
   return {
     messages,
     channel,
-    async waitFor(count, timeoutMs = 10_000) {
+    waitFor(count, timeoutMs = 10_000) {
+      return this.waitUntil((m) => m.length >= count, timeoutMs);
+    },
+    async waitUntil(done, timeoutMs = 10_000) {
       const deadline = Date.now() + timeoutMs;
-      while (messages.length < count) {
+      while (!done(messages)) {
         const left = deadline - Date.now();
-        if (left <= 0) throw new Error(`got ${messages.length} of ${count} messages`);
+        if (left <= 0) throw new Error(`condition not met after ${messages.length} messages`);
         await new Promise<void>((resolve) => {
           const t = setTimeout(resolve, Math.min(left, 200));
           waiter = () => {
