@@ -1,0 +1,897 @@
+/**
+ * AMI client for one Asterisk server (13–22): login (plaintext or MD5 challenge), actions
+ * correlated by `ActionID`, events, keep-alive and reconnect. {@link AmiPool} runs several.
+ *
+ * Modelled on panoramisk: the parser yields messages, a table maps each pending `ActionID` to
+ * its promise, everything else is an event.
+ *
+ * @module
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import net from 'node:net';
+import tls from 'node:tls';
+import {
+  AmiActionError,
+  AmiAuthError,
+  AmiDisconnectedError,
+  AmiError,
+  AmiTimeoutError,
+  AmiUrlError,
+} from './errors.ts';
+import type { AmiEvent, AmiMessage } from './message.ts';
+import {
+  type AmiAction,
+  AmiParser,
+  DEFAULT_MAX_MESSAGE_BYTES,
+  serializeAction,
+} from './protocol.ts';
+
+export {
+  AmiActionError,
+  AmiAuthError,
+  AmiDisconnectedError,
+  AmiError,
+  AmiTimeoutError,
+  AmiUrlError,
+} from './errors.ts';
+
+/** Reconnect backoff: delay before attempt n (0-based) is `random() * min(maxDelayMs, initialDelayMs * factor^n)` ("full jitter"). */
+export interface AmiBackoffOptions {
+  /** Upper bound of the first delay, in ms. Default 500. */
+  initialDelayMs?: number;
+  /** Cap of the delay, in ms. Default 30000. */
+  maxDelayMs?: number;
+  /** Growth factor per failed attempt. Default 2. */
+  factor?: number;
+}
+
+/** Options of {@link AmiClient}. Only `username` and `secret` are required. */
+export interface AmiClientOptions {
+  /** Host name or address. Default `127.0.0.1`. */
+  host?: string;
+  /** TCP port. Default 5038. */
+  port?: number;
+  /** Connect with TLS (`node:tls`); `true` or TLS options (ca, rejectUnauthorized, ...). */
+  tls?: boolean | tls.ConnectionOptions;
+  /** AMI user (`manager.conf` section). */
+  username: string;
+  /** AMI secret. Never logged, never part of an error or of `toJSON`/`inspect` output. */
+  secret: string;
+  /** `plain` sends `Secret`; `md5` uses `Action: Challenge` and sends `Key: md5(challenge + secret)`. Default `plain`. */
+  auth?: 'plain' | 'md5';
+  /** Tag of this server in events and errors. Default `host:port`. */
+  name?: string;
+  /** `Events` parameter of `Login` (`on`, `off` or an event class mask like `call,system`). Default `on`. */
+  events?: string;
+  /** Default timeout of {@link AmiClient.action}, in ms. Default 10000. */
+  actionTimeoutMs?: number;
+  /** TCP (and TLS) connect timeout, in ms. Default 10000. */
+  connectTimeoutMs?: number;
+  /** Interval between keep-alive `Ping` actions, in ms; 0 disables keep-alive. Default 15000. */
+  pingIntervalMs?: number;
+  /** A `Ping` unanswered after this many ms declares the connection dead (then reconnect). Default 5000. */
+  pongTimeoutMs?: number;
+  /** Reconnect backoff. */
+  reconnect?: AmiBackoffOptions;
+  /**
+   * When the very first connection attempt fails (unreachable host, refused, timeout):
+   * `false` (default) makes {@link AmiClient.connect} reject with that error and stops;
+   * `true` keeps retrying with backoff, `connect()` resolving at the first successful login
+   * (the service's "start, report not ready, keep retrying"). A refused login always rejects.
+   */
+  retryInitialConnect?: boolean;
+  /** Largest accepted AMI message, in bytes. Default 1 MiB. */
+  maxMessageBytes?: number;
+  /** Random source in [0, 1) for the backoff jitter (tests). Default `Math.random`. */
+  random?: () => number;
+}
+
+/** What {@link AmiClient.action} resolves with. */
+export interface AmiActionResult {
+  /** The `Response: Success` (or `Goodbye`, `Follows`) message. */
+  response: AmiMessage;
+  /**
+   * For actions answered with an event list (`EventList: start`): every event of the list in
+   * order, the closing `...Complete` event (with `EventList: Complete`) last. Empty otherwise.
+   */
+  events: AmiEvent[];
+}
+
+/** Per-call options of {@link AmiClient.action}. */
+export interface AmiActionOptions {
+  /** Timeout for the response (and the whole event list), in ms. Default `actionTimeoutMs`. */
+  timeoutMs?: number;
+}
+
+/** One item of the event iterators: the event and the tag of the server it came from. */
+export interface AmiTaggedEvent {
+  server: string;
+  event: AmiEvent;
+}
+
+/** Events emitted by {@link AmiClient} and {@link AmiPool}. */
+export interface AmiClientEvents {
+  /** Every AMI event not consumed by an action's event list. */
+  event: [event: AmiEvent, server: string];
+  /** After each successful login (the first and every reconnect). */
+  connect: [server: string];
+  /** The connection was lost or closed; `error` says why (undefined after `close()`). */
+  disconnect: [server: string, error: Error | undefined];
+  /** Connection-level problems (refused connection, protocol error, refused login). Only emitted when a listener exists. */
+  error: [error: Error, server: string];
+}
+
+/** Options of {@link AmiClient.events} / {@link AmiPool.events}. */
+export interface AmiEventStreamOptions {
+  /** Events buffered for a slow consumer; beyond it the oldest are dropped. Default 10000. */
+  maxBuffered?: number;
+}
+
+/**
+ * An async iterator of tagged events with a bounded buffer. Policy: when the consumer is
+ * slower than the server and `maxBuffered` events wait, the OLDEST buffered event is dropped
+ * and `dropped` counts it (the socket is never paused: pausing would also stall the Ping
+ * answers and get the connection declared dead). It ends when the source is closed.
+ */
+export interface AmiEventStream extends AsyncIterableIterator<AmiTaggedEvent> {
+  /** Events dropped so far because the buffer was full. */
+  readonly dropped: number;
+}
+
+const DEFAULT_MAX_BUFFERED = 10_000;
+
+/** Bounded FIFO feeding one async iterator. */
+class EventQueue implements AmiEventStream {
+  dropped = 0;
+  readonly #max: number;
+  #items: AmiTaggedEvent[] = [];
+  #head = 0;
+  #waiting: ((result: IteratorResult<AmiTaggedEvent>) => void) | undefined;
+  #ended = false;
+  readonly #onEnd: (queue: EventQueue) => void;
+
+  constructor(maxBuffered: number, onEnd: (queue: EventQueue) => void) {
+    this.#max = Math.max(1, maxBuffered);
+    this.#onEnd = onEnd;
+  }
+
+  push(item: AmiTaggedEvent): void {
+    if (this.#ended) return;
+    const waiting = this.#waiting;
+    if (waiting !== undefined) {
+      this.#waiting = undefined;
+      waiting({ value: item, done: false });
+      return;
+    }
+    if (this.#items.length - this.#head >= this.#max) {
+      this.#head++;
+      this.dropped++;
+    }
+    this.#items.push(item);
+    if (this.#head > 1024 && this.#head * 2 > this.#items.length) {
+      this.#items = this.#items.slice(this.#head);
+      this.#head = 0;
+    }
+  }
+
+  /** Ends the stream: buffered items are still delivered, then `done`. */
+  end(): void {
+    if (this.#ended) return;
+    this.#ended = true;
+    const waiting = this.#waiting;
+    this.#waiting = undefined;
+    waiting?.({ value: undefined, done: true });
+  }
+
+  next(): Promise<IteratorResult<AmiTaggedEvent>> {
+    if (this.#head < this.#items.length) {
+      const value = this.#items[this.#head] as AmiTaggedEvent;
+      this.#items[this.#head] = undefined as unknown as AmiTaggedEvent;
+      this.#head++;
+      if (this.#head === this.#items.length) {
+        this.#items = [];
+        this.#head = 0;
+      }
+      return Promise.resolve({ value, done: false });
+    }
+    if (this.#ended) return Promise.resolve({ value: undefined, done: true });
+    return new Promise((resolve) => {
+      this.#waiting = resolve;
+    });
+  }
+
+  return(): Promise<IteratorResult<AmiTaggedEvent>> {
+    this.#items = [];
+    this.#head = 0;
+    this.end();
+    this.#onEnd(this);
+    return Promise.resolve({ value: undefined, done: true });
+  }
+
+  [Symbol.asyncIterator](): AmiEventStream {
+    return this;
+  }
+}
+
+/** Fan-out of events to iterators (shared by client and pool). */
+class StreamHub {
+  readonly #streams = new Set<EventQueue>();
+  #closed = false;
+
+  open(options: AmiEventStreamOptions | undefined): AmiEventStream {
+    const queue = new EventQueue(options?.maxBuffered ?? DEFAULT_MAX_BUFFERED, (q) =>
+      this.#streams.delete(q),
+    );
+    if (this.#closed) queue.end();
+    else this.#streams.add(queue);
+    return queue;
+  }
+
+  get active(): boolean {
+    return this.#streams.size > 0;
+  }
+
+  push(event: AmiEvent, server: string): void {
+    const item = { server, event };
+    for (const stream of this.#streams) stream.push(item);
+  }
+
+  close(): void {
+    this.#closed = true;
+    for (const stream of this.#streams) stream.end();
+    this.#streams.clear();
+  }
+}
+
+/**
+ * Delay before reconnect attempt `attempt` (0-based), in ms: exponential backoff with full
+ * jitter, `random() * min(maxDelayMs, initialDelayMs * factor^attempt)`.
+ */
+export function backoffDelayMs(
+  attempt: number,
+  options: AmiBackoffOptions = {},
+  random: () => number = Math.random,
+): number {
+  const initial = options.initialDelayMs ?? 500;
+  const max = options.maxDelayMs ?? 30_000;
+  const factor = options.factor ?? 2;
+  const ceiling = Math.min(max, initial * factor ** Math.min(attempt, 64));
+  return Math.floor(random() * ceiling);
+}
+
+const REDACTED = '***';
+const inspectSymbol = Symbol.for('nodejs.util.inspect.custom');
+
+/** The options as safe to print: `secret` replaced by `***`. */
+export function redactOptions<T extends { secret?: string }>(options: T): T {
+  return { ...options, secret: REDACTED };
+}
+
+/** Replaces the password of an `scheme://user:password@host` string by `***`. */
+function redactUrl(url: string): string {
+  const schemeEnd = url.indexOf('//');
+  if (schemeEnd === -1) return url.replace(/:[^:@/]*@/, `:${REDACTED}@`);
+  const authorityStart = schemeEnd + 2;
+  let authorityEnd = url.length;
+  for (const c of ['/', '?', '#']) {
+    const i = url.indexOf(c, authorityStart);
+    if (i !== -1 && i < authorityEnd) authorityEnd = i;
+  }
+  const at = url.lastIndexOf('@', authorityEnd);
+  if (at < authorityStart) return url;
+  const colon = url.indexOf(':', authorityStart);
+  if (colon === -1 || colon > at) return url;
+  return `${url.slice(0, colon + 1)}${REDACTED}${url.slice(at)}`;
+}
+
+function decode(part: string, what: string, url: string): string {
+  try {
+    return decodeURIComponent(part);
+  } catch {
+    throw new AmiUrlError(`invalid percent-encoding in the ${what} of AMI URL ${redactUrl(url)}`);
+  }
+}
+
+/**
+ * Parses `tcp://user:secret@host:5038?auth=md5&name=pbx1` (or `tls://...`) into client
+ * options. User and secret are percent-decoded. Query parameters: `auth` (`plain` | `md5`),
+ * `name`, `events`. The port defaults to 5038. The returned object prints (`JSON.stringify`,
+ * `util.inspect`, `String()`) with the secret replaced by `***`, also after spreading.
+ *
+ * @throws {AmiUrlError} on an unknown scheme, missing user/secret/host, bad port or query
+ *   value; the message shows the URL with its secret redacted.
+ */
+export function parseAmiUrl(url: string): AmiClientOptions {
+  const shown = redactUrl(url);
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw new AmiUrlError(`invalid AMI URL ${shown} (expected tcp://user:secret@host:5038)`);
+  }
+  const scheme = parsed.protocol;
+  if (scheme !== 'tcp:' && scheme !== 'tls:') {
+    throw new AmiUrlError(
+      `unsupported AMI URL scheme ${scheme} in ${shown} (use tcp:// or tls://)`,
+    );
+  }
+  if (parsed.hostname === '') throw new AmiUrlError(`AMI URL ${shown} has no host`);
+  if (parsed.username === '') throw new AmiUrlError(`AMI URL ${shown} has no user`);
+  if (parsed.password === '') throw new AmiUrlError(`AMI URL ${shown} has no secret`);
+  const port = parsed.port === '' ? 5038 : Number(parsed.port);
+  if (!Number.isInteger(port) || port <= 0 || port > 65535) {
+    throw new AmiUrlError(`invalid port in AMI URL ${shown}`);
+  }
+  const host = parsed.hostname.startsWith('[') ? parsed.hostname.slice(1, -1) : parsed.hostname;
+  const options: AmiClientOptions = {
+    host,
+    port,
+    username: decode(parsed.username, 'user', url),
+    secret: decode(parsed.password, 'secret', url),
+  };
+  if (scheme === 'tls:') options.tls = true;
+  for (const [key, value] of parsed.searchParams) {
+    if (key === 'auth') {
+      if (value !== 'plain' && value !== 'md5') {
+        throw new AmiUrlError(`invalid auth=${value} in AMI URL ${shown} (plain or md5)`);
+      }
+      options.auth = value;
+    } else if (key === 'name') {
+      options.name = value;
+    } else if (key === 'events') {
+      options.events = value;
+    } else {
+      throw new AmiUrlError(`unknown parameter ${key} in AMI URL ${shown}`);
+    }
+  }
+  return withRedactedPrinting(options);
+}
+
+/** Adds `toJSON`, `toString` and `util.inspect` hooks that hide the secret (kept by spread). */
+function withRedactedPrinting(options: AmiClientOptions): AmiClientOptions {
+  const printable = (self: AmiClientOptions): Record<string, unknown> => {
+    const copy: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(self)) {
+      if (typeof v !== 'function') copy[k] = k === 'secret' ? REDACTED : v;
+    }
+    return copy;
+  };
+  Object.assign(options, {
+    toJSON(this: AmiClientOptions) {
+      return printable(this);
+    },
+    toString(this: AmiClientOptions) {
+      return `AmiClientOptions ${JSON.stringify(printable(this))}`;
+    },
+    [inspectSymbol](this: AmiClientOptions) {
+      return printable(this);
+    },
+  });
+  return options;
+}
+
+interface Pending {
+  readonly action: string;
+  readonly resolve: (result: AmiActionResult) => void;
+  readonly reject: (error: Error) => void;
+  timer: NodeJS.Timeout | undefined;
+  /** Set once `EventList: start` arrived: the list being collected. */
+  events: AmiEvent[] | undefined;
+  response: AmiMessage | undefined;
+}
+
+type State = 'idle' | 'connecting' | 'connected' | 'waiting' | 'closed';
+
+function first(value: string | string[] | undefined): string | undefined {
+  return typeof value === 'string' || value === undefined ? value : value[0];
+}
+
+/**
+ * A connection to one Asterisk server.
+ *
+ * Error policy: an action answered with `Response: Error` REJECTS with
+ * {@link AmiActionError} (carrying Asterisk's `Message` and the response). Every other
+ * response resolves with `{ response, events }`.
+ *
+ * Event lists: the events of an action's list (those carrying its `ActionID` between
+ * `EventList: start` and the `EventList: Complete` event) go to that action's result and are
+ * NOT emitted as `'event'`. Other events with an `ActionID` (e.g. `OriginateResponse` after an
+ * async `Originate`) are ordinary events.
+ *
+ * Disconnected: `action()` rejects at once with {@link AmiDisconnectedError} (no queueing);
+ * actions in flight when the connection drops reject with it too.
+ *
+ * Lifecycle: `connect()` → `'connect'` after each login; on a lost connection `'disconnect'`,
+ * then reconnect with backoff; a refused login stops for good (`AmiAuthError`); `close()`
+ * sends `Logoff` and stops.
+ */
+export class AmiClient extends EventEmitter<AmiClientEvents> {
+  /** Tag of this server in events and errors (`name` option, default `host:port`). */
+  readonly name: string;
+  /** The banner of the current connection (e.g. `Asterisk Call Manager/11.0.0`). */
+  banner: string | undefined;
+  readonly #host: string;
+  readonly #port: number;
+  readonly #tls: boolean | tls.ConnectionOptions;
+  readonly #username: string;
+  readonly #secret: string;
+  readonly #auth: 'plain' | 'md5';
+  readonly #events: string;
+  readonly #actionTimeoutMs: number;
+  readonly #connectTimeoutMs: number;
+  readonly #pingIntervalMs: number;
+  readonly #pongTimeoutMs: number;
+  readonly #backoff: AmiBackoffOptions;
+  readonly #retryInitial: boolean;
+  readonly #maxMessageBytes: number;
+  readonly #random: () => number;
+  readonly #idPrefix = randomBytes(4).toString('hex');
+  #idCounter = 0;
+  #state: State = 'idle';
+  #socket: net.Socket | undefined;
+  #loggedIn = false;
+  #everConnected = false;
+  #attempt = 0;
+  #reconnectTimer: NodeJS.Timeout | undefined;
+  #pingTimer: NodeJS.Timeout | undefined;
+  #pingInFlight = false;
+  readonly #pending = new Map<string, Pending>();
+  readonly #hub = new StreamHub();
+  #connectWaiters: { resolve: () => void; reject: (error: Error) => void }[] = [];
+
+  constructor(options: AmiClientOptions) {
+    super();
+    this.#host = options.host ?? '127.0.0.1';
+    this.#port = options.port ?? 5038;
+    this.#tls = options.tls ?? false;
+    this.#username = options.username;
+    this.#secret = options.secret;
+    this.#auth = options.auth ?? 'plain';
+    this.#events = options.events ?? 'on';
+    this.#actionTimeoutMs = options.actionTimeoutMs ?? 10_000;
+    this.#connectTimeoutMs = options.connectTimeoutMs ?? 10_000;
+    this.#pingIntervalMs = options.pingIntervalMs ?? 15_000;
+    this.#pongTimeoutMs = options.pongTimeoutMs ?? 5_000;
+    this.#backoff = { ...options.reconnect };
+    this.#retryInitial = options.retryInitialConnect ?? false;
+    this.#maxMessageBytes = options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
+    this.#random = options.random ?? Math.random;
+    this.name = options.name ?? `${this.#host}:${this.#port}`;
+  }
+
+  /** True while logged in (actions can be sent). */
+  get connected(): boolean {
+    return this.#loggedIn;
+  }
+
+  /** Number of actions waiting for their answer. */
+  get pendingActions(): number {
+    return this.#pending.size;
+  }
+
+  /**
+   * Connects and logs in. Resolves after the first successful login (at once if already
+   * logged in).
+   *
+   * @throws {AmiAuthError} login refused (no retry happens).
+   * @throws {Error} network error of the first attempt, unless `retryInitialConnect`.
+   * @throws {AmiDisconnectedError} `close()` was called meanwhile.
+   */
+  connect(): Promise<void> {
+    if (this.#loggedIn) return Promise.resolve();
+    if (this.#state === 'closed') {
+      return Promise.reject(new AmiDisconnectedError(this.name, 'AMI client is closed'));
+    }
+    const promise = new Promise<void>((resolve, reject) => {
+      this.#connectWaiters.push({ resolve, reject });
+    });
+    if (this.#state === 'idle') this.#open();
+    return promise;
+  }
+
+  /**
+   * Sends an action and resolves with its response (and event list, if any). An `ActionID`
+   * unique to this client is added (any given one is replaced).
+   *
+   * @throws {AmiActionError} the server answered `Response: Error`.
+   * @throws {AmiTimeoutError} no complete answer within `timeoutMs`.
+   * @throws {AmiDisconnectedError} not logged in, or the connection dropped before the answer.
+   * @throws {AmiProtocolError} a key or value contains CR/LF (nothing is sent).
+   */
+  action(action: AmiAction, options: AmiActionOptions = {}): Promise<AmiActionResult> {
+    if (!this.#loggedIn) {
+      return Promise.reject(new AmiDisconnectedError(this.name));
+    }
+    return this.#send(action, options.timeoutMs ?? this.#actionTimeoutMs);
+  }
+
+  /** Async iterator of this server's events; see {@link AmiEventStream} for the buffer policy. */
+  events(options?: AmiEventStreamOptions): AmiEventStream {
+    return this.#hub.open(options);
+  }
+
+  /** Same as {@link events} with the default buffer. Ends on `close()`. */
+  [Symbol.asyncIterator](): AmiEventStream {
+    return this.events();
+  }
+
+  /**
+   * Logs off politely (`Logoff`, waiting at most `timeoutMs` for `Goodbye`), stops
+   * reconnecting, rejects pending actions with {@link AmiDisconnectedError}, ends the
+   * iterators. Idempotent.
+   */
+  async close(timeoutMs = 1000): Promise<void> {
+    if (this.#state === 'closed') return;
+    const wasLoggedIn = this.#loggedIn;
+    this.#state = 'closed';
+    clearTimeout(this.#reconnectTimer);
+    this.#stopPing();
+    if (wasLoggedIn) {
+      await this.#send({ Action: 'Logoff' }, timeoutMs).catch(() => undefined);
+    }
+    const socket = this.#socket;
+    if (socket !== undefined) {
+      socket.destroy();
+      this.#onClose(socket, undefined);
+    }
+    this.#failConnectWaiters(new AmiDisconnectedError(this.name, 'AMI client was closed'));
+    this.#hub.close();
+  }
+
+  /** Safe printable form: no secret. */
+  toJSON(): Record<string, unknown> {
+    return {
+      name: this.name,
+      host: this.#host,
+      port: this.#port,
+      username: this.#username,
+      auth: this.#auth,
+      connected: this.#loggedIn,
+    };
+  }
+
+  [inspectSymbol](): string {
+    return `AmiClient ${JSON.stringify(this.toJSON())}`;
+  }
+
+  #nextId(): string {
+    this.#idCounter++;
+    return `${this.#idPrefix}-${this.#idCounter}`;
+  }
+
+  /** Sends on the current socket, whatever the login state (used for the login itself). */
+  #send(action: AmiAction, timeoutMs: number): Promise<AmiActionResult> {
+    const socket = this.#socket;
+    if (socket === undefined || socket.destroyed) {
+      return Promise.reject(new AmiDisconnectedError(this.name));
+    }
+    const id = this.#nextId();
+    let text: string;
+    try {
+      text = serializeAction({ ...action, ActionID: id });
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return new Promise<AmiActionResult>((resolve, reject) => {
+      const pending: Pending = {
+        action: action.Action,
+        resolve,
+        reject,
+        timer: undefined,
+        events: undefined,
+        response: undefined,
+      };
+      pending.timer = setTimeout(() => {
+        this.#pending.delete(id);
+        reject(new AmiTimeoutError(this.name, action.Action, timeoutMs));
+      }, timeoutMs);
+      this.#pending.set(id, pending);
+      socket.write(text);
+    });
+  }
+
+  #open(): void {
+    this.#state = 'connecting';
+    this.#loggedIn = false;
+    const options = { host: this.#host, port: this.#port };
+    let socket: net.Socket;
+    if (this.#tls === false) {
+      socket = net.connect(options);
+    } else {
+      const tlsOptions = this.#tls === true ? {} : this.#tls;
+      socket = tls.connect({ servername: this.#host, ...tlsOptions, ...options });
+    }
+    this.#socket = socket;
+    socket.setNoDelay(true);
+    const connectTimer = setTimeout(() => {
+      socket.destroy(new AmiError(`AMI connect to ${this.name} timed out`, this.name));
+    }, this.#connectTimeoutMs);
+    const parser = new AmiParser({
+      maxMessageBytes: this.#maxMessageBytes,
+      onBanner: (banner) => {
+        this.banner = banner;
+      },
+      onMessage: (message) => this.#dispatch(message),
+    });
+    let closeError: Error | undefined;
+    socket.on(this.#tls === false ? 'connect' : 'secureConnect', () => {
+      clearTimeout(connectTimer);
+      this.#login().then(
+        () => this.#onLogin(socket),
+        (error: Error) => {
+          if (error instanceof AmiAuthError) {
+            this.#onAuthFailure(error);
+          } else {
+            socket.destroy(error);
+          }
+        },
+      );
+    });
+    socket.on('data', (chunk: Buffer) => {
+      try {
+        parser.push(chunk);
+      } catch (error) {
+        socket.destroy(error as Error);
+      }
+    });
+    socket.on('error', (error) => {
+      closeError = error;
+    });
+    socket.on('close', () => {
+      clearTimeout(connectTimer);
+      this.#onClose(
+        socket,
+        closeError ?? new AmiDisconnectedError(this.name, `AMI connection to ${this.name} closed`),
+      );
+    });
+  }
+
+  async #login(): Promise<void> {
+    const timeoutMs = this.#actionTimeoutMs;
+    try {
+      if (this.#auth === 'md5') {
+        const { response } = await this.#send({ Action: 'Challenge', AuthType: 'MD5' }, timeoutMs);
+        const challenge = first(response.Challenge) ?? '';
+        const key = createHash('md5')
+          .update(challenge + this.#secret)
+          .digest('hex');
+        await this.#send(
+          {
+            Action: 'Login',
+            AuthType: 'MD5',
+            Username: this.#username,
+            Key: key,
+            Events: this.#events,
+          },
+          timeoutMs,
+        );
+      } else {
+        await this.#send(
+          { Action: 'Login', Username: this.#username, Secret: this.#secret, Events: this.#events },
+          timeoutMs,
+        );
+      }
+    } catch (error) {
+      if (error instanceof AmiActionError) throw new AmiAuthError(this.name, error.amiMessage);
+      throw error;
+    }
+  }
+
+  #onLogin(socket: net.Socket): void {
+    if (this.#socket !== socket || this.#state === 'closed') return;
+    this.#state = 'connected';
+    this.#loggedIn = true;
+    this.#everConnected = true;
+    this.#attempt = 0;
+    this.#startPing();
+    const waiters = this.#connectWaiters;
+    this.#connectWaiters = [];
+    for (const waiter of waiters) waiter.resolve();
+    this.emit('connect', this.name);
+  }
+
+  #onAuthFailure(error: AmiAuthError): void {
+    // No reconnect: hammering a wrong password helps nobody.
+    this.#state = 'closed';
+    clearTimeout(this.#reconnectTimer);
+    this.#socket?.destroy();
+    this.#emitError(error);
+    this.#failConnectWaiters(error);
+    this.#hub.close();
+  }
+
+  #onClose(socket: net.Socket, error: Error | undefined): void {
+    if (this.#socket !== socket) return;
+    this.#socket = undefined;
+    const wasLoggedIn = this.#loggedIn;
+    this.#loggedIn = false;
+    this.#stopPing();
+    const pendingError =
+      error instanceof AmiDisconnectedError
+        ? error
+        : new AmiDisconnectedError(
+            this.name,
+            `AMI connection to ${this.name} lost${error ? `: ${error.message}` : ''}`,
+            error,
+          );
+    const pending = [...this.#pending.values()];
+    this.#pending.clear();
+    for (const p of pending) {
+      clearTimeout(p.timer);
+      p.reject(pendingError);
+    }
+    if (wasLoggedIn)
+      this.emit('disconnect', this.name, this.#state === 'closed' ? undefined : error);
+    if (this.#state === 'closed') return;
+    if (error !== undefined && !(error instanceof AmiDisconnectedError)) this.#emitError(error);
+    if (!this.#everConnected && !this.#retryInitial) {
+      this.#state = 'idle';
+      this.#failConnectWaiters(error ?? pendingError);
+      return;
+    }
+    this.#state = 'waiting';
+    const delayMs = backoffDelayMs(this.#attempt, this.#backoff, this.#random);
+    this.#attempt++;
+    this.#reconnectTimer = setTimeout(() => {
+      if (this.#state === 'waiting') this.#open();
+    }, delayMs);
+  }
+
+  #failConnectWaiters(error: Error): void {
+    const waiters = this.#connectWaiters;
+    this.#connectWaiters = [];
+    for (const waiter of waiters) waiter.reject(error);
+  }
+
+  #emitError(error: Error): void {
+    if (this.listenerCount('error') > 0) this.emit('error', error, this.name);
+  }
+
+  #startPing(): void {
+    if (this.#pingIntervalMs <= 0) return;
+    this.#pingTimer = setInterval(() => {
+      if (this.#pingInFlight || !this.#loggedIn) return;
+      const socket = this.#socket;
+      this.#pingInFlight = true;
+      this.#send({ Action: 'Ping' }, this.#pongTimeoutMs).then(
+        () => {
+          this.#pingInFlight = false;
+        },
+        (error: Error) => {
+          this.#pingInFlight = false;
+          if (error instanceof AmiTimeoutError && socket !== undefined && socket === this.#socket) {
+            socket.destroy(new AmiTimeoutError(this.name, 'Ping', this.#pongTimeoutMs));
+          }
+        },
+      );
+    }, this.#pingIntervalMs);
+    this.#pingTimer.unref?.();
+  }
+
+  #stopPing(): void {
+    clearInterval(this.#pingTimer);
+    this.#pingTimer = undefined;
+    this.#pingInFlight = false;
+  }
+
+  #dispatch(message: AmiMessage): void {
+    const event = message.Event;
+    const rawId = message.ActionID;
+    if (event !== undefined) {
+      if (rawId !== undefined && this.#pending.size > 0) {
+        const pending = this.#pending.get(first(rawId) as string);
+        if (pending?.events !== undefined) {
+          pending.events.push(message as AmiEvent);
+          const list = first(message.EventList);
+          if (list === 'Complete' || list === 'Cancelled') {
+            this.#settle(first(rawId) as string, pending);
+            pending.resolve({ response: pending.response as AmiMessage, events: pending.events });
+          }
+          return;
+        }
+      }
+      this.emit('event', message as AmiEvent, this.name);
+      if (this.#hub.active) this.#hub.push(message as AmiEvent, this.name);
+      return;
+    }
+    if (rawId === undefined) return;
+    const id = first(rawId) as string;
+    const pending = this.#pending.get(id);
+    if (pending === undefined || pending.events !== undefined) return; // late or unknown
+    const response = first(message.Response);
+    if (response === 'Error') {
+      this.#settle(id, pending);
+      pending.reject(new AmiActionError(this.name, pending.action, message));
+      return;
+    }
+    const list = first(message.EventList);
+    if (list !== undefined && list.toLowerCase() === 'start') {
+      pending.response = message;
+      pending.events = [];
+      return;
+    }
+    this.#settle(id, pending);
+    pending.resolve({ response: message, events: [] });
+  }
+
+  #settle(id: string, pending: Pending): void {
+    clearTimeout(pending.timer);
+    this.#pending.delete(id);
+  }
+}
+
+/** A client of an {@link AmiPool}: a ready client or the options to create one. */
+export type AmiPoolMember = AmiClient | AmiClientOptions;
+
+/**
+ * Several AMI servers at once. Every client's events are re-emitted as
+ * `('event', event, serverName)`, lifecycle events likewise tagged; the async iterator yields
+ * `{ server, event }` from all servers (same bounded-buffer policy as {@link AmiEventStream}).
+ * Server names must be unique.
+ */
+export class AmiPool extends EventEmitter<AmiClientEvents> {
+  readonly #clients = new Map<string, AmiClient>();
+  readonly #hub = new StreamHub();
+
+  /** @throws {Error} when two members share a name. */
+  constructor(members: readonly AmiPoolMember[]) {
+    super();
+    for (const member of members) {
+      const client = member instanceof AmiClient ? member : new AmiClient(member);
+      if (this.#clients.has(client.name)) {
+        throw new Error(`duplicate AMI server name ${client.name}`);
+      }
+      this.#clients.set(client.name, client);
+      client.on('event', (event, server) => {
+        this.emit('event', event, server);
+        if (this.#hub.active) this.#hub.push(event, server);
+      });
+      client.on('connect', (server) => this.emit('connect', server));
+      client.on('disconnect', (server, error) => this.emit('disconnect', server, error));
+      client.on('error', (error, server) => {
+        if (this.listenerCount('error') > 0) this.emit('error', error, server);
+      });
+    }
+  }
+
+  /** The clients, by server name. */
+  get clients(): ReadonlyMap<string, AmiClient> {
+    return this.#clients;
+  }
+
+  /** The client of one server. @throws {Error} for an unknown name. */
+  client(server: string): AmiClient {
+    const client = this.#clients.get(server);
+    if (client === undefined) throw new Error(`unknown AMI server ${server}`);
+    return client;
+  }
+
+  /**
+   * Connects every client; resolves when all are logged in, rejects with the first failure
+   * (the other clients keep their own retry behaviour).
+   */
+  async connect(): Promise<void> {
+    await Promise.all([...this.#clients.values()].map((client) => client.connect()));
+  }
+
+  /** Sends an action to one server; see {@link AmiClient.action}. */
+  action(server: string, action: AmiAction, options?: AmiActionOptions): Promise<AmiActionResult> {
+    return this.client(server).action(action, options);
+  }
+
+  /** Async iterator of all servers' events, tagged. Ends on `close()`. */
+  events(options?: AmiEventStreamOptions): AmiEventStream {
+    return this.#hub.open(options);
+  }
+
+  [Symbol.asyncIterator](): AmiEventStream {
+    return this.events();
+  }
+
+  /** Closes every client (Logoff) and ends the iterators. */
+  async close(): Promise<void> {
+    await Promise.all([...this.#clients.values()].map((client) => client.close()));
+    this.#hub.close();
+  }
+}

@@ -1,0 +1,87 @@
+/**
+ * Typed errors of the AMI client. None of them ever carries a secret: messages are built from
+ * the action name, the server tag and Asterisk's own `Message`, never from action parameters.
+ *
+ * @module
+ */
+import type { AmiMessage } from './message.ts';
+
+/** Base class of the client's errors; `server` is the server tag (e.g. `pbx1` or `host:5038`). */
+export class AmiError extends Error {
+  /** Tag of the server the error concerns. */
+  readonly server: string;
+  constructor(message: string, server: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = 'AmiError';
+    this.server = server;
+  }
+}
+
+/**
+ * Login refused (`Response: Error` to `Login` or `Challenge`). `amiMessage` is Asterisk's
+ * `Message` (e.g. `Authentication failed`). The client does not retry after it.
+ */
+export class AmiAuthError extends AmiError {
+  /** Asterisk's `Message` field, e.g. `Authentication failed`. */
+  readonly amiMessage: string;
+  constructor(server: string, amiMessage: string) {
+    super(`AMI login to ${server} failed: ${amiMessage}`, server);
+    this.name = 'AmiAuthError';
+    this.amiMessage = amiMessage;
+  }
+}
+
+/**
+ * An action answered with `Response: Error`. `amiMessage` is Asterisk's `Message`;
+ * `response` is the whole response message.
+ */
+export class AmiActionError extends AmiError {
+  /** Name of the action (`Originate`, ...). */
+  readonly action: string;
+  /** Asterisk's `Message` field ('' when absent). */
+  readonly amiMessage: string;
+  /** The complete error response. */
+  readonly response: AmiMessage;
+  constructor(server: string, action: string, response: AmiMessage) {
+    const raw = response.Message;
+    const amiMessage = typeof raw === 'string' ? raw : (raw?.join(' ') ?? '');
+    super(`AMI action ${action} on ${server} failed: ${amiMessage || 'error'}`, server);
+    this.name = 'AmiActionError';
+    this.action = action;
+    this.amiMessage = amiMessage;
+    this.response = response;
+  }
+}
+
+/** An action got no (complete) answer within its timeout; its ActionID is forgotten. */
+export class AmiTimeoutError extends AmiError {
+  /** Name of the action. */
+  readonly action: string;
+  /** The timeout that expired, in milliseconds. */
+  readonly timeoutMs: number;
+  constructor(server: string, action: string, timeoutMs: number) {
+    super(`AMI action ${action} on ${server} timed out after ${timeoutMs} ms`, server);
+    this.name = 'AmiTimeoutError';
+    this.action = action;
+    this.timeoutMs = timeoutMs;
+  }
+}
+
+/**
+ * The connection is not logged in: raised for actions issued while disconnected and for
+ * actions that were in flight when the connection dropped or the client was closed.
+ */
+export class AmiDisconnectedError extends AmiError {
+  constructor(server: string, message = `not connected to AMI server ${server}`, cause?: unknown) {
+    super(message, server, cause === undefined ? undefined : { cause });
+    this.name = 'AmiDisconnectedError';
+  }
+}
+
+/** An AMI URL that cannot be used; the message never contains the secret. */
+export class AmiUrlError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'AmiUrlError';
+  }
+}

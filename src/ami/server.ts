@@ -1,0 +1,327 @@
+/**
+ * A minimal AMI server over real TCP, answering like Asterisk 22 (see
+ * `test/fixtures/asterisk22/recordings/*.raw.txt`): banner, `Login` (plaintext and MD5
+ * challenge), `Ping`, `Logoff`, `FullyBooted` after login, pluggable handlers for other
+ * actions, and a fast broadcast path for streaming events. Used by tests and the PBX
+ * simulator.
+ *
+ * @module
+ */
+import { createHash, randomInt } from 'node:crypto';
+import { EventEmitter } from 'node:events';
+import net from 'node:net';
+import type { AmiEvent, AmiMessage } from './message.ts';
+import { type AmiActionValue, AmiParser, serializeMessage } from './protocol.ts';
+
+/** The banner Asterisk 13–22 send. */
+export const AMI_BANNER = 'Asterisk Call Manager/11.0.0';
+
+/** A message to send: string values, arrays for repeated keys, numbers/booleans stringified. */
+export type AmiOutgoing = Readonly<Record<string, AmiActionValue>>;
+
+/**
+ * What a handler answers. Nothing (undefined) means the handler answered itself through the
+ * connection (or wants no answer, e.g. to simulate a hung server).
+ */
+export interface AmiHandlerReply {
+  /** Response fields; `Response: Success` when omitted. The `ActionID` is added after `Response`. */
+  response?: AmiOutgoing;
+  /**
+   * Events of an event list: the response gets `EventList: start`, every event gets the
+   * action's `ActionID` (after `Event`), then `complete` closes the list.
+   */
+  events?: readonly AmiOutgoing[];
+  /** Name of the closing event (e.g. `CoreShowChannelsComplete`); default `<Action>Complete`. Gets `EventList: Complete` and `ListItems`. */
+  complete?: string;
+}
+
+/** A handler for one action name. */
+export type AmiActionHandler = (
+  action: AmiMessage,
+  connection: AmiServerConnection,
+) => AmiHandlerReply | undefined | Promise<AmiHandlerReply | undefined>;
+
+/** Options of {@link AmiServer}. */
+export interface AmiServerOptions {
+  /** Accepted users: username → secret. */
+  users: Readonly<Record<string, string>>;
+  /** Handlers by action name (case-insensitive); they may override `Ping`, not `Login`/`Challenge`/`Logoff`. */
+  handlers?: Readonly<Record<string, AmiActionHandler>>;
+  /** Banner line. Default {@link AMI_BANNER}. */
+  banner?: string;
+  /** Send `FullyBooted` right after each login, like Asterisk 22. Default true. */
+  fullyBooted?: boolean;
+}
+
+/** Events of {@link AmiServer}: for tests that count connections and logins. */
+export interface AmiServerEvents {
+  connection: [connection: AmiServerConnection];
+  login: [connection: AmiServerConnection, ok: boolean];
+  action: [action: AmiMessage, connection: AmiServerConnection];
+}
+
+function first(value: string | string[] | undefined): string | undefined {
+  return typeof value === 'string' || value === undefined ? value : value[0];
+}
+
+/** One client connection of an {@link AmiServer}. */
+export class AmiServerConnection {
+  /** The logged-in user, once logged in. */
+  username: string | undefined;
+  /** True after a successful login. */
+  loggedIn = false;
+  /** False when the client logged in with `Events: off`. */
+  eventsOn = true;
+  readonly socket: net.Socket;
+  /** The MD5 challenge handed out by `Challenge`. */
+  challenge: string | undefined;
+
+  constructor(socket: net.Socket) {
+    this.socket = socket;
+  }
+
+  /** Sends one message (keys in insertion order). @throws {AmiProtocolError} on CR/LF in a value. */
+  send(message: AmiOutgoing): boolean {
+    return this.sendRaw(serializeMessage(message));
+  }
+
+  /** Writes pre-serialized wire text; returns false when the socket buffer is full. */
+  sendRaw(data: string | Buffer): boolean {
+    if (this.socket.destroyed) return false;
+    return this.socket.write(data);
+  }
+
+  /** Sends a response with `ActionID` right after `Response`, as Asterisk does. */
+  respond(action: AmiMessage, fields: AmiOutgoing): void {
+    const { Response = 'Success', ...rest } = fields;
+    const id = first(action.ActionID);
+    this.send(id === undefined ? { Response, ...rest } : { Response, ActionID: id, ...rest });
+  }
+
+  /** Closes the connection (FIN). */
+  close(): void {
+    this.socket.end();
+  }
+}
+
+/**
+ * The fake Asterisk. `listen()` on 127.0.0.1, port 0 by default; `port` once listening.
+ * Login failures answer exactly like Asterisk (`Response: Error` / `Message: Authentication
+ * failed`) and close the connection.
+ */
+export class AmiServer extends EventEmitter<AmiServerEvents> {
+  readonly #options: AmiServerOptions;
+  readonly #handlers = new Map<string, AmiActionHandler>();
+  readonly #server: net.Server;
+  readonly #connections = new Set<AmiServerConnection>();
+  readonly #startedAt = Date.now();
+
+  constructor(options: AmiServerOptions) {
+    super();
+    this.#options = options;
+    for (const [name, handler] of Object.entries(options.handlers ?? {})) {
+      this.#handlers.set(name.toLowerCase(), handler);
+    }
+    this.#server = net.createServer((socket) => this.#accept(socket));
+  }
+
+  /** Adds or replaces the handler of an action (case-insensitive name). */
+  handle(action: string, handler: AmiActionHandler): void {
+    this.#handlers.set(action.toLowerCase(), handler);
+  }
+
+  /** Starts listening; resolves with the port. */
+  listen(port = 0, host = '127.0.0.1'): Promise<number> {
+    return new Promise((resolve, reject) => {
+      this.#server.once('error', reject);
+      this.#server.listen(port, host, () => {
+        this.#server.off('error', reject);
+        resolve(this.port);
+      });
+    });
+  }
+
+  /** The listening port. */
+  get port(): number {
+    const address = this.#server.address();
+    return typeof address === 'object' && address !== null ? address.port : 0;
+  }
+
+  /** Open connections (logged in or not). */
+  get connections(): ReadonlySet<AmiServerConnection> {
+    return this.#connections;
+  }
+
+  /** Sends an event to every logged-in connection with events on. Returns how many got it. */
+  broadcast(event: AmiOutgoing & { Event: string }): number {
+    return this.broadcastRaw(serializeMessage(event));
+  }
+
+  /**
+   * Fast path: writes pre-serialized wire text (any number of complete events) to every
+   * logged-in connection with events on. Returns how many connections got it. Pair with
+   * {@link drain} to respect backpressure when streaming millions of events.
+   */
+  broadcastRaw(data: string | Buffer): number {
+    let count = 0;
+    for (const connection of this.#connections) {
+      if (connection.loggedIn && connection.eventsOn && !connection.socket.destroyed) {
+        connection.socket.write(data);
+        count++;
+      }
+    }
+    return count;
+  }
+
+  /** Resolves when every connection's write buffer is below its high-water mark. */
+  async drain(): Promise<void> {
+    await Promise.all(
+      [...this.#connections].map((connection) =>
+        connection.socket.writableNeedDrain && !connection.socket.destroyed
+          ? new Promise<void>((resolve) => {
+              const done = (): void => {
+                connection.socket.off('drain', done);
+                connection.socket.off('close', done);
+                resolve();
+              };
+              connection.socket.on('drain', done);
+              connection.socket.on('close', done);
+            })
+          : undefined,
+      ),
+    );
+  }
+
+  /** Destroys every connection abruptly, to simulate a network failure (the server keeps listening). */
+  dropConnections(): void {
+    for (const connection of this.#connections) connection.socket.destroy();
+    this.#connections.clear();
+  }
+
+  /** Stops listening and destroys every connection. */
+  close(): Promise<void> {
+    this.dropConnections();
+    return new Promise((resolve) => this.#server.close(() => resolve()));
+  }
+
+  #accept(socket: net.Socket): void {
+    socket.setNoDelay(true);
+    const connection = new AmiServerConnection(socket);
+    this.#connections.add(connection);
+    const parser = new AmiParser({
+      onMessage: (message) => {
+        this.#onAction(message, connection).catch(() => socket.destroy());
+      },
+    });
+    socket.on('data', (chunk: Buffer) => {
+      try {
+        parser.push(chunk);
+      } catch {
+        socket.destroy();
+      }
+    });
+    socket.on('error', () => undefined);
+    socket.on('close', () => this.#connections.delete(connection));
+    socket.write(`${this.#options.banner ?? AMI_BANNER}\r\n`);
+    this.emit('connection', connection);
+  }
+
+  async #onAction(action: AmiMessage, connection: AmiServerConnection): Promise<void> {
+    const name = (first(action.Action) ?? '').toLowerCase();
+    this.emit('action', action, connection);
+    if (name === 'login') return this.#login(action, connection);
+    if (name === 'challenge') {
+      if (first(action.AuthType)?.toLowerCase() !== 'md5') {
+        connection.respond(action, { Response: 'Error', Message: 'Must specify AuthType' });
+        return;
+      }
+      connection.challenge = String(randomInt(100_000_000, 999_999_999));
+      connection.respond(action, { Challenge: connection.challenge });
+      return;
+    }
+    if (name === 'logoff') {
+      connection.respond(action, { Response: 'Goodbye', Message: 'Thanks for all the fish.' });
+      connection.close();
+      return;
+    }
+    if (!connection.loggedIn) {
+      connection.respond(action, { Response: 'Error', Message: 'Permission denied' });
+      return;
+    }
+    const handler = this.#handlers.get(name);
+    if (handler === undefined) {
+      if (name === 'ping') {
+        const nowS = Date.now() / 1000;
+        connection.respond(action, { Ping: 'Pong', Timestamp: nowS.toFixed(6) });
+        return;
+      }
+      connection.respond(action, { Response: 'Error', Message: 'Invalid/unknown command' });
+      return;
+    }
+    const reply = await handler(action, connection);
+    if (reply === undefined || connection.socket.destroyed) return;
+    const events = reply.events;
+    if (events === undefined) {
+      connection.respond(action, reply.response ?? {});
+      return;
+    }
+    const id = first(action.ActionID);
+    connection.respond(action, { ...reply.response, EventList: 'start' });
+    let text = '';
+    const withId = (fields: AmiOutgoing): AmiOutgoing => {
+      const { Event, ...rest } = fields;
+      return id === undefined ? { Event, ...rest } : { Event, ActionID: id, ...rest };
+    };
+    for (const event of events) text += serializeMessage(withId(event));
+    text += serializeMessage(
+      withId({
+        Event: reply.complete ?? `${first(action.Action)}Complete`,
+        EventList: 'Complete',
+        ListItems: String(events.length),
+      }),
+    );
+    connection.sendRaw(text);
+  }
+
+  #login(action: AmiMessage, connection: AmiServerConnection): void {
+    const username = first(action.Username) ?? '';
+    const secret = Object.hasOwn(this.#options.users, username)
+      ? this.#options.users[username]
+      : undefined;
+    let ok = false;
+    if (secret !== undefined) {
+      if (first(action.AuthType)?.toLowerCase() === 'md5') {
+        const challenge = connection.challenge;
+        const expected =
+          challenge === undefined
+            ? undefined
+            : createHash('md5')
+                .update(challenge + secret)
+                .digest('hex');
+        ok = expected !== undefined && first(action.Key) === expected;
+      } else {
+        ok = first(action.Secret) === secret;
+      }
+    }
+    this.emit('login', connection, ok);
+    if (!ok) {
+      connection.respond(action, { Response: 'Error', Message: 'Authentication failed' });
+      connection.close();
+      return;
+    }
+    connection.loggedIn = true;
+    connection.username = username;
+    connection.eventsOn = (first(action.Events) ?? 'on').toLowerCase() !== 'off';
+    connection.respond(action, { Message: 'Authentication accepted' });
+    if (this.#options.fullyBooted ?? true) {
+      const uptimeS = String(Math.floor((Date.now() - this.#startedAt) / 1000));
+      connection.send({
+        Event: 'FullyBooted',
+        Privilege: 'system,all',
+        Uptime: uptimeS,
+        LastReload: uptimeS,
+        Status: 'Fully Booted',
+      } satisfies AmiEvent);
+    }
+  }
+}
