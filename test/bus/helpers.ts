@@ -45,11 +45,11 @@ export async function rawConsumer(exchange: string, bindingKey: string): Promise
     },
     { noAck: true },
   );
-  return {
+  const consumer: RawConsumer = {
     messages,
     channel,
     waitFor(count, timeoutMs = 10_000) {
-      return this.waitUntil((m) => m.length >= count, timeoutMs);
+      return consumer.waitUntil((m) => m.length >= count, timeoutMs);
     },
     async waitUntil(done, timeoutMs = 10_000) {
       const deadline = Date.now() + timeoutMs;
@@ -71,6 +71,7 @@ export async function rawConsumer(exchange: string, bindingKey: string): Promise
       await conn.close().catch(() => {});
     },
   };
+  return consumer;
 }
 
 /** Deletes an exchange (best effort). */
