@@ -1,0 +1,154 @@
+/**
+ * HTTP errors and per-module error shapes.
+ *
+ * Each seed API answers errors in its own shape (Barista: `{"success":"false","error":"1",
+ * "message":"..."}`; Gong: `{"error":"..."}`; push middleware: text). A feature module sets its
+ * shape once for its routes with {@link useErrorFormatter}; handlers throw {@link HttpError}
+ * (or let Fastify's validation fail) and the formatter renders it. Error details of 5xx are
+ * logged, never sent.
+ */
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+
+/** An error a handler throws to answer a given status. `message` is sent to the client. */
+export class HttpError extends Error {
+  /** HTTP status (4xx, 5xx). */
+  readonly statusCode: number;
+  /** Machine-readable code, e.g. `bad_request`, or a seed API's code (`"1"`, `"99"`). */
+  readonly code: string;
+  /** Extra headers sent with the answer (e.g. `WWW-Authenticate`). */
+  readonly headers: Record<string, string>;
+  constructor(
+    statusCode: number,
+    message: string,
+    code = codeForStatus(statusCode),
+    headers: Record<string, string> = {},
+  ) {
+    super(message);
+    this.name = 'HttpError';
+    this.statusCode = statusCode;
+    this.code = code;
+    this.headers = headers;
+  }
+}
+
+/** What a formatter receives: a normalized error, safe to show. */
+export interface ErrorInfo {
+  /** HTTP status to answer. */
+  statusCode: number;
+  /** Machine-readable code (`bad_request`, `not_found`, `payload_too_large`, or custom). */
+  code: string;
+  /** Readable message, safe to send (for 5xx: a generic message). */
+  message: string;
+  /** For validation errors: the field at fault (`body.telno`, `querystring.eventid`). */
+  field?: string;
+  /** Headers to send. */
+  headers: Record<string, string>;
+}
+
+/** Renders an {@link ErrorInfo} as a module's answer body (status and headers are applied). */
+export type ErrorFormatter = (
+  error: ErrorInfo,
+  request: FastifyRequest,
+) => { body: unknown; contentType?: string; statusCode?: number };
+
+/** Default codes per status. */
+export function codeForStatus(statusCode: number): string {
+  const codes: Record<number, string> = {
+    400: 'bad_request',
+    401: 'unauthorized',
+    403: 'forbidden',
+    404: 'not_found',
+    405: 'method_not_allowed',
+    413: 'payload_too_large',
+    415: 'unsupported_media_type',
+    429: 'too_many_requests',
+    503: 'unavailable',
+  };
+  return codes[statusCode] ?? (statusCode >= 500 ? 'internal_error' : 'error');
+}
+
+/**
+ * Normalizes anything thrown in a request into an {@link ErrorInfo}: {@link HttpError} as is,
+ * Fastify validation errors → 400 naming the field, Fastify's own 4xx (body too large,
+ * unsupported content type, bad JSON) kept, anything else → 500 with a generic message.
+ */
+export function toErrorInfo(error: unknown): ErrorInfo {
+  if (error instanceof HttpError) {
+    return {
+      statusCode: error.statusCode,
+      code: error.code,
+      message: error.message,
+      headers: error.headers,
+    };
+  }
+  const e = error as Partial<FastifyError> & {
+    validation?: Array<{ instancePath?: string; params?: Record<string, unknown> }>;
+    validationContext?: string;
+  };
+  if (Array.isArray(e.validation) && e.validation.length > 0) {
+    const first = e.validation[0];
+    const missing = first?.params?.missingProperty;
+    const path = `${first?.instancePath ?? ''}${missing ? `/${String(missing)}` : ''}`;
+    const field = [e.validationContext ?? 'body', ...path.split('/').filter((p) => p !== '')].join(
+      '.',
+    );
+    return {
+      statusCode: 400,
+      code: 'bad_request',
+      message: e.message ?? 'invalid request',
+      field,
+      headers: {},
+    };
+  }
+  const status = typeof e.statusCode === 'number' ? e.statusCode : 500;
+  if (status >= 400 && status < 500) {
+    return {
+      statusCode: status,
+      code: codeForStatus(status),
+      message: e.message ?? 'bad request',
+      headers: {},
+    };
+  }
+  return {
+    statusCode: status,
+    code: codeForStatus(status),
+    message: 'internal error',
+    headers: {},
+  };
+}
+
+/** Switchboard's own error shape: `{"error": code, "message": ..., "statusCode": n}`. */
+export const defaultErrorFormatter: ErrorFormatter = (error) => ({
+  body: {
+    error: error.code,
+    message: error.message,
+    statusCode: error.statusCode,
+    ...(error.field ? { field: error.field } : {}),
+  },
+});
+
+/** Sends an error through a formatter (status, headers, body). */
+export function sendError(
+  reply: FastifyReply,
+  request: FastifyRequest,
+  info: ErrorInfo,
+  formatter: ErrorFormatter = defaultErrorFormatter,
+): FastifyReply {
+  const rendered = formatter(info, request);
+  reply.code(rendered.statusCode ?? info.statusCode);
+  for (const [name, value] of Object.entries(info.headers)) reply.header(name, value);
+  if (rendered.contentType) reply.type(rendered.contentType);
+  return reply.send(rendered.body);
+}
+
+/**
+ * Makes `formatter` render every error of `app`'s routes (Fastify encapsulation: call it inside
+ * the module's plugin to affect that module only). 5xx errors are logged with their cause.
+ */
+export function useErrorFormatter(app: FastifyInstance, formatter: ErrorFormatter): void {
+  app.setErrorHandler((error, request, reply) => {
+    const info = toErrorInfo(error);
+    if (info.statusCode >= 500) request.log.error({ err: error }, 'request failed');
+    return sendError(reply, request, info, formatter);
+  });
+}

@@ -1,0 +1,343 @@
+/**
+ * The one HTTP server of Switchboard (Fastify 5 + TypeBox type provider).
+ *
+ * Built in: `/healthz`, `/readyz`, `/metrics`, OpenAPI at `/docs` (JSON at `/docs/json`),
+ * form-encoded bodies wherever JSON is accepted, a body-size limit, request-duration metrics,
+ * pino logs with Authorization headers and secrets redacted, graceful shutdown.
+ *
+ * Feature modules add their routes as Fastify plugins, each owning its routes, schemas, hooks
+ * (access rule) and error shape:
+ *
+ * ```ts
+ * const server = await createServer({ config });
+ * server.readiness.add('ami', () => ami.connected);
+ * await server.app.register(calloutRoutes, { config: config.callout });
+ * await server.listen();
+ * ...
+ * await server.close(); // stop accepting, wait for in-flight requests
+ * ```
+ */
+import formbody from '@fastify/formbody';
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import Fastify, {
+  type FastifyBaseLogger,
+  type FastifyInstance,
+  type FastifyRequest,
+  type RawReplyDefaultExpression,
+  type RawRequestDefaultExpression,
+  type RawServerDefault,
+} from 'fastify';
+import pino, { type DestinationStream, type Logger } from 'pino';
+import { redactUrl } from '../config/load.ts';
+import type { Config } from '../config/schema.ts';
+import { createMetrics, type Metrics } from '../metrics.ts';
+import { defaultErrorFormatter, sendError, toErrorInfo, useErrorFormatter } from './errors.ts';
+
+/** The Fastify instance type modules register on (TypeBox type provider). */
+export type App = FastifyInstance<
+  RawServerDefault,
+  RawRequestDefaultExpression,
+  RawReplyDefaultExpression,
+  FastifyBaseLogger,
+  TypeBoxTypeProvider
+>;
+
+// ---------------------------------------------------------------------------------------------
+// Logging
+// ---------------------------------------------------------------------------------------------
+
+/** Log paths whose values are replaced by `***` (pino redact syntax). */
+export const REDACT_PATHS: readonly string[] = [
+  'req.headers.authorization',
+  'req.headers["proxy-authorization"]',
+  'req.headers.cookie',
+  'req.headers["x-twilio-signature"]',
+  'res.headers["set-cookie"]',
+  'headers.authorization',
+  'password',
+  'secret',
+  'token',
+  'apiKey',
+  'authToken',
+  '*.password',
+  '*.secret',
+  '*.token',
+  '*.apiKey',
+  '*.authToken',
+  '*.*.password',
+  '*.*.secret',
+  '*.*.token',
+];
+
+/** Serializes a request for logs: method, URL (secret query parameters redacted), IP, headers. */
+function serializeRequest(request: FastifyRequest) {
+  return {
+    method: request.method,
+    url: redactUrl(`http://h${request.url}`).slice('http://h'.length),
+    ip: request.ip,
+    headers: { ...request.headers },
+  };
+}
+
+/**
+ * Creates the process logger: pino JSON lines, level from config, secrets redacted
+ * ({@link REDACT_PATHS}). `destination` defaults to stdout (tests pass a stream to read logs).
+ */
+export function createLogger(level: string, destination?: DestinationStream): Logger {
+  const options = {
+    level,
+    redact: { paths: [...REDACT_PATHS], censor: '***' },
+    serializers: {
+      req: serializeRequest,
+      err: pino.stdSerializers.err,
+    },
+  };
+  return destination ? pino(options, destination) : pino(options);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Readiness
+// ---------------------------------------------------------------------------------------------
+
+/** Result of one readiness check. */
+export interface CheckResult {
+  ok: boolean;
+  /** Short reason, shown in /readyz (never a secret). */
+  detail?: string;
+}
+
+/** A readiness check: true/false, or a result with detail; may be async; throwing = not ready. */
+export type ReadinessCheck = () => boolean | CheckResult | Promise<boolean | CheckResult>;
+
+/** Registered readiness checks (e.g. `ami`: AMI connected, `bus`: bus connected). */
+export class Readiness {
+  readonly #checks = new Map<string, ReadinessCheck>();
+  #closing = false;
+  /** Longest time a check may take before counting as failed, ms. */
+  readonly checkTimeoutMs: number;
+
+  constructor(checkTimeoutMs = 2000) {
+    this.checkTimeoutMs = checkTimeoutMs;
+  }
+
+  /** Registers (or replaces) a named check. Returns a function removing it. */
+  add(name: string, check: ReadinessCheck): () => void {
+    this.#checks.set(name, check);
+    return () => {
+      if (this.#checks.get(name) === check) this.#checks.delete(name);
+    };
+  }
+
+  /** Marks the process as shutting down: every later run reports not ready. */
+  markClosing(): void {
+    this.#closing = true;
+  }
+
+  /** Runs every check in parallel; ready only if all pass and not shutting down. */
+  async run(): Promise<{ ready: boolean; checks: Record<string, CheckResult>; failed: string[] }> {
+    const entries = [...this.#checks];
+    const results = await Promise.all(
+      entries.map(async ([name, check]): Promise<[string, CheckResult]> => {
+        let timer: NodeJS.Timeout | undefined;
+        try {
+          const timeout = new Promise<CheckResult>((resolve) => {
+            timer = setTimeout(
+              () => resolve({ ok: false, detail: `timed out after ${this.checkTimeoutMs} ms` }),
+              this.checkTimeoutMs,
+            );
+          });
+          const value = await Promise.race([Promise.resolve().then(check), timeout]);
+          return [name, typeof value === 'boolean' ? { ok: value } : value];
+        } catch (error) {
+          return [name, { ok: false, detail: (error as Error).message || 'check failed' }];
+        } finally {
+          clearTimeout(timer);
+        }
+      }),
+    );
+    const checks = Object.fromEntries(results);
+    if (this.#closing) checks.shutdown = { ok: false, detail: 'shutting down' };
+    const failed = Object.entries(checks)
+      .filter(([, r]) => !r.ok)
+      .map(([name]) => name);
+    return { ready: failed.length === 0, checks, failed };
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Server
+// ---------------------------------------------------------------------------------------------
+
+/** `HOST:PORT` → parts (`[::1]:8080` → host `::1`). */
+export function parseListen(listen: string): { host: string; port: number } {
+  const match = /^(?:\[([^\]]+)\]|([^:]+)):(\d+)$/.exec(listen);
+  if (!match) throw new Error(`invalid listen address (HOST:PORT): ${listen}`);
+  return { host: match[1] ?? match[2] ?? '', port: Number(match[3]) };
+}
+
+/** Options of {@link createServer}. */
+export interface CreateServerOptions {
+  /** The configuration (uses `http` and `log`). */
+  config: Pick<Config, 'http' | 'log'>;
+  /** Logger (default: {@link createLogger} on stdout at `config.log.level`). */
+  logger?: Logger;
+  /** Metrics registry (default: a new one from {@link createMetrics}). */
+  metrics?: Metrics;
+  /** Readiness checks (default: a new, empty set: ready). */
+  readiness?: Readiness;
+  /** Version shown in the OpenAPI document. */
+  version?: string;
+}
+
+/** The server: the Fastify app to register modules on, and its lifecycle. */
+export interface SwitchboardServer {
+  /** Fastify instance (TypeBox type provider); register feature modules here before listen. */
+  app: App;
+  metrics: Metrics;
+  readiness: Readiness;
+  logger: Logger;
+  /**
+   * Starts listening on `config.http.listen` (or `listen` if given).
+   * @returns the bound address and its base URL (port 0 resolved).
+   */
+  listen(listen?: string): Promise<{ host: string; port: number; url: string }>;
+  /**
+   * Graceful shutdown: readiness turns 503, the server stops accepting, in-flight requests
+   * finish; after `timeoutMs` (default `config.http.shutdownTimeoutMs`) open connections are
+   * cut. Resolves when closed. Idempotent.
+   */
+  close(timeoutMs?: number): Promise<void>;
+}
+
+/**
+ * Creates the HTTP server with the built-in routes. Nothing listens until `listen()`.
+ * @throws when `config.http.listen` is malformed (at listen time), or a plugin fails to load.
+ */
+export async function createServer(options: CreateServerOptions): Promise<SwitchboardServer> {
+  const { config } = options;
+  const logger = options.logger ?? createLogger(config.log.level);
+  const metrics = options.metrics ?? createMetrics();
+  const readiness = options.readiness ?? new Readiness();
+
+  const app = Fastify({
+    loggerInstance: logger,
+    bodyLimit: config.http.bodyLimitBytes,
+    trustProxy: config.http.trustProxy,
+    return503OnClosing: true,
+    forceCloseConnections: 'idle',
+  }).withTypeProvider<TypeBoxTypeProvider>() as unknown as App;
+
+  useErrorFormatter(app, defaultErrorFormatter);
+  app.setNotFoundHandler((request, reply) =>
+    sendError(reply, request, {
+      statusCode: 404,
+      code: 'not_found',
+      message: `no route ${request.method} ${request.url.split('?')[0]}`,
+      headers: {},
+    }),
+  );
+
+  // Form-encoded bodies are parsed to objects, so every JSON body schema accepts them too.
+  await app.register(formbody, { bodyLimit: config.http.bodyLimitBytes });
+
+  if (config.http.docs) {
+    await app.register(swagger, {
+      openapi: {
+        openapi: '3.1.0',
+        info: {
+          title: 'Switchboard',
+          description: 'Asterisk call events, alert calls, announcements and mobile wake-up',
+          version: options.version ?? '0.1.0',
+        },
+      },
+    });
+    await app.register(swaggerUi, { routePrefix: '/docs' });
+  }
+
+  // During shutdown, answers close their connection so keep-alive sockets do not hold it open.
+  let shuttingDown = false;
+  app.addHook('onSend', async (_request, reply, payload) => {
+    if (shuttingDown) reply.header('connection', 'close');
+    return payload;
+  });
+
+  app.addHook('onResponse', async (request, reply) => {
+    metrics.httpRequestDuration.observe(
+      {
+        route: request.routeOptions.url ?? 'unmatched',
+        method: request.method,
+        status_code: String(reply.statusCode),
+      },
+      reply.elapsedTime / 1000,
+    );
+  });
+
+  app.get(
+    '/healthz',
+    { schema: { tags: ['operations'], summary: 'The process is up' }, logLevel: 'warn' },
+    async () => ({ status: 'ok' }),
+  );
+
+  app.get(
+    '/readyz',
+    {
+      schema: {
+        tags: ['operations'],
+        summary: 'Ready to serve: every readiness check passes (else 503 naming the failed ones)',
+      },
+      logLevel: 'warn',
+    },
+    async (_request, reply) => {
+      const result = await readiness.run();
+      reply.code(result.ready ? 200 : 503);
+      return {
+        status: result.ready ? 'ready' : 'not ready',
+        failed: result.failed,
+        checks: result.checks,
+      };
+    },
+  );
+
+  app.get(
+    '/metrics',
+    { schema: { tags: ['operations'], summary: 'Prometheus metrics' }, logLevel: 'warn' },
+    async (_request, reply) => {
+      reply.type(metrics.registry.contentType);
+      return metrics.registry.metrics();
+    },
+  );
+
+  let closing: Promise<void> | undefined;
+  return {
+    app,
+    metrics,
+    readiness,
+    logger,
+    async listen(listen = config.http.listen) {
+      const { host, port } = parseListen(listen);
+      await app.listen({ host, port });
+      const address = app.server.address();
+      const bound = typeof address === 'object' && address ? address.port : port;
+      const urlHost = host.includes(':') ? `[${host}]` : host;
+      return { host, port: bound, url: `http://${urlHost}:${bound}` };
+    },
+    close(timeoutMs = config.http.shutdownTimeoutMs) {
+      if (closing) return closing;
+      readiness.markClosing();
+      shuttingDown = true;
+      closing = (async () => {
+        const timer = setTimeout(() => app.server.closeAllConnections(), timeoutMs);
+        try {
+          await app.close();
+        } finally {
+          clearTimeout(timer);
+        }
+      })();
+      return closing;
+    },
+  };
+}
+
+export { toErrorInfo };
