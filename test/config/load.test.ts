@@ -15,6 +15,7 @@ import {
 } from '../../src/config/load.ts';
 
 const EXAMPLE = new URL('../../switchboard.example.yaml', import.meta.url);
+const DOCS = new URL('../../docs/configuration.md', import.meta.url);
 
 function problemsOf(fn: () => unknown): ConfigError {
   try {
@@ -349,6 +350,16 @@ describe('switchboard.example.yaml', () => {
       const index = lines.indexOf(`${section}:`);
       assert.ok(index > 0, `section ${section}`);
       assert.match(lines[index - 1] ?? '', /^#/, `comment above ${section}`);
+    }
+  });
+});
+
+describe('docs/configuration.md', () => {
+  test('lists every key with its environment variable', () => {
+    const text = readFileSync(DOCS, 'utf8');
+    for (const setting of configEnvSettings()) {
+      assert.ok(text.includes(`\`${setting.path.join('.')}\``), setting.path.join('.'));
+      assert.ok(text.includes(`\`${setting.name}\``), setting.name);
     }
   });
 });
