@@ -131,14 +131,14 @@ describe('AmqpBus against RabbitMQ', () => {
       exchange,
       connectionName,
       registry,
-      bufferSize: 20_000,
+      bufferSize: 200_000,
       reconnectInitialDelayMs: 50,
     });
     buses.push(bus);
     let total = 0;
     try {
       assert.equal(await bus.waitConnected(5000), true);
-      // A steady stream (50 messages per ms-tick) that keeps going until the broker has
+      // A steady stream (10 messages per ms-tick) that keeps going until the broker has
       // closed the connection and 2000 more messages were published after that.
       let killed: Promise<number> | undefined;
       let killedAt = 0;
@@ -151,7 +151,7 @@ describe('AmqpBus against RabbitMQ', () => {
             return count;
           });
         }
-        if (n % 50 === 0) await new Promise((r) => setTimeout(r, 1));
+        if (n % 10 === 0) await new Promise((r) => setTimeout(r, 1));
       }
       assert.equal(await killed, 1, 'the connection was closed by the broker');
       assert.equal(await bus.flush(20_000), true, 'everything confirmed after reconnecting');
