@@ -41,12 +41,13 @@ test('answers like Asterisk 22: banner, login, FullyBooted, Ping, unknown action
   ]);
   const ping = /Response: Success\r\nActionID: p\r\nPing: Pong\r\nTimestamp: \d+\.\d{6}\r\n\r\n/;
   assert.match(text, ping);
-  const expected =
-    'Asterisk Call Manager/11.0.0\r\n' +
-    'Response: Success\r\nActionID: trial-1\r\nMessage: Authentication accepted\r\n\r\n' +
-    /^Event: FullyBooted\r\nPrivilege: system,all\r\nUptime: \d+\r\nLastReload: \d+\r\nStatus: Fully Booted\r\n\r\n/
-      .source;
-  assert.ok(text.startsWith(expected.slice(0, expected.indexOf('^'))));
+  assert.ok(
+    text.startsWith(
+      'Asterisk Call Manager/11.0.0\r\n' +
+        'Response: Success\r\nActionID: trial-1\r\nMessage: Authentication accepted\r\n\r\n' +
+        'Event: FullyBooted\r\n',
+    ),
+  );
   assert.match(
     text,
     /Event: FullyBooted\r\nPrivilege: system,all\r\nUptime: \d+\r\nLastReload: \d+\r\nStatus: Fully Booted\r\n\r\n/,
