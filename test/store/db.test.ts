@@ -346,3 +346,55 @@ describe('store helpers', () => {
     assert.deepEqual([...ids].sort(), ids);
   });
 });
+
+describe('store on sqlite across real processes', () => {
+  test('two OS processes claiming from one file never both get a row', async () => {
+    const { spawn } = await import('node:child_process');
+    const dir = mkdtempSync(join(tmpdir(), 'sb-store-proc-'));
+    const file = join(dir, 'shared.db');
+    const database = await openDatabase(file);
+    try {
+      await migrate(database, [demoMigrations]);
+      const db = database.db.withTables<{ demo_job: JobTable }>();
+      const now = Date.now();
+      const ids = Array.from({ length: 400 }, () => newId());
+      await db
+        .insertInto('demo_job')
+        .values(ids.map((id) => ({ id, due_at: now - 10, state: 'pending' })))
+        .execute();
+      const dbModule = new URL('../../src/store/db.ts', import.meta.url).href;
+      const script = `
+        const { openDatabase, claimDue } = await import(${JSON.stringify(dbModule)});
+        const database = await openDatabase(${JSON.stringify(file)});
+        const got = [];
+        for (;;) {
+          const rows = await claimDue(database, { table: 'demo_job', owner: process.argv[1], leaseMs: 60000, limit: 3, nowMs: ${now} });
+          if (rows.length === 0) break;
+          got.push(...rows.map((r) => r.id));
+        }
+        await database.close();
+        process.stdout.write(JSON.stringify(got));`;
+      const run = (owner: string) =>
+        new Promise<string[]>((resolve, reject) => {
+          const child = spawn(process.execPath, ['--input-type=module', '-e', script, owner], {
+            stdio: ['ignore', 'pipe', 'inherit'],
+          });
+          let out = '';
+          child.stdout.on('data', (chunk) => {
+            out += chunk;
+          });
+          child.on('error', reject);
+          child.on('exit', (code) =>
+            code === 0 ? resolve(JSON.parse(out) as string[]) : reject(new Error(`exit ${code}`)),
+          );
+        });
+      const [p1, p2] = await Promise.all([run('P1'), run('P2')]);
+      const overlap = p1.filter((id) => p2.includes(id));
+      assert.deepEqual(overlap, []);
+      assert.deepEqual([...p1, ...p2].sort(), [...ids].sort());
+    } finally {
+      await database.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
