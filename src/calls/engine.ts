@@ -115,6 +115,8 @@ export class CallEngine {
   /** Live bridges by `BridgeUniqueid`. */
   readonly bridges = new Map<string, Bridge>();
 
+  /** While a resync is pending: the Uniqueids that live events touched since it began. */
+  #touched: Set<string> | null = null;
   readonly #emit: CallEventListener;
   readonly #resetOnFullyBooted: boolean;
   readonly #onSkip: ((reason: string, event: AmiEvent) => void) | undefined;
@@ -200,6 +202,16 @@ export class CallEngine {
   }
 
   /**
+   * Marks the start of a resynchronisation: call it when the `CoreShowChannels` action is
+   * sent after a (re)connect, keep feeding live events to {@link handle} meanwhile, then
+   * call {@link resync} with the list. Channels that live events touched in between are
+   * newer than the list and are left as the events made them.
+   */
+  beginResync(): void {
+    this.#touched = new Set();
+  }
+
+  /**
    * Brings the engine in line with what Asterisk reports after a (re)connect, instead of
    * forgetting everything as cacofonisk does.
    *
@@ -209,17 +221,22 @@ export class CallEngine {
    * (unknown) had arrived, so a caller's call reports `hangup` (`completed` if it was up,
    * `cancelled` otherwise). Channels the engine did not know are added (they report from
    * their next event on). Known channels get their state and bridge membership updated; a
-   * call that was answered during the outage reports its `up` now.
+   * call that was answered during the outage reports its `up` now. Channels touched by live
+   * events since {@link beginResync} are left alone.
    */
   resync(channels: readonly CoreShowChannel[]): void {
+    const touched = this.#touched ?? new Set<string>();
+    this.#touched = null;
     const present = new Map<string, CoreShowChannel>();
     for (const item of channels) {
       const uniqueid = str(item, 'Uniqueid');
-      if (uniqueid) present.set(uniqueid, item);
+      if (uniqueid && !touched.has(uniqueid)) present.set(uniqueid, item);
     }
     // Channels that ended while we were away: Local halves first, so that their partners'
     // links are cleared the way real hangups would have, then the phones.
-    const gone = [...this.channels.values()].filter((channel) => !present.has(channel.uniqueid));
+    const gone = [...this.channels.values()].filter(
+      (channel) => !present.has(channel.uniqueid) && !touched.has(channel.uniqueid),
+    );
     gone.sort((a, b) => Number(b.isLocal) - Number(a.isLocal));
     for (const channel of gone) {
       for (const other of this.channels.values()) {
@@ -272,6 +289,7 @@ export class CallEngine {
 
   #channel(event: AmiEvent, key: string): Channel | undefined {
     const uniqueid = str(event, key);
+    if (this.#touched !== null && uniqueid !== undefined) this.#touched.add(uniqueid);
     const channel = uniqueid === undefined ? undefined : this.channels.get(uniqueid);
     if (channel === undefined) this.#onSkip?.(`unknown channel ${key}=${uniqueid}`, event);
     return channel;
@@ -293,6 +311,7 @@ export class CallEngine {
     }
     const channel = new Channel(channelInit(event));
     this.channels.set(channel.uniqueid, channel);
+    this.#touched?.add(channel.uniqueid);
   }
 
   #onNewstate(event: AmiEvent): void {
