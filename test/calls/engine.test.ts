@@ -239,7 +239,7 @@ describe('resync after a reconnect (beyond cacofonisk)', () => {
     engine.resync(coreShowChannels(events.slice(0, resume + 1)));
     const up = out.find((event) => event.event === 'up');
     assert.ok(up, 'up reported at resync');
-    const expected = golden[upIndex] as {
+    const expected = golden[upIndex] as unknown as {
       caller: { uniqueid: string };
       target: { uniqueid: string };
     };
