@@ -2,6 +2,7 @@
 // exchange `test-<random>` and deletes it afterwards.
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
+import { connect } from 'amqplib';
 import { Registry } from 'prom-client';
 import { AmqpBus, backoffMs } from '../../src/bus/amqp.ts';
 import type { BusMessage } from '../../src/bus/bus.ts';
@@ -13,6 +14,7 @@ import {
   rawConsumer,
   startProxy,
   uniqueName,
+  withBrokerStopped,
 } from './helpers.ts';
 
 const ORIGIN = 'ca7f87e9-c2c8-5fad-ba1b-c3140ebb9be3';
@@ -273,6 +275,59 @@ describe('AmqpBus against RabbitMQ', () => {
       );
     } finally {
       await proxy.close();
+    }
+  });
+
+  // A real broker restart (stop_app/start_app) disturbs every other user of the broker, so
+  // it runs only when asked: SWITCHBOARD_TEST_BROKER_RESTART=1.
+  it('loses nothing across a real broker restart (durable queue, persistent messages)', {
+    skip:
+      process.env.SWITCHBOARD_TEST_BROKER_RESTART !== '1' &&
+      'set SWITCHBOARD_TEST_BROKER_RESTART=1',
+  }, async () => {
+    const exchange = uniqueName();
+    const queue = uniqueName('test-dq');
+    const setup = await connect(BROKER_URL);
+    const ch = await setup.createChannel();
+    await ch.assertExchange(exchange, 'topic', { durable: true });
+    await ch.assertQueue(queue, { durable: true });
+    await ch.bindQueue(queue, exchange, 'seq.#');
+    await setup.close();
+    const bus = new AmqpBus({
+      url: BROKER_URL,
+      exchange,
+      persistent: true,
+      bufferSize: 100_000,
+      reconnectInitialDelayMs: 100,
+      reconnectMaxDelayMs: 500,
+    });
+    buses.push(bus);
+    let n = 0;
+    try {
+      assert.equal(await bus.waitConnected(5000), true);
+      for (; n < 500; n++) bus.publish('seq.n', numbered(n + 1));
+      await withBrokerStopped(async () => {
+        for (let i = 0; i < 500; i++, n++) {
+          bus.publish('seq.n', numbered(n + 1));
+          if (i % 50 === 0) await new Promise((r) => setTimeout(r, 5));
+        }
+      });
+      for (let i = 0; i < 500; i++, n++) bus.publish('seq.n', numbered(n + 1));
+      assert.equal(await bus.flush(30_000), true);
+      const conn = await connect(BROKER_URL);
+      const rch = await conn.createChannel();
+      const numbers: number[] = [];
+      for (;;) {
+        const m = await rch.get(queue, { noAck: true });
+        if (m === false) break;
+        numbers.push(numberOf(m.content));
+      }
+      await rch.deleteQueue(queue);
+      await rch.deleteExchange(exchange);
+      await conn.close();
+      assertNoGaps(numbers, n);
+    } finally {
+      await bus.close(1000);
     }
   });
 

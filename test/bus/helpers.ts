@@ -170,3 +170,32 @@ export async function metricValue(
   const hit = values.find((v) => Object.entries(labels).every(([k, val]) => v.labels[k] === val));
   return hit?.value ?? 0;
 }
+
+/** Resolves once a TCP connection to 127.0.0.1:`port` succeeds, or throws after `timeoutMs`. */
+export async function waitForPort(port: number, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const ok = await new Promise<boolean>((resolve) => {
+      const s = net.connect(port, '127.0.0.1');
+      s.once('connect', () => {
+        s.destroy();
+        resolve(true);
+      });
+      s.once('error', () => resolve(false));
+    });
+    if (ok) return;
+    if (Date.now() > deadline) throw new Error(`port ${port} not accepting after ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+/** `rabbitmqctl stop_app`, then `fn()`, then always `start_app` and wait for the port. */
+export async function withBrokerStopped(fn: () => Promise<void>): Promise<void> {
+  await run('rabbitmqctl', ['stop_app']);
+  try {
+    await fn();
+  } finally {
+    await run('rabbitmqctl', ['start_app']);
+    await waitForPort(5672);
+  }
+}
