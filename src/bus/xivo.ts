@@ -398,3 +398,93 @@ function schemaErrors(schema: TSchema, value: unknown): string[] {
   }
   return out.length > 0 ? out : ['/: invalid'];
 }
+
+// ---------------------------------------------------------------------------------------
+// Wiring
+
+/** Options of {@link XivoPublisher}. */
+export interface XivoPublisherOptions extends StatusMappingOptions {
+  /** Publish `ami.<EventName>` for every AMI event. Default true. */
+  amiEvents?: boolean;
+  /** Publish the status events derived from AMI. Default true. */
+  statusEvents?: boolean;
+}
+
+/** Anything with a `publish(routingKey, message)` (a `Bus`). */
+export interface Publisher {
+  publish(routingKey: string, message: BusMessage): boolean;
+}
+
+/**
+ * Publishes Switchboard's events on a bus with the XiVO conventions: the glue the service
+ * uses (AMI client → `ami()`, call engine → `call()`, start/stop → `registered()` /
+ * `deregistered()`, CTI HTTP route → `cti()`). Every method returns how many messages were
+ * accepted by the bus.
+ */
+export class XivoPublisher {
+  readonly #bus: Publisher;
+  readonly #options: XivoPublisherOptions;
+
+  /** @param bus the bus to publish on; @param options UUIDs and mappings. */
+  constructor(bus: Publisher, options: XivoPublisherOptions) {
+    this.#bus = bus;
+    this.#options = options;
+  }
+
+  #send(routed: Routed[]): number {
+    let n = 0;
+    for (const r of routed) if (this.#bus.publish(r.routingKey, r.message)) n++;
+    return n;
+  }
+
+  /** An AMI event: `ami.<EventName>` plus the status events it implies. */
+  ami(event: AmiEvent): number {
+    const out: Routed[] = [];
+    if (this.#options.amiEvents !== false)
+      out.push(amiEventMessage(event, this.#options.originUuid));
+    if (this.#options.statusEvents !== false)
+      out.push(...statusEventsFromAmi(event, this.#options));
+    return this.#send(out);
+  }
+
+  /** A call event on `call.<event>`, tagged with `server` when given. */
+  call(event: CallEventLike, server?: string): number {
+    return this.#send([callEventMessage(event, this.#options.originUuid, server)]);
+  }
+
+  /** `service_registered_event` (service start). */
+  registered(advertised: {
+    address: string;
+    port: number;
+    serviceId?: string;
+    tags?: string[];
+  }): number {
+    return this.#send([
+      serviceRegisteredMessage({ originUuid: this.#options.originUuid, ...advertised }),
+    ]);
+  }
+
+  /** `service_deregistered_event` (service stop). */
+  deregistered(advertised: { serviceId?: string; tags?: string[] } = {}): number {
+    return this.#send([
+      serviceDeregisteredMessage({ originUuid: this.#options.originUuid, ...advertised }),
+    ]);
+  }
+
+  /**
+   * A CTI-client event: validates and publishes, or returns the reasons (for a 400).
+   * `published` is false when the bus dropped the message.
+   */
+  cti(
+    name: string,
+    body: unknown,
+  ): { ok: true; routingKey: string; published: boolean } | { ok: false; errors: string[] } {
+    const built = buildCtiEvent(name, body, this.#options.originUuid);
+    if (!built.ok) return built;
+    return {
+      ok: true,
+      routingKey: built.routingKey,
+      published: this.#bus.publish(built.routingKey, built.message),
+    };
+  }
+}

@@ -230,3 +230,36 @@ describe('CTI events (schemas + builder)', () => {
     }
   });
 });
+
+describe('XivoPublisher', () => {
+  it('publishes AMI, status, call, service and CTI events on the bus', async () => {
+    const { MemoryBus } = await import('../../src/bus/memory.ts');
+    const { XivoPublisher } = await import('../../src/bus/xivo.ts');
+    const { createBus } = await import('../../src/bus/index.ts');
+    assert.ok(createBus() instanceof MemoryBus);
+    const bus = new MemoryBus();
+    const got: string[] = [];
+    bus.subscribe('#', (m, rk) => {
+      got.push(`${rk} ${m.name}`);
+    });
+    const pub = new XivoPublisher(bus, { originUuid: UUID });
+    assert.equal(pub.ami({ Event: 'AgentLogin', Agent: '42' }), 2);
+    assert.equal(pub.call({ event: 'up', caller: {}, target: {} }, 'pbx1'), 1);
+    assert.equal(pub.registered({ address: '127.0.0.1', port: 8080 }), 1);
+    assert.equal(pub.deregistered(), 1);
+    const bad = pub.cti('user_status_update', { user_id: 'x' });
+    assert.equal(bad.ok, false);
+    const good = pub.cti('user_status_update', { user_id: 1, xivo_id: UUID, status: 'away' });
+    assert.deepEqual(good, { ok: true, routingKey: 'status.user', published: true });
+    await bus.flush();
+    assert.deepEqual(got, [
+      'ami.AgentLogin AgentLogin',
+      'status.agent agent_status_update',
+      'call.up up',
+      'service.registered.switchboard service_registered_event',
+      'service.deregistered.switchboard service_deregistered_event',
+      'status.user user_status_update',
+    ]);
+    await bus.close();
+  });
+});
