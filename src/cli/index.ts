@@ -4,9 +4,12 @@
  * stderr and an exit code.
  */
 import { Command, CommanderError } from 'commander';
+import { configCommand } from './config.ts';
 import { CliError, EXIT } from './errors.ts';
+import { listenCommand } from './listen.ts';
 import { recordCommand } from './record.ts';
 import { replayCommand } from './replay.ts';
+import { serveCommand } from './serve.ts';
 import { watchCommand } from './watch.ts';
 
 /** Builds the commander program; exported for tests and for `--help` generation. */
@@ -18,7 +21,14 @@ export function program(): Command {
     .option('-v, --verbose', 'print stack traces and debug details on errors')
     .showHelpAfterError()
     .exitOverride();
-  for (const command of [replayCommand(), recordCommand(), watchCommand()]) {
+  for (const command of [
+    replayCommand(),
+    recordCommand(),
+    watchCommand(),
+    serveCommand(),
+    configCommand(),
+    listenCommand(),
+  ]) {
     // addCommand() does not pass these on: usage errors must throw, not exit the process.
     command.copyInheritedSettings(root);
     root.addCommand(command);

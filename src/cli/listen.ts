@@ -1,0 +1,147 @@
+/**
+ * `switchboard listen [BINDING_KEY...]`: prints bus messages as they arrive, one JSON line
+ * each, `{"routing_key", "name", "origin_uuid", "data"}` (the same line `/api/events` sends
+ * as SSE `data:`), until Ctrl-C. Default binding key `#` (everything).
+ *
+ * Two sources:
+ * - RabbitMQ (default): the broker of `--amqp URL`, else `amqp.url` of the configuration
+ *   (`--config`, `SWITCHBOARD_AMQP_URL`), on `amqp.exchange`. An exclusive auto-delete queue
+ *   is bound with each key (the seed's consumer example, as a command).
+ * - `--url http://HOST:PORT`: the `/api/events` stream of a running `switchboard serve`,
+ *   which works with either bus (the only way to see the in-process bus from another
+ *   process). `--token` sends a Bearer token.
+ *
+ * With neither a broker nor `--url`, there is nothing to listen to (the in-process bus lives
+ * inside the serve process): the command says so and exits 1.
+ */
+import { Command } from 'commander';
+import { AmqpBus } from '../bus/amqp.ts';
+import { bindingKeyProblem } from '../bus/bus.ts';
+import { ConfigError, loadConfig, redactUrl } from '../config/load.ts';
+import { CliError, EXIT } from './errors.ts';
+import { untilSignal } from './signals.ts';
+
+interface ListenFlags {
+  config?: string;
+  amqp?: string;
+  url?: string;
+  token?: string;
+}
+
+function status(message: string): void {
+  process.stderr.write(`switchboard: ${message}\n`);
+}
+
+async function listenAmqp(url: string, exchange: string, keys: string[]): Promise<void> {
+  const bus = new AmqpBus({ url, exchange, connectionName: 'switchboard listen' });
+  const subs = keys.map((key) =>
+    bus.subscribe(key, (message, routingKey) => {
+      process.stdout.write(`${JSON.stringify({ routing_key: routingKey, ...message })}\n`);
+    }),
+  );
+  const signal = untilSignal();
+  const ready = Promise.all(subs.map((s) => s.ready)).then(() => 'ready' as const);
+  const first = await Promise.race([ready, signal]);
+  if (first === 'ready') {
+    status(`listening on ${redactUrl(url)} exchange ${exchange}: ${keys.join(' ')}`);
+    await signal;
+  }
+  await bus.close(1000);
+}
+
+async function listenSse(base: string, token: string | undefined, keys: string[]): Promise<void> {
+  const url = new URL('/api/events', base);
+  for (const key of keys) url.searchParams.append('bind', key);
+  const abort = new AbortController();
+  const signal = untilSignal().then(() => abort.abort());
+  let response: Response;
+  try {
+    response = await fetch(url, {
+      headers: {
+        accept: 'text/event-stream',
+        ...(token === undefined ? {} : { authorization: `Bearer ${token}` }),
+      },
+      signal: abort.signal,
+    });
+  } catch (error) {
+    if (abort.signal.aborted) return;
+    throw new CliError(`cannot reach ${redactUrl(base)}: ${(error as Error).message}`);
+  }
+  if (!response.ok || response.body === null) {
+    const text = await response.text().catch(() => '');
+    let reason = text;
+    try {
+      reason = (JSON.parse(text) as { message?: string }).message ?? text;
+    } catch {}
+    throw new CliError(`${url.pathname}: HTTP ${response.status}${reason ? `: ${reason}` : ''}`);
+  }
+  status(`listening on ${redactUrl(base)}/api/events: ${keys.join(' ')}`);
+  const decoder = new TextDecoder();
+  let buffer = '';
+  let data: string[] = [];
+  try {
+    for await (const chunk of response.body) {
+      buffer += decoder.decode(chunk as Uint8Array, { stream: true });
+      let nl = buffer.indexOf('\n');
+      while (nl >= 0) {
+        const line = buffer.slice(0, nl).replace(/\r$/, '');
+        buffer = buffer.slice(nl + 1);
+        if (line === '') {
+          if (data.length > 0) process.stdout.write(`${data.join('\n')}\n`);
+          data = [];
+        } else if (line.startsWith('data:')) {
+          data.push(line.slice(line.startsWith('data: ') ? 6 : 5));
+        }
+        nl = buffer.indexOf('\n');
+      }
+    }
+  } catch (error) {
+    if (!abort.signal.aborted) throw error;
+  }
+  if (!abort.signal.aborted) throw new CliError('the event stream ended (server stopped?)');
+  await signal;
+}
+
+/** The `listen` command. */
+export function listenCommand(): Command {
+  return new Command('listen')
+    .description('print bus messages as they arrive, one JSON line each (until Ctrl-C)')
+    .argument('[binding-keys...]', "binding keys: '*' one word, '#' zero or more (default '#')")
+    .option('-c, --config <file>', 'configuration file giving amqp.url and amqp.exchange')
+    .option('--amqp <url>', 'RabbitMQ URL (default: amqp.url of the configuration)')
+    .option('--url <url>', 'read the /api/events stream of a running serve instead')
+    .option('--token <token>', 'Bearer token for --url')
+    .action(async (keys: string[], flags: ListenFlags) => {
+      const bindingKeys = keys.length > 0 ? keys : ['#'];
+      for (const key of bindingKeys) {
+        const problem = bindingKeyProblem(key);
+        if (problem !== undefined) throw new CliError(problem, EXIT.usage);
+      }
+      if (flags.url !== undefined) {
+        await listenSse(flags.url, flags.token, bindingKeys);
+        return;
+      }
+      let url = flags.amqp;
+      let exchange = 'xivo';
+      try {
+        const config = loadConfig({
+          ...(flags.config === undefined ? {} : { file: flags.config }),
+          ...(flags.amqp === undefined ? {} : { overrides: { amqp: flags.amqp } }),
+        });
+        url = config.amqp.url;
+        exchange = config.amqp.exchange;
+      } catch (error) {
+        if (error instanceof ConfigError) {
+          process.stderr.write(`${error.message}\n`);
+          throw new CliError('invalid configuration');
+        }
+        throw error;
+      }
+      if (url === undefined || url === '') {
+        throw new CliError(
+          'no message broker configured (amqp.url is empty): the in-process bus lives inside the serve process; use --amqp URL, or --url http://HOST:PORT to read a running serve /api/events stream',
+        );
+      }
+      await listenAmqp(url, exchange, bindingKeys);
+    });
+}

@@ -1,0 +1,468 @@
+/**
+ * `switchboard serve` as a library: assembles the service from a validated configuration.
+ *
+ * ```
+ * Asterisk ──AMI──▶ AmiRunner ──▶ reporter ──▶ XivoPublisher ──▶ Bus (AMQP | in-process)
+ *                    (engine)        │                               │
+ *                                    ├──▶ WebhookSink per endpoint    ├──▶ /api/events (SSE)
+ *                                    └──▶ extra reporter (console)    └──▶ switchboard listen
+ * HTTP (Fastify): /healthz /readyz /metrics /docs, POST /api/cti/:event, GET /api/events,
+ *                 + every feature module's routes (see ./module.ts)
+ * ```
+ *
+ * Lifecycle: {@link createService} builds nothing yet; {@link Service.start} opens the
+ * database (migrations applied), the bus, the HTTP server, publishes
+ * `service.registered.switchboard`, and starts AMI in the background (an unreachable
+ * Asterisk or broker does not stop the start: `/readyz` answers 503 until they are up, and
+ * both keep reconnecting). {@link Service.stop} shuts down gracefully.
+ */
+
+import type { Logger } from 'pino';
+import { Counter, Gauge } from 'prom-client';
+import { type AmiClientOptions, parseAmiUrl } from '../ami/client.ts';
+import { AmiAuthError } from '../ami/errors.ts';
+import type { AmiEvent } from '../ami/message.ts';
+import type { Bus } from '../bus/bus.ts';
+import { compileBindingKey } from '../bus/bus.ts';
+import { type CreateBusOptions, createBus } from '../bus/index.ts';
+import { type CallEventLike, XivoPublisher } from '../bus/xivo.ts';
+import type { CallEvent } from '../calls/events.ts';
+import { AmiRunner } from '../calls/live.ts';
+import type { EventContext, Reporter } from '../calls/reporter.ts';
+import { type ConfigProblem, redactUrl } from '../config/load.ts';
+import type { AmiServerConfig, Config } from '../config/schema.ts';
+import { createLogger, createServer, Readiness, type SwitchboardServer } from '../http/server.ts';
+import { createMetrics, type Metrics } from '../metrics.ts';
+import type { SseStream } from '../sinks/sse.ts';
+import { type WebhookEvent, WebhookSink } from '../sinks/webhook.ts';
+import { type Database, migrate, type OpenDatabaseOptions, openDatabase } from '../store/db.ts';
+import type { ServiceContext, ServiceModule } from './module.ts';
+import { serviceRoutes } from './routes.ts';
+import { type EmbeddedSimulator, startEmbeddedSimulator } from './simulator.ts';
+
+/** Options of {@link createService}. Only `config` is required. */
+export interface ServiceOptions {
+  /** The validated configuration (`loadConfig`). */
+  config: Config;
+  /** Logger (default: pino JSON lines on stdout at `config.log.level`, secrets redacted). */
+  logger?: Logger;
+  /** Metrics registry (default: a new one with process metrics). */
+  metrics?: Metrics;
+  /** Feature modules (./module.ts), in registration order. */
+  modules?: readonly ServiceModule[];
+  /**
+   * An extra reporter fed with every call event (e.g. the console reporter of
+   * `serve --print-events`). It must not block: its promises are not awaited.
+   */
+  reporter?: Reporter;
+  /** Options passed to `openDatabase` (tests: a PostgreSQL `schema`). */
+  database?: OpenDatabaseOptions;
+  /** Extra bus options (tests and benches: `connectionName`, reconnect delays). */
+  bus?: Partial<CreateBusOptions>;
+  /** Extra options for every AMI client (tests: faster reconnects). */
+  ami?: Partial<AmiClientOptions>;
+  /** Longest wait for the bus to flush its buffer at stop. Default 5000 ms. */
+  busFlushTimeoutMs?: number;
+  /** Keep-alive interval of `/api/events` streams. Default 15000 ms. */
+  sseKeepAliveMs?: number;
+}
+
+/** A running (or stopped) service. */
+export interface Service {
+  /**
+   * Starts everything (see the module comment). Resolves once the HTTP server listens.
+   * @returns the HTTP address (port 0 in config is resolved).
+   * @throws when the database cannot be opened or migrated, the HTTP port cannot be bound,
+   *   the embedded simulator cannot start, or a module fails to register/start; whatever
+   *   had started is stopped again first.
+   */
+  start(): Promise<{ host: string; port: number; url: string }>;
+  /**
+   * Graceful shutdown, idempotent: readiness turns 503; the HTTP server stops accepting and
+   * finishes in-flight requests (SSE streams are ended); modules stop (reverse order); AMI
+   * logs off; webhooks get a bounded flush; `service.deregistered.switchboard` is published;
+   * the bus flushes its buffer (bounded by `busFlushTimeoutMs`) and closes; the database
+   * closes.
+   */
+  stop(): Promise<void>;
+  /** The shared resources, available after `start()` resolved. */
+  readonly context: ServiceContext | undefined;
+  /** The HTTP server, available after `start()` resolved. */
+  readonly server: SwitchboardServer | undefined;
+}
+
+/**
+ * Checks what the configuration schema cannot: AMI server names unique, webhook `events`
+ * patterns valid binding keys, AMI URLs parseable. Used by `start()` and by
+ * `switchboard config check`.
+ * @returns the problems, each naming its key (empty when fine).
+ */
+export function checkServiceConfig(config: Config): ConfigProblem[] {
+  const problems: ConfigProblem[] = [];
+  const names = new Map<string, number>();
+  config.ami.servers.forEach((server, i) => {
+    try {
+      parseAmiUrl(server.url);
+    } catch (error) {
+      problems.push({ key: `ami.servers[${i}].url`, reason: (error as Error).message });
+    }
+    const name = server.name;
+    const first = names.get(name);
+    if (first !== undefined) {
+      problems.push({
+        key: `ami.servers[${i}].name`,
+        reason: `duplicate server name (same as ami.servers[${first}]); set distinct names`,
+      });
+    } else names.set(name, i);
+  });
+  if (config.simulator.enabled && names.has('simulator')) {
+    problems.push({
+      key: 'ami.servers',
+      reason: 'the name "simulator" is taken by the embedded simulator (simulator.enabled)',
+    });
+  }
+  config.webhooks.endpoints.forEach((endpoint, i) => {
+    endpoint.events.forEach((pattern, j) => {
+      try {
+        compileBindingKey(pattern);
+      } catch (error) {
+        problems.push({
+          key: `webhooks.endpoints[${i}].events[${j}]`,
+          reason: (error as Error).message,
+        });
+      }
+    });
+  });
+  return problems;
+}
+
+/** AMI client options for one configured server (the service always retries its first connect). */
+export function amiClientOptions(
+  server: AmiServerConfig,
+  extra: Partial<AmiClientOptions> = {},
+): AmiClientOptions {
+  const fromUrl = parseAmiUrl(server.url);
+  const hasAuthParam = new URL(server.url).searchParams.has('auth');
+  const options: AmiClientOptions = {
+    ...fromUrl,
+    name: server.name,
+    auth: hasAuthParam ? (fromUrl.auth ?? 'plain') : (server.auth as 'plain' | 'md5'),
+    pingIntervalMs: server.pingIntervalMs,
+    connectTimeoutMs: server.connectTimeoutMs,
+    actionTimeoutMs: server.actionTimeoutMs,
+    reconnect: { initialDelayMs: server.reconnectMinMs, maxDelayMs: server.reconnectMaxMs },
+    retryInitialConnect: true,
+    ...extra,
+  };
+  if (fromUrl.tls === true && !server.tlsRejectUnauthorized) {
+    options.tls = { rejectUnauthorized: false };
+  }
+  return options;
+}
+
+interface ServiceMetrics {
+  amiConnected: Gauge<'server'>;
+  amiEvents: Counter<'server' | 'event'>;
+  callEvents: Counter<'event'>;
+}
+
+function serviceMetrics(metrics: Metrics): ServiceMetrics {
+  const registry = metrics.registry;
+  const reuse = <T>(name: string, make: () => T): T =>
+    (registry.getSingleMetric(name) as T | undefined) ?? make();
+  return {
+    amiConnected: reuse(
+      'switchboard_ami_connected',
+      () =>
+        new Gauge({
+          name: 'switchboard_ami_connected',
+          help: '1 while logged in to the Asterisk server, 0 otherwise',
+          labelNames: ['server'],
+          registers: [registry],
+        }),
+    ),
+    amiEvents: reuse(
+      'switchboard_ami_events_received_total',
+      () =>
+        new Counter({
+          name: 'switchboard_ami_events_received_total',
+          help: 'AMI events received, by server and event name',
+          labelNames: ['server', 'event'],
+          registers: [registry],
+        }),
+    ),
+    callEvents: reuse(
+      'switchboard_call_events_total',
+      () =>
+        new Counter({
+          name: 'switchboard_call_events_total',
+          help: 'Call events emitted by the engine, by kind (b_dial, up, hangup, ...)',
+          labelNames: ['event'],
+          registers: [registry],
+        }),
+    ),
+  };
+}
+
+/** One webhook endpoint: its routing-key filter and its sink. */
+interface Webhook {
+  accepts: (routingKey: string) => boolean;
+  sink: WebhookSink;
+}
+
+async function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T | undefined> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([
+      promise,
+      new Promise<undefined>((resolve) => {
+        timer = setTimeout(() => resolve(undefined), ms);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/**
+ * Builds the service for `options.config` (nothing starts until {@link Service.start}).
+ * @throws ConfigError-like `Error` listing {@link checkServiceConfig} problems.
+ */
+export function createService(options: ServiceOptions): Service {
+  const { config } = options;
+  const problems = checkServiceConfig(config);
+  if (problems.length > 0) {
+    throw new Error(problems.map((p) => `config: ${p.key}: ${p.reason}`).join('\n'));
+  }
+  const logger = options.logger ?? createLogger(config.log.level);
+  const metrics = options.metrics ?? createMetrics();
+  const modules = [...(options.modules ?? [])];
+  const flushTimeoutMs = options.busFlushTimeoutMs ?? 5000;
+  const m = serviceMetrics(metrics);
+  const streams = new Set<SseStream>();
+
+  let context: ServiceContext | undefined;
+  let server: SwitchboardServer | undefined;
+  let db: Database | undefined;
+  let bus: Bus | undefined;
+  let runner: AmiRunner | undefined;
+  let simulator: EmbeddedSimulator | undefined;
+  let webhooks: Webhook[] = [];
+  const started: ServiceModule[] = [];
+  let starting: Promise<{ host: string; port: number; url: string }> | undefined;
+  let stopping: Promise<void> | undefined;
+  let registered = false;
+
+  const log = logger.child({ component: 'service' });
+
+  async function doStart(): Promise<{ host: string; port: number; url: string }> {
+    // 1. Database, every module's migrations.
+    db = await openDatabase(config.database.url, {
+      poolSize: config.database.poolSize,
+      busyTimeoutMs: config.database.busyTimeoutMs,
+      ...options.database,
+    });
+    const sets = modules.flatMap((module) => module.migrations ?? []);
+    const applied = await migrate(db, sets);
+    log.info(
+      { dialect: db.dialect, database: redactUrl(config.database.url), applied: applied.length },
+      'database ready',
+    );
+
+    // 2. Bus (connects in the background; publishing buffers meanwhile).
+    const amqp = config.amqp;
+    bus = createBus({
+      url: amqp.url,
+      exchange: amqp.exchange,
+      persistent: amqp.persistent,
+      bufferSize: amqp.bufferSize,
+      heartbeatS: amqp.heartbeatS,
+      reconnectInitialDelayMs: amqp.reconnectMinMs,
+      reconnectMaxDelayMs: amqp.reconnectMaxMs,
+      connectionName: `switchboard ${config.instance.name}`,
+      registry: metrics.registry,
+      logger: logger.child({ component: 'bus' }),
+      ...options.bus,
+    });
+    log.info(
+      amqp.url === ''
+        ? { bus: 'memory' }
+        : { bus: 'amqp', url: redactUrl(amqp.url), exchange: amqp.exchange },
+      'bus created',
+    );
+    const publisher = new XivoPublisher(bus, { originUuid: config.instance.uuid });
+
+    // 3. Webhooks: one sink per endpoint, filtered by routing-key pattern on call.<event>.
+    webhooks = config.webhooks.endpoints.map((endpoint, i) => {
+      const matchers = endpoint.events.map((pattern) => compileBindingKey(pattern));
+      return {
+        accepts: (routingKey: string) => matchers.some((match) => match(routingKey)),
+        sink: new WebhookSink({
+          targets: [
+            endpoint.secret === ''
+              ? { url: endpoint.url }
+              : { url: endpoint.url, secret: endpoint.secret },
+          ],
+          maxRetries: endpoint.maxRetries,
+          timeoutMs: endpoint.timeoutMs,
+          initialBackoffMs: config.webhooks.retryBaseMs,
+          registry: metrics.registry,
+          logger: logger.child({ component: 'webhook', endpoint: i }),
+        }),
+      };
+    });
+
+    // 4. AMI: the configured servers, plus the embedded simulator when enabled.
+    const servers = config.ami.servers.map((server) => amiClientOptions(server, options.ami));
+    if (config.simulator.enabled) {
+      simulator = await startEmbeddedSimulator(config.simulator, logger);
+      servers.push({ ...simulator.clientOptions, retryInitialConnect: true, ...options.ami });
+      log.info({ port: simulator.port }, 'embedded PBX simulator started');
+    }
+    const tagServer = servers.length > 1;
+    const extra = options.reporter;
+    const amiLog = logger.child({ component: 'ami' });
+    const reporter: Reporter = {
+      onAmiEvent(event: AmiEvent, ctx: EventContext) {
+        m.amiEvents.inc({ server: ctx.server, event: String(event.Event) });
+        try {
+          publisher.ami(event);
+        } catch (error) {
+          amiLog.debug({ err: error, server: ctx.server }, 'AMI event not publishable');
+        }
+      },
+      onCallEvent(event: CallEvent, ctx: EventContext) {
+        m.callEvents.inc({ event: event.event });
+        publisher.call(event as unknown as CallEventLike, tagServer ? ctx.server : undefined);
+        if (webhooks.length > 0) {
+          const routingKey = `call.${event.event}`;
+          for (const hook of webhooks)
+            if (hook.accepts(routingKey)) hook.sink.send(event as unknown as WebhookEvent);
+        }
+        if (extra !== undefined) {
+          const result = extra.onCallEvent?.(event, ctx);
+          if (result instanceof Promise) result.catch(() => {});
+        }
+      },
+    };
+    const readiness = new Readiness();
+    runner = new AmiRunner(servers, reporter, {
+      onStatus: (message) => amiLog.info(message),
+    });
+    for (const client of runner.clients) {
+      m.amiConnected.set({ server: client.name }, 0);
+      client.on('connect', () => m.amiConnected.set({ server: client.name }, 1));
+      client.on('disconnect', () => m.amiConnected.set({ server: client.name }, 0));
+      readiness.add(`ami:${client.name}`, () =>
+        client.connected ? { ok: true } : { ok: false, detail: 'not connected to Asterisk' },
+      );
+    }
+    const theBus = bus;
+    readiness.add('bus', () =>
+      theBus.isConnected()
+        ? { ok: true }
+        : { ok: false, detail: `${theBus.status().kind} bus not connected` },
+    );
+
+    context = { config, logger, metrics, db, bus, publisher, ami: runner, readiness };
+
+    // 5. HTTP: built-ins, the service's routes, every module's routes.
+    server = await createServer({ config, logger, metrics, readiness });
+    await serviceRoutes(server.app, {
+      bus,
+      publisher,
+      auth: config.auth,
+      streams,
+      ...(options.sseKeepAliveMs === undefined ? {} : { sseKeepAliveMs: options.sseKeepAliveMs }),
+    });
+    for (const module of modules) await module.register?.(server.app, context);
+    const address = await server.listen();
+    log.info({ url: address.url }, 'HTTP server listening');
+
+    // 6. Registered, then AMI in the background, then the modules.
+    publisher.registered({
+      address: address.host,
+      port: address.port,
+      tags: ['switchboard', config.instance.uuid, config.instance.name],
+    });
+    registered = true;
+    runner.start().catch((error: unknown) => {
+      if (error instanceof AmiAuthError) {
+        amiLog.error({ server: error.server }, `AMI login refused: ${error.message}`);
+      } else if (stopping === undefined) {
+        amiLog.error({ err: error }, 'AMI runner failed to start');
+      }
+    });
+    for (const module of modules) {
+      await module.start?.(context);
+      started.push(module);
+    }
+    log.info(
+      {
+        instance: config.instance.name,
+        uuid: config.instance.uuid,
+        amiServers: runner.clients.map((c) => c.name),
+        modules: modules.map((mod) => mod.name),
+      },
+      'switchboard started',
+    );
+    return address;
+  }
+
+  async function doStop(): Promise<void> {
+    log.info('stopping');
+    context?.readiness.markClosing();
+    // 1. HTTP: stop accepting, end the event streams, finish in-flight requests.
+    const closingHttp = server?.close();
+    await Promise.all([...streams].map((s) => s.close()));
+    await closingHttp?.catch((error: unknown) => log.warn({ err: error }, 'HTTP close failed'));
+    // 2. Modules, in reverse order.
+    for (const module of started.reverse()) {
+      try {
+        await module.stop?.();
+      } catch (error) {
+        log.error({ err: error, module: module.name }, 'module stop failed');
+      }
+    }
+    // 3. AMI, then the simulator.
+    await runner?.stop().catch(() => {});
+    await simulator?.close().catch(() => {});
+    // 4. Webhooks (bounded), deregistration, bus flush (bounded), database.
+    await Promise.all(webhooks.map((hook) => hook.sink.close(flushTimeoutMs)));
+    if (registered && context !== undefined) {
+      context.publisher.deregistered({
+        tags: ['switchboard', config.instance.uuid, config.instance.name],
+      });
+    }
+    if (bus !== undefined) {
+      const status = bus.status();
+      if (status.buffered > 0) {
+        log.info({ buffered: status.buffered }, 'flushing the bus buffer');
+      }
+      await withTimeout(bus.close(flushTimeoutMs), flushTimeoutMs + 1000);
+    }
+    await db?.close().catch(() => {});
+    log.info('stopped');
+  }
+
+  return {
+    get context() {
+      return context;
+    },
+    get server() {
+      return server;
+    },
+    start() {
+      if (starting !== undefined) return starting;
+      starting = doStart().catch(async (error: unknown) => {
+        await this.stop().catch(() => {});
+        throw error;
+      });
+      return starting;
+    },
+    stop() {
+      if (stopping === undefined) stopping = doStop();
+      return stopping;
+    },
+  };
+}
