@@ -1,0 +1,128 @@
+/**
+ * A disk cache in front of any {@link SpeechEngine}: the same (engine, language, text) is
+ * synthesized once, then copied. Alert calls repeat the same head/foot texts for every
+ * person and every attempt, so most syntheses become a file copy.
+ *
+ * Key: SHA-256 of `[engine name, variant, normalized language, cleaned text]`; file
+ * `<cacheDir>/<key>.wav` (8 kHz mono, without leading silence). Concurrent requests for the
+ * same key share one synthesis. Entries are never evicted here: {@link CachedEngine.prune}
+ * removes entries not used for a given time (call it from a daily job).
+ *
+ * @module
+ */
+import { createHash } from 'node:crypto';
+import { copyFile, mkdir, readdir, stat, unlink, utimes } from 'node:fs/promises';
+import path from 'node:path';
+import { type AudioInfo, convertForAsterisk, probeAudio, writeAtomically } from '../audio.ts';
+import {
+  cleanText,
+  normalizeLanguage,
+  type SpeechEngine,
+  type SynthesizeOptions,
+} from './engine.ts';
+
+/** Options of {@link CachedEngine}. */
+export interface CacheOptions {
+  /** Directory of the cache (created when missing). */
+  dir: string;
+  /** Extra key part, e.g. a hash of the engine's settings (voice, speed). Default ''. */
+  variant?: string;
+}
+
+/** Cache key of a request (hex SHA-256). */
+export function speechCacheKey(
+  engine: string,
+  language: string,
+  text: string,
+  variant = '',
+): string {
+  const parts = [engine, variant, normalizeLanguage(language), cleanText(text)];
+  return createHash('sha256').update(JSON.stringify(parts)).digest('hex');
+}
+
+/** A {@link SpeechEngine} with a disk cache; `name` is the inner engine's. */
+export class CachedEngine implements SpeechEngine {
+  readonly name: string;
+  /** Requests answered from the cache / synthesized, since construction. */
+  readonly stats = { hits: 0, misses: 0 };
+  readonly #inner: SpeechEngine;
+  readonly #dir: string;
+  readonly #variant: string;
+  readonly #inflight = new Map<string, Promise<string>>();
+
+  constructor(inner: SpeechEngine, options: CacheOptions) {
+    this.#inner = inner;
+    this.name = inner.name;
+    this.#dir = options.dir;
+    this.#variant = options.variant ?? '';
+  }
+
+  /** Path of the cached file for a request (whether or not it exists yet). */
+  pathFor(text: string, language: string): string {
+    return path.join(this.#dir, `${speechCacheKey(this.name, language, text, this.#variant)}.wav`);
+  }
+
+  async #cached(text: string, language: string, options: SynthesizeOptions): Promise<string> {
+    const file = this.pathFor(text, language);
+    const pending = this.#inflight.get(file);
+    if (pending) {
+      this.stats.hits++;
+      return pending;
+    }
+    const exists = await stat(file).then(
+      (s) => s.isFile() && s.size > 44,
+      () => false,
+    );
+    if (exists) {
+      this.stats.hits++;
+      const now = new Date();
+      await utimes(file, now, now).catch(() => undefined); // last use, for prune()
+      return file;
+    }
+    this.stats.misses++;
+    const work = (async () => {
+      await mkdir(this.#dir, { recursive: true });
+      await this.#inner.synthesize(text, language, file, {
+        ...(options.signal ? { signal: options.signal } : {}),
+      });
+      return file;
+    })();
+    this.#inflight.set(file, work);
+    try {
+      return await work;
+    } finally {
+      this.#inflight.delete(file);
+    }
+  }
+
+  /** See {@link SpeechEngine.synthesize}; the output is a copy the caller owns. */
+  async synthesize(
+    text: string,
+    language: string,
+    outPath: string,
+    options: SynthesizeOptions = {},
+  ): Promise<AudioInfo> {
+    const cached = await this.#cached(text, language, options);
+    const silenceS = options.leadingSilenceS ?? 0;
+    if (silenceS > 0) return convertForAsterisk(cached, outPath, { leadingSilenceS: silenceS });
+    await writeAtomically(outPath, (temp) => copyFile(cached, temp));
+    return { ...(await probeAudio(outPath)), path: outPath };
+  }
+
+  /** Removes cache entries not used for `maxAgeMs`; resolves with how many were removed. */
+  async prune(maxAgeMs: number): Promise<number> {
+    const names = await readdir(this.#dir).catch(() => [] as string[]);
+    const limit = Date.now() - maxAgeMs;
+    let removed = 0;
+    for (const name of names) {
+      if (!/^[0-9a-f]{64}\.wav$/.test(name)) continue;
+      const file = path.join(this.#dir, name);
+      const info = await stat(file).catch(() => undefined);
+      if (info && info.mtimeMs < limit) {
+        await unlink(file).catch(() => undefined);
+        removed++;
+      }
+    }
+    return removed;
+  }
+}
