@@ -1,0 +1,204 @@
+/**
+ * What a PBX knows about its channels, derived from the AMI events it has sent: the answer to
+ * `CoreShowChannels`. Used by the simulator at run time (replayed and originated calls alike)
+ * and by tests that play the part of Asterisk.
+ *
+ * The `CoreShowChannel` shape follows Asterisk 22 (`test/fixtures/asterisk22/recordings/
+ * dtmf_local.raw.txt`, action `trial-3`): `Channel`, `ChannelState`, `ChannelStateDesc`,
+ * caller and connected line, `Language`, `AccountCode`, `Context`, `Exten`, `Priority`,
+ * `Uniqueid`, `Linkedid`, `Application`, `ApplicationData`, `Duration` (`HH:MM:SS`),
+ * `BridgeId`.
+ *
+ * @module
+ */
+import type { AmiEvent } from '../ami/message.ts';
+
+function one(event: AmiEvent, key: string): string | undefined {
+  const value = event[key];
+  return typeof value === 'string' || value === undefined ? value : value[0];
+}
+
+/** Description Asterisk gives each channel state (`ast_state2str`). */
+export const CHANNEL_STATE_DESC: Readonly<Record<string, string>> = {
+  '0': 'Down',
+  '1': 'Rsrvd',
+  '2': 'OffHook',
+  '3': 'Dialing',
+  '4': 'Ring',
+  '5': 'Ringing',
+  '6': 'Up',
+  '7': 'Busy',
+  '8': 'Dialing Offhook',
+  '9': 'Pre-ring',
+};
+
+/** One live channel as the table keeps it (all values are AMI strings). */
+export interface LiveChannel {
+  Channel: string;
+  ChannelState: string;
+  ChannelStateDesc: string;
+  CallerIDNum: string;
+  CallerIDName: string;
+  ConnectedLineNum: string;
+  ConnectedLineName: string;
+  Language: string;
+  AccountCode: string;
+  Context: string;
+  Exten: string;
+  Priority: string;
+  Uniqueid: string;
+  Linkedid: string;
+  Application: string;
+  ApplicationData: string;
+  BridgeId: string;
+  /** When the table first saw the channel (`Date.now()` ms), for `Duration`. */
+  createdAtMs: number;
+}
+
+const UPDATED_KEYS = [
+  'ChannelState',
+  'ChannelStateDesc',
+  'CallerIDNum',
+  'CallerIDName',
+  'ConnectedLineNum',
+  'ConnectedLineName',
+  'Language',
+  'AccountCode',
+  'Context',
+  'Exten',
+  'Priority',
+] as const;
+
+function hms(ms: number): string {
+  const totalS = Math.max(0, Math.floor(ms / 1000));
+  const pad = (n: number): string => String(n).padStart(2, '0');
+  return `${pad(Math.floor(totalS / 3600))}:${pad(Math.floor(totalS / 60) % 60)}:${pad(totalS % 60)}`;
+}
+
+/**
+ * The live channels of a PBX, kept up to date by {@link ChannelTable.apply} with every event
+ * the PBX sends, in order. Uses `Newchannel` (adds), `Hangup` (removes), `FullyBooted`
+ * (clears: a restarted Asterisk has no channels), `Rename`, `Newexten` (application),
+ * `BridgeEnter`/`BridgeLeave` (bridge id) and the channel fields (`ChannelState`,
+ * caller id, context, ...) of any other event carrying the channel's `Uniqueid`.
+ */
+export class ChannelTable {
+  readonly #live = new Map<string, LiveChannel>();
+  readonly #now: () => number;
+
+  /** @param now clock for `Duration`, in ms. Default `Date.now`. */
+  constructor(now: () => number = Date.now) {
+    this.#now = now;
+  }
+
+  /** Number of live channels. */
+  get size(): number {
+    return this.#live.size;
+  }
+
+  /** The live channel with this `Uniqueid`. */
+  get(uniqueid: string): LiveChannel | undefined {
+    return this.#live.get(uniqueid);
+  }
+
+  /** The live channel with this name (e.g. `PJSIP/trunk-0000000a`). */
+  byName(name: string): LiveChannel | undefined {
+    for (const channel of this.#live.values()) if (channel.Channel === name) return channel;
+    return undefined;
+  }
+
+  /** Every live channel, oldest first. */
+  list(): LiveChannel[] {
+    return [...this.#live.values()];
+  }
+
+  /** Forgets every channel. */
+  clear(): void {
+    this.#live.clear();
+  }
+
+  /** Updates the table with one event the PBX sent. Unknown channels and events are ignored. */
+  apply(event: AmiEvent): void {
+    const uniqueid = one(event, 'Uniqueid') ?? '';
+    switch (event.Event) {
+      case 'FullyBooted':
+        this.#live.clear();
+        return;
+      case 'Newchannel': {
+        const state = one(event, 'ChannelState') ?? '0';
+        this.#live.set(uniqueid, {
+          Channel: one(event, 'Channel') ?? '',
+          ChannelState: state,
+          ChannelStateDesc: one(event, 'ChannelStateDesc') ?? CHANNEL_STATE_DESC[state] ?? '',
+          CallerIDNum: one(event, 'CallerIDNum') ?? '',
+          CallerIDName: one(event, 'CallerIDName') ?? '',
+          ConnectedLineNum: one(event, 'ConnectedLineNum') ?? '',
+          ConnectedLineName: one(event, 'ConnectedLineName') ?? '',
+          Language: one(event, 'Language') ?? 'en',
+          AccountCode: one(event, 'AccountCode') ?? '',
+          Context: one(event, 'Context') ?? '',
+          Exten: one(event, 'Exten') ?? '',
+          Priority: one(event, 'Priority') ?? '1',
+          Uniqueid: uniqueid,
+          Linkedid: one(event, 'Linkedid') ?? uniqueid,
+          Application: '',
+          ApplicationData: '',
+          BridgeId: '',
+          createdAtMs: this.#now(),
+        });
+        return;
+      }
+      case 'Hangup':
+        this.#live.delete(uniqueid);
+        return;
+    }
+    const channel = this.#live.get(uniqueid);
+    if (channel === undefined) return;
+    switch (event.Event) {
+      case 'Rename':
+        channel.Channel = one(event, 'Newname') ?? channel.Channel;
+        return;
+      case 'BridgeEnter':
+        channel.BridgeId = one(event, 'BridgeUniqueid') ?? '';
+        break;
+      case 'BridgeLeave':
+        channel.BridgeId = '';
+        break;
+      case 'Newexten':
+        channel.Application = one(event, 'Application') ?? '';
+        channel.ApplicationData = one(event, 'AppData') ?? '';
+        break;
+    }
+    for (const key of UPDATED_KEYS) {
+      const value = one(event, key);
+      if (value !== undefined) channel[key] = value;
+    }
+  }
+
+  /**
+   * The `CoreShowChannel` events Asterisk would list now (without `ActionID`), oldest
+   * channel first.
+   */
+  coreShowChannels(): AmiEvent[] {
+    const now = this.#now();
+    return this.list().map((channel) => {
+      const { createdAtMs, BridgeId, ...fields } = channel;
+      return {
+        Event: 'CoreShowChannel',
+        ...fields,
+        Duration: hms(now - createdAtMs),
+        BridgeId,
+      };
+    });
+  }
+}
+
+/**
+ * What Asterisk would list in `CoreShowChannels` after `events` (each a `CoreShowChannel`
+ * event without `ActionID`, `Duration` 00:00:00): live channels with their state and bridge.
+ */
+export function coreShowChannels(events: readonly AmiEvent[]): AmiEvent[] {
+  const table = new ChannelTable(() => 0);
+  for (const event of events) table.apply(event);
+  return table.coreShowChannels();
+}
