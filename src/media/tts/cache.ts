@@ -62,25 +62,26 @@ export class CachedEngine implements SpeechEngine {
     return path.join(this.#dir, `${speechCacheKey(this.name, language, text, this.#variant)}.wav`);
   }
 
-  async #cached(text: string, language: string, options: SynthesizeOptions): Promise<string> {
+  #cached(text: string, language: string, options: SynthesizeOptions): Promise<string> {
     const file = this.pathFor(text, language);
     const pending = this.#inflight.get(file);
     if (pending) {
       this.stats.hits++;
       return pending;
     }
-    const exists = await stat(file).then(
-      (s) => s.isFile() && s.size > 44,
-      () => false,
-    );
-    if (exists) {
-      this.stats.hits++;
-      const now = new Date();
-      await utimes(file, now, now).catch(() => undefined); // last use, for prune()
-      return file;
-    }
-    this.stats.misses++;
+    // registered synchronously, so concurrent requests for one key share this lookup
     const work = (async () => {
+      const exists = await stat(file).then(
+        (s) => s.isFile() && s.size > 44,
+        () => false,
+      );
+      if (exists) {
+        this.stats.hits++;
+        const now = new Date();
+        await utimes(file, now, now).catch(() => undefined); // last use, for prune()
+        return file;
+      }
+      this.stats.misses++;
       await mkdir(this.#dir, { recursive: true });
       await this.#inner.synthesize(text, language, file, {
         ...(options.signal ? { signal: options.signal } : {}),
@@ -88,11 +89,11 @@ export class CachedEngine implements SpeechEngine {
       return file;
     })();
     this.#inflight.set(file, work);
-    try {
-      return await work;
-    } finally {
+    const cleanup = (): void => {
       this.#inflight.delete(file);
-    }
+    };
+    work.then(cleanup, cleanup);
+    return work;
   }
 
   /** See {@link SpeechEngine.synthesize}; the output is a copy the caller owns. */

@@ -106,8 +106,11 @@ export class EspeakEngine implements SpeechEngine {
     if (mapped !== undefined) return normalizeLanguage(mapped);
     const available = await this.languages();
     if (available.has(code)) return code;
+    // `en` is not listed (only en-us, en-gb, ...) but `-v en` picks espeak-ng's default English
     const primary = code.split('-')[0] as string;
-    if (available.has(primary)) return primary;
+    if (available.has(primary) || [...available].some((l) => l.startsWith(`${primary}-`))) {
+      return primary;
+    }
     throw new MediaError('UNSUPPORTED_LANGUAGE', `espeak-ng has no voice for ${code}`);
   }
 
