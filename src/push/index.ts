@@ -1,0 +1,251 @@
+/**
+ * The push module (VoIPGRID push middleware API, issue 6): wakes a sleeping mobile VoIP app
+ * with an APNs/FCM push when a call comes in and tells the PBX whether the app can take it.
+ *
+ * Wiring, with explicit dependencies (no global state):
+ *
+ * ```ts
+ * const push = createPushModule({
+ *   config: config.push, db, registry: metrics.registry, logger,
+ *   redis: config.redis.url ? { url: config.redis.url, keyPrefix: config.redis.keyPrefix } : undefined,
+ * });
+ * await migrate(db, [push.migrations]);
+ * await app.register(push.plugin);       // the routes (encapsulated: own error shape)
+ * await push.start();                    // Redis subscription (when configured)
+ * bus.subscribe('call.hangup', (m) => push.handleCallEvent(m.data as CallEvent));
+ * ...
+ * await push.stop();                     // NAK held calls, close Redis and HTTP/2 sessions
+ * ```
+ *
+ * or as a `serve` module: {@link pushServiceModule} (`name`, `migrations`, `register`,
+ * `start`, `stop`), which does the above from the service context.
+ */
+import type { FastifyPluginAsync } from 'fastify';
+import type { Logger } from 'pino';
+import type { Registry } from 'prom-client';
+import type { CallEvent } from '../calls/events.ts';
+import type { PushConfig } from '../config/schema.ts';
+import type { App } from '../http/server.ts';
+import type { Database, MigrationSet } from '../store/db.ts';
+import { type AccountChecker, createAccountApi, createStaticAccounts } from './accounts.ts';
+import { createDeviceStore, type DeviceStore, pushMigrations } from './devices.ts';
+import { createPushMetrics, type PushMetrics } from './metrics.ts';
+import { pushRoutes } from './routes.ts';
+import { createApnsSender } from './senders/apns.ts';
+import { createFcmSender } from './senders/fcm.ts';
+import type { PushSender } from './senders/types.ts';
+import {
+  type Coordinator,
+  createMemoryCoordinator,
+  createRedisCoordinator,
+  WakeService,
+} from './wake.ts';
+
+export type { AccountChecker, AccountDecision } from './accounts.ts';
+export type { Device, DeviceStore, Platform } from './devices.ts';
+export { createDeviceStore, pushMigrations } from './devices.ts';
+export type { PushMetrics } from './metrics.ts';
+export { pushErrorFormatter } from './routes.ts';
+export type { PushPayload, PushSender, PushTarget, SendResult } from './senders/types.ts';
+export type { CallResponse, Coordinator, IncomingCall, NakReason, WakeAnswer } from './wake.ts';
+export { createMemoryCoordinator, createRedisCoordinator, WakeService } from './wake.ts';
+
+/** Dependencies of {@link createPushModule}. */
+export interface PushModuleOptions {
+  /** The `push` configuration section. */
+  config: PushConfig;
+  /** The shared database (SQLite or PostgreSQL); run {@link PushModule.migrations} on it. */
+  db: Database;
+  /** The application's metrics registry (`/metrics`). */
+  registry: Registry;
+  /** The process logger; the module logs through a child `{module: 'push'}`. */
+  logger: Logger;
+  /**
+   * Redis (`redis.url`, `redis.keyPrefix`) to coordinate several processes; undefined or an
+   * empty url = in-process only.
+   */
+  redis?: { url: string; keyPrefix?: string } | undefined;
+  /**
+   * `response_api` put in the push payload (the public URL of `POST /api/call-response/`);
+   * default: derived from each incoming-call request's protocol and Host.
+   */
+  responseUrl?: string;
+  /** Replaces the APNs/FCM senders built from config (tests, benchmarks). */
+  senders?: Partial<Record<'apns' | 'fcm', PushSender>>;
+  /** Replaces the account check built from config (static users or account API). */
+  accounts?: AccountChecker;
+  /** Replaces the coordinator built from `redis`. */
+  coordinator?: Coordinator;
+  /** This process's id on Redis (default random). */
+  instanceId?: string;
+}
+
+/** The assembled module. */
+export interface PushModule {
+  /** `push`. */
+  readonly name: 'push';
+  /** Migrations of `push_device`. */
+  readonly migrations: MigrationSet;
+  /** Fastify plugin with the routes; register it on the server app. */
+  readonly plugin: FastifyPluginAsync;
+  /** The wake-up service (held calls). */
+  readonly wake: WakeService;
+  /** The device store. */
+  readonly devices: DeviceStore;
+  readonly metrics: PushMetrics;
+  /** Subscribes to Redis when configured; call before serving. */
+  start(): Promise<void>;
+  /**
+   * Feeds a call event: a `hangup` (or `queue_caller_abandon`) whose caller's `uniqueid` or
+   * `linkedid` equals a held call's `call_id` answers that call NAK and cancels its pushes.
+   */
+  handleCallEvent(event: CallEvent): void;
+  /** Answers held calls NAK, closes Redis and push connections. Idempotent. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Builds the push module from its dependencies.
+ * @throws Error when a configured APNs key/certificate or FCM service-account file cannot be
+ *   read, or an `allowNetworks` entry is invalid (at plugin registration).
+ */
+export function createPushModule(options: PushModuleOptions): PushModule {
+  const { config } = options;
+  const logger = options.logger.child({ module: 'push' });
+  const metrics = createPushMetrics(options.registry);
+  const devices = createDeviceStore(options.db);
+  const ownSenders: PushSender[] = [];
+  const senders: Partial<Record<'apns' | 'fcm', PushSender>> = { ...options.senders };
+  if (!senders.apns) {
+    senders.apns = createApnsSender(config.apns);
+    ownSenders.push(senders.apns);
+  }
+  if (!senders.fcm) {
+    senders.fcm = createFcmSender(config.fcm);
+    ownSenders.push(senders.fcm);
+  }
+  const accounts =
+    options.accounts ??
+    (config.accountApi.url
+      ? createAccountApi({
+          url: config.accountApi.url,
+          cacheTtlS: config.accountApi.cacheTtlS,
+          timeoutMs: config.accountApi.timeoutMs,
+          onError: (detail) => logger.warn({ detail }, 'push: account API failed'),
+        })
+      : createStaticAccounts(config.users));
+  const coordinator =
+    options.coordinator ??
+    (options.redis?.url
+      ? createRedisCoordinator({
+          url: options.redis.url,
+          ...(options.redis.keyPrefix === undefined ? {} : { keyPrefix: options.redis.keyPrefix }),
+          ...(options.instanceId === undefined ? {} : { instanceId: options.instanceId }),
+          logger,
+        })
+      : createMemoryCoordinator());
+  const wake = new WakeService({
+    settings: {
+      budgetMs: config.budgetMs,
+      intervalMs: config.intervalMs,
+      maxPushes: config.maxPushes,
+    },
+    devices,
+    senders,
+    coordinator,
+    metrics,
+    logger,
+  });
+  const plugin: FastifyPluginAsync = async (app) => {
+    await pushRoutes(app as unknown as App, {
+      wake,
+      devices,
+      accounts,
+      metrics,
+      allowNetworks: config.allowNetworks,
+      ...(options.responseUrl ? { responseUrl: options.responseUrl } : {}),
+    });
+  };
+  let stopping: Promise<void> | undefined;
+  return {
+    name: 'push',
+    migrations: pushMigrations,
+    plugin,
+    wake,
+    devices,
+    metrics,
+    start: () => wake.start(),
+    handleCallEvent(event) {
+      if (event.event !== 'hangup' && event.event !== 'queue_caller_abandon') return;
+      wake.callerHungUp(event.caller.uniqueid);
+      if (event.caller.linkedid !== event.caller.uniqueid) wake.callerHungUp(event.caller.linkedid);
+    },
+    stop() {
+      stopping ??= (async () => {
+        await wake.stop();
+        await Promise.all(ownSenders.map((s) => s.close()));
+      })();
+      return stopping;
+    },
+  };
+}
+
+/** The parts of `serve`'s module context this module uses (structurally compatible). */
+export interface PushServiceContext {
+  config: {
+    push: PushConfig;
+    redis: { url: string; keyPrefix: string };
+  };
+  logger: Logger;
+  metrics: { registry: Registry };
+  db: Database;
+  bus: {
+    subscribe(
+      bindingKey: string,
+      handler: (message: { data: unknown }) => void | Promise<void>,
+    ): { close(): Promise<void> };
+  };
+}
+
+/**
+ * The push module as a `serve` module (`{name, migrations, register, start, stop}`): builds
+ * {@link createPushModule} from the context at `register`, subscribes to `call.hangup` and
+ * `call.queue_caller_abandon` on the bus for cancel pushes. Does nothing when
+ * `push.enabled` is false.
+ */
+export function pushServiceModule(
+  extra: Omit<PushModuleOptions, 'config' | 'db' | 'registry' | 'logger' | 'redis'> = {},
+) {
+  let module: PushModule | undefined;
+  const subscriptions: Array<{ close(): Promise<void> }> = [];
+  return {
+    name: 'push',
+    migrations: [pushMigrations],
+    async register(app: App, ctx: PushServiceContext) {
+      if (!ctx.config.push.enabled) return;
+      module = createPushModule({
+        ...extra,
+        config: ctx.config.push,
+        db: ctx.db,
+        registry: ctx.metrics.registry,
+        logger: ctx.logger,
+        redis: ctx.config.redis.url ? ctx.config.redis : undefined,
+      });
+      await module.start();
+      await app.register(module.plugin);
+      for (const key of ['call.hangup', 'call.queue_caller_abandon']) {
+        subscriptions.push(
+          ctx.bus.subscribe(key, (message) => module?.handleCallEvent(message.data as CallEvent)),
+        );
+      }
+    },
+    async stop() {
+      await Promise.all(subscriptions.splice(0).map((s) => s.close()));
+      await module?.stop();
+    },
+    /** The module built at `register` (undefined before, or when disabled). */
+    get instance() {
+      return module;
+    },
+  };
+}

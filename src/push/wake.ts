@@ -1,0 +1,553 @@
+/**
+ * Waking the app and waiting for its answer: the heart of the push middleware.
+ *
+ * `POST /api/incoming-call/` becomes a {@link HeldCall}: the push goes to every device of the
+ * SIP account, is re-sent every `intervalMs` (at most `maxPushes` per device), and the PBX's
+ * request is held until one of these happens (event-driven: a promise resolved by the event
+ * itself, no polling):
+ *
+ * - an app answers `available` → `status=ACK` (the other devices get a cancel push);
+ * - every device answered unavailable, or its token was rejected (device removed), or its
+ *   platform is not configured → `status=NAK` at once;
+ * - the caller hangs up (call event) or the PBX closes the request → NAK, cancel pushes;
+ * - the budget (`budgetMs`) runs out → NAK, cancel pushes.
+ *
+ * The app's `POST /api/call-response/` may reach another process: a {@link Coordinator}
+ * routes it to the holder. {@link createMemoryCoordinator} (one process) or
+ * {@link createRedisCoordinator}: the holder stores `<prefix>push:call:<key>` = its instance id
+ * (expiring with the budget) and subscribes to `<prefix>push:resp:<instance>`; a responder
+ * that does not hold the key runs one Lua script that publishes the response to the owner's
+ * channel only if the key exists (so an unknown key is one round trip and changes nothing).
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import type { Device, DeviceStore, Platform } from './devices.ts';
+import type { PushMetrics } from './metrics.ts';
+import type { PushPayload, PushSender, SendResult } from './senders/types.ts';
+
+/** What the PBX sent (validated). */
+export interface IncomingCall {
+  sipUserId: string;
+  phonenumber: string;
+  callerId: string;
+  /** The PBX's reference of the call; matched against call events' `uniqueid` / `linkedid`. */
+  callId: string;
+  /** URL the app posts its call-response to (`response_api` of the payload). */
+  responseApi: string;
+}
+
+/** NAK reasons (also the `reason` label of `switchboard_push_answers_total`). */
+export type NakReason =
+  | 'no_device'
+  | 'unavailable'
+  | 'token_rejected'
+  | 'push_failed'
+  | 'timeout'
+  | 'caller_hangup'
+  | 'pbx_gone'
+  | 'shutdown'
+  | 'error';
+
+/** The answer for the PBX. */
+export type WakeAnswer =
+  | { status: 'ACK'; reason: 'available'; uniqueKey: string }
+  | { status: 'NAK'; reason: NakReason; uniqueKey?: string };
+
+/** The app's `POST /api/call-response/` (validated). */
+export interface CallResponse {
+  uniqueKey: string;
+  available: boolean;
+  /** `message_start_time` echoed by the app: epoch seconds (float), from the push payload. */
+  messageStartTime: number;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Coordination between processes
+// ---------------------------------------------------------------------------------------------
+
+/** Handlers a coordinator calls for messages from other processes. */
+export interface CoordinatorHandlers {
+  /** A response for a call this process holds; returns false when it does not hold it. */
+  onResponse(response: CallResponse): boolean;
+  /** A caller hung up (seen by some process). */
+  onHangup(callId: string): void;
+}
+
+/** Routes call-responses and hangups between processes. */
+export interface Coordinator {
+  /** `memory` (one process) or `redis`. */
+  readonly kind: 'memory' | 'redis';
+  /** Subscribes; resolves when messages from other processes are received. */
+  start(handlers: CoordinatorHandlers): Promise<void>;
+  /** Announces that this process holds `uniqueKey` for `ttlMs` (before the push is sent). */
+  hold(uniqueKey: string, ttlMs: number): Promise<void>;
+  /** Forgets a held key (fire and forget). */
+  release(uniqueKey: string): void;
+  /**
+   * Sends a response to the process holding its key.
+   * @returns true when a holder received it, false when nobody holds the key.
+   * @throws when the coordination service is unreachable.
+   */
+  forward(response: CallResponse): Promise<boolean>;
+  /** Tells every process that the call `callId` was hung up (fire and forget). */
+  broadcastHangup(callId: string): void;
+  /** Unsubscribes and closes connections. */
+  stop(): Promise<void>;
+}
+
+/** One process: nothing to route (every response reaches the holder's own map). */
+export function createMemoryCoordinator(): Coordinator {
+  return {
+    kind: 'memory',
+    async start() {},
+    async hold() {},
+    release() {},
+    async forward() {
+      return false;
+    },
+    broadcastHangup() {},
+    async stop() {},
+  };
+}
+
+/** Options of {@link createRedisCoordinator}. */
+export interface RedisCoordinatorOptions {
+  /** `redis.url`. */
+  url: string;
+  /** `redis.keyPrefix` (default `switchboard:`). */
+  keyPrefix?: string;
+  /** This process's id (default: random). */
+  instanceId?: string;
+  /** Bound on each Redis command, ms (default 1000). */
+  commandTimeoutMs?: number;
+  logger?: Logger;
+}
+
+/** Publishes ARGV[2] on ARGV[1]..owner when KEYS[1] exists; returns the receiver count or 0. */
+const FORWARD_SCRIPT = `local owner = redis.call('get', KEYS[1])
+if not owner then return 0 end
+return redis.call('publish', ARGV[1] .. owner, ARGV[2])`;
+const FORWARD_SHA = createHash('sha1').update(FORWARD_SCRIPT).digest('hex');
+
+/** Several processes sharing one Redis (ioredis: one command and one subscriber connection). */
+export function createRedisCoordinator(options: RedisCoordinatorOptions): Coordinator {
+  const prefix = options.keyPrefix ?? 'switchboard:';
+  const instance = options.instanceId ?? randomBytes(8).toString('hex');
+  const responseChannel = `${prefix}push:resp:`;
+  const hangupChannel = `${prefix}push:hangup`;
+  const callKey = (key: string) => `${prefix}push:call:${key}`;
+  const redisOptions = {
+    maxRetriesPerRequest: 1,
+    commandTimeout: options.commandTimeoutMs ?? 1000,
+    lazyConnect: true,
+  };
+  const cmd = new Redis(options.url, redisOptions);
+  const sub = new Redis(options.url, { ...redisOptions, commandTimeout: undefined });
+  const log = options.logger;
+  cmd.on('error', (e: Error) => log?.warn({ err: { message: e.message } }, 'push: redis error'));
+  sub.on('error', (e: Error) => log?.warn({ err: { message: e.message } }, 'push: redis error'));
+
+  return {
+    kind: 'redis',
+    async start(handlers) {
+      await Promise.all([cmd.connect(), sub.connect()]);
+      sub.on('message', (channel: string, text: string) => {
+        try {
+          if (channel === hangupChannel) {
+            handlers.onHangup(text);
+            return;
+          }
+          const m = JSON.parse(text) as { k: string; a: boolean; t: number };
+          handlers.onResponse({ uniqueKey: m.k, available: m.a, messageStartTime: m.t });
+        } catch (error) {
+          log?.warn({ err: { message: (error as Error).message } }, 'push: bad redis message');
+        }
+      });
+      await sub.subscribe(`${responseChannel}${instance}`, hangupChannel);
+    },
+    async hold(key, ttlMs) {
+      await cmd.set(callKey(key), instance, 'PX', Math.max(1, Math.ceil(ttlMs)));
+    },
+    release(key) {
+      cmd.del(callKey(key)).catch(() => {});
+    },
+    async forward(response) {
+      const message = JSON.stringify({
+        k: response.uniqueKey,
+        a: response.available,
+        t: response.messageStartTime,
+      });
+      const args = [callKey(response.uniqueKey), responseChannel, message];
+      let receivers: unknown;
+      try {
+        receivers = await cmd.evalsha(FORWARD_SHA, 1, ...args);
+      } catch (error) {
+        if (!String((error as Error).message).includes('NOSCRIPT')) throw error;
+        receivers = await cmd.eval(FORWARD_SCRIPT, 1, ...args);
+      }
+      return Number(receivers) > 0;
+    },
+    broadcastHangup(callId) {
+      cmd.publish(hangupChannel, callId).catch(() => {});
+    },
+    async stop() {
+      await Promise.allSettled([sub.quit(), cmd.quit()]);
+      sub.disconnect();
+      cmd.disconnect();
+    },
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// The wake-up service
+// ---------------------------------------------------------------------------------------------
+
+/** Settings of the wake-up (from `push`). */
+export interface WakeSettings {
+  /** Longest hold of an incoming-call request, ms (default 4000). */
+  budgetMs: number;
+  /** Push re-send interval, ms (default 1000). */
+  intervalMs: number;
+  /** Pushes per call and device (default 3). */
+  maxPushes: number;
+}
+
+/** Dependencies of {@link WakeService}. */
+export interface WakeServiceOptions {
+  settings: WakeSettings;
+  devices: DeviceStore;
+  /** Sender per platform; a missing one counts as `not_configured`. */
+  senders: Partial<Record<Platform, PushSender>>;
+  coordinator: Coordinator;
+  metrics: PushMetrics;
+  logger: Logger;
+}
+
+type DeviceState = 'pending' | 'unavailable' | 'gone' | 'failed';
+
+interface DeviceEntry {
+  device: Device;
+  state: DeviceState;
+  /** Push attempts made. */
+  attempts: number;
+  /** Pushes accepted by the push service. */
+  delivered: number;
+  /** The last push in flight (cancel pushes wait for it). */
+  inflight: Promise<void>;
+}
+
+interface HeldCall {
+  key: string;
+  call: IncomingCall;
+  entries: Map<string, DeviceEntry>;
+  /** `message_start_time` (epoch ms) of each push → device id, to attribute responses. */
+  sentAt: Map<number, string>;
+  anonymousUnavailable: number;
+  settled: boolean;
+  resolve(answer: WakeAnswer): void;
+  budgetTimer?: NodeJS.Timeout;
+  resendTimer?: NodeJS.Timeout;
+}
+
+/** Short description of an error, never containing tokens or credentials. */
+function describe(error: unknown): string {
+  return error instanceof Error ? `${error.name}: ${error.message}` : 'unknown error';
+}
+
+/**
+ * Holds incoming calls until an app answers. One per process; {@link WakeService.start}
+ * subscribes the coordinator, {@link WakeService.stop} answers every held call NAK (shutdown)
+ * and closes the coordinator (not the senders: {@link createPushModule} owns those).
+ */
+export class WakeService {
+  readonly #options: WakeServiceOptions;
+  readonly #held = new Map<string, HeldCall>();
+  readonly #byCallId = new Map<string, Set<string>>();
+  #stopped = false;
+
+  constructor(options: WakeServiceOptions) {
+    this.#options = options;
+  }
+
+  /** Incoming calls held now by this process. */
+  get heldCount(): number {
+    return this.#held.size;
+  }
+
+  /** Subscribes to the coordinator (call before serving). */
+  async start(): Promise<void> {
+    await this.#options.coordinator.start({
+      onResponse: (response) => this.#respondLocal(response) === 'accepted',
+      onHangup: (callId) => this.#hangupLocal(callId),
+    });
+  }
+
+  /** Answers every held call `NAK` (reason `shutdown`) and stops the coordinator. */
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    for (const held of [...this.#held.values()]) this.#settle(held, 'NAK', 'shutdown');
+    await this.#options.coordinator.stop();
+  }
+
+  /**
+   * Handles `POST /api/incoming-call/`: pushes the account's devices and resolves with the
+   * answer for the PBX. Never rejects (store errors answer NAK `error`).
+   * @param signal aborted when the PBX closed the request (→ NAK `pbx_gone`, cancel pushes).
+   */
+  async incomingCall(call: IncomingCall, signal?: AbortSignal): Promise<WakeAnswer> {
+    const { metrics, logger, settings } = this.#options;
+    if (this.#stopped) return this.#count({ status: 'NAK', reason: 'shutdown' });
+    let devices: Device[];
+    try {
+      devices = await this.#options.devices.listBySipUser(call.sipUserId);
+    } catch (error) {
+      logger.error({ err: describe(error) }, 'push: device store failed');
+      metrics.incomingFailed.inc({ reason: 'error' });
+      return this.#count({ status: 'NAK', reason: 'error' });
+    }
+    if (devices.length === 0) return this.#count({ status: 'NAK', reason: 'no_device' });
+
+    const key = randomBytes(16).toString('hex');
+    try {
+      await this.#options.coordinator.hold(key, settings.budgetMs + 1000);
+    } catch (error) {
+      // The app's answer can still reach this process; other processes will answer 404/503.
+      logger.warn({ err: describe(error) }, 'push: cannot announce the call to other processes');
+    }
+    return new Promise<WakeAnswer>((resolve) => {
+      const held: HeldCall = {
+        key,
+        call,
+        entries: new Map(
+          devices.map((device) => [
+            device.id,
+            { device, state: 'pending', attempts: 0, delivered: 0, inflight: Promise.resolve() },
+          ]),
+        ),
+        sentAt: new Map(),
+        anonymousUnavailable: 0,
+        settled: false,
+        resolve,
+      };
+      this.#held.set(key, held);
+      if (call.callId !== '') {
+        const keys = this.#byCallId.get(call.callId) ?? new Set<string>();
+        this.#byCallId.set(call.callId, keys);
+        keys.add(key);
+      }
+      metrics.held.inc();
+      held.budgetTimer = setTimeout(() => this.#settle(held, 'NAK', 'timeout'), settings.budgetMs);
+      if (settings.maxPushes > 1) {
+        held.resendTimer = setInterval(() => this.#pushAll(held), settings.intervalMs);
+      }
+      if (signal) {
+        if (signal.aborted) this.#settle(held, 'NAK', 'pbx_gone');
+        else signal.addEventListener('abort', () => this.#settle(held, 'NAK', 'pbx_gone'));
+      }
+      this.#pushAll(held);
+    });
+  }
+
+  /**
+   * Handles `POST /api/call-response/`: releases the held call here, or forwards the
+   * response to the process holding it.
+   * @returns `accepted` (202) or `not_found` (404: unknown key, or the call is over).
+   * @throws when the response must be forwarded and the coordination service is down.
+   */
+  async callResponse(response: CallResponse): Promise<'accepted' | 'not_found'> {
+    let result = this.#respondLocal(response);
+    if (result === 'not_found' && this.#options.coordinator.kind !== 'memory') {
+      result = (await this.#options.coordinator.forward(response)) ? 'accepted' : 'not_found';
+    }
+    this.#options.metrics.callResponses.inc({ result });
+    return result;
+  }
+
+  /**
+   * A caller hung up: every call held for `callId` (matched against the PBX's `call_id`) is
+   * answered NAK `caller_hangup` and its devices get a cancel push. Also told to the other
+   * processes when a coordinator is shared.
+   */
+  callerHungUp(callId: string): void {
+    if (callId === '') return;
+    this.#hangupLocal(callId);
+    this.#options.coordinator.broadcastHangup(callId);
+  }
+
+  #hangupLocal(callId: string): void {
+    const keys = this.#byCallId.get(callId);
+    if (!keys) return;
+    for (const key of [...keys]) {
+      const held = this.#held.get(key);
+      if (held) this.#settle(held, 'NAK', 'caller_hangup');
+    }
+  }
+
+  #respondLocal(response: CallResponse): 'accepted' | 'not_found' {
+    const held = this.#held.get(response.uniqueKey);
+    if (!held || held.settled) return 'not_found';
+    const sentMs = Math.round(response.messageStartTime * 1000);
+    const deviceId = held.sentAt.get(sentMs);
+    const entry = deviceId === undefined ? undefined : held.entries.get(deviceId);
+    const platform = entry?.device.platform ?? this.#onlyPlatform(held) ?? 'unknown';
+    const roundTripMs = Date.now() - sentMs;
+    if (Number.isFinite(roundTripMs) && roundTripMs >= 0 && roundTripMs < 3_600_000) {
+      this.#options.metrics.roundTrip.observe({ platform }, roundTripMs / 1000);
+    }
+    if (response.available) {
+      this.#settle(held, 'ACK', 'available', entry?.device.id);
+    } else {
+      if (entry && entry.state === 'pending') entry.state = 'unavailable';
+      else held.anonymousUnavailable += 1;
+      this.#checkDone(held);
+    }
+    return 'accepted';
+  }
+
+  #onlyPlatform(held: HeldCall): Platform | undefined {
+    const platforms = new Set([...held.entries.values()].map((e) => e.device.platform));
+    return platforms.size === 1 ? [...platforms][0] : undefined;
+  }
+
+  /** Sends the next push to every pending device that has attempts left. */
+  #pushAll(held: HeldCall): void {
+    if (held.settled) return;
+    let any = false;
+    for (const entry of held.entries.values()) {
+      if (entry.state !== 'pending' || entry.attempts >= this.#options.settings.maxPushes) continue;
+      any = true;
+      entry.attempts += 1;
+      entry.inflight = this.#pushOne(held, entry, entry.attempts);
+    }
+    if (!any && held.resendTimer) {
+      clearInterval(held.resendTimer);
+      held.resendTimer = undefined;
+    }
+  }
+
+  async #pushOne(held: HeldCall, entry: DeviceEntry, attempt: number): Promise<void> {
+    // A unique message_start_time per push (ms resolution) tells which device answered.
+    let sentMs = Date.now();
+    while (held.sentAt.has(sentMs)) sentMs += 1;
+    held.sentAt.set(sentMs, entry.device.id);
+    const payload: PushPayload = {
+      type: 'call',
+      unique_key: held.key,
+      phonenumber: held.call.phonenumber,
+      caller_id: held.call.callerId,
+      response_api: held.call.responseApi,
+      message_start_time: sentMs / 1000,
+      attempt,
+    };
+    const result = await this.#send(entry.device, payload, 'call');
+    if (result.ok) {
+      entry.delivered += 1;
+      return;
+    }
+    if (held.settled || entry.state !== 'pending') return;
+    if (result.reason === 'rejected') {
+      entry.state = 'gone';
+      await this.#removeDevice(entry.device);
+      this.#checkDone(held);
+    } else if (result.reason === 'not_configured') {
+      entry.state = 'failed';
+      this.#checkDone(held);
+    } else if (entry.attempts >= this.#options.settings.maxPushes && entry.delivered === 0) {
+      // Every attempt failed: nothing will wake this device.
+      entry.state = 'failed';
+      this.#checkDone(held);
+    }
+  }
+
+  async #send(device: Device, payload: PushPayload, kind: 'call' | 'cancel'): Promise<SendResult> {
+    const { metrics, logger } = this.#options;
+    const sender = this.#options.senders[device.platform];
+    const result: SendResult = sender
+      ? await sender.send(
+          { token: device.token, app: device.app, sandbox: device.sandbox },
+          payload,
+        )
+      : { ok: false, reason: 'not_configured', detail: `no ${device.platform} sender` };
+    if (result.ok) {
+      metrics.pushesSent.inc({ platform: device.platform, kind });
+    } else {
+      metrics.pushesFailed.inc({ platform: device.platform, reason: result.reason });
+      logger.warn(
+        {
+          device: device.id,
+          platform: device.platform,
+          kind,
+          reason: result.reason,
+          detail: result.detail,
+        },
+        'push: notification failed',
+      );
+    }
+    return result;
+  }
+
+  async #removeDevice(device: Device): Promise<void> {
+    try {
+      if (await this.#options.devices.remove(device.id)) {
+        this.#options.metrics.devicesRemoved.inc({ platform: device.platform });
+        this.#options.logger.info(
+          { device: device.id, platform: device.platform, sipUserId: device.sipUserId },
+          'push: device removed (token rejected by the push service)',
+        );
+      }
+    } catch (error) {
+      this.#options.logger.error({ err: describe(error) }, 'push: cannot remove device');
+    }
+  }
+
+  /** NAK at once when no device can still answer. */
+  #checkDone(held: HeldCall): void {
+    if (held.settled) return;
+    const states = [...held.entries.values()].map((e) => e.state);
+    const pending = states.filter((s) => s === 'pending').length;
+    if (pending > held.anonymousUnavailable) return;
+    if (states.includes('unavailable') || held.anonymousUnavailable > 0) {
+      this.#settle(held, 'NAK', 'unavailable');
+    } else if (states.includes('gone')) {
+      this.#settle(held, 'NAK', 'token_rejected');
+    } else {
+      this.#settle(held, 'NAK', 'push_failed');
+    }
+  }
+
+  #settle(held: HeldCall, status: 'ACK', reason: 'available', winner?: string): void;
+  #settle(held: HeldCall, status: 'NAK', reason: NakReason): void;
+  #settle(held: HeldCall, status: 'ACK' | 'NAK', reason: string, winner?: string): void {
+    if (held.settled) return;
+    held.settled = true;
+    clearTimeout(held.budgetTimer);
+    clearInterval(held.resendTimer);
+    this.#held.delete(held.key);
+    const keys = this.#byCallId.get(held.call.callId);
+    keys?.delete(held.key);
+    if (keys?.size === 0) this.#byCallId.delete(held.call.callId);
+    this.#options.coordinator.release(held.key);
+    this.#options.metrics.held.dec();
+    const answer = { status, reason, uniqueKey: held.key } as WakeAnswer;
+    held.resolve(this.#count(answer));
+    // Cancel pushes: devices that were (or may be being) woken and did not answer.
+    const cancelReason = status === 'ACK' ? 'answered_elsewhere' : reason;
+    for (const entry of held.entries.values()) {
+      if (entry.device.id === winner || entry.state !== 'pending' || entry.attempts === 0) continue;
+      entry.inflight.then(() => {
+        if (entry.delivered === 0) return;
+        this.#send(
+          entry.device,
+          { type: 'cancel', unique_key: held.key, reason: cancelReason },
+          'cancel',
+        ).catch(() => {});
+      });
+    }
+  }
+
+  #count(answer: WakeAnswer): WakeAnswer {
+    this.#options.metrics.answers.inc({ status: answer.status, reason: answer.reason });
+    return answer;
+  }
+}
