@@ -48,7 +48,6 @@ export class RecordingScan {
   #format: 'unknown' | 'array' | 'jsonl' = 'unknown';
   #buf = '';
   #line = 1;
-  #opened = false;
   #closed = false;
   #needComma = false;
   #out = new Int32Array(1 << 16);
@@ -85,7 +84,6 @@ export class RecordingScan {
       const c = s.charCodeAt(pos);
       if (c === OPEN_BRACKET) {
         this.#format = 'array';
-        this.#opened = true;
         pos++;
       } else if (c === OPEN_BRACE) {
         this.#format = 'jsonl';
