@@ -12,7 +12,7 @@
  *    publishes them on `ami.<Event>`, an amqplib consumer receives them; p50/p99 of
  *    receive time − send time (one process, `performance.now()`).
  */
-import { performance } from 'node:perf_hooks';
+import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { connect } from 'amqplib';
 import type { AmiEvent } from '../src/ami/message.ts';
 import { AmiServer } from '../src/ami/server.ts';
@@ -176,6 +176,8 @@ async function latency(): Promise<BenchResult[]> {
   for (let i = 0; i < 200; i++) pbx.broadcast(event(-1 - i));
   await new Promise((r) => setTimeout(r, 500));
   latencies.length = 0;
+  const loop = monitorEventLoopDelay({ resolution: 1 });
+  loop.enable();
   const start = performance.now();
   let sent = 0;
   while (sent < total) {
@@ -187,14 +189,16 @@ async function latency(): Promise<BenchResult[]> {
   while (latencies.length < total && performance.now() < deadline) {
     await new Promise((r) => setTimeout(r, 20));
   }
+  loop.disable();
   const received = latencies.length;
   await service.stop();
   await pbx.close();
   await ch.deleteExchange(exchange).catch(() => {});
   await conn.close().catch(() => {});
   const sorted = [...latencies].sort((a, b) => a - b);
-  if (process.env.BENCH_DEBUG) { console.error([50,90,95,98,99,99.9].map(p=>p+":"+percentile(sorted,p).toFixed(2)).join(" "), "max", sorted.at(-1)); const big = latencies.map((l,i)=>[i,l]).filter(([,l])=>(l as number)>5); console.error("slow idx", big.slice(0,40).map(([i,l])=>i+":"+(l as number).toFixed(1)).join(" ")); }
-  const note = `${received.toLocaleString('en')}/${total.toLocaleString('en')} UserEvents at ${rate}/s over TCP → serve → RabbitMQ → consumer, one process`;
+  const loopP99 = loop.percentile(99) / 1e6;
+  const loopMax = loop.max / 1e6;
+  const note = `${received.toLocaleString('en')}/${total.toLocaleString('en')} UserEvents at ${rate}/s over TCP → serve → RabbitMQ → consumer, one process; event-loop delay p99 ${loopP99.toFixed(1)} ms, max ${loopMax.toFixed(1)} ms`;
   return [
     { name: 'AMI event → bus latency p50', value: percentile(sorted, 50), unit: 'ms', note },
     {
@@ -210,7 +214,6 @@ async function latency(): Promise<BenchResult[]> {
 
 /** Runs both bus benchmarks (needs RabbitMQ). */
 export async function benchBus(): Promise<BenchResult[]> {
-  if (process.env.BENCH_ONLY === "latency") return latency();
   return [...(await publishRate()), ...(await latency())];
 }
 
