@@ -9,6 +9,7 @@ export {
   coreShowChannels,
   type LiveChannel,
 } from './channels.ts';
+export { DEMO_RECORDING, parseListen, simulatorOptionsFromConfig } from './config.ts';
 export {
   type OriginateRequest,
   parseCallerId,

@@ -496,7 +496,12 @@ export class SimCall {
     const chan = this.chan1;
     if (chan === undefined) return;
     const fields: Record<string, string> = { UserEvent: event.name };
-    for (const [key, value] of Object.entries(event.fields)) fields[key] = this.#expand(value);
+    const base = snapshot(chan);
+    for (const [key, value] of Object.entries(event.fields)) {
+      // A name every channel event already has would replace it: skipped (validateDialplan refuses it).
+      if (key in base || key === 'Event' || key === 'Privilege' || key === 'UserEvent') continue;
+      fields[key] = this.#expand(value);
+    }
     this.#chanEvent('UserEvent', 'user,all', chan, fields);
   }
 

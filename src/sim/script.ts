@@ -71,7 +71,9 @@ export interface SimUserEvent {
   /**
    * Extra fields in order, values with `${VAR}` substituted from the channel variables: the
    * Read variable (e.g. `${DIGIT}`), Originate `Variable`s, and `${EXTEN}`, `${CONTEXT}`,
-   * `${UNIQUEID}`, `${CHANNEL}`, `${CALLERID(num)}`. Unknown variables become empty.
+   * `${UNIQUEID}`, `${CHANNEL}`, `${CALLERID(num)}`. Unknown variables become empty. Names
+   * every channel event already has (`Event`, `Channel`, `Exten`, `Uniqueid`, ...) are refused
+   * by {@link validateDialplan} and skipped at run time.
    */
   fields: Readonly<Record<string, string>>;
 }
@@ -181,6 +183,29 @@ export function resolveDialplan(dialplans: SimDialplans, context: string): SimDi
   return { ...DEFAULT_SIM_DIALPLAN, ...entry };
 }
 
+/** Field names a UserEvent may not use: they are already in every channel event. */
+const RESERVED_FIELDS = new Set(
+  [
+    'Event',
+    'Privilege',
+    'UserEvent',
+    'Channel',
+    'ChannelState',
+    'ChannelStateDesc',
+    'CallerIDNum',
+    'CallerIDName',
+    'ConnectedLineNum',
+    'ConnectedLineName',
+    'Language',
+    'AccountCode',
+    'Context',
+    'Exten',
+    'Priority',
+    'Uniqueid',
+    'Linkedid',
+  ].map((name) => name.toLowerCase()),
+);
+
 function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
 }
@@ -261,6 +286,10 @@ export function validateDialplan(where: string, value: unknown): Partial<SimDial
           for (const [name, text] of Object.entries(item.fields)) {
             if (!/^[\w-]+$/.test(name) || typeof text !== 'string' || /[\r\n]/.test(text))
               throw new SimScriptError(`${at}.fields.${name}: expected a one-line string`);
+            if (RESERVED_FIELDS.has(name.toLowerCase()))
+              throw new SimScriptError(
+                `${at}.fields.${name}: reserved (a field every channel event has)`,
+              );
             fields[name] = text;
           }
         }
