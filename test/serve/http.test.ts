@@ -224,3 +224,28 @@ describe('serve HTTP routes (in-process bus)', () => {
     );
   });
 });
+
+describe('serve with the embedded PBX simulator', () => {
+  test('replays the demo recording: call events flow on the in-process bus and to the reporter', async () => {
+    const config = testConfig({}, 'simulator:\n  enabled: true\n  listen: "127.0.0.1:0"\n');
+    const printed: string[] = [];
+    const service = createService({
+      config,
+      reporter: { onCallEvent: (event) => void printed.push(event.event) },
+    });
+    try {
+      const { url } = await service.start();
+      const seen: string[] = [];
+      service.context?.bus.subscribe('call.#', (_message, key) => {
+        seen.push(key);
+      });
+      await until(() => seen.includes('call.up'), 'a call answered on the bus', 15_000);
+      assert.ok(printed.includes('up'), 'the extra reporter got the events');
+      assert.equal((await fetch(`${url}/readyz`)).status, 200);
+      const metrics = await (await fetch(`${url}/metrics`)).text();
+      assert.match(metrics, /switchboard_ami_connected\{server="simulator"\} 1/);
+    } finally {
+      await service.stop();
+    }
+  });
+});
