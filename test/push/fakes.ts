@@ -564,3 +564,55 @@ export function metricValue(text: string, name: string, labels: Record<string, s
   }
   return 0;
 }
+
+/** A push server in a second OS process (test/push/fixtures/push-process.ts). */
+export interface PushProcess {
+  url: string;
+  pid: number;
+  stop(): Promise<void>;
+}
+
+/** Starts {@link PushProcess} sharing PostgreSQL `schema` and Redis `keyPrefix`. */
+export async function startPushProcess(settings: {
+  push: PushConfig;
+  schema: string;
+  keyPrefix: string;
+}): Promise<PushProcess> {
+  const { spawn } = await import('node:child_process');
+  const script = new URL('./fixtures/push-process.ts', import.meta.url).pathname;
+  const child = spawn(process.execPath, [script], {
+    env: {
+      ...process.env,
+      PUSH_PROCESS_CONFIG: JSON.stringify({
+        ...settings,
+        pgUrl: PG_URL,
+        redisUrl: REDIS_URL,
+      }),
+    },
+    stdio: ['pipe', 'pipe', 'inherit'],
+  });
+  const first = await new Promise<string>((resolve, reject) => {
+    let buffer = '';
+    child.stdout.on('data', (chunk: Buffer) => {
+      buffer += chunk.toString();
+      const newline = buffer.indexOf('\n');
+      if (newline >= 0) resolve(buffer.slice(0, newline));
+    });
+    child.once('exit', (code) => reject(new Error(`push process exited (${code})`)));
+  });
+  const { url, pid } = JSON.parse(first) as { url: string; pid: number };
+  return {
+    url,
+    pid,
+    stop: () =>
+      new Promise<void>((resolve) => {
+        if (child.exitCode !== null) {
+          resolve();
+          return;
+        }
+        child.once('exit', () => resolve());
+        child.stdin.end();
+        setTimeout(() => child.kill('SIGKILL'), 5000).unref();
+      }),
+  };
+}
