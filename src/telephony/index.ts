@@ -1,0 +1,44 @@
+/**
+ * Placing calls: dial-string templates and validation, AMI `Originate` with outcome
+ * following, Asterisk call files. See docs/telephony.md.
+ *
+ * @module
+ */
+export {
+  type CallFileSpec,
+  type CancelResult,
+  cancelCallFile,
+  type PlaceCallFileOptions,
+  type PlacedCallFile,
+  placeCallFile,
+  renderCallFile,
+} from './callfile.ts';
+export {
+  asteriskSoundName,
+  EXTENSION_PATTERN,
+  expandDialString,
+  formatCallerId,
+  TELNO_PATTERN,
+  TelephonyValidationError,
+  validateCallerId,
+  validateChannel,
+  validateDialplanName,
+  validateDialTemplate,
+  validateExtension,
+  validateTelno,
+  validateVariables,
+} from './dialstring.ts';
+export {
+  buildOriginateAction,
+  type CallEnd,
+  type CallEventSource,
+  CallFollower,
+  type CallOutcome,
+  type CallResult,
+  CallTrackingError,
+  type FollowOptions,
+  newCallId,
+  type OriginateRequest,
+  originate,
+  outcomeFromReason,
+} from './originate.ts';
