@@ -186,7 +186,7 @@ describe('serve → RabbitMQ', () => {
     const notReady = await fetch(`${url}/readyz`);
     assert.equal(notReady.status, 503);
     const report = (await notReady.json()) as { failed: string[] };
-    assert.deepEqual(report.failed.sort(), ['ami:127.0.0.1:' + amiPort, 'bus'].sort());
+    assert.deepEqual(report.failed.sort(), [`ami:127.0.0.1:${amiPort}`, 'bus'].sort());
 
     const consumer = await rawConsumer(exchange, 'service.#');
     cleanups.push(() => consumer.close());
