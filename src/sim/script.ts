@@ -41,7 +41,7 @@ export interface SimScript {
   answerAfterMs: number;
   /** Keys the callee presses after answering, e.g. `"1"` (`0-9*#A-D`). Default none. */
   dtmf: string;
-  /** Delay between the answer and the first key (then one key every 250 ms). Default 1000. */
+  /** Delay between the answer and the first key (then one key every 2 × the DTMF duration, 200 ms by default). Default 1000. */
   dtmfAfterMs: number;
   /** The callee hangs up this long after answering, unless the dialplan ended first. Default 5000. */
   hangupAfterMs: number;
