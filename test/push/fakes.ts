@@ -164,7 +164,11 @@ export async function startFakeApns(dir: string, options: { requestCert?: boolea
       const auth = String(headers.authorization ?? '');
       if (!options.requestCert) {
         const jwt = auth.replace(/^bearer /, '');
-        if (!auth.startsWith('bearer ') || !verifyEs256(jwt, publicPem, keyId, teamId)) {
+        const known = fake.providerTokens.has(jwt);
+        if (
+          !known &&
+          (!auth.startsWith('bearer ') || !verifyEs256(jwt, publicPem, keyId, teamId))
+        ) {
           return answer(403, 'InvalidProviderToken');
         }
         if (fake.expireNext > 0) {
@@ -572,11 +576,16 @@ export interface PushProcess {
   stop(): Promise<void>;
 }
 
-/** Starts {@link PushProcess} sharing PostgreSQL `schema` and Redis `keyPrefix`. */
+/**
+ * Starts {@link PushProcess}: by default sharing PostgreSQL `schema` and Redis `keyPrefix`;
+ * `dbUrl` (e.g. a SQLite file) and `redisUrl: ''` (in-process coordination) override.
+ */
 export async function startPushProcess(settings: {
   push: PushConfig;
-  schema: string;
-  keyPrefix: string;
+  schema?: string;
+  keyPrefix?: string;
+  dbUrl?: string;
+  redisUrl?: string;
 }): Promise<PushProcess> {
   const { spawn } = await import('node:child_process');
   const script = new URL('./fixtures/push-process.ts', import.meta.url).pathname;
@@ -584,9 +593,9 @@ export async function startPushProcess(settings: {
     env: {
       ...process.env,
       PUSH_PROCESS_CONFIG: JSON.stringify({
-        ...settings,
-        pgUrl: PG_URL,
+        dbUrl: PG_URL,
         redisUrl: REDIS_URL,
+        ...settings,
       }),
     },
     stdio: ['pipe', 'pipe', 'inherit'],
