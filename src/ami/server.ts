@@ -303,9 +303,9 @@ export class AmiServer extends EventEmitter<AmiServerEvents> {
         ok = first(action.Secret) === secret;
       }
     }
-    this.emit('login', connection, ok);
     if (!ok) {
       connection.respond(action, { Response: 'Error', Message: 'Authentication failed' });
+      this.emit('login', connection, false);
       connection.close();
       return;
     }
@@ -323,5 +323,7 @@ export class AmiServer extends EventEmitter<AmiServerEvents> {
         Status: 'Fully Booted',
       } satisfies AmiEvent);
     }
+    // After the answer: a listener may start streaming events to this connection at once.
+    this.emit('login', connection, true);
   }
 }
