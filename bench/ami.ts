@@ -45,15 +45,30 @@ async function firstLine(child: ReturnType<typeof spawn>): Promise<string> {
 }
 
 async function endToEnd(): Promise<{ events: number; seconds: number; maxRssMb: number }> {
-  const server = spawn(process.execPath, [join(import.meta.dirname, 'ami-server.ts'), String(REPEAT)], {
-    stdio: ['pipe', 'pipe', 'inherit'],
-  });
+  const server = spawn(
+    process.execPath,
+    [join(import.meta.dirname, 'ami-server.ts'), String(REPEAT)],
+    {
+      stdio: ['pipe', 'pipe', 'inherit'],
+    },
+  );
   try {
-    const { port, events } = JSON.parse(await firstLine(server)) as { port: number; events: number };
-    const client = spawn(process.execPath, [join(import.meta.dirname, 'ami-client.ts'), String(port), String(events)], {
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
-    return JSON.parse(await firstLine(client)) as { events: number; seconds: number; maxRssMb: number };
+    const { port, events } = JSON.parse(await firstLine(server)) as {
+      port: number;
+      events: number;
+    };
+    const client = spawn(
+      process.execPath,
+      [join(import.meta.dirname, 'ami-client.ts'), String(port), String(events)],
+      {
+        stdio: ['ignore', 'pipe', 'inherit'],
+      },
+    );
+    return JSON.parse(await firstLine(client)) as {
+      events: number;
+      seconds: number;
+      maxRssMb: number;
+    };
   } finally {
     server.stdin?.end();
     server.kill();

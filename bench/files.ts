@@ -1,7 +1,8 @@
 /** Big benchmark inputs, written once under .bench/ (git-ignored) and reused. */
+
+import { once } from 'node:events';
 import { createWriteStream, existsSync, mkdirSync, renameSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { once } from 'node:events';
 import type { AmiEvent } from '../src/ami/message.ts';
 import { streamEvents } from './corpus.ts';
 
@@ -31,7 +32,9 @@ async function writeOnce(path: string, lines: Iterable<string>): Promise<number>
 }
 
 /** A recording in the fixtures' JSON array format (one event per line), `repeat` passes. */
-export async function jsonArrayRecording(repeat: number): Promise<{ path: string; events: number; bytes: number }> {
+export async function jsonArrayRecording(
+  repeat: number,
+): Promise<{ path: string; events: number; bytes: number }> {
   const path = join(BENCH_DIR, `recording-${repeat}.json`);
   let events = 0;
   function* lines(): Generator<string> {

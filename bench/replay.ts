@@ -22,7 +22,9 @@ async function timeCli(path: string): Promise<number> {
       stdio: ['ignore', devnull.fd, 'inherit'],
     });
     child.on('error', reject);
-    child.on('close', (code) => (code === 0 ? resolve() : reject(new Error(`replay exited ${code}`))));
+    child.on('close', (code) =>
+      code === 0 ? resolve() : reject(new Error(`replay exited ${code}`)),
+    );
   });
   const seconds = Number(process.hrtime.bigint() - start) / 1e9;
   await devnull.close();
@@ -41,12 +43,17 @@ export async function benchReplay(): Promise<BenchResult[]> {
     const stream = devnull.createWriteStream();
     const writer = new LineWriter(stream);
     const start = process.hrtime.bigint();
-    const summary = await runRecording(readRecordingBatches(path), consoleReporter(writer, { format: 'jsonl' }), {
-      afterBatch: () => writer.ready(),
-    });
+    const summary = await runRecording(
+      readRecordingBatches(path),
+      consoleReporter(writer, { format: 'jsonl' }),
+      {
+        afterBatch: () => writer.ready(),
+      },
+    );
     await writer.flush();
     bestInProcess = Math.min(bestInProcess, Number(process.hrtime.bigint() - start) / 1e9);
-    if (summary.amiEvents !== events) throw new Error(`read ${summary.amiEvents} of ${events} events`);
+    if (summary.amiEvents !== events)
+      throw new Error(`read ${summary.amiEvents} of ${events} events`);
     stream.end();
   }
   return [

@@ -252,6 +252,44 @@ class RecordingScanner {
       pos++; // '['
       this.#opened = true;
     }
+    const fast = this.#arrayFast(s, pos);
+    if (fast === undefined) return this.#arrayExact(s, pos, final);
+    // The rest (an incomplete element, `]`) goes through the exact scanner.
+    const rest = this.#arrayExact(this.#buf, 0, final);
+    return rest.length === 0 ? fast.events : fast.events.concat(rest);
+  }
+
+  /**
+   * Fast path: everything up to the last `}` of the buffer parsed by one `JSON.parse`. A `}`
+   * inside a string leaves an unterminated string, so a wrong guess fails to parse and the
+   * exact scanner takes over (and reports errors with their line).
+   */
+  #arrayFast(s: string, from: number): { events: AmiEvent[] } | undefined {
+    let pos = skipWhitespace(s, from);
+    if (this.#closed || pos >= s.length) return undefined;
+    if (this.#needComma) {
+      if (s.charCodeAt(pos) !== 44 /* , */) return undefined;
+      pos = skipWhitespace(s, pos + 1);
+    }
+    if (s.charCodeAt(pos) !== 123 /* { */) return undefined;
+    const last = s.lastIndexOf('}');
+    if (last < pos) return undefined;
+    let parsed: unknown[];
+    try {
+      parsed = JSON.parse(`[${s.slice(pos, last + 1)}]`) as unknown[];
+    } catch {
+      return undefined;
+    }
+    for (const value of parsed) if (checkEvent(value) !== undefined) return undefined;
+    this.#needComma = true;
+    this.#line += countNewlines(s, 0, last + 1);
+    this.#buf = s.slice(last + 1);
+    return { events: parsed as AmiEvent[] };
+  }
+
+  /** The exact scanner: finds each element's end, honouring strings and escapes. */
+  #arrayExact(s: string, from: number, final: boolean): AmiEvent[] {
+    let pos = from;
     const starts: number[] = [];
     const ends: number[] = [];
     let consumed = pos;

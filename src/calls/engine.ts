@@ -43,44 +43,6 @@ export interface CallEngineOptions {
   onSkip?: (reason: string, event: AmiEvent) => void;
 }
 
-/**
- * Every AMI event key {@link CallEngine.handle} reads (besides `Event`). A reader may drop
- * all other keys (a projection) without changing the call events, except for `UserEvent`,
- * whose whole event is echoed in `user_event.amiEvent`.
- */
-export const ENGINE_KEYS: readonly string[] = [
-  'Channel',
-  'Uniqueid',
-  'Linkedid',
-  'ChannelState',
-  'Exten',
-  'AccountCode',
-  'CallerIDName',
-  'CallerIDNum',
-  'ConnectedLineName',
-  'ConnectedLineNum',
-  'CID-CallingPres',
-  'LocalOneUniqueid',
-  'LocalTwoUniqueid',
-  'DestUniqueid',
-  'DialStatus',
-  'BridgeUniqueid',
-  'Cause',
-  'OrigTransfererUniqueid',
-  'SecondTransfererUniqueid',
-  'DestType',
-  'DestApp',
-  'TransfereeUniqueid',
-  'TransferTargetUniqueid',
-  'DestBridgeUniqueid',
-  'OrigTransfererLinkedid',
-  'SecondTransfererExten',
-  'OrigTransfererExten',
-  'TransferTargetCallerIDNum',
-  'TransfererUniqueid',
-  'Extension',
-];
-
 /** One channel as Asterisk lists it in a `CoreShowChannel` event (action `CoreShowChannels`). */
 export type CoreShowChannel = AmiEvent;
 

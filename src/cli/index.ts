@@ -10,6 +10,7 @@ import { listenCommand } from './listen.ts';
 import { recordCommand } from './record.ts';
 import { replayCommand } from './replay.ts';
 import { serveCommand } from './serve.ts';
+import { simCommand } from './sim.ts';
 import { watchCommand } from './watch.ts';
 
 /** Builds the commander program; exported for tests and for `--help` generation. */
@@ -28,6 +29,7 @@ export function program(): Command {
     serveCommand(),
     configCommand(),
     listenCommand(),
+    simCommand(),
   ]) {
     // addCommand() does not pass these on: usage errors must throw, not exit the process.
     command.copyInheritedSettings(root);

@@ -4,8 +4,6 @@
  */
 import { Command } from 'commander';
 import { readRecordingBatches } from '../ami/recording.ts';
-import { readRecordingParallel } from '../ami/recording-parallel.ts';
-import { ENGINE_KEYS } from '../calls/engine.ts';
 import { runRecording } from '../calls/runner.ts';
 import { consoleReporter, LineWriter } from '../sinks/console.ts';
 import { formatOption, resolveFormat } from './output.ts';

@@ -12,6 +12,7 @@ import { Command, Option } from 'commander';
 import { ConfigError, type ConfigOverrides, loadConfig } from '../config/load.ts';
 import type { Config } from '../config/schema.ts';
 import { createLogger } from '../http/server.ts';
+import { featureModules } from '../serve/modules.ts';
 import { createService } from '../serve/service.ts';
 import { consoleReporter, LineWriter } from '../sinks/console.ts';
 import { CliError, EXIT } from './errors.ts';
@@ -91,6 +92,7 @@ export function serveCommand(): Command {
       const service = createService({
         config,
         logger,
+        modules: featureModules(),
         ...(printing
           ? {
               reporter: consoleReporter(writer, {
