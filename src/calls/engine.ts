@@ -8,7 +8,7 @@
  * forgotten once Asterisk says it is gone (`Hangup`, `BridgeDestroy`), so the state stays
  * bounded by the calls in progress.
  */
-import type { AmiEvent } from '../ami/message.ts';
+import { type AmiEvent, field as str } from '../ami/message.ts';
 import {
   AST_STATE_DOWN,
   AST_STATE_RINGING,
@@ -45,11 +45,6 @@ export interface CallEngineOptions {
 
 /** One channel as Asterisk lists it in a `CoreShowChannel` event (action `CoreShowChannels`). */
 export type CoreShowChannel = AmiEvent;
-
-function str(event: AmiEvent, key: string): string | undefined {
-  const value = event[key];
-  return typeof value === 'string' || value === undefined ? value : value[0];
-}
 
 function int(value: string | undefined): number {
   if (value === undefined) return Number.NaN;

@@ -11,12 +11,7 @@
  *
  * @module
  */
-import type { AmiEvent } from '../ami/message.ts';
-
-function one(event: AmiEvent, key: string): string | undefined {
-  const value = event[key];
-  return typeof value === 'string' || value === undefined ? value : value[0];
-}
+import { type AmiEvent, field } from '../ami/message.ts';
 
 /** Description Asterisk gives each channel state (`ast_state2str`). */
 export const CHANNEL_STATE_DESC: Readonly<Record<string, string>> = {
@@ -119,28 +114,28 @@ export class ChannelTable {
 
   /** Updates the table with one event the PBX sent. Unknown channels and events are ignored. */
   apply(event: AmiEvent): void {
-    const uniqueid = one(event, 'Uniqueid') ?? '';
+    const uniqueid = field(event, 'Uniqueid') ?? '';
     switch (event.Event) {
       case 'FullyBooted':
         this.#live.clear();
         return;
       case 'Newchannel': {
-        const state = one(event, 'ChannelState') ?? '0';
+        const state = field(event, 'ChannelState') ?? '0';
         this.#live.set(uniqueid, {
-          Channel: one(event, 'Channel') ?? '',
+          Channel: field(event, 'Channel') ?? '',
           ChannelState: state,
-          ChannelStateDesc: one(event, 'ChannelStateDesc') ?? CHANNEL_STATE_DESC[state] ?? '',
-          CallerIDNum: one(event, 'CallerIDNum') ?? '',
-          CallerIDName: one(event, 'CallerIDName') ?? '',
-          ConnectedLineNum: one(event, 'ConnectedLineNum') ?? '',
-          ConnectedLineName: one(event, 'ConnectedLineName') ?? '',
-          Language: one(event, 'Language') ?? 'en',
-          AccountCode: one(event, 'AccountCode') ?? '',
-          Context: one(event, 'Context') ?? '',
-          Exten: one(event, 'Exten') ?? '',
-          Priority: one(event, 'Priority') ?? '1',
+          ChannelStateDesc: field(event, 'ChannelStateDesc') ?? CHANNEL_STATE_DESC[state] ?? '',
+          CallerIDNum: field(event, 'CallerIDNum') ?? '',
+          CallerIDName: field(event, 'CallerIDName') ?? '',
+          ConnectedLineNum: field(event, 'ConnectedLineNum') ?? '',
+          ConnectedLineName: field(event, 'ConnectedLineName') ?? '',
+          Language: field(event, 'Language') ?? 'en',
+          AccountCode: field(event, 'AccountCode') ?? '',
+          Context: field(event, 'Context') ?? '',
+          Exten: field(event, 'Exten') ?? '',
+          Priority: field(event, 'Priority') ?? '1',
           Uniqueid: uniqueid,
-          Linkedid: one(event, 'Linkedid') ?? uniqueid,
+          Linkedid: field(event, 'Linkedid') ?? uniqueid,
           Application: '',
           ApplicationData: '',
           BridgeId: '',
@@ -156,21 +151,21 @@ export class ChannelTable {
     if (channel === undefined) return;
     switch (event.Event) {
       case 'Rename':
-        channel.Channel = one(event, 'Newname') ?? channel.Channel;
+        channel.Channel = field(event, 'Newname') ?? channel.Channel;
         return;
       case 'BridgeEnter':
-        channel.BridgeId = one(event, 'BridgeUniqueid') ?? '';
+        channel.BridgeId = field(event, 'BridgeUniqueid') ?? '';
         break;
       case 'BridgeLeave':
         channel.BridgeId = '';
         break;
       case 'Newexten':
-        channel.Application = one(event, 'Application') ?? '';
-        channel.ApplicationData = one(event, 'AppData') ?? '';
+        channel.Application = field(event, 'Application') ?? '';
+        channel.ApplicationData = field(event, 'AppData') ?? '';
         break;
     }
     for (const key of UPDATED_KEYS) {
-      const value = one(event, key);
+      const value = field(event, key);
       if (value !== undefined) channel[key] = value;
     }
   }

@@ -13,6 +13,7 @@
  * @module
  */
 import type { AmiEvent, AmiMessage } from '../ami/message.ts';
+import { CHANNEL_STATE_DESC, type LiveChannel } from './channels.ts';
 import type { SimDialplan, SimScript, SimUserEvent } from './script.ts';
 
 function one(message: AmiMessage, key: string): string | undefined {
@@ -154,25 +155,11 @@ export interface SimCallResult {
   reason: number;
 }
 
-interface Chan {
-  Channel: string;
-  ChannelState: string;
-  ChannelStateDesc: string;
-  CallerIDNum: string;
-  CallerIDName: string;
-  ConnectedLineNum: string;
-  ConnectedLineName: string;
-  Language: string;
-  AccountCode: string;
-  Context: string;
-  Exten: string;
-  Priority: string;
-  Uniqueid: string;
-  Linkedid: string;
+/** A channel of an originated call: the table's fields, without what only the table keeps. */
+type Chan = Omit<LiveChannel, 'Application' | 'ApplicationData' | 'BridgeId' | 'createdAtMs'> & {
   alive: boolean;
-}
+};
 
-const STATE_DESC: Record<number, string> = { 0: 'Down', 4: 'Ring', 5: 'Ringing', 6: 'Up' };
 const CAUSE_TXT: Record<number, string> = {
   0: 'Unknown',
   16: 'Normal Clearing',
@@ -309,7 +296,7 @@ export class SimCall {
     return {
       Channel: name,
       ChannelState: String(state),
-      ChannelStateDesc: STATE_DESC[state] ?? '',
+      ChannelStateDesc: CHANNEL_STATE_DESC[String(state)] ?? '',
       CallerIDNum: '<unknown>',
       CallerIDName: '<unknown>',
       ConnectedLineNum: '<unknown>',
@@ -327,7 +314,7 @@ export class SimCall {
 
   #setState(chan: Chan, state: number): void {
     chan.ChannelState = String(state);
-    chan.ChannelStateDesc = STATE_DESC[state] ?? '';
+    chan.ChannelStateDesc = CHANNEL_STATE_DESC[String(state)] ?? '';
     this.#chanEvent('Newstate', 'call,all', chan);
   }
 
