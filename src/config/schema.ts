@@ -379,6 +379,40 @@ export const CalloutSection = section(
     callerId: str('', 'caller ID of alert calls; empty = the PBX default'),
     ringTimeoutS: int(30, 5, 600, 'ring time before no answer'),
     maxAddressees: int(50, 1, 1000, 'addressees per event'),
+    maxRequestBytes: int(65_536, 1024, 10_485_760, 'largest POST /api/v1/call body'),
+    mediaDir: str(
+      './data/callout',
+      'where announcement WAVs are written; must be readable by Asterisk at the same path',
+    ),
+    confirm: Type.Record(Type.String({ pattern: '^[a-z]{2}(-[a-z]{2})?$' }), Type.String(), {
+      default: { 'ja-jp': '承知しました。', en: 'Acknowledged.' },
+      description: 'confirmation played after a valid key, per language; empty = none',
+    }),
+    timeScale: Type.Number({
+      default: 1,
+      exclusiveMinimum: 0,
+      maximum: 1,
+      description: 'multiplies the addressees\' minimum intervals (tests: 0.01); 1 in production',
+    }),
+    pollIntervalMs: int(1_000, 10, 60_000, 'how often the escalation worker looks for due work'),
+    attemptLeaseMs: int(
+      300_000,
+      500,
+      3_600_000,
+      'after this long without an outcome a call counts as unknown = no answer (never redialled)',
+    ),
+    batchSize: int(200, 1, 10_000, 'events decided per worker round'),
+    dryRun: section(
+      {
+        delayMs: int(1_000, 0, 600_000, 'simulated call duration'),
+        answer: str('1', 'simulated result: 1, 2 (keys), or noanswer, busy, failed'),
+        numbers: Type.Record(Type.String({ pattern: '^\\+?[0-9]{1,32}$' }), Type.String(), {
+          default: {},
+          description: 'per-number simulated result, same values as answer',
+        }),
+      },
+      'testflg=1 (dry run): simulated outcomes',
+    ),
     head: TextsById(
       {
         '1': { 'ja-jp': '障害を検知しました。', en: 'A failure has been detected.' },
@@ -433,6 +467,7 @@ export const AnnounceSection = section(
       'auto = originate when AMI is configured, else callfile',
     ),
     dialString: str('PJSIP/{extension}', 'channel of the ringer; {extension} is validated'),
+    extension: str('', 'ringer extension used when a request gives none; empty = required'),
     context: str('switchboard-announce', 'dialplan context that plays the message'),
     spoolDir: str('/var/spool/asterisk/outgoing', 'Asterisk call-file spool directory'),
     soundsDir: str('./data/sounds', 'where converted audio files are kept'),

@@ -2,10 +2,12 @@
  * The feature modules `serve` runs, in registration order. Each decides from its own config
  * section whether it is enabled (an `enabled: false` module registers nothing).
  */
+import { announceServiceModule } from '../announce/index.ts';
+import { calloutServiceModule } from '../callout/index.ts';
 import { pushServiceModule } from '../push/index.ts';
 import type { ServiceModule } from './module.ts';
 
 /** Every feature module: today the mobile wake-up API (push). */
 export function featureModules(): ServiceModule[] {
-  return [pushServiceModule()];
+  return [calloutServiceModule(), announceServiceModule(), pushServiceModule()];
 }

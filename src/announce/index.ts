@@ -1,0 +1,390 @@
+/**
+ * The announce module (Gong API, issue 5): schedules uploaded or synthesized messages and
+ * plays them on a SIP loud ringer, one at a time, by AMI Originate or Asterisk call file.
+ * See docs/announce.md.
+ *
+ * ```ts
+ * const announce = createAnnounceModule({ config: config.announce, tts: config.tts,
+ *   auth: config.auth, database: db, logger, playback: 'originate', ami: () => client });
+ * await migrate(db, [announce.migrations]);
+ * await app.register(announce.plugin);   // GET/POST/DELETE /messages...
+ * await announce.start();                // the worker
+ * await announce.service.addText({ text: 'Hello', extension: '42300' });
+ * await announce.stop();
+ * ```
+ *
+ * or as a `serve` module: {@link announceServiceModule}.
+ *
+ * @module
+ */
+import { randomBytes } from 'node:crypto';
+import { unlink } from 'node:fs/promises';
+import path from 'node:path';
+import type { FastifyPluginAsync } from 'fastify';
+import type { Logger } from 'pino';
+import { envelope } from '../bus/xivo.ts';
+import type { AnnounceConfig, AuthConfig, TtsConfig } from '../config/schema.ts';
+import type { App } from '../http/server.ts';
+import { convertForAsterisk } from '../media/audio.ts';
+import { createSpeechEngine, type SpeechEngine } from '../media/tts/index.ts';
+import type { ServiceContext, ServiceModule } from '../serve/module.ts';
+import type { Database, MigrationSet } from '../store/db.ts';
+import { validateExtension } from '../telephony/dialstring.ts';
+import type { CallEventSource } from '../telephony/originate.ts';
+import { callFilePlayer, originatePlayer, type PlayResult } from './playback.ts';
+import {
+  AnnounceInputError,
+  announceMigrations,
+  MessageRepository,
+  type MessageRow,
+  PENDING_STATUSES,
+} from './repository.ts';
+import { announceRoutes } from './routes.ts';
+import { type AnnounceEventKind, AnnounceScheduler } from './scheduler.ts';
+
+export { callFilePlayer, originatePlayer, type PlayResult, playbackTarget } from './playback.ts';
+export {
+  AnnounceInputError,
+  announceMigrations,
+  MessageRepository,
+  type MessageRow,
+} from './repository.ts';
+export { formatLocal, gongErrorFormatter, parseStart } from './routes.ts';
+export { AnnounceScheduler, computeSchedule, type ScheduleItem } from './scheduler.ts';
+
+/** A message as the API and the bus show it. Times are epoch ms. */
+export interface MessageView {
+  id: number;
+  description: string;
+  extension: string;
+  /** Effective start (epoch ms). */
+  startMs: number;
+  /** Requested start (epoch ms). */
+  requestedMs: number;
+  status: MessageRow['status'];
+  outcome: string;
+  kind: MessageRow['kind'];
+  attempts: number;
+  /** Duration of the audio, leading silence included, ms. */
+  durationMs: number;
+  finishedMs: number | null;
+}
+
+/** What the API (and the Jenkins watcher) can do. */
+export interface AnnounceService {
+  /**
+   * Converts an audio file (any format sox reads) to 8 kHz mono 16-bit WAV with the leading
+   * silence and schedules it. The input file is left in place (the caller removes it).
+   * @throws {TelephonyValidationError} bad or missing extension.
+   * @throws {MediaError} `NOT_AUDIO` and the other conversion errors.
+   */
+  addAudio(input: {
+    file: string;
+    extension?: string;
+    description?: string;
+    startMs?: number;
+  }): Promise<MessageView>;
+  /**
+   * Synthesizes `text` (espeak-ng offline, or VoiceRSS / a command per `tts`) and schedules it.
+   * @throws {AnnounceInputError} empty text, text over `textLimitChars`.
+   * @throws {MediaError} `UNSUPPORTED_LANGUAGE`, `TTS_SERVICE_ERROR`, `TTS_HTTP_ERROR`, ...
+   * @throws {TelephonyValidationError} bad or missing extension.
+   */
+  addText(input: {
+    text: string;
+    extension?: string;
+    language?: string;
+    description?: string;
+    startMs?: number;
+  }): Promise<MessageView>;
+  /** Pending messages by effective start; with `all`, every message (history included). */
+  list(all?: boolean): Promise<MessageView[]>;
+  /** Cancels a message not yet played. @returns it, or undefined (unknown / already played). */
+  remove(id: number): Promise<MessageView | undefined>;
+}
+
+/** Dependencies of {@link createAnnounceModule}. */
+export interface AnnounceModuleOptions {
+  config: AnnounceConfig;
+  tts: TtsConfig;
+  auth: AuthConfig;
+  database: Database;
+  logger: Logger;
+  /** `originate` or `callfile` (resolve `auto` before). */
+  playback: 'originate' | 'callfile';
+  /** The AMI client to originate with (originate playback). */
+  ami?: () => CallEventSource | undefined;
+  /** Publishes an event (`announce.<kind>`); e.g. `bus.publish`. */
+  publish?: (routingKey: string, message: ReturnType<typeof envelope>) => void;
+  /** `origin_uuid` of published events. */
+  originUuid?: string;
+  /** Replaces the speech engine built from `tts` (tests, benches). */
+  speech?: SpeechEngine;
+  /** Replaces the player (tests). */
+  play?: (message: MessageRow) => Promise<PlayResult>;
+  /** Call files' temporary directory (default `tmp` next to the spool). */
+  callFileTmpDir?: string;
+  /** Worker's longest sleep, ms (default 1000). */
+  pollMs?: number;
+}
+
+/** The assembled module. */
+export interface AnnounceModule {
+  readonly migrations: MigrationSet;
+  /** Fastify plugin with Gong's routes (own access rule and error shape). */
+  readonly plugin: FastifyPluginAsync;
+  readonly service: AnnounceService;
+  readonly scheduler: AnnounceScheduler;
+  readonly repository: MessageRepository;
+  /** Starts the worker. */
+  start(): Promise<void>;
+  /** Stops the worker (after the message in progress). Idempotent. */
+  stop(): Promise<void>;
+}
+
+function toView(row: MessageRow): MessageView {
+  return {
+    id: Number(row.id),
+    description: row.description,
+    extension: row.extension,
+    startMs: Number(row.due_at),
+    requestedMs: Number(row.requested_at),
+    status: row.status,
+    outcome: row.outcome,
+    kind: row.kind,
+    attempts: Number(row.attempts),
+    durationMs: Number(row.duration_ms),
+    finishedMs: row.finished_at === null ? null : Number(row.finished_at),
+  };
+}
+
+/**
+ * Builds the announce module.
+ * @throws {MediaError} `INVALID_OPTION` when `tts` selects VoiceRSS without a key.
+ */
+export function createAnnounceModule(options: AnnounceModuleOptions): AnnounceModule {
+  const { config } = options;
+  const logger = options.logger.child({ module: 'announce' });
+  const soundsDir = path.resolve(config.soundsDir);
+  const speech =
+    options.speech ??
+    createSpeechEngine(options.tts, { cacheDir: path.join(soundsDir, '.tts-cache') });
+  const repository = new MessageRepository(options.database);
+  const settings = {
+    dialString: config.dialString,
+    context: config.context,
+    callerId: config.callerId,
+    ringTimeS: config.ringTimeS,
+    maxRetries: config.maxRetries,
+    retryTimeS: config.retryTimeS,
+  };
+  const play =
+    options.play ??
+    (options.playback === 'originate'
+      ? originatePlayer(settings, options.ami ?? (() => undefined))
+      : callFilePlayer({
+          ...settings,
+          spoolDir: config.spoolDir,
+          ...(options.callFileTmpDir ? { tmpDir: options.callFileTmpDir } : {}),
+        }));
+  const publish = (kind: AnnounceEventKind, row: MessageRow) => {
+    if (!options.publish) return;
+    const view = toView(row);
+    try {
+      options.publish(
+        `announce.${kind}`,
+        envelope(`announce_${kind}`, options.originUuid ?? '', {
+          id: view.id,
+          description: view.description,
+          extension: view.extension,
+          start: new Date(view.startMs).toISOString(),
+          requested_start: new Date(view.requestedMs).toISOString(),
+          status: view.status,
+          outcome: view.outcome,
+          kind: view.kind,
+          attempts: view.attempts,
+          duration_ms: view.durationMs,
+        }),
+      );
+    } catch (error) {
+      logger.warn({ err: error }, 'announce: event not published');
+    }
+  };
+  const scheduler = new AnnounceScheduler({
+    repository,
+    play,
+    ringTimeS: config.ringTimeS,
+    gapS: config.gapS,
+    // Call files carry their own retries (Asterisk's MaxRetries).
+    maxRetries: options.playback === 'originate' ? config.maxRetries : 0,
+    retryTimeS: config.retryTimeS,
+    logger,
+    onEvent: (kind, row) => {
+      publish(kind, row);
+      if (kind === 'played' || kind === 'failed')
+        void unlink(row.audio_path).catch(() => undefined);
+    },
+    ...(options.pollMs === undefined ? {} : { pollMs: options.pollMs }),
+  });
+
+  const resolveExtension = (value: string | undefined): string => {
+    const extension = value === undefined || value === '' ? config.extension : value;
+    return validateExtension(extension, 'extension');
+  };
+  const target = () =>
+    path.join(soundsDir, `announce-${Date.now()}-${randomBytes(6).toString('hex')}.wav`);
+  const schedule = async (
+    row: Parameters<MessageRepository['insert']>[0],
+  ): Promise<MessageView> => {
+    const inserted = await repository.insert(row);
+    await scheduler.recompute();
+    const fresh = (await repository.get(inserted.id)) ?? inserted;
+    publish('scheduled', fresh);
+    scheduler.poke();
+    return toView(fresh);
+  };
+
+  const service: AnnounceService = {
+    async addAudio(input) {
+      const extension = resolveExtension(input.extension);
+      const out = target();
+      const info = await convertForAsterisk(input.file, out, {
+        leadingSilenceS: config.leadingSilenceMs / 1000,
+      });
+      try {
+        return await schedule({
+          description: input.description ?? '',
+          extension,
+          kind: 'audio',
+          text: '',
+          language: '',
+          audio_path: out,
+          duration_ms: Math.round(info.durationS * 1000),
+          requested_at: input.startMs ?? Date.now(),
+        });
+      } catch (error) {
+        await unlink(out).catch(() => undefined);
+        throw error;
+      }
+    },
+    async addText(input) {
+      const extension = resolveExtension(input.extension);
+      if (input.text.trim() === '') throw new AnnounceInputError('text', 'must not be empty');
+      if ([...input.text].length > config.textLimitChars) {
+        throw new AnnounceInputError('text', `longer than ${config.textLimitChars} characters`);
+      }
+      const language = input.language ?? config.language;
+      const out = target();
+      const info = await speech.synthesize(input.text, language, out, {
+        leadingSilenceS: config.leadingSilenceMs / 1000,
+      });
+      try {
+        return await schedule({
+          description: input.description ?? '',
+          extension,
+          kind: 'tts',
+          text: input.text,
+          language,
+          audio_path: out,
+          duration_ms: Math.round(info.durationS * 1000),
+          requested_at: input.startMs ?? Date.now(),
+        });
+      } catch (error) {
+        await unlink(out).catch(() => undefined);
+        throw error;
+      }
+    },
+    async list(all = false) {
+      const rows = await repository.list(all ? undefined : PENDING_STATUSES);
+      return rows.map(toView);
+    },
+    async remove(id) {
+      const row = await repository.cancel(id);
+      if (!row) return undefined;
+      await unlink(row.audio_path).catch(() => undefined);
+      await scheduler.recompute();
+      publish('cancelled', row);
+      scheduler.poke();
+      return toView(row);
+    },
+  };
+
+  const plugin: FastifyPluginAsync = async (app) => {
+    await announceRoutes(app as unknown as App, {
+      service,
+      auth: options.auth,
+      uploadLimitBytes: config.uploadLimitBytes,
+      uploadDir: path.join(soundsDir, '.uploads'),
+    });
+  };
+  let stopping: Promise<void> | undefined;
+  return {
+    migrations: announceMigrations,
+    plugin,
+    service,
+    scheduler,
+    repository,
+    start: () => scheduler.start(),
+    stop() {
+      stopping ??= scheduler.stop();
+      return stopping;
+    },
+  };
+}
+
+/** `auto` → `originate` when the service has an AMI client, else `callfile`. */
+export function resolvePlayback(
+  playback: AnnounceConfig['playback'],
+  amiClients: number,
+): 'originate' | 'callfile' {
+  if (playback === 'originate' || playback === 'callfile') return playback;
+  return amiClients > 0 ? 'originate' : 'callfile';
+}
+
+/** The announce module as a `serve` module, plus its instance once registered. */
+export interface AnnounceServiceModule extends ServiceModule {
+  /** The module built at `register` (undefined before, or when `announce.enabled` is false). */
+  readonly instance: AnnounceModule | undefined;
+}
+
+/**
+ * The announce module for `serve`: builds {@link createAnnounceModule} at `register` from
+ * the context (first AMI client for Originate; events on the bus as `announce.<kind>`),
+ * starts the worker at `start`. Does nothing when `announce.enabled` is false.
+ */
+export function announceServiceModule(
+  extra: Partial<Pick<AnnounceModuleOptions, 'speech' | 'play' | 'callFileTmpDir' | 'pollMs'>> = {},
+): AnnounceServiceModule {
+  let module: AnnounceModule | undefined;
+  return {
+    name: 'announce',
+    migrations: [announceMigrations],
+    async register(app: App, ctx: ServiceContext) {
+      if (!ctx.config.announce.enabled) return;
+      const playback = resolvePlayback(ctx.config.announce.playback, ctx.ami.clients.length);
+      module = createAnnounceModule({
+        ...extra,
+        config: ctx.config.announce,
+        tts: ctx.config.tts,
+        auth: ctx.config.auth,
+        database: ctx.db,
+        logger: ctx.logger,
+        playback,
+        ami: () => ctx.ami.clients[0],
+        publish: (key, message) => void ctx.bus.publish(key, message),
+        originUuid: ctx.config.instance.uuid,
+      });
+      await app.register(module.plugin);
+      ctx.logger.info({ module: 'announce', playback }, 'announce: Gong API mounted');
+    },
+    async start() {
+      await module?.start();
+    },
+    async stop() {
+      await module?.stop();
+    },
+    get instance() {
+      return module;
+    },
+  };
+}

@@ -1,0 +1,150 @@
+/**
+ * Playing one announcement on the ringer, two ways:
+ *
+ * - **originate** (default when an AMI server is configured): AMI `Originate` (Async) of
+ *   `dialString` with the validated extension, into `context` (`s`, 1), channel variable
+ *   `SWITCHBOARD_MESSAGE` = the file without `.wav` (what `Playback` wants), `Timeout` =
+ *   ring time, `CallerID` from config. The call is followed to its end (`originate()` of
+ *   `src/telephony/`); answered = played, busy / no answer / congestion / failure = retried by
+ *   the scheduler up to `maxRetries`. Source: Asterisk `manager.c` `action_originate`.
+ * - **callfile** (PBXs without AMI, as Gong): an Asterisk call file with the same channel,
+ *   context and variable, `MaxRetries`/`RetryTime`/`WaitTime`/`CallerID` from config,
+ *   written in a temporary directory next to the spool, modification time = the effective
+ *   start, then renamed into `spoolDir` (`placeCallFile`). Asterisk does the retries; the
+ *   message is recorded as `spooled` (its outcome is Asterisk's). Source: Asterisk
+ *   `pbx_spool.c` / the `call-file` sample documentation.
+ *
+ * The dialplan both enter is `docs/asterisk/extensions.conf` `[switchboard-announce]`.
+ *
+ * @module
+ */
+
+import {
+  asteriskSoundName,
+  expandDialString,
+  originate,
+  placeCallFile,
+} from '../telephony/index.ts';
+import type { CallEventSource } from '../telephony/originate.ts';
+import type { MessageRow, MessageStatus } from './repository.ts';
+
+/** What playing a message gave. */
+export interface PlayResult {
+  /** Final state (`failed` may be retried when `retry`). */
+  status: Extract<MessageStatus, 'played' | 'failed' | 'spooled'>;
+  /** `answered`, `busy`, `noanswer`, `congestion`, `failed`, `refused`, `callfile`, `error`. */
+  outcome: string;
+  /** The scheduler may retry (an unanswered call). */
+  retry?: boolean;
+  /** The call file placed (callfile mode). */
+  callfilePath?: string;
+}
+
+/** Settings shared by both playback modes (the `announce` config section). */
+export interface PlaybackSettings {
+  /** Channel template, e.g. `Local/{extension}` or `PJSIP/{extension}`. */
+  dialString: string;
+  /** Dialplan context playing `SWITCHBOARD_MESSAGE`. */
+  context: string;
+  /** Caller ID shown on the ringer. */
+  callerId: string;
+  /** Ring time, s. */
+  ringTimeS: number;
+  /** Call-file MaxRetries. */
+  maxRetries: number;
+  /** Call-file RetryTime, s. */
+  retryTimeS: number;
+}
+
+/** The channel variables and target every playback uses (validated; throws on bad input). */
+export function playbackTarget(settings: PlaybackSettings, message: MessageRow) {
+  return {
+    channel: expandDialString(settings.dialString, { extension: message.extension }),
+    context: settings.context,
+    variables: {
+      SWITCHBOARD_MESSAGE: asteriskSoundName(message.audio_path),
+      SWITCHBOARD_CALL_ID: `announce-${message.id}-${message.attempts + 1}`,
+    },
+  };
+}
+
+/**
+ * A player that originates through `client` (an `AmiClient`).
+ * @returns a function playing one message; it never throws for an unanswered call.
+ */
+export function originatePlayer(
+  settings: PlaybackSettings,
+  client: () => CallEventSource | undefined,
+): (message: MessageRow) => Promise<PlayResult> {
+  return async (message) => {
+    const target = playbackTarget(settings, message);
+    const ami = client();
+    if (ami === undefined) return { status: 'failed', outcome: 'no_ami', retry: true };
+    const { SWITCHBOARD_CALL_ID: callId, ...variables } = target.variables;
+    try {
+      const result = await originate(
+        ami,
+        {
+          dialString: target.channel,
+          context: target.context,
+          exten: 's',
+          priority: 1,
+          callerId: settings.callerId,
+          timeoutMs: settings.ringTimeS * 1000,
+          variables,
+          callId,
+        },
+        { maxCallMs: Math.max(60_000, Number(message.duration_ms) * 2 + 60_000) },
+      );
+      if (result.outcome === 'answered') return { status: 'played', outcome: 'answered' };
+      return {
+        status: 'failed',
+        outcome: result.end === 'refused' ? 'refused' : result.outcome,
+        retry: result.end !== 'refused',
+      };
+    } catch (error) {
+      // AMI disconnected / no answer to the action: whether the ringer rang is unknown.
+      return { status: 'failed', outcome: `ami_error: ${(error as Error).message}`.slice(0, 200) };
+    }
+  };
+}
+
+/** Where call files go. */
+export interface CallFileSettings extends PlaybackSettings {
+  /** Asterisk's spool directory (`/var/spool/asterisk/outgoing`). */
+  spoolDir: string;
+  /** Temporary directory on the same filesystem (default: `tmp` next to the spool). */
+  tmpDir?: string;
+}
+
+/**
+ * A player that places call files (`announce-<id>.call`, mtime = the effective start).
+ * @returns a function placing one message's call file.
+ */
+export function callFilePlayer(
+  settings: CallFileSettings,
+): (message: MessageRow) => Promise<PlayResult> {
+  return async (message) => {
+    const target = playbackTarget(settings, message);
+    const placed = await placeCallFile(
+      {
+        channel: target.channel,
+        callerId: settings.callerId,
+        maxRetries: settings.maxRetries,
+        retryTimeS: settings.retryTimeS,
+        waitTimeS: settings.ringTimeS,
+        context: target.context,
+        extension: 's',
+        priority: 1,
+        variables: target.variables,
+      },
+      {
+        spoolDir: settings.spoolDir,
+        ...(settings.tmpDir ? { tmpDir: settings.tmpDir } : {}),
+        name: `announce-${message.id}.call`,
+        startAt: new Date(Number(message.due_at)),
+      },
+    );
+    return { status: 'spooled', outcome: 'callfile', callfilePath: placed.path };
+  };
+}

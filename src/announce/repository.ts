@@ -1,0 +1,285 @@
+/**
+ * The announcements' table `announce_message`: every message, scheduled or done (history),
+ * with its requested and effective start, its audio file and its outcome.
+ *
+ * Time columns are epoch ms (`src/store/db.ts` conventions); the id is the integer Gong's API
+ * shows (`autoIncrementId`). `due_at` is the *effective* start computed by
+ * `scheduler.ts` (`computeSchedule`); `requested_at` is what the client asked for.
+ *
+ * States: `scheduled` → `playing` (claimed by a worker with a lease, AMI Originate under way)
+ * → `played` | `failed`; `scheduled` → `spooled` (call-file playback: handed to Asterisk);
+ * `scheduled` → `cancelled` (DELETE). `playing` rows found with an expired lease at start
+ * (the process died during the call) become `failed` with outcome `interrupted`: a message is
+ * played at most once.
+ *
+ * @module
+ */
+import { type Kysely, sql } from 'kysely';
+import {
+  autoIncrementId,
+  autoIncrementType,
+  type Database,
+  defineMigrations,
+  type MigrationSet,
+} from '../store/db.ts';
+
+/** Bad input to the announce service (becomes a 400 in the API). `field` names the input. */
+export class AnnounceInputError extends Error {
+  readonly field: string;
+  constructor(field: string, message: string) {
+    super(`${field}: ${message}`);
+    this.name = 'AnnounceInputError';
+    this.field = field;
+  }
+}
+
+/** Every state a message goes through. */
+export type MessageStatus = 'scheduled' | 'playing' | 'played' | 'failed' | 'spooled' | 'cancelled';
+
+/** States of messages still to be played (GET /messages without `all`). */
+export const PENDING_STATUSES: readonly MessageStatus[] = ['scheduled', 'playing'];
+
+/** One row of `announce_message`. Times are epoch ms. */
+export interface MessageRow {
+  /** Gong's integer id. */
+  id: number;
+  /** Free text from the client (`description`), '' when none. */
+  description: string;
+  /** The validated extension the ringer is dialled at. */
+  extension: string;
+  /** `audio` (uploaded) or `tts` (synthesized). */
+  kind: 'audio' | 'tts';
+  /** The TTS text ('' for uploads). */
+  text: string;
+  /** The TTS language ('' for uploads). */
+  language: string;
+  /** Converted WAV (8 kHz mono 16-bit), absolute path. */
+  audio_path: string;
+  /** Its duration, leading silence included, in ms. */
+  duration_ms: number;
+  /** The start the client asked for (epoch ms). */
+  requested_at: number;
+  /** The effective start (epoch ms), recomputed by the scheduler; the claim's due column. */
+  due_at: number;
+  status: MessageStatus;
+  /** `answered`, `busy`, `noanswer`, `congestion`, `failed`, `interrupted`, `callfile`, `deleted`, ... */
+  outcome: string;
+  /** Call attempts made. */
+  attempts: number;
+  /** Call file placed in the spool (call-file playback), '' otherwise. */
+  callfile_path: string;
+  lease_until: number | null;
+  lease_owner: string | null;
+  created_at: number;
+  /** When the message reached a final state. */
+  finished_at: number | null;
+}
+
+/** The Kysely table map of this module. */
+export interface AnnounceTables {
+  announce_message: MessageRow;
+}
+
+/** The migrations of the announce module (table `announce_message`). */
+export const announceMigrations: MigrationSet = defineMigrations('announce', [
+  {
+    name: 'create_message',
+    async up(db, { dialect }) {
+      await db.schema
+        .createTable('announce_message')
+        .addColumn('id', autoIncrementType(dialect), autoIncrementId(dialect))
+        .addColumn('description', 'text', (c) => c.notNull().defaultTo(''))
+        .addColumn('extension', 'text', (c) => c.notNull())
+        .addColumn('kind', 'text', (c) => c.notNull())
+        .addColumn('text', 'text', (c) => c.notNull().defaultTo(''))
+        .addColumn('language', 'text', (c) => c.notNull().defaultTo(''))
+        .addColumn('audio_path', 'text', (c) => c.notNull())
+        .addColumn('duration_ms', 'bigint', (c) => c.notNull())
+        .addColumn('requested_at', 'bigint', (c) => c.notNull())
+        .addColumn('due_at', 'bigint', (c) => c.notNull())
+        .addColumn('status', 'text', (c) => c.notNull())
+        .addColumn('outcome', 'text', (c) => c.notNull().defaultTo(''))
+        .addColumn('attempts', 'integer', (c) => c.notNull().defaultTo(0))
+        .addColumn('callfile_path', 'text', (c) => c.notNull().defaultTo(''))
+        .addColumn('lease_until', 'bigint')
+        .addColumn('lease_owner', 'text')
+        .addColumn('created_at', 'bigint', (c) => c.notNull())
+        .addColumn('finished_at', 'bigint')
+        .execute();
+      await db.schema
+        .createIndex('announce_message_status_due')
+        .on('announce_message')
+        .columns(['status', 'due_at'])
+        .execute();
+    },
+  },
+]);
+
+/** What {@link MessageRepository.insert} needs. */
+export type NewMessage = Pick<
+  MessageRow,
+  | 'description'
+  | 'extension'
+  | 'kind'
+  | 'text'
+  | 'language'
+  | 'audio_path'
+  | 'duration_ms'
+  | 'requested_at'
+>;
+
+/** Data access of the announce module (only this module touches `announce_message`). */
+export class MessageRepository {
+  readonly database: Database;
+  readonly db: Kysely<AnnounceTables>;
+
+  constructor(database: Database) {
+    this.database = database;
+    this.db = database.db as Kysely<AnnounceTables>;
+  }
+
+  /** Inserts a `scheduled` message (`due_at` = requested start until the next recompute). */
+  async insert(message: NewMessage, nowMs = Date.now()): Promise<MessageRow> {
+    const row = await this.db
+      .insertInto('announce_message')
+      .values({
+        ...message,
+        due_at: message.requested_at,
+        status: 'scheduled',
+        outcome: '',
+        attempts: 0,
+        callfile_path: '',
+        created_at: nowMs,
+      } as never)
+      .returningAll()
+      .executeTakeFirstOrThrow();
+    return normalize(row);
+  }
+
+  /** One message by id, or undefined. */
+  async get(id: number): Promise<MessageRow | undefined> {
+    const row = await this.db
+      .selectFrom('announce_message')
+      .selectAll()
+      .where('id', '=', id)
+      .executeTakeFirst();
+    return row ? normalize(row) : undefined;
+  }
+
+  /** Messages in `statuses` (all when omitted), by effective start then id. */
+  async list(statuses?: readonly MessageStatus[]): Promise<MessageRow[]> {
+    let query = this.db.selectFrom('announce_message').selectAll();
+    if (statuses) query = query.where('status', 'in', [...statuses]);
+    const rows = await query.orderBy('due_at').orderBy('id').execute();
+    return rows.map(normalize);
+  }
+
+  /**
+   * Cancels a message still `scheduled` (not claimed by a worker).
+   * @returns the cancelled row, or undefined when it is unknown or no longer scheduled.
+   */
+  async cancel(id: number, nowMs = Date.now()): Promise<MessageRow | undefined> {
+    const row = await this.db
+      .updateTable('announce_message')
+      .set({ status: 'cancelled', outcome: 'deleted', finished_at: nowMs })
+      .where('id', '=', id)
+      .where('status', '=', 'scheduled')
+      .where((eb) => eb.or([eb('lease_until', 'is', null), eb('lease_until', '<=', nowMs)]))
+      .returningAll()
+      .executeTakeFirst();
+    return row ? normalize(row) : undefined;
+  }
+
+  /**
+   * Moves a claimed row to `playing` (fenced: only while `owner` holds the lease).
+   * @returns false when the lease was lost.
+   */
+  async markPlaying(id: number, owner: string, leaseUntil: number, nowMs = Date.now()) {
+    const result = await this.db
+      .updateTable('announce_message')
+      .set((eb) => ({
+        status: 'playing',
+        attempts: eb('attempts', '+', 1),
+        lease_until: leaseUntil,
+      }))
+      .where('id', '=', id)
+      .where('lease_owner', '=', owner)
+      .where('lease_until', '>', nowMs)
+      .where('status', '=', 'scheduled')
+      .executeTakeFirst();
+    return Number(result.numUpdatedRows) === 1;
+  }
+
+  /**
+   * Finishes a claimed row (fenced on the owner; the lease may have expired meanwhile: the
+   * owner still holds the row since nobody else claims `playing` rows).
+   */
+  async finish(
+    id: number,
+    owner: string,
+    status: MessageStatus,
+    outcome: string,
+    extra: { callfile_path?: string } = {},
+    nowMs = Date.now(),
+  ): Promise<MessageRow | undefined> {
+    const row = await this.db
+      .updateTable('announce_message')
+      .set({ status, outcome, finished_at: nowMs, lease_until: null, ...extra })
+      .where('id', '=', id)
+      .where('lease_owner', '=', owner)
+      .returningAll()
+      .executeTakeFirst();
+    return row ? normalize(row) : undefined;
+  }
+
+  /** Puts a played-but-unanswered row back in the queue for a retry at `requestedAt`. */
+  async requeue(id: number, owner: string, requestedAt: number, outcome: string) {
+    await this.db
+      .updateTable('announce_message')
+      .set({
+        status: 'scheduled',
+        outcome,
+        requested_at: requestedAt,
+        due_at: requestedAt,
+        lease_until: null,
+        lease_owner: null,
+      })
+      .where('id', '=', id)
+      .where('lease_owner', '=', owner)
+      .execute();
+  }
+
+  /**
+   * Marks `playing` rows whose lease expired before `nowMs` as `failed`/`interrupted` (their
+   * worker died mid-call: they are never played again).
+   * @returns the rows changed.
+   */
+  async failInterrupted(nowMs = Date.now()): Promise<MessageRow[]> {
+    const rows = await this.db
+      .updateTable('announce_message')
+      .set({ status: 'failed', outcome: 'interrupted', finished_at: nowMs, lease_until: null })
+      .where('status', '=', 'playing')
+      .where('lease_until', '<=', nowMs)
+      .returningAll()
+      .execute();
+    return rows.map(normalize);
+  }
+
+  /**
+   * Runs `fn` in a transaction that holds the schedule lock (PostgreSQL advisory lock; SQLite
+   * takes its write lock at the first write), so two processes never recompute at once.
+   */
+  async withScheduleLock<T>(fn: (trx: Kysely<AnnounceTables>) => Promise<T>): Promise<T> {
+    return this.db.transaction().execute(async (trx) => {
+      if (this.database.dialect === 'postgres') {
+        await sql`select pg_advisory_xact_lock(745320001)`.execute(trx);
+      }
+      return fn(trx);
+    });
+  }
+}
+
+/** PostgreSQL returns bigint as number already (see db.ts); SQLite ints are numbers. */
+function normalize(row: MessageRow): MessageRow {
+  return { ...row, id: Number(row.id) };
+}

@@ -1,0 +1,302 @@
+/**
+ * Gong's HTTP API (seed `000_c8f88742814ca003.txt`, "Server API"), kept path for path:
+ *
+ * - `GET /messages` → `{"messages":[{"id","description","start","extension"}]}` (pending
+ *   messages, by effective start); `?all=1` adds the history with `status` and `outcome`.
+ * - `POST /messages/add`, multipart: `audio` (required), `extension`, `start`, `description`.
+ * - `POST /messages/tts/add`: `text`, `extension`, `start`, `description`, `language`
+ *   (form-encoded, multipart or JSON).
+ * - `DELETE /messages/{id}`: only a message not yet played; 404 otherwise.
+ *
+ * `start` is `YYYY-MM-DDTHH:MM:SS` in the server's local time (Gong's format; also shown in
+ * answers) or ISO 8601 with an offset (`...Z`, `...+09:00`); missing or empty = now. Errors
+ * answer `{"error": "<reason>", "code": "<machine code>"}` with 400 (bad input), 401/403
+ * (access rule), 404, 413 (upload over `uploadLimitBytes`), 502 (TTS service error).
+ *
+ * @module
+ */
+import { randomBytes } from 'node:crypto';
+import { createWriteStream } from 'node:fs';
+import { mkdir, unlink } from 'node:fs/promises';
+import path from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import multipart from '@fastify/multipart';
+import type { FastifyRequest } from 'fastify';
+import type { AuthConfig } from '../config/schema.ts';
+import { createAccessRule } from '../http/auth.ts';
+import { type ErrorFormatter, HttpError, useErrorFormatter } from '../http/errors.ts';
+import type { App } from '../http/server.ts';
+import { MediaError } from '../media/errors.ts';
+import { TelephonyValidationError } from '../telephony/dialstring.ts';
+import type { AnnounceService, MessageView } from './index.ts';
+import { AnnounceInputError } from './repository.ts';
+
+/** Gong's error shape: `{"error": reason, "code": machine code}` (plus `field` when known). */
+export const gongErrorFormatter: ErrorFormatter = (error) => ({
+  body: { error: error.message, code: error.code, ...(error.field ? { field: error.field } : {}) },
+});
+
+const LOCAL = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})$/;
+const WITH_OFFSET = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\d{2}:?\d{2})$/i;
+
+/**
+ * Parses Gong's `start`: `YYYY-MM-DDTHH:MM:SS` (server local time) or ISO 8601 with an offset.
+ * @returns epoch ms; `nowMs` when `value` is missing or empty.
+ * @throws {HttpError} 400 naming what is wrong.
+ */
+export function parseStart(value: unknown, nowMs = Date.now()): number {
+  if (value === undefined || value === null || value === '') return nowMs;
+  if (typeof value !== 'string') throw new HttpError(400, 'start: must be a string');
+  const local = LOCAL.exec(value);
+  if (local) {
+    const [y, mo, d, h, mi, s] = local.slice(1).map(Number) as [
+      number,
+      number,
+      number,
+      number,
+      number,
+      number,
+    ];
+    const date = new Date(y, mo - 1, d, h, mi, s);
+    if (
+      date.getFullYear() !== y ||
+      date.getMonth() !== mo - 1 ||
+      date.getDate() !== d ||
+      date.getHours() !== h ||
+      date.getMinutes() !== mi ||
+      date.getSeconds() !== s
+    ) {
+      throw new HttpError(
+        400,
+        `start: ${JSON.stringify(value)} is not a valid local date and time`,
+      );
+    }
+    return date.getTime();
+  }
+  if (WITH_OFFSET.test(value)) {
+    const ms = Date.parse(value);
+    if (Number.isFinite(ms)) return ms;
+    throw new HttpError(400, `start: ${JSON.stringify(value)} is not a valid date`);
+  }
+  throw new HttpError(
+    400,
+    `start: ${JSON.stringify(value.slice(0, 40))} must be YYYY-MM-DDTHH:MM:SS (server local time) or ISO 8601 with an offset`,
+  );
+}
+
+/** Epoch ms → `YYYY-MM-DDTHH:MM:SS` in server local time (Gong's format). */
+export function formatLocal(ms: number): string {
+  const d = new Date(ms);
+  const p = (n: number) => String(n).padStart(2, '0');
+  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())}T${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`;
+}
+
+/** Maps service errors to HTTP errors (validation → 400, TTS service → 502). */
+export function toHttpError(error: unknown): unknown {
+  if (error instanceof TelephonyValidationError || error instanceof AnnounceInputError) {
+    return new HttpError(400, error.message);
+  }
+  if (error instanceof MediaError) {
+    if (['NOT_AUDIO', 'EMPTY_TEXT', 'UNSUPPORTED_LANGUAGE', 'INPUT_MISSING'].includes(error.code)) {
+      return new HttpError(400, error.message, error.code.toLowerCase());
+    }
+    if (error.code === 'TTS_SERVICE_ERROR' || error.code === 'TTS_HTTP_ERROR') {
+      return new HttpError(
+        502,
+        `speech synthesis failed: ${error.message}`,
+        error.code.toLowerCase(),
+      );
+    }
+  }
+  return error;
+}
+
+function str(value: unknown): string | undefined {
+  if (value === undefined || value === null) return undefined;
+  if (typeof value === 'string') return value;
+  if (typeof value === 'number') return String(value);
+  if (typeof value === 'object' && 'value' in (value as object)) {
+    return str((value as { value: unknown }).value);
+  }
+  return undefined;
+}
+
+/** Options of {@link announceRoutes}. */
+export interface AnnounceRoutesOptions {
+  service: AnnounceService;
+  auth: AuthConfig;
+  /** Largest audio upload, bytes. */
+  uploadLimitBytes: number;
+  /** Where uploads are written before conversion. */
+  uploadDir: string;
+}
+
+/** Registers Gong's routes, its access rule and error shape on `app` (call inside a plugin). */
+export async function announceRoutes(app: App, options: AnnounceRoutesOptions): Promise<void> {
+  const { service } = options;
+  useErrorFormatter(app, gongErrorFormatter);
+  app.addHook(
+    'onRequest',
+    createAccessRule({ ...options.auth, module: 'announce', formatter: gongErrorFormatter }),
+  );
+  await app.register(multipart, {
+    limits: { fileSize: options.uploadLimitBytes, files: 1, fields: 20, fieldSize: 1_048_576 },
+    throwFileSizeLimit: true,
+  });
+  const view = (m: MessageView, all: boolean) => ({
+    id: m.id,
+    description: m.description,
+    start: formatLocal(m.startMs),
+    extension: m.extension,
+    ...(all
+      ? {
+          status: m.status,
+          outcome: m.outcome,
+          requested_start: formatLocal(m.requestedMs),
+          kind: m.kind,
+          attempts: m.attempts,
+          ...(m.finishedMs === null ? {} : { finished: formatLocal(m.finishedMs) }),
+        }
+      : {}),
+  });
+
+  app.get(
+    '/messages',
+    {
+      schema: { tags: ['announce'], summary: 'Scheduled messages (Gong); ?all=1 adds the history' },
+    },
+    async (request) => {
+      const all = ['1', 'true', 'yes'].includes(
+        String((request.query as { all?: string }).all ?? ''),
+      );
+      const messages = await service.list(all);
+      return { messages: messages.map((m) => view(m, all)) };
+    },
+  );
+
+  app.post(
+    '/messages/add',
+    {
+      schema: {
+        tags: ['announce'],
+        summary:
+          'Schedule an uploaded audio file (multipart: audio, extension, start, description)',
+      },
+    },
+    async (request) => {
+      if (!request.isMultipart()) {
+        throw new HttpError(
+          400,
+          'audio: a multipart/form-data upload with an "audio" file is required',
+        );
+      }
+      const fields: Record<string, string> = {};
+      let upload: string | undefined;
+      try {
+        for await (const part of request.parts()) {
+          if (part.type === 'file') {
+            if (part.fieldname !== 'audio' || upload !== undefined) {
+              part.file.resume();
+              continue;
+            }
+            const ext = path
+              .extname(part.filename ?? '')
+              .slice(1)
+              .toLowerCase();
+            const safeExt = /^[a-z0-9]{1,5}$/.test(ext) ? `.${ext}` : '';
+            await mkdir(options.uploadDir, { recursive: true });
+            upload = path.join(
+              options.uploadDir,
+              `upload-${randomBytes(8).toString('hex')}${safeExt}`,
+            );
+            await pipeline(part.file, createWriteStream(upload));
+            if (part.file.truncated) {
+              throw new HttpError(413, `audio: larger than ${options.uploadLimitBytes} bytes`);
+            }
+          } else {
+            const value = str(part.value);
+            if (value !== undefined) fields[part.fieldname] = value;
+          }
+        }
+        if (upload === undefined) throw new HttpError(400, 'audio: the "audio" file is required');
+        const startMs = parseStart(fields.start);
+        const message = await service
+          .addAudio({
+            file: upload,
+            ...(fields.extension ? { extension: fields.extension } : {}),
+            description: fields.description ?? '',
+            startMs,
+          })
+          .catch((error: unknown) => {
+            throw toHttpError(error);
+          });
+        return view(message, false);
+      } catch (error) {
+        const e = error as { statusCode?: number; code?: string };
+        if (e.code === 'FST_REQ_FILE_TOO_LARGE' || e.statusCode === 413) {
+          throw new HttpError(
+            413,
+            `audio: larger than ${options.uploadLimitBytes} bytes`,
+            'payload_too_large',
+          );
+        }
+        throw error;
+      } finally {
+        if (upload) await unlink(upload).catch(() => undefined);
+      }
+    },
+  );
+
+  app.post(
+    '/messages/tts/add',
+    {
+      schema: {
+        tags: ['announce'],
+        summary: 'Schedule a synthesized message (text, extension, start, description, language)',
+      },
+    },
+    async (request: FastifyRequest) => {
+      let fields: Record<string, unknown>;
+      if (request.isMultipart()) {
+        fields = {};
+        for await (const part of request.parts()) {
+          if (part.type === 'file') part.file.resume();
+          else fields[part.fieldname] = str(part.value);
+        }
+      } else {
+        fields = (request.body ?? {}) as Record<string, unknown>;
+      }
+      const text = str(fields.text);
+      if (text === undefined || text.trim() === '')
+        throw new HttpError(400, 'text: is required and must not be empty');
+      const startMs = parseStart(str(fields.start));
+      const extension = str(fields.extension);
+      const language = str(fields.language);
+      const message = await service
+        .addText({
+          text,
+          ...(extension ? { extension } : {}),
+          ...(language ? { language } : {}),
+          description: str(fields.description) ?? '',
+          startMs,
+        })
+        .catch((error: unknown) => {
+          throw toHttpError(error);
+        });
+      return view(message, false);
+    },
+  );
+
+  app.delete(
+    '/messages/:id',
+    { schema: { tags: ['announce'], summary: 'Delete a message not yet played (404 otherwise)' } },
+    async (request) => {
+      const { id } = request.params as { id: string };
+      if (!/^\d{1,15}$/.test(id))
+        throw new HttpError(404, `message ${JSON.stringify(id.slice(0, 20))} not found`);
+      const cancelled = await service.remove(Number(id));
+      if (!cancelled) throw new HttpError(404, `message ${id} not found or already played`);
+      return view(cancelled, true);
+    },
+  );
+}

@@ -1,0 +1,188 @@
+// Helpers of the announce and jenkins tests: audio made with sox, a service with the announce
+// module connected to the PBX simulator (or writing call files), HTTP helpers, databases.
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { sql } from 'kysely';
+import { type AnnounceServiceModule, announceServiceModule } from '../../src/announce/index.ts';
+import type { Config } from '../../src/config/schema.ts';
+import type { ServiceModule } from '../../src/serve/module.ts';
+import { createService, type Service } from '../../src/serve/service.ts';
+import { type Simulator, startSimulator } from '../../src/sim/index.ts';
+import { openDatabase } from '../../src/store/db.ts';
+import { testConfig } from '../serve/helpers.ts';
+
+export const PG_URL =
+  process.env.SWITCHBOARD_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+
+export function tempDir(prefix = 'sb-announce-'): string {
+  return mkdtempSync(join(tmpdir(), prefix));
+}
+
+/** A 1 s 440 Hz sine in `format` (mp3, ogg, flac, wav) made with sox, stereo 44.1 kHz. */
+export function sine(dir: string, format: string, seconds = 1): string {
+  const file = join(dir, `sine-${format}-${seconds}.${format}`);
+  execFileSync('sox', [
+    '-n',
+    '-r',
+    '44100',
+    '-c',
+    '2',
+    file,
+    'synth',
+    String(seconds),
+    'sine',
+    '440',
+  ]);
+  return file;
+}
+
+/** `soxi` facts of a file: rate, channels, bits, duration (s). */
+export function soxi(file: string): {
+  rate: number;
+  channels: number;
+  bits: number;
+  durationS: number;
+} {
+  const run = (flag: string) => execFileSync('soxi', [flag, file], { encoding: 'utf8' }).trim();
+  return {
+    rate: Number(run('-r')),
+    channels: Number(run('-c')),
+    bits: Number(run('-b')),
+    durationS: Number(run('-D')),
+  };
+}
+
+/** A simulator whose ringer answers after 100 ms and runs the announce context. */
+export async function startRingerSim(): Promise<Simulator> {
+  return startSimulator({
+    scripts: { '*': { outcome: 'answer', answerAfterMs: 100, hangupAfterMs: 5000 } },
+    dialplan: {
+      'switchboard-announce': {
+        playback: 'announcement',
+        playbackMs: 200,
+        read: '',
+        userEvent: { name: 'SwitchboardPlayed', fields: { Status: 'SUCCESS' } },
+      },
+    },
+  });
+}
+
+/** A running service with the announce module (and `extra` modules). */
+export interface AnnounceServer {
+  service: Service;
+  module: AnnounceServiceModule;
+  url: string;
+  config: Config;
+  close(): Promise<void>;
+}
+
+/** The YAML of an announce section for tests (fast ring time and gap). */
+export function announceYaml(dir: string, extra = ''): string {
+  return `announce:
+  soundsDir: ${join(dir, 'sounds')}
+  spoolDir: ${join(dir, 'spool', 'outgoing')}
+  extension: '42300'
+  ringTimeS: 2
+  gapS: 1
+  leadingSilenceMs: 500
+  uploadLimitBytes: 1000000
+  textLimitChars: 300
+  maxRetries: 1
+  retryTimeS: 1
+  callerId: Switchboard
+${extra}`;
+}
+
+/** Starts `serve` with the announce module (and `extra` modules) on a free port. */
+export async function startAnnounceServer(options: {
+  ami?: string[];
+  yaml: string;
+  database?: string;
+  schema?: string;
+  extra?: (config: Config) => ServiceModule[];
+  mutate?: (config: Config) => void;
+}): Promise<AnnounceServer> {
+  const config = testConfig({ ...(options.ami ? { ami: options.ami } : {}) }, options.yaml);
+  if (options.database) config.database.url = options.database;
+  config.push.enabled = false;
+  options.mutate?.(config);
+  const module = announceServiceModule({ pollMs: 100 });
+  const service = createService({
+    config,
+    modules: [module, ...(options.extra?.(config) ?? [])],
+    ...(options.schema ? { database: { schema: options.schema } } : {}),
+    ami: { pingIntervalMs: 0 },
+  });
+  const address = await service.start();
+  return { service, module, url: address.url, config, close: () => service.stop() };
+}
+
+/** Posts a multipart form (`audio` from a file when given). */
+export async function postMultipart(
+  url: string,
+  fields: Record<string, string>,
+  file?: { name: string; path?: string; content?: Buffer },
+): Promise<{ status: number; body: Record<string, unknown> }> {
+  const form = new FormData();
+  for (const [k, v] of Object.entries(fields)) form.append(k, v);
+  if (file) {
+    const content = file.content ?? readFileSync(file.path as string);
+    form.append('audio', new Blob([content]), file.name);
+  }
+  const response = await fetch(url, { method: 'POST', body: form });
+  return { status: response.status, body: (await response.json()) as Record<string, unknown> };
+}
+
+/** Posts a form-encoded body. */
+export async function postForm(
+  url: string,
+  fields: Record<string, string>,
+): Promise<{ status: number; body: Record<string, unknown> }> {
+  const response = await fetch(url, { method: 'POST', body: new URLSearchParams(fields) });
+  return { status: response.status, body: (await response.json()) as Record<string, unknown> };
+}
+
+export interface ApiMessage {
+  id: number;
+  description: string;
+  start: string;
+  extension: string;
+  status?: string;
+  outcome?: string;
+}
+
+export async function listMessages(base: string, all = false): Promise<ApiMessage[]> {
+  const response = await fetch(`${base}/messages${all ? '?all=1' : ''}`);
+  const body = (await response.json()) as { messages: ApiMessage[] };
+  return body.messages;
+}
+
+/** Polls `check` every 50 ms until it returns a value (not undefined), or throws. */
+export async function until<T>(
+  check: () => Promise<T | undefined> | T | undefined,
+  timeoutMs = 10_000,
+): Promise<T> {
+  const end = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check();
+    if (value !== undefined) return value;
+    if (Date.now() > end) throw new Error('condition not met in time');
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+/** Drops a PostgreSQL test schema. */
+export async function dropSchema(schema: string): Promise<void> {
+  const db = await openDatabase(PG_URL);
+  await sql`drop schema if exists ${sql.id(schema)} cascade`.execute(db.db);
+  await db.close();
+}
+
+/** `YYYY-MM-DDTHH:MM:SS` local time of `ms`. */
+export function localStart(ms: number): string {
+  const d = new Date(ms);
+  const p = (n: number) => String(n).padStart(2, '0');
+  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())}T${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`;
+}
