@@ -4,6 +4,7 @@
  */
 import { announceServiceModule } from '../announce/index.ts';
 import { calloutServiceModule } from '../callout/index.ts';
+import { calloutServiceModule } from '../callout/index.ts';
 import { pushServiceModule } from '../push/index.ts';
 import type { ServiceModule } from './module.ts';
 

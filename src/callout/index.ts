@@ -1,0 +1,193 @@
+/**
+ * The callout module (Barista alert calls, issue 4): the API (`routes.ts`), the durable
+ * escalation worker (`service.ts`), its tables (`repository.ts`) and the telephony providers
+ * (`providers/`: asterisk, twilio, dryrun). See docs/callout.md.
+ *
+ * As a `serve` module: {@link calloutServiceModule}. Standalone:
+ *
+ * ```ts
+ * const callout = createCalloutModule({ config, db, logger, amiClients: () => ami.clients,
+ *   publish: (key, name, data) => bus.publish(key, envelope(name, uuid, data)) });
+ * await migrate(db, [callout.migrations]);
+ * await app.register(callout.plugin);
+ * callout.start();
+ * ...
+ * await callout.stop();
+ * ```
+ */
+import { join, resolve } from 'node:path';
+import type { FastifyPluginAsync } from 'fastify';
+import type { Logger } from 'pino';
+import { envelope } from '../bus/xivo.ts';
+import type { Config } from '../config/schema.ts';
+import type { App } from '../http/server.ts';
+import type { SpeechEngine } from '../media/tts/engine.ts';
+import { createSpeechEngine } from '../media/tts/index.ts';
+import type { Database, MigrationSet } from '../store/db.ts';
+import type { CallEventSource } from '../telephony/originate.ts';
+import { createAsteriskProvider } from './providers/asterisk.ts';
+import { createDryRunProvider } from './providers/dryrun.ts';
+import { createTwilioProvider, twilioWebhookRoutes } from './providers/twilio.ts';
+import type { CalloutProvider } from './providers/types.ts';
+import { calloutMigrations } from './repository.ts';
+import { calloutRoutes } from './routes.ts';
+import { type CalloutPublish, CalloutService } from './service.ts';
+
+export type { AttemptOutcome, CalloutProvider, DialRequest } from './providers/types.ts';
+export { calloutMigrations } from './repository.ts';
+export { baristaErrorFormatter, historyBody, validateCallRequest } from './routes.ts';
+export { CalloutService, EVENT_STATUS } from './service.ts';
+
+/** Dependencies of {@link createCalloutModule}. */
+export interface CalloutModuleOptions {
+  /** The whole config (`callout`, `auth`, `tts`, `ami.servers` are read). */
+  config: Config;
+  db: Database;
+  logger: Logger;
+  /** AMI clients (the service's `ami.clients`). */
+  amiClients?: () => ReadonlyArray<CallEventSource & { readonly connected: boolean }>;
+  /** Bus publisher for `callout.*`. */
+  publish?: CalloutPublish;
+  /** Replaces the speech engine built from `tts` (benchmarks). */
+  speech?: SpeechEngine;
+  /** Extra/replacement providers by name. */
+  providers?: Record<string, CalloutProvider>;
+  /** Lease owner id of this worker. */
+  owner?: string;
+}
+
+/** The assembled module. */
+export interface CalloutModule {
+  readonly migrations: MigrationSet;
+  /** Fastify plugin: the Barista routes and the Twilio webhooks. */
+  readonly plugin: FastifyPluginAsync;
+  readonly service: CalloutService;
+  /** Name of the provider used for testflg=0. */
+  readonly defaultProvider: string;
+  start(): void;
+  stop(graceMs?: number): Promise<void>;
+}
+
+/** Which provider `callout.provider` selects (`auto`: asterisk with AMI servers, else dryrun). */
+export function selectProvider(config: Config): string {
+  const p = config.callout.provider;
+  if (p !== 'auto') return p;
+  return config.ami.servers.length > 0 ? 'asterisk' : 'dryrun';
+}
+
+/**
+ * Builds the module.
+ * @throws Error when `auth.allowNetworks` is invalid (at plugin registration) or the media
+ *   directory cannot be created.
+ */
+export function createCalloutModule(options: CalloutModuleOptions): CalloutModule {
+  const { config } = options;
+  const c = config.callout;
+  const logger = options.logger.child({ module: 'callout' });
+  const providers: Record<string, CalloutProvider> = {
+    dryrun: createDryRunProvider(c.dryRun),
+  };
+  const defaultProvider = selectProvider(config);
+  if (defaultProvider === 'asterisk' || config.ami.servers.length > 0) {
+    const mediaDir = resolve(c.mediaDir);
+    providers.asterisk = createAsteriskProvider({
+      clients: options.amiClients ?? (() => []),
+      dialString: c.dialString,
+      context: c.context,
+      callerId: c.callerId,
+      mediaDir,
+      confirm: c.confirm,
+      speech:
+        options.speech ?? createSpeechEngine(config.tts, { cacheDir: join(mediaDir, 'cache') }),
+      logger,
+    });
+  }
+  let twilio: ReturnType<typeof createTwilioProvider> | undefined;
+  if (defaultProvider === 'twilio' || c.twilio.accountSid) {
+    twilio = createTwilioProvider({ ...c.twilio, logger });
+    providers.twilio = twilio;
+  }
+  Object.assign(providers, options.providers);
+  const service = new CalloutService({
+    database: options.db,
+    providers,
+    defaultProvider,
+    timeScale: c.timeScale,
+    pollIntervalMs: c.pollIntervalMs,
+    attemptLeaseMs: c.attemptLeaseMs,
+    ringTimeoutMs: c.ringTimeoutS * 1000,
+    batchSize: c.batchSize,
+    logger,
+    ...(options.publish ? { publish: options.publish } : {}),
+    ...(options.owner ? { owner: options.owner } : {}),
+  });
+  const plugin: FastifyPluginAsync = async (app) => {
+    await calloutRoutes(app as unknown as App, { service, config: c, auth: config.auth });
+    if (twilio) {
+      await twilioWebhookRoutes(app as unknown as App, {
+        service,
+        authToken: c.twilio.authToken,
+        publicUrl: c.twilio.publicUrl,
+        confirm: c.confirm,
+      });
+    }
+  };
+  return {
+    migrations: calloutMigrations,
+    plugin,
+    service,
+    defaultProvider,
+    start: () => service.start(),
+    async stop(graceMs) {
+      await service.stop(graceMs);
+      await Promise.all(Object.values(providers).map((p) => p.close?.()));
+    },
+  };
+}
+
+/** The parts of `serve`'s context this module uses. */
+export interface CalloutServiceContext {
+  config: Config;
+  logger: Logger;
+  db: Database;
+  bus: { publish(routingKey: string, message: ReturnType<typeof envelope>): boolean };
+  ami: { clients: ReadonlyArray<CallEventSource & { readonly connected: boolean }> };
+}
+
+/**
+ * The callout module as a `serve` module: builds {@link createCalloutModule} at `register`
+ * (routes), starts the worker at `start`, stops it at `stop`. Nothing when
+ * `callout.enabled` is false.
+ */
+export function calloutServiceModule(extra: Partial<CalloutModuleOptions> = {}) {
+  let module: CalloutModule | undefined;
+  return {
+    name: 'callout',
+    migrations: [calloutMigrations],
+    async register(app: App, ctx: CalloutServiceContext) {
+      if (!ctx.config.callout.enabled) return;
+      const uuid = ctx.config.instance.uuid;
+      module = createCalloutModule({
+        config: ctx.config,
+        db: ctx.db,
+        logger: ctx.logger,
+        amiClients: () => ctx.ami.clients,
+        publish: (key, name, data) => {
+          ctx.bus.publish(key, envelope(name, uuid, data));
+        },
+        ...extra,
+      });
+      await app.register(module.plugin);
+    },
+    start() {
+      module?.start();
+    },
+    async stop() {
+      await module?.stop();
+    },
+    /** The module built at `register` (undefined before, or when disabled). */
+    get instance() {
+      return module;
+    },
+  };
+}

@@ -1,0 +1,149 @@
+/**
+ * The Asterisk provider: synthesizes head + message + foot once per event and language
+ * (`mediaDir/callout-<eventid>-<language>.wav`, 8 kHz mono, through `src/media/`), then sends
+ * AMI `Originate` of the dial-string template into the `switchboard-callout` context
+ * (docs/asterisk/extensions.conf) with channel variables `SWITCHBOARD_MESSAGE` (the file,
+ * without extension), `SWITCHBOARD_CONFIRM` (the confirmation), `SWITCHBOARD_KEYS=12`,
+ * `CALLOUT_EVENT_ID`, `CALLOUT_ATTEMPT_ID` (`SWITCHBOARD_CALL_ID` = the attempt id). The
+ * outcome comes from `OriginateResponse` (`originate()`); a key from the dialplan's
+ * `UserEvent: SwitchboardDTMF` (`Digit`), written as soon as it arrives.
+ *
+ * If the AMI connection drops while a call is followed, its outcome is unknown: nothing is
+ * reported and the attempt becomes `unknown` (= no answer) when its lease expires.
+ */
+import { existsSync, mkdirSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import type { Logger } from 'pino';
+import type { SpeechEngine } from '../../media/tts/engine.ts';
+import { asteriskSoundName, expandDialString } from '../../telephony/dialstring.ts';
+import { type CallEventSource, CallTrackingError, originate } from '../../telephony/originate.ts';
+import type { AttemptSink, CalloutProvider, DialRequest } from './types.ts';
+import { statusOfDigit } from './types.ts';
+
+/** Options of {@link createAsteriskProvider}. */
+export interface AsteriskProviderOptions {
+  /** AMI clients in config order; the first connected one is used. */
+  clients: () => ReadonlyArray<CallEventSource & { readonly connected: boolean }>;
+  /** Dial-string template, e.g. `PJSIP/{telno}@trunk`. */
+  dialString: string;
+  /** Dialplan context (`switchboard-callout`). */
+  context: string;
+  /** Caller ID; empty = the PBX's default. */
+  callerId: string;
+  /** Directory Asterisk reads the WAVs from (same path on both sides). */
+  mediaDir: string;
+  /** Confirmation text per language (empty / missing = none). */
+  confirm: Readonly<Record<string, string>>;
+  /** The speech engine (`createSpeechEngine(config.tts, ...)`). */
+  speech: SpeechEngine;
+  /** Longest answered call, in ms. Default 600000. */
+  maxCallMs?: number;
+  logger?: Logger;
+}
+
+/** Builds the Asterisk provider. */
+export function createAsteriskProvider(options: AsteriskProviderOptions): CalloutProvider {
+  const mediaDir = resolve(options.mediaDir);
+  mkdirSync(mediaDir, { recursive: true });
+  const files = new Map<string, Promise<string>>();
+  const speak = (key: string, text: string, language: string): Promise<string> => {
+    let file = files.get(key);
+    if (!file) {
+      const path = join(mediaDir, `${key}.wav`);
+      file = existsSync(path)
+        ? Promise.resolve(path)
+        : options.speech.synthesize(text, language, path).then(() => path);
+      file.catch(() => files.delete(key));
+      files.set(key, file);
+      if (files.size > 10_000) files.delete(files.keys().next().value as string);
+    }
+    return file;
+  };
+  return {
+    name: 'asterisk',
+    async dial(request: DialRequest, sink: AttemptSink) {
+      let variables: Record<string, string>;
+      let dialString: string;
+      try {
+        dialString = expandDialString(options.dialString, { telno: request.telno });
+        const text = [request.head, request.message, request.foot].filter((t) => t).join(' ');
+        const message = await speak(
+          `callout-${request.eventId}-${request.language}`,
+          text,
+          request.language,
+        );
+        variables = {
+          SWITCHBOARD_MESSAGE: asteriskSoundName(message),
+          SWITCHBOARD_KEYS: '12',
+          CALLOUT_EVENT_ID: request.eventId,
+          CALLOUT_ATTEMPT_ID: request.attemptId,
+        };
+        const confirmText = options.confirm[request.language];
+        if (confirmText) {
+          const confirm = await speak(
+            `callout-confirm-${request.language}`,
+            confirmText,
+            request.language,
+          );
+          variables.SWITCHBOARD_CONFIRM = asteriskSoundName(confirm);
+        }
+      } catch (error) {
+        options.logger?.error(
+          { err: error, attempt: request.attemptId },
+          'callout: cannot prepare the call',
+        );
+        await sink.finished(request.attemptId, 'failed');
+        return;
+      }
+      const client = options.clients().find((c) => c.connected);
+      if (!client) {
+        options.logger?.warn({ attempt: request.attemptId }, 'callout: no AMI connection');
+        await sink.finished(request.attemptId, 'failed');
+        return;
+      }
+      const writes: Promise<void>[] = [];
+      try {
+        const result = await originate(
+          client,
+          {
+            dialString,
+            context: options.context,
+            exten: 's',
+            priority: 1,
+            ...(options.callerId ? { callerId: options.callerId } : {}),
+            timeoutMs: Math.max(1000, request.ringTimeoutMs),
+            callId: request.attemptId,
+            variables,
+          },
+          {
+            maxCallMs: options.maxCallMs ?? 600_000,
+            onAnswered: (call) => {
+              if (call.uniqueid) writes.push(sink.placed(request.attemptId, call.uniqueid));
+            },
+            onDigit: (digit) => {
+              if (statusOfDigit(digit) !== undefined)
+                writes.push(sink.digit(request.attemptId, digit));
+            },
+          },
+        );
+        await Promise.allSettled(writes);
+        const digit = result.digits.find((d) => statusOfDigit(d) !== undefined);
+        await sink.finished(request.attemptId, result.outcome, digit);
+      } catch (error) {
+        await Promise.allSettled(writes);
+        if (error instanceof CallTrackingError) {
+          // May have been answered: leave the attempt to its lease (unknown = no answer).
+          const digit = error.partial.digits.find((d) => statusOfDigit(d) !== undefined);
+          if (digit) await sink.digit(request.attemptId, digit);
+          options.logger?.warn({ attempt: request.attemptId }, 'callout: AMI lost during a call');
+          return;
+        }
+        options.logger?.warn(
+          { err: error, attempt: request.attemptId },
+          'callout: originate failed',
+        );
+        await sink.finished(request.attemptId, 'failed');
+      }
+    },
+  };
+}

@@ -1,0 +1,60 @@
+/**
+ * The contract between the escalation service and a telephony provider (Asterisk, Twilio,
+ * dry run). A provider places ONE call per {@link DialRequest} and reports what happened
+ * through the {@link AttemptSink}; the service has already written the attempt row before
+ * `dial` is called, and writes every report before acting on it.
+ */
+
+/** How an attempt ended (Asterisk's outcomes; Twilio's statuses are mapped onto them). */
+export type AttemptOutcome = 'answered' | 'busy' | 'noanswer' | 'congestion' | 'failed';
+
+/** One call to place. */
+export interface DialRequest {
+  /** The attempt's id (unique; used as the provider-side call id where possible). */
+  attemptId: string;
+  /** The event (escalation) id. */
+  eventId: string;
+  /** Validated number: digits with an optional leading `+`. */
+  telno: string;
+  /** `en` or `ja-jp`. */
+  language: string;
+  /** Head text (hostname substituted). */
+  head: string;
+  /** The caller's message. */
+  message: string;
+  /** Foot text. */
+  foot: string;
+  /** Ring time before no answer, in ms. */
+  ringTimeoutMs: number;
+}
+
+/** Where a provider reports; each method writes to the database before resolving. */
+export interface AttemptSink {
+  /** The provider's id of the call (Twilio `CallSid`, Asterisk `Uniqueid`). */
+  placed(attemptId: string, providerCallId: string): Promise<void>;
+  /** A valid key (`1` or `2`), reported as soon as it is known (before the hang-up). */
+  digit(attemptId: string, digit: string): Promise<void>;
+  /** The attempt's end: its outcome and, if any, the key pressed. */
+  finished(attemptId: string, outcome: AttemptOutcome, digit?: string): Promise<void>;
+}
+
+/** A telephony provider. */
+export interface CalloutProvider {
+  /** `asterisk`, `twilio` or `dryrun` (stored on the event and attempt). */
+  readonly name: string;
+  /**
+   * Places the call and follows it, reporting to `sink`. Resolves when this process has
+   * nothing more to do for the call (Asterisk/dry run: at its end; Twilio: once created, the
+   * rest arrives by webhooks). Never rejects: failures are reported as outcome `failed`.
+   */
+  dial(request: DialRequest, sink: AttemptSink): Promise<void>;
+  /** Releases resources (idempotent). */
+  close?(): Promise<void>;
+}
+
+/** Maps a pressed key to the seed's person status: `1` → 1, `2` → 2, anything else undefined. */
+export function statusOfDigit(digit: string | undefined | null): 1 | 2 | undefined {
+  if (digit === '1') return 1;
+  if (digit === '2') return 2;
+  return undefined;
+}

@@ -1,0 +1,386 @@
+/**
+ * The Barista API (seed `002`): `POST /api/v1/call` (form-encoded with repeated `addressee`,
+ * or JSON) and `GET /api/v1/call?eventid=`, answering the seed's shapes:
+ * `{"success":"true","eventid":"..."}` / `{"success":"false","error":"1|2|99","message":"..."}`
+ * and the history array. Every parameter is validated here (error 1, the message names the
+ * field); nothing unvalidated reaches a dial string.
+ *
+ * HTTP statuses (the seed only defines bodies): 200 success; 400 error 1; 404 error 1
+ * (unknown eventid); 413 error 1 (request too large); 401/403 error 99 (access rule);
+ * 500 error 2 (system error).
+ */
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { AuthConfig, CalloutConfig } from '../config/schema.ts';
+import { createAccessRule } from '../http/auth.ts';
+import { type ErrorFormatter, HttpError, useErrorFormatter } from '../http/errors.ts';
+import type { App } from '../http/server.ts';
+import { TELNO_PATTERN } from '../telephony/dialstring.ts';
+import type { EventHistory } from './repository.ts';
+import type { Addressee, CalloutService, CallRequest } from './service.ts';
+
+/** The seed's error codes: 1 input error, 2 system error, 99 other. */
+export type BaristaErrorCode = '1' | '2' | '99';
+
+/** Languages the seed defines. */
+export const CALLOUT_LANGUAGES: readonly string[] = ['en', 'ja-jp'];
+
+/** Renders any error in the seed's shape `{"success":"false","error":"<code>","message"}`. */
+export const baristaErrorFormatter: ErrorFormatter = (error) => {
+  let code: BaristaErrorCode;
+  if (error.code === '1' || error.code === '2' || error.code === '99') code = error.code;
+  else if (error.statusCode >= 500) code = '2';
+  else if (error.statusCode === 401 || error.statusCode === 403) code = '99';
+  else code = '1';
+  const message = error.field
+    ? `${error.field.replace(/^body\./, '')}: ${error.message}`
+    : error.message;
+  return { body: { success: 'false', error: code, message } };
+};
+
+/** An input error (code 1) naming the field. */
+export class CalloutInputError extends HttpError {
+  constructor(field: string, message: string) {
+    super(400, `${field}: ${message}`, '1');
+  }
+}
+
+// biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is refused
+const CONTROL = /[\u0000-\u001f\u007f]/;
+
+function text(
+  body: Record<string, unknown>,
+  field: string,
+  options: { max: number; required?: boolean; fallback?: string },
+): string {
+  let value = body[field];
+  if (Array.isArray(value)) {
+    if (value.length !== 1) throw new CalloutInputError(field, 'must be given once');
+    value = value[0];
+  }
+  if (value === undefined || value === null || value === '') {
+    if (options.required === false) return options.fallback ?? '';
+    throw new CalloutInputError(field, 'is required');
+  }
+  if (typeof value === 'number') value = String(value);
+  if (typeof value !== 'string') throw new CalloutInputError(field, 'must be a string');
+  if (value.length > options.max) {
+    throw new CalloutInputError(field, `must be at most ${options.max} characters`);
+  }
+  if (CONTROL.test(value))
+    throw new CalloutInputError(field, 'must not contain control characters');
+  return value;
+}
+
+function integer(
+  body: Record<string, unknown>,
+  field: string,
+  min: number,
+  max: number,
+  fallback?: number,
+): number {
+  const raw = text(body, field, {
+    max: 12,
+    ...(fallback === undefined ? {} : { required: false, fallback: String(fallback) }),
+  });
+  if (!/^[0-9]+$/.test(raw)) throw new CalloutInputError(field, `must be an integer ${min}–${max}`);
+  const value = Number(raw);
+  if (value < min || value > max) {
+    throw new CalloutInputError(field, `must be an integer ${min}–${max}`);
+  }
+  return value;
+}
+
+/** Parses one `order:userid:telno:name:min_seconds_between_calls` (name may contain `:`). */
+export function parseAddressee(value: unknown, index: number): Addressee {
+  const field = `addressee[${index}]`;
+  let parts: { order: unknown; userid: unknown; telno: unknown; name: unknown; interval: unknown };
+  if (typeof value === 'string') {
+    if (CONTROL.test(value))
+      throw new CalloutInputError(field, 'must not contain control characters');
+    const split = value.split(':');
+    if (split.length < 5) {
+      throw new CalloutInputError(
+        field,
+        'must be order:userid:telno:name:min_seconds_between_calls',
+      );
+    }
+    parts = {
+      order: split[0],
+      userid: split[1],
+      telno: split[2],
+      name: split.slice(3, -1).join(':'),
+      interval: split[split.length - 1],
+    };
+  } else if (value !== null && typeof value === 'object' && !Array.isArray(value)) {
+    const o = value as Record<string, unknown>;
+    parts = {
+      order: o.order,
+      userid: o.userid,
+      telno: o.telno,
+      name: o.name,
+      interval: o.interval ?? o.sleep,
+    };
+  } else {
+    throw new CalloutInputError(
+      field,
+      'must be a string order:userid:telno:name:seconds or an object',
+    );
+  }
+  const str = (v: unknown) => (typeof v === 'number' ? String(v) : v);
+  const order = str(parts.order);
+  if (typeof order !== 'string' || !/^[0-9]{1,4}$/.test(order) || Number(order) < 1) {
+    throw new CalloutInputError(`${field}.order`, 'must be an integer 1–9999');
+  }
+  const userid = str(parts.userid);
+  if (typeof userid !== 'string' || userid === '' || userid.length > 64 || CONTROL.test(userid)) {
+    throw new CalloutInputError(`${field}.userid`, 'must be 1–64 characters');
+  }
+  const telno = str(parts.telno);
+  if (typeof telno !== 'string' || !TELNO_PATTERN.test(telno)) {
+    throw new CalloutInputError(
+      `${field}.telno`,
+      'must be digits with an optional leading + (1–32 digits)',
+    );
+  }
+  const name = str(parts.name) ?? '';
+  if (typeof name !== 'string' || name.length > 100 || CONTROL.test(name)) {
+    throw new CalloutInputError(`${field}.name`, 'must be at most 100 characters');
+  }
+  const interval = str(parts.interval);
+  if (typeof interval !== 'string' || !/^[0-9]{1,6}$/.test(interval) || Number(interval) > 86_400) {
+    throw new CalloutInputError(
+      `${field}.min_seconds_between_calls`,
+      'must be an integer 0–86400 (seconds)',
+    );
+  }
+  return { order: Number(order), userid, telno, name, intervalS: Number(interval) };
+}
+
+/** Head or foot text for an id and language, `{hostname}` replaced; undefined if unknown. */
+export function textFor(
+  texts: Readonly<Record<string, Readonly<Record<string, string>>>>,
+  id: number,
+  language: string,
+  hostname: string,
+): string | undefined {
+  const value = texts[String(id)]?.[language];
+  return value === undefined ? undefined : value.replaceAll('{hostname}', hostname);
+}
+
+/**
+ * Validates a POST body (form-encoded object or JSON) into a {@link CallRequest}.
+ * @throws {CalloutInputError} (error 1) naming the first bad field.
+ */
+export function validateCallRequest(body: unknown, config: CalloutConfig): CallRequest {
+  if (body === null || typeof body !== 'object' || Array.isArray(body)) {
+    throw new CalloutInputError('body', 'must be form fields or a JSON object');
+  }
+  const b = body as Record<string, unknown>;
+  const testflg = integer(b, 'testflg', 0, 1, 0) as 0 | 1;
+  const hostname = text(b, 'hostname', { max: 255 });
+  const operator = text(b, 'operator', { max: 100 });
+  const calltype = integer(b, 'calltype', 1, 2) as 1 | 2;
+  const frequency = integer(b, 'frequency', 1, 10);
+  const language = text(b, 'language', { max: 10 });
+  if (!CALLOUT_LANGUAGES.includes(language)) {
+    throw new CalloutInputError('language', `must be one of ${CALLOUT_LANGUAGES.join(', ')}`);
+  }
+  const message = text(b, 'message', { max: 1000 });
+  const headid = integer(b, 'headid', 0, 9999);
+  const footid = integer(b, 'footid', 0, 9999);
+  const headmsg = textFor(config.head, headid, language, hostname);
+  if (headmsg === undefined) {
+    throw new CalloutInputError('headid', `no head text ${headid} for language ${language}`);
+  }
+  const footmsg = textFor(config.foot, footid, language, hostname);
+  if (footmsg === undefined) {
+    throw new CalloutInputError('footid', `no foot text ${footid} for language ${language}`);
+  }
+  const raw = b.addressee;
+  const list = raw === undefined || raw === '' ? [] : Array.isArray(raw) ? raw : [raw];
+  if (list.length === 0) throw new CalloutInputError('addressee', 'is required (at least one)');
+  if (list.length > config.maxAddressees) {
+    throw new CalloutInputError('addressee', `at most ${config.maxAddressees} per event`);
+  }
+  const addressees = list.map((value, i) => parseAddressee(value, i));
+  const orders = new Set<number>();
+  for (const [i, a] of addressees.entries()) {
+    if (orders.has(a.order)) {
+      throw new CalloutInputError(`addressee[${i}].order`, `duplicate order ${a.order}`);
+    }
+    orders.add(a.order);
+  }
+  addressees.sort((x, y) => x.order - y.order);
+  return {
+    testflg,
+    hostname,
+    operator,
+    calltype,
+    frequency,
+    language,
+    message,
+    headid,
+    footid,
+    headmsg,
+    footmsg,
+    addressees,
+  };
+}
+
+/**
+ * The history in the seed's shape (valid JSON: the seed's sample has `"telno","..."`), plus
+ * `testflg` and `provider` (a dry run is visible as such). All values are strings, as the
+ * seed's; `latestcall` is epoch seconds, `status` `""` before any call.
+ */
+export function historyBody(history: EventHistory): unknown[] {
+  const { event, people } = history;
+  return [
+    {
+      success: 'true',
+      eventid: event.id,
+      type: String(event.calltype),
+      testflg: String(event.testflg),
+      provider: event.provider,
+      frequency: String(event.frequency),
+      language: event.language,
+      headid: String(event.headid),
+      footid: String(event.footid),
+      headmsg: event.headmsg,
+      announce: event.message,
+      footmsg: event.footmsg,
+      eventstatus: String(event.status),
+      result: people.map((p) => ({
+        ghid: p.ghid,
+        order: String(p.numorder),
+        telno: p.telno,
+        name: p.name,
+        numofcall: String(p.calls),
+        latestcall: p.latest_at === null ? '' : String(Math.floor(p.latest_at / 1000)),
+        status: p.status === null ? '' : String(p.status),
+      })),
+    },
+  ];
+}
+
+const scalar = { anyOf: [{ type: 'string' }, { type: 'integer' }] };
+const fields = {
+  testflg: { ...scalar, description: '0: place calls, 1: dry run (no call)' },
+  hostname: { ...scalar, description: 'host that failed' },
+  operator: { ...scalar, description: 'id of the caller of this API' },
+  calltype: { ...scalar, description: '1 sequential, 2 parallel' },
+  frequency: { ...scalar, description: 'most calls per person, 1–10' },
+  language: { type: 'string', enum: ['en', 'ja-jp'] },
+  message: { type: 'string', description: 'the announcement' },
+  headid: { ...scalar, description: 'head text id (config callout.head)' },
+  footid: { ...scalar, description: 'foot text id (config callout.foot)' },
+};
+/** OpenAPI schema of the form-encoded body. */
+export const formBodySchema = {
+  type: 'object',
+  properties: {
+    ...fields,
+    addressee: {
+      anyOf: [{ type: 'string' }, { type: 'array', items: { type: 'string' } }],
+      description: 'order:userid:telno:name:min_seconds_between_calls, repeated',
+    },
+  },
+};
+/** OpenAPI schema of the JSON body. */
+export const jsonBodySchema = {
+  type: 'object',
+  properties: {
+    ...fields,
+    addressee: {
+      type: 'array',
+      items: {
+        anyOf: [
+          { type: 'string' },
+          {
+            type: 'object',
+            properties: {
+              order: { type: 'integer' },
+              userid: { type: 'string' },
+              telno: { type: 'string' },
+              name: { type: 'string' },
+              interval: { type: 'integer', description: 'minimum seconds between calls' },
+            },
+          },
+        ],
+      },
+    },
+  },
+};
+
+/** Options of {@link calloutRoutes}. */
+export interface CalloutRoutesOptions {
+  service: CalloutService;
+  config: CalloutConfig;
+  auth: AuthConfig;
+}
+
+/**
+ * Registers `POST /api/v1/call` and `GET /api/v1/call` with the access rule (module
+ * `callout`) and the seed's error shape. Register inside an encapsulated plugin.
+ */
+export async function calloutRoutes(app: App, options: CalloutRoutesOptions): Promise<void> {
+  const { service, config } = options;
+  useErrorFormatter(app, baristaErrorFormatter);
+  const access = createAccessRule({
+    ...options.auth,
+    module: 'callout',
+    formatter: baristaErrorFormatter,
+  });
+  app.route({
+    method: 'POST',
+    url: '/api/v1/call',
+    bodyLimit: config.maxRequestBytes,
+    onRequest: access,
+    schema: {
+      summary: 'Start an alert-call escalation (Barista)',
+      tags: ['callout'],
+      body: {
+        content: {
+          'application/x-www-form-urlencoded': { schema: formBodySchema },
+          'application/json': { schema: jsonBodySchema },
+        },
+      },
+    },
+    async handler(request: FastifyRequest, reply: FastifyReply) {
+      const call = validateCallRequest(request.body, config);
+      let eventid: string;
+      try {
+        eventid = await service.createEvent(call);
+      } catch (error) {
+        request.log.error({ err: error }, 'callout: cannot store the event');
+        throw new HttpError(500, 'system error: the event could not be stored', '2');
+      }
+      return reply.send({ success: 'true', eventid });
+    },
+  });
+  app.route({
+    method: 'GET',
+    url: '/api/v1/call',
+    onRequest: access,
+    schema: {
+      summary: 'History of an escalation (Barista)',
+      tags: ['callout'],
+      querystring: {
+        type: 'object',
+        properties: { eventid: { type: 'string' } },
+      },
+    },
+    async handler(request: FastifyRequest) {
+      const query = request.query as Record<string, unknown>;
+      const eventid = query.eventid;
+      if (typeof eventid !== 'string' || eventid === '') {
+        throw new CalloutInputError('eventid', 'is required');
+      }
+      if (!/^[0-9A-Za-z]{1,64}$/.test(eventid)) {
+        throw new CalloutInputError('eventid', 'is malformed');
+      }
+      const history = await service.history(eventid);
+      if (!history) throw new HttpError(404, `eventid: unknown event ${eventid}`, '1');
+      return historyBody(history);
+    },
+  });
+}
