@@ -6,6 +6,7 @@
 import { Command, CommanderError } from 'commander';
 import { configCommand } from './config.ts';
 import { CliError, EXIT } from './errors.ts';
+import { jenkinsWatchCommand } from './jenkins-watch.ts';
 import { listenCommand } from './listen.ts';
 import { recordCommand } from './record.ts';
 import { replayCommand } from './replay.ts';
@@ -30,6 +31,7 @@ export function program(): Command {
     configCommand(),
     listenCommand(),
     simCommand(),
+    jenkinsWatchCommand(),
   ]) {
     // addCommand() does not pass these on: usage errors must throw, not exit the process.
     command.copyInheritedSettings(root);

@@ -4,11 +4,13 @@
  */
 import { announceServiceModule } from '../announce/index.ts';
 import { calloutServiceModule } from '../callout/index.ts';
-import { calloutServiceModule } from '../callout/index.ts';
+import { jenkinsServiceModule } from '../jenkins/index.ts';
 import { pushServiceModule } from '../push/index.ts';
 import type { ServiceModule } from './module.ts';
 
 /** Every feature module: today the mobile wake-up API (push). */
 export function featureModules(): ServiceModule[] {
-  return [calloutServiceModule(), announceServiceModule(), pushServiceModule()];
+  const announce = announceServiceModule();
+  const jenkins = jenkinsServiceModule(() => announce.instance?.service);
+  return [calloutServiceModule(), announce, jenkins, pushServiceModule()];
 }

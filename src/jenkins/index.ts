@@ -1,0 +1,117 @@
+/**
+ * The jenkins module (issue 5): the failed-job watcher of `watcher.ts`, run inside `serve`
+ * when `jenkins.enabled` (announcing through the announce module's service), or standalone
+ * with `switchboard jenkins-watch` (announcing through Gong's HTTP API). See docs/jenkins.md.
+ *
+ * @module
+ */
+import type { AnnounceService } from '../announce/index.ts';
+import type { App } from '../http/server.ts';
+import type { ServiceContext, ServiceModule } from '../serve/module.ts';
+import { type Announcer, JenkinsWatcher, jenkinsMigrations } from './watcher.ts';
+
+export {
+  type Announcer,
+  fetchJobs,
+  flattenJobs,
+  inWindow,
+  JenkinsError,
+  type JenkinsJob,
+  JenkinsWatcher,
+  JOBS_TREE,
+  jenkinsMigrations,
+  type PollResult,
+  sentence,
+  spokenName,
+  type WatcherOptions,
+} from './watcher.ts';
+
+/**
+ * An {@link Announcer} posting to Gong's API (`POST <base>/messages/tts/add`, form-encoded
+ * `text`, `extension`, `language`), as `xgong-jenkins` did.
+ * @throws Error (from the announcer) when the API answers non-2xx or is unreachable.
+ */
+export function httpAnnouncer(
+  base: string,
+  options: { extension?: string; language?: string; authorization?: string } = {},
+): Announcer {
+  return async (text) => {
+    const body = new URLSearchParams({ text });
+    if (options.extension) body.set('extension', options.extension);
+    if (options.language) body.set('language', options.language);
+    const response = await fetch(`${base.replace(/\/+$/, '')}/messages/tts/add`, {
+      method: 'POST',
+      body,
+      headers: options.authorization ? { authorization: options.authorization } : {},
+      signal: AbortSignal.timeout(30_000),
+    });
+    if (!response.ok) {
+      throw new Error(
+        `Gong API answered ${response.status}: ${(await response.text()).slice(0, 200)}`,
+      );
+    }
+  };
+}
+
+/** An {@link Announcer} calling the announce module's service in-process. */
+export function serviceAnnouncer(
+  service: () => AnnounceService | undefined,
+  options: { extension?: string; language?: string },
+): Announcer {
+  return async (text) => {
+    const announce = service();
+    if (!announce) throw new Error('the announce module is not enabled');
+    await announce.addText({
+      text,
+      description: 'jenkins',
+      ...(options.extension ? { extension: options.extension } : {}),
+      ...(options.language ? { language: options.language } : {}),
+    });
+  };
+}
+
+/**
+ * The watcher as a `serve` module: polls from `start` when `jenkins.enabled`, announcing via
+ * `announce()` (the announce module's service). Readiness is not affected by Jenkins.
+ */
+export function jenkinsServiceModule(
+  announce: () => AnnounceService | undefined,
+  extra: Partial<
+    Pick<ConstructorParameters<typeof JenkinsWatcher>[0], 'attempts' | 'retryDelayMs' | 'timeoutMs'>
+  > = {},
+): ServiceModule & { readonly watcher: JenkinsWatcher | undefined } {
+  let watcher: JenkinsWatcher | undefined;
+  return {
+    name: 'jenkins',
+    migrations: [jenkinsMigrations],
+    register(_app: App, _ctx: ServiceContext) {},
+    start(ctx: ServiceContext) {
+      const config = ctx.config.jenkins;
+      if (!config.enabled) return;
+      if (config.url === '') {
+        ctx.logger.error(
+          { module: 'jenkins' },
+          'jenkins.enabled but jenkins.url is empty: watcher not started',
+        );
+        return;
+      }
+      watcher = new JenkinsWatcher({
+        ...extra,
+        config,
+        database: ctx.db,
+        logger: ctx.logger.child({ module: 'jenkins' }),
+        announce: serviceAnnouncer(announce, {
+          extension: config.extension,
+          language: config.language,
+        }),
+      });
+      watcher.start();
+    },
+    async stop() {
+      await watcher?.stop();
+    },
+    get watcher() {
+      return watcher;
+    },
+  };
+}

@@ -1,0 +1,333 @@
+/**
+ * The Jenkins watcher (Gong's `xgong-jenkins`, issue 5): polls Jenkins' JSON API, compares
+ * each job's state with the previous poll's (kept in the database, table `jenkins_job`) and
+ * announces the jobs that have just failed, one sentence per job.
+ *
+ * Source: Jenkins remote access API, `GET <jenkins>/api/json?tree=jobs[name,url,color,jobs[...]]`
+ * (folders and multibranch projects nest their jobs under `jobs`; a folder has no `color`),
+ * HTTP Basic auth with user + API token. `color` is `blue` (success), `red` (failed),
+ * `yellow` (unstable), `grey`/`notbuilt`/`disabled`/`aborted`, with `_anime` appended while
+ * a build runs.
+ *
+ * Rules: a job counts as failed when its color (without `_anime`) is in `failColors`; a job
+ * being built (`*_anime`) keeps its previous state; a job failed now and not failed at the
+ * previous poll is announced; with a `recoveryTemplate`, a job failed before and not failed
+ * now is announced as recovered. The first poll with an empty state only records it (nothing
+ * is announced). Outside the window (weekdays / hours) Jenkins is not polled at all, so
+ * failures that happened meanwhile are announced when the window opens (as Gong's
+ * weekdays-only cron). Jenkins unreachable or answering garbage: retried, logged, nothing
+ * announced, state untouched. A job whose announcement fails keeps its previous state (it is
+ * announced at the next poll).
+ *
+ * @module
+ */
+import { setTimeout as sleep } from 'node:timers/promises';
+import type { Kysely } from 'kysely';
+import type { Logger } from 'pino';
+import type { JenkinsConfig } from '../config/schema.ts';
+import { type Database, defineMigrations, type MigrationSet } from '../store/db.ts';
+
+/** One job as Jenkins reports it, flattened (`name` is the full path `folder/job`). */
+export interface JenkinsJob {
+  /** Full name, folders joined with `/`. */
+  name: string;
+  url: string;
+  /** Jenkins' `color` (`blue`, `red`, `yellow_anime`, ...). */
+  color: string;
+}
+
+/** A row of `jenkins_job`: the state of one job after the last poll. */
+export interface JenkinsJobRow {
+  name: string;
+  color: string;
+  /** 1 when failed (color in `failColors`), 0 otherwise. */
+  failed: number;
+  /** Epoch ms. */
+  updated_at: number;
+}
+
+interface Tables {
+  jenkins_job: JenkinsJobRow;
+}
+
+/** Migrations of the jenkins module (table `jenkins_job`). */
+export const jenkinsMigrations: MigrationSet = defineMigrations('jenkins', [
+  {
+    name: 'create_job',
+    async up(db) {
+      await db.schema
+        .createTable('jenkins_job')
+        .addColumn('name', 'text', (c) => c.primaryKey())
+        .addColumn('color', 'text', (c) => c.notNull())
+        .addColumn('failed', 'integer', (c) => c.notNull())
+        .addColumn('updated_at', 'bigint', (c) => c.notNull())
+        .execute();
+    },
+  },
+]);
+
+/** Jenkins answered something that is not its JSON API (or could not be reached). */
+export class JenkinsError extends Error {
+  constructor(message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.name = 'JenkinsError';
+  }
+}
+
+/** The `tree=` query: jobs with name, url, color, nested four levels (folders, multibranch). */
+export const JOBS_TREE =
+  'jobs[name,url,color,jobs[name,url,color,jobs[name,url,color,jobs[name,url,color]]]]';
+
+/**
+ * Flattens Jenkins' `{jobs:[...]}` answer: jobs with a `color` are kept (folders are walked).
+ * @throws {JenkinsError} when the shape is not Jenkins' (no `jobs` array, a job without a name).
+ */
+export function flattenJobs(body: unknown, prefix = ''): JenkinsJob[] {
+  if (
+    typeof body !== 'object' ||
+    body === null ||
+    !Array.isArray((body as { jobs?: unknown }).jobs)
+  ) {
+    throw new JenkinsError('Jenkins answer has no "jobs" array');
+  }
+  const out: JenkinsJob[] = [];
+  for (const job of (body as { jobs: unknown[] }).jobs) {
+    if (
+      typeof job !== 'object' ||
+      job === null ||
+      typeof (job as { name?: unknown }).name !== 'string'
+    ) {
+      throw new JenkinsError('Jenkins answer has a job without a name');
+    }
+    const { name, url, color, jobs } = job as {
+      name: string;
+      url?: unknown;
+      color?: unknown;
+      jobs?: unknown;
+    };
+    const full = prefix === '' ? name : `${prefix}/${name}`;
+    if (typeof color === 'string')
+      out.push({ name: full, url: typeof url === 'string' ? url : '', color });
+    if (Array.isArray(jobs)) out.push(...flattenJobs({ jobs }, full));
+  }
+  return out;
+}
+
+/** Options of {@link fetchJobs}. */
+export interface FetchOptions {
+  /** Jenkins base URL. */
+  url: string;
+  user?: string;
+  /** API token (Basic auth password). */
+  token?: string;
+  /** Per-request timeout, ms (default 10000). */
+  timeoutMs?: number;
+}
+
+/**
+ * One poll of `<url>/api/json?tree=...` with Basic auth.
+ * @throws {JenkinsError} unreachable, timeout, non-2xx status, not JSON, not Jenkins' shape.
+ */
+export async function fetchJobs(options: FetchOptions): Promise<JenkinsJob[]> {
+  const base = options.url.replace(/\/+$/, '');
+  const headers: Record<string, string> = { accept: 'application/json' };
+  if (options.user || options.token) {
+    headers.authorization = `Basic ${Buffer.from(`${options.user ?? ''}:${options.token ?? ''}`).toString('base64')}`;
+  }
+  let response: Response;
+  try {
+    response = await fetch(`${base}/api/json?tree=${encodeURIComponent(JOBS_TREE)}`, {
+      headers,
+      signal: AbortSignal.timeout(options.timeoutMs ?? 10_000),
+    });
+  } catch (error) {
+    throw new JenkinsError(`Jenkins unreachable: ${(error as Error).message}`, { cause: error });
+  }
+  const text = await response.text().catch(() => '');
+  if (!response.ok) throw new JenkinsError(`Jenkins answered HTTP ${response.status}`);
+  let body: unknown;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    throw new JenkinsError('Jenkins answer is not JSON');
+  }
+  return flattenJobs(body);
+}
+
+/** A job name as read aloud: folders, `-` and `_` become spaces. */
+export function spokenName(name: string): string {
+  return name
+    .replace(/[/_-]+/g, ' ')
+    .replace(/\s+/g, ' ')
+    .trim();
+}
+
+/** Fills `{job}` `{url}` `{color}` of a template. */
+export function sentence(template: string, job: JenkinsJob): string {
+  return template
+    .replaceAll('{job}', spokenName(job.name))
+    .replaceAll('{url}', job.url)
+    .replaceAll('{color}', job.color.replace(/_anime$/, ''));
+}
+
+/** True when `at` is inside the window (empty weekdays = every day; hours local, [from, to)). */
+export function inWindow(window: JenkinsConfig['window'], at = new Date()): boolean {
+  if (window.weekdays.length > 0 && !window.weekdays.includes(at.getDay())) return false;
+  const hour = at.getHours();
+  return hour >= window.fromHour && hour < window.toHour;
+}
+
+/** Says one sentence on the ringer (the announce service, or Gong's HTTP API). */
+export type Announcer = (text: string) => Promise<void>;
+
+/** What one poll did. */
+export interface PollResult {
+  /** `ok`, `outside_window`, `jenkins_error`. */
+  status: 'ok' | 'outside_window' | 'jenkins_error';
+  /** Sentences announced. */
+  announced: string[];
+  /** Jobs seen. */
+  jobs: number;
+  /** True when this poll only recorded the first state. */
+  baseline?: boolean;
+  error?: string;
+}
+
+/** Options of {@link JenkinsWatcher}. */
+export interface WatcherOptions {
+  config: JenkinsConfig;
+  database: Database;
+  announce: Announcer;
+  logger: Logger;
+  /** Attempts per poll when Jenkins fails (default 3), and the pause between them (ms, default 1000). */
+  attempts?: number;
+  retryDelayMs?: number;
+  /** Per-request timeout, ms (default 10000). */
+  timeoutMs?: number;
+  /** The clock (tests). */
+  now?: () => Date;
+}
+
+/** Polls Jenkins and announces newly failed (and, optionally, recovered) jobs. */
+export class JenkinsWatcher {
+  readonly #o: WatcherOptions;
+  readonly #db: Kysely<Tables>;
+  #timer: NodeJS.Timeout | undefined;
+  #running: Promise<unknown> | undefined;
+  #stopped = false;
+
+  constructor(options: WatcherOptions) {
+    this.#o = options;
+    this.#db = options.database.db as Kysely<Tables>;
+  }
+
+  /** The stored state, by job name. */
+  async state(): Promise<Map<string, JenkinsJobRow>> {
+    const rows = await this.#db.selectFrom('jenkins_job').selectAll().execute();
+    return new Map(
+      rows.map((r) => [
+        r.name,
+        { ...r, failed: Number(r.failed), updated_at: Number(r.updated_at) },
+      ]),
+    );
+  }
+
+  /** One poll (see the module comment). Never throws for Jenkins or announcement failures. */
+  async poll(): Promise<PollResult> {
+    const { config, logger } = this.#o;
+    const now = this.#o.now?.() ?? new Date();
+    if (!inWindow(config.window, now)) return { status: 'outside_window', announced: [], jobs: 0 };
+    const attempts = this.#o.attempts ?? 3;
+    let jobs: JenkinsJob[] | undefined;
+    let lastError: Error | undefined;
+    for (let i = 0; i < attempts && jobs === undefined; i += 1) {
+      if (i > 0) await sleep(this.#o.retryDelayMs ?? 1000);
+      try {
+        jobs = await fetchJobs({
+          url: config.url,
+          user: config.user,
+          token: config.token,
+          ...(this.#o.timeoutMs === undefined ? {} : { timeoutMs: this.#o.timeoutMs }),
+        });
+      } catch (error) {
+        lastError = error as Error;
+        logger.warn({ attempt: i + 1, err: lastError.message }, 'jenkins: poll failed');
+      }
+    }
+    if (jobs === undefined) {
+      logger.error(
+        { err: lastError?.message },
+        'jenkins: giving up this poll; state kept, nothing announced',
+      );
+      return {
+        status: 'jenkins_error',
+        announced: [],
+        jobs: 0,
+        error: lastError?.message ?? 'unknown',
+      };
+    }
+    const previous = await this.state();
+    const baseline = previous.size === 0;
+    const failColors = new Set(config.failColors);
+    const announced: string[] = [];
+    const updates: JenkinsJobRow[] = [];
+    for (const job of jobs) {
+      if (job.color.endsWith('_anime')) continue; // building: keep the previous state
+      const failed = failColors.has(job.color) ? 1 : 0;
+      const before = previous.get(job.name);
+      let text: string | undefined;
+      if (!baseline && failed === 1 && before?.failed !== 1) text = sentence(config.template, job);
+      if (!baseline && failed === 0 && before?.failed === 1 && config.recoveryTemplate !== '') {
+        text = sentence(config.recoveryTemplate, job);
+      }
+      if (text !== undefined) {
+        try {
+          await this.#o.announce(text);
+          announced.push(text);
+          logger.info({ job: job.name, color: job.color }, 'jenkins: announced');
+        } catch (error) {
+          logger.error(
+            { job: job.name, err: (error as Error).message },
+            'jenkins: announcement failed; retried next poll',
+          );
+          continue; // keep the previous state: announced at the next poll
+        }
+      }
+      if (before?.color !== job.color || before.failed !== failed) {
+        updates.push({ name: job.name, color: job.color, failed, updated_at: now.getTime() });
+      }
+    }
+    for (const row of updates) {
+      await this.#db
+        .insertInto('jenkins_job')
+        .values(row)
+        .onConflict((oc) =>
+          oc
+            .column('name')
+            .doUpdateSet({ color: row.color, failed: row.failed, updated_at: row.updated_at }),
+        )
+        .execute();
+    }
+    return { status: 'ok', announced, jobs: jobs.length, ...(baseline ? { baseline: true } : {}) };
+  }
+
+  /** Polls now, then every `intervalS`, until {@link stop}. */
+  start(): void {
+    this.#stopped = false;
+    const loop = async () => {
+      this.#running = this.poll().catch((error: unknown) =>
+        this.#o.logger.error({ err: error }, 'jenkins: poll crashed'),
+      );
+      await this.#running;
+      if (!this.#stopped) this.#timer = setTimeout(loop, this.#o.config.intervalS * 1000);
+    };
+    void loop();
+  }
+
+  /** Stops polling (waits for a poll in progress). */
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    clearTimeout(this.#timer);
+    await this.#running;
+  }
+}
