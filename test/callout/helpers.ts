@@ -77,10 +77,16 @@ export function calloutConfig(db: TestDb, yaml = '', ami?: string): Config {
 export async function startServe(
   config: Config,
   db: TestDb,
-): Promise<{ service: Service; url: string; bus: Array<[string, BusMessage]> }> {
+): Promise<{
+  service: Service;
+  url: string;
+  bus: Array<[string, BusMessage]>;
+  callout: ReturnType<typeof calloutServiceModule>;
+}> {
+  const callout = calloutServiceModule();
   const service = createService({
     config,
-    modules: [calloutServiceModule() as unknown as ServiceModule],
+    modules: [callout as unknown as ServiceModule],
     ...(db.schema ? { database: { schema: db.schema } } : {}),
   });
   const { url } = await service.start();
@@ -88,7 +94,7 @@ export async function startServe(
   service.context?.bus.subscribe('callout.#', (message, key) => {
     bus.push([key, message]);
   });
-  return { service, url, bus };
+  return { service, url, bus, callout };
 }
 
 /** One entry of the history's `result`. */

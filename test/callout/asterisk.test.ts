@@ -1,0 +1,267 @@
+// Escalations end to end through `serve` against the PBX simulator (real AMI over TCP):
+// sequential and parallel with scripted answers, the Originate parameters, the seed's sample
+// request (Japanese TTS), a restart mid-escalation (SQLite and PostgreSQL) and two workers
+// sharing PostgreSQL.
+import assert from 'node:assert/strict';
+import { existsSync } from 'node:fs';
+import { after, describe, test } from 'node:test';
+import { type Simulator, startSimulator } from '../../src/sim/index.ts';
+import {
+  calloutConfig,
+  type Kind,
+  postCurlStyle,
+  seedFields,
+  startServe,
+  type TestDb,
+  testDb,
+  until,
+  waitHistory,
+} from './helpers.ts';
+
+const DIALPLAN = {
+  'switchboard-callout': {
+    playback: '',
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: a dialplan variable
+    read: 'DIGIT,${SWITCHBOARD_MESSAGE},1,,1,1',
+    readTimeoutMs: 300,
+    userEvent: {
+      name: 'SwitchboardDTMF',
+      // biome-ignore lint/suspicious/noTemplateCurlyInString: dialplan variables
+      fields: { Digit: '${DIGIT}', CallId: '${SWITCHBOARD_CALL_ID}' },
+    },
+  },
+};
+
+const quick = { answerAfterMs: 20, dtmfAfterMs: 20, hangupAfterMs: 2000 };
+
+async function simulator(scripts: Record<string, object>): Promise<Simulator> {
+  return startSimulator({ port: 0, scripts, dialplan: DIALPLAN, dtmfDurationMs: 10 });
+}
+
+function originatesTo(sim: Simulator, number: string) {
+  return sim.originates().filter((o) => o.number === number);
+}
+
+const fields = (calltype: string, frequency: string, people: string[]) =>
+  [
+    ['testflg', '0'],
+    ['hostname', 'db1.example.com'],
+    ['operator', 'zabbix'],
+    ['calltype', calltype],
+    ['frequency', frequency],
+    ['language', 'en'],
+    ['message', 'Disk full'],
+    ['headid', '2'],
+    ['footid', '1'],
+    ...people.map((p) => ['addressee', p]),
+  ] as Array<[string, string]>;
+
+describe('callout against the PBX simulator', () => {
+  const cleanups: Array<() => Promise<unknown>> = [];
+  after(async () => {
+    for (const c of cleanups.reverse()) await c().catch(() => {});
+  });
+
+  async function serve(
+    db: TestDb,
+    sim: Simulator,
+    tweak?: (c: ReturnType<typeof calloutConfig>) => void,
+  ) {
+    const config = calloutConfig(db, '', sim.url());
+    tweak?.(config);
+    const started = await startServe(config, db);
+    cleanups.push(() => started.service.stop());
+    await until(() => started.service.context?.ami.clients[0]?.connected === true);
+    return started;
+  }
+
+  test('sequential: 1 busy, 2 presses 2, 3 presses 1; Originate parameters', async () => {
+    const sim = await simulator({
+      '301': { outcome: 'busy', answerAfterMs: 20 },
+      '302': { ...quick, dtmf: '2' },
+      '303': { ...quick, dtmf: '1' },
+    });
+    cleanups.push(() => sim.close());
+    const db = testDb('sqlite');
+    const { url, bus, service } = await serve(db, sim);
+    const response = await postCurlStyle(
+      url,
+      fields('1', '3', ['1:a:301:A:1', '2:b:302:B:1', '3:c:303:C:1']),
+    );
+    const { eventid } = (await response.json()) as { eventid: string };
+    const h = await waitHistory(url, eventid, (x) => x.eventstatus === '2');
+    assert.deepEqual(
+      h.result.map((r) => [r.numofcall, r.status]),
+      [
+        ['1', '3'],
+        ['1', '2'],
+        ['1', '1'],
+      ],
+    );
+    const originates = sim.originates();
+    assert.deepEqual(
+      originates.map((o) => o.channel),
+      ['PJSIP/301@trunk', 'PJSIP/302@trunk', 'PJSIP/303@trunk'],
+    );
+    const mediaDir = service.context?.config.callout.mediaDir ?? '';
+    for (const o of originates) {
+      assert.equal(o.context, 'switchboard-callout');
+      assert.equal(o.exten, 's');
+      assert.equal(o.async, true);
+      assert.equal(o.timeoutMs, 30_000);
+      assert.equal(o.variables.SWITCHBOARD_KEYS, '12');
+      assert.equal(o.variables.CALLOUT_EVENT_ID, eventid);
+      assert.equal(o.variables.SWITCHBOARD_CALL_ID, o.variables.CALLOUT_ATTEMPT_ID);
+      assert.ok(
+        o.variables.SWITCHBOARD_MESSAGE?.startsWith(mediaDir),
+        o.variables.SWITCHBOARD_MESSAGE,
+      );
+      assert.ok(existsSync(`${o.variables.SWITCHBOARD_MESSAGE}.wav`));
+      assert.ok(existsSync(`${o.variables.SWITCHBOARD_CONFIRM}.wav`));
+    }
+    const keys = bus.map(([k]) => k);
+    assert.deepEqual(
+      keys.filter((k) => k.startsWith('callout.event')),
+      ['callout.event.created', 'callout.event.started', 'callout.event.finished'],
+    );
+    const finished = bus
+      .filter(([k]) => k === 'callout.attempt.finished')
+      .map(([, m]) => m.data as { outcome: string; digit: string | null });
+    assert.deepEqual(
+      finished.map((d) => [d.outcome, d.digit]),
+      [
+        ['busy', null],
+        ['answered', '2'],
+        ['answered', '1'],
+      ],
+    );
+  });
+
+  test('parallel: everyone until all answered; a wrong key and busy count as no answer', async () => {
+    const sim = await simulator({
+      '401': { outcome: 'busy', answerAfterMs: 20 },
+      '402': { ...quick, dtmf: '2' },
+      '403': { ...quick, dtmf: '9' },
+    });
+    cleanups.push(() => sim.close());
+    const db = testDb('sqlite');
+    const { url } = await serve(db, sim);
+    const response = await postCurlStyle(
+      url,
+      fields('2', '2', ['1:a:401:A:1', '2:b:402:B:1', '3:c:403:C:1']),
+    );
+    const { eventid } = (await response.json()) as { eventid: string };
+    const h = await waitHistory(url, eventid, (x) => x.eventstatus === '2');
+    assert.deepEqual(
+      h.result.map((r) => [r.numofcall, r.status]),
+      [
+        ['2', '3'],
+        ['1', '2'],
+        ['2', '3'],
+      ],
+    );
+    assert.equal(originatesTo(sim, '401').length, 2);
+    assert.equal(originatesTo(sim, '402').length, 1);
+    assert.equal(originatesTo(sim, '403').length, 2);
+    // The minimum interval (1 s × timeScale 0.01 = 10 ms) separates the two calls of 401.
+    const [first, second] = sim.actions.filter(
+      (a) => a.name === 'Originate' && String(a.fields.Channel).includes('401'),
+    );
+    assert.ok(first && second && second.atMs - first.atMs >= 10);
+  });
+
+  test("the seed's sample request (ja-jp, testflg=0) against the simulator", async () => {
+    const sim = await simulator({ '810000000000': { ...quick, dtmf: '1' } });
+    cleanups.push(() => sim.close());
+    const db = testDb('sqlite');
+    const { url } = await serve(db, sim);
+    const response = await postCurlStyle(url, seedFields('0'));
+    const { eventid } = (await response.json()) as { eventid: string };
+    const h = await waitHistory(url, eventid, (x) => x.eventstatus === '2', 60_000);
+    assert.equal(h.provider, 'asterisk');
+    assert.deepEqual(
+      h.result.map((r) => r.status),
+      ['1', '', ''],
+    );
+    assert.equal(sim.originates().length, 1);
+    assert.equal(sim.originates()[0]?.channel, 'PJSIP/810000000000@trunk');
+  });
+
+  for (const kind of ['sqlite', 'postgres'] as const satisfies Kind[]) {
+    test(`restart mid-escalation (${kind}): no double call, no lost answer`, async () => {
+      const sim = await simulator({
+        '501': { ...quick, dtmf: '2' },
+        // Answers, then presses 1 only after 1.5 s: the process dies during this call.
+        '502': { answerAfterMs: 20, dtmf: '1', dtmfAfterMs: 1500, hangupAfterMs: 3000 },
+        '503': { ...quick, dtmf: '1' },
+      });
+      cleanups.push(() => sim.close());
+      const db = testDb(kind);
+      cleanups.push(() => db.drop());
+      const tweak = (c: ReturnType<typeof calloutConfig>) => {
+        c.callout.attemptLeaseMs = 800;
+      };
+      const a = await serve(db, sim, tweak);
+      const response = await postCurlStyle(
+        a.url,
+        fields('1', '1', ['1:a:501:A:1', '2:b:502:B:1', '3:c:503:C:1']),
+      );
+      const { eventid } = (await response.json()) as { eventid: string };
+      await waitHistory(
+        a.url,
+        eventid,
+        (x) => x.result[0]?.status === '2' && x.result[1]?.numofcall === '1',
+      );
+      await until(() => originatesTo(sim, '502').length === 1);
+      // Crash: this instance writes nothing more (as after SIGKILL), then its sockets close.
+      const worker = a.callout.instance?.service;
+      assert.ok(worker);
+      worker.kill();
+      await a.service.stop();
+      assert.equal(originatesTo(sim, '503').length, 0, 'nothing happened after the crash');
+      // Start again on the same database.
+      const b = await serve(db, sim, tweak);
+      const h = await waitHistory(b.url, eventid, (x) => x.eventstatus === '2');
+      assert.deepEqual(
+        h.result.map((r) => [r.numofcall, r.status]),
+        [
+          ['1', '2'], // the answer given before the crash is kept
+          ['1', '3'], // the call in progress at the crash: unknown = no answer, not redialled
+          ['1', '1'],
+        ],
+      );
+      assert.equal(originatesTo(sim, '501').length, 1);
+      assert.equal(originatesTo(sim, '502').length, 1);
+      assert.equal(originatesTo(sim, '503').length, 1);
+    });
+  }
+
+  test('two workers on PostgreSQL never double-dial', async () => {
+    const scripts: Record<string, object> = {};
+    for (let i = 0; i < 10; i += 1)
+      scripts[`60${i}`] = { ...quick, dtmf: i % 3 === 0 ? '1' : '', hangupAfterMs: 100 };
+    const sim = await simulator(scripts);
+    cleanups.push(() => sim.close());
+    const db = testDb('postgres');
+    cleanups.push(() => db.drop());
+    const a = await serve(db, sim);
+    const b = await serve(db, sim);
+    const ids: string[] = [];
+    for (let e = 0; e < 20; e += 1) {
+      const target = e % 2 === 0 ? a.url : b.url;
+      const people = Array.from({ length: 5 }, (_, i) => `${i + 1}:u${i}:60${(e + i) % 10}:N:1`);
+      const response = await postCurlStyle(target, fields(e % 2 === 0 ? '1' : '2', '2', people));
+      ids.push(((await response.json()) as { eventid: string }).eventid);
+    }
+    let total = 0;
+    for (const id of ids) {
+      const h = await waitHistory(a.url, id, (x) => x.eventstatus === '2', 30_000);
+      total += h.result.reduce((n, r) => n + Number(r.numofcall), 0);
+    }
+    const attempts = sim.originates().map((o) => o.variables.CALLOUT_ATTEMPT_ID);
+    assert.equal(new Set(attempts).size, attempts.length, 'each attempt dialled once');
+    assert.equal(attempts.length, total, 'every call counted in the history was dialled once');
+    const placed = [a, b].map((s) => s.callout.instance?.service.placedLog.length ?? 0);
+    assert.ok(placed[0] && placed[1], `both workers placed calls: ${placed.join(', ')}`);
+  });
+});
