@@ -6,7 +6,8 @@
  * The rule: messages never overlap on the ringer. Ordered by requested start (then id),
  * each starts at `max(requested start, previous start + previous slot)`, where a slot is
  * `duration (leading silence included) + ringTimeS + gapS`. A message being played (or
- * claimed) holds the ringer for its slot. Gong instead pushed an overlapping message to the
+ * claimed) holds the ringer for its slot; the last finished call holds it until its end +
+ * `gapS`; the last call file handed to Asterisk holds it for its whole slot. Gong instead pushed an overlapping message to the
  * previous one's end + 1 s, in directory-listing order (a bug: not by time).
  *
  * Durability: the database is the truth, timers are wake-up hints. A message is claimed with
@@ -130,6 +131,24 @@ export class AnnounceScheduler {
             durationMs: Number(row.duration_ms),
           });
         }
+      }
+      // The ringer was last used: a finished call frees it after the gap; a call file still
+      // in Asterisk's hands holds it for its whole slot.
+      const last = await trx
+        .selectFrom('announce_message')
+        .select((eb) => [eb.fn.max('finished_at').as('finished')])
+        .where('status', 'in', ['played', 'failed'])
+        .executeTakeFirst();
+      if (last?.finished !== null && last?.finished !== undefined) {
+        floor = Math.max(floor, Number(last.finished) + this.#o.gapS * 1000);
+      }
+      const spooled = await trx
+        .selectFrom('announce_message')
+        .select((eb) => eb.fn.max(sql<number>`due_at + duration_ms`).as('end'))
+        .where('status', '=', 'spooled')
+        .executeTakeFirst();
+      if (spooled?.end !== null && spooled?.end !== undefined) {
+        floor = Math.max(floor, Number(spooled.end) + this.#slotExtraMs);
       }
       const schedule = computeSchedule(queued, this.#slotExtraMs, floor);
       let changed = 0;
