@@ -6,6 +6,7 @@
  */
 import { cpus, totalmem } from 'node:os';
 import { benchAmi } from './ami.ts';
+import { benchAnnounce } from './announce.ts';
 import { benchBus } from './bus.ts';
 import { benchEngine } from './engine.ts';
 import { benchPush } from './push.ts';
@@ -18,6 +19,7 @@ const BENCHES: Record<string, () => Promise<BenchResult[]>> = {
   ami: benchAmi,
   bus: benchBus,
   push: benchPush,
+  announce: benchAnnounce,
 };
 
 const wanted = process.argv.slice(2);
