@@ -8,6 +8,7 @@ import { cpus, totalmem } from 'node:os';
 import { benchAmi } from './ami.ts';
 import { benchAnnounce } from './announce.ts';
 import { benchBus } from './bus.ts';
+import { benchCallout } from './callout.ts';
 import { benchEngine } from './engine.ts';
 import { benchPush } from './push.ts';
 import { benchReplay } from './replay.ts';
@@ -19,6 +20,7 @@ const BENCHES: Record<string, () => Promise<BenchResult[]>> = {
   ami: benchAmi,
   bus: benchBus,
   push: benchPush,
+  callout: benchCallout,
   announce: benchAnnounce,
 };
 
