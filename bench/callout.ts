@@ -76,7 +76,7 @@ async function run(kind: 'sqlite' | 'postgres', events: number): Promise<BenchRe
   });
   const { url } = await service.start();
   while (!service.context?.ami.clients[0]?.connected) await new Promise((r) => setTimeout(r, 10));
-  const body = new URLSearchParams([
+  const pairs: Array<[string, string]> = [
     ['hostname', 'db1'],
     ['operator', 'bench'],
     ['calltype', '2'],
@@ -85,8 +85,12 @@ async function run(kind: 'sqlite' | 'postgres', events: number): Promise<BenchRe
     ['message', 'Disk full'],
     ['headid', '2'],
     ['footid', '1'],
-    ...Array.from({ length: 10 }, (_, i) => ['addressee', `${i + 1}:u${i}:700${i}:N:1`]),
-  ]).toString();
+    ...Array.from({ length: 10 }, (_, i): [string, string] => [
+      'addressee',
+      `${i + 1}:u${i}:700${i}:N:1`,
+    ]),
+  ];
+  const body = new URLSearchParams(pairs).toString();
   const latencies: number[] = [];
   const started = performance.now();
   let next = 0;
