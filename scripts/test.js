@@ -5,6 +5,8 @@ import { spawnSync } from 'node:child_process';
 const files = process.argv.slice(2);
 const args = [
   '--test',
+  // Tests that restart RabbitMQ (opt-in) must not overlap other files using the broker.
+  ...(process.env.SWITCHBOARD_TEST_BROKER_RESTART === '1' ? ['--test-concurrency=1'] : []),
   '--test-timeout=120000',
   '--test-reporter=spec',
   '--test-reporter-destination=stdout',

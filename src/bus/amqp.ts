@@ -70,21 +70,41 @@ interface Outgoing {
   sends: number;
 }
 
+/** A named, durable queue for {@link AmqpBus.subscribeQueue}. */
+export interface DurableQueueOptions {
+  /** Queue name (declared durable, not exclusive, not auto-deleted). */
+  queue: string;
+  /**
+   * The queue is deleted by RabbitMQ after this long without a consumer (`x-expires`), so a
+   * forgotten queue does not collect messages forever. Default 600000 (10 minutes).
+   */
+  expiresMs?: number;
+}
+
 class AmqpSubscription implements Subscription {
   readonly bindingKey: string;
+  /** Every binding key of the subscription (the first is `bindingKey`). */
+  readonly bindingKeys: readonly string[];
+  /** Set for a named durable queue: it survives reconnects and broker restarts. */
+  readonly durable: DurableQueueOptions | undefined;
   readonly handler: BusHandler;
   readonly ready: Promise<void>;
   resolveReady: () => void = () => {};
   queue: string | undefined;
+  /** Consumer tag on the current channel (to cancel a durable queue's consumer). */
+  consumerTag: string | undefined;
   closed = false;
   readonly #onClose: (sub: AmqpSubscription) => Promise<void>;
 
   constructor(
-    bindingKey: string,
+    bindingKeys: readonly string[],
     handler: BusHandler,
     onClose: (sub: AmqpSubscription) => Promise<void>,
+    durable?: DurableQueueOptions,
   ) {
-    this.bindingKey = bindingKey;
+    this.bindingKey = bindingKeys[0] as string;
+    this.bindingKeys = bindingKeys;
+    this.durable = durable;
     this.handler = handler;
     this.#onClose = onClose;
     this.ready = new Promise<void>((resolve) => {
@@ -212,9 +232,34 @@ export class AmqpBus implements Bus {
   }
 
   subscribe(bindingKey: string, handler: BusHandler): Subscription {
-    validateBindingKey(bindingKey);
+    return this.#subscribe([bindingKey], handler, undefined);
+  }
+
+  /**
+   * Subscribes through a named, durable queue bound with every key of `bindingKeys`: unlike
+   * {@link subscribe}'s exclusive auto-delete queue, it keeps existing while the connection
+   * is down and across a broker restart, so (with persistent messages) a consumer loses
+   * nothing the publisher re-sends after the outage. Closing the subscription keeps the
+   * queue; RabbitMQ deletes it after `expiresMs` without a consumer.
+   * @throws TypeError when a binding key is malformed; Error when the bus is closed.
+   */
+  subscribeQueue(
+    bindingKeys: readonly string[],
+    handler: BusHandler,
+    options: DurableQueueOptions,
+  ): Subscription {
+    if (bindingKeys.length === 0) throw new TypeError('at least one binding key is needed');
+    return this.#subscribe(bindingKeys, handler, options);
+  }
+
+  #subscribe(
+    bindingKeys: readonly string[],
+    handler: BusHandler,
+    durable: DurableQueueOptions | undefined,
+  ): Subscription {
+    for (const key of bindingKeys) validateBindingKey(key);
     if (this.#closing) throw new Error('bus is closed');
-    const sub = new AmqpSubscription(bindingKey, handler, (s) => this.#unsubscribe(s));
+    const sub = new AmqpSubscription(bindingKeys, handler, (s) => this.#unsubscribe(s), durable);
     this.#subs.add(sub);
     const ch = this.#subCh;
     if (ch !== undefined && this.#pub !== undefined) {
@@ -478,13 +523,18 @@ export class AmqpBus implements Bus {
 
   async #bind(ch: Channel, sub: AmqpSubscription): Promise<void> {
     if (sub.closed) return;
-    const { queue } = await ch.assertQueue('', {
-      exclusive: true,
-      autoDelete: true,
-      durable: false,
-    });
-    await ch.bindQueue(queue, this.#exchange, sub.bindingKey);
-    await ch.consume(
+    const durable = sub.durable;
+    const { queue } =
+      durable === undefined
+        ? await ch.assertQueue('', { exclusive: true, autoDelete: true, durable: false })
+        : await ch.assertQueue(durable.queue, {
+            exclusive: false,
+            autoDelete: false,
+            durable: true,
+            arguments: { 'x-expires': durable.expiresMs ?? 600_000 },
+          });
+    for (const key of sub.bindingKeys) await ch.bindQueue(queue, this.#exchange, key);
+    const { consumerTag } = await ch.consume(
       queue,
       (msg) => {
         if (msg === null || sub.closed) return;
@@ -510,11 +560,13 @@ export class AmqpBus implements Bus {
           this.#logger.error({ err, bindingKey: sub.bindingKey }, 'bus subscriber failed');
         }
       },
-      { noAck: true, exclusive: true },
+      { noAck: true, exclusive: durable === undefined },
     );
     sub.queue = queue;
+    sub.consumerTag = consumerTag;
     if (sub.closed) {
-      await ch.deleteQueue(queue).catch(() => {});
+      if (durable === undefined) await ch.deleteQueue(queue).catch(() => {});
+      else await ch.cancel(consumerTag).catch(() => {});
       return;
     }
     sub.resolveReady();
@@ -524,10 +576,13 @@ export class AmqpBus implements Bus {
     this.#subs.delete(sub);
     const ch = this.#subCh;
     const queue = sub.queue;
+    const consumerTag = sub.consumerTag;
     sub.queue = undefined;
-    if (ch !== undefined && queue !== undefined) {
-      await ch.deleteQueue(queue).catch(() => {});
-    }
+    sub.consumerTag = undefined;
+    if (ch === undefined || queue === undefined) return;
+    // A durable queue outlives its subscription (RabbitMQ expires it when unused).
+    if (sub.durable === undefined) await ch.deleteQueue(queue).catch(() => {});
+    else if (consumerTag !== undefined) await ch.cancel(consumerTag).catch(() => {});
   }
 
   #drop(reason: string, routingKey: string, err?: unknown): void {

@@ -6,7 +6,9 @@
  * Two sources:
  * - RabbitMQ (default): the broker of `--amqp URL`, else `amqp.url` of the configuration
  *   (`--config`, `SWITCHBOARD_AMQP_URL`), on `amqp.exchange`. An exclusive auto-delete queue
- *   is bound with each key (the seed's consumer example, as a command).
+ *   is bound with each key (the seed's consumer example, as a command); with `--queue NAME`
+ *   one named durable queue is bound with every key instead, so nothing routed while the
+ *   connection or the broker was down is lost.
  * - `--url http://HOST:PORT`: the `/api/events` stream of a running `switchboard serve`,
  *   which works with either bus (the only way to see the in-process bus from another
  *   process). `--token` sends a Bearer token.
@@ -16,7 +18,7 @@
  */
 import { Command } from 'commander';
 import { AmqpBus } from '../bus/amqp.ts';
-import { bindingKeyProblem } from '../bus/bus.ts';
+import { type BusMessage, bindingKeyProblem } from '../bus/bus.ts';
 import { ConfigError, loadConfig, redactUrl } from '../config/load.ts';
 import { CliError, EXIT } from './errors.ts';
 import { untilSignal } from './signals.ts';
@@ -26,19 +28,28 @@ interface ListenFlags {
   amqp?: string;
   url?: string;
   token?: string;
+  queue?: string;
 }
 
 function status(message: string): void {
   process.stderr.write(`switchboard: ${message}\n`);
 }
 
-async function listenAmqp(url: string, exchange: string, keys: string[]): Promise<void> {
+async function listenAmqp(
+  url: string,
+  exchange: string,
+  keys: string[],
+  queue: string | undefined,
+): Promise<void> {
   const bus = new AmqpBus({ url, exchange, connectionName: 'switchboard listen' });
-  const subs = keys.map((key) =>
-    bus.subscribe(key, (message, routingKey) => {
-      process.stdout.write(`${JSON.stringify({ routing_key: routingKey, ...message })}\n`);
-    }),
-  );
+  const print = (message: BusMessage, routingKey: string): void => {
+    process.stdout.write(`${JSON.stringify({ routing_key: routingKey, ...message })}\n`);
+  };
+  // --queue: one named durable queue that outlives reconnects and broker restarts.
+  const subs =
+    queue === undefined
+      ? keys.map((key) => bus.subscribe(key, print))
+      : [bus.subscribeQueue(keys, print, { queue })];
   const signal = untilSignal();
   const ready = Promise.all(subs.map((s) => s.ready)).then(() => 'ready' as const);
   const first = await Promise.race([ready, signal]);
@@ -111,6 +122,10 @@ export function listenCommand(): Command {
     .option('--amqp <url>', 'RabbitMQ URL (default: amqp.url of the configuration)')
     .option('--url <url>', 'read the /api/events stream of a running serve instead')
     .option('--token <token>', 'Bearer token for --url')
+    .option(
+      '--queue <name>',
+      'consume from this named durable queue (kept across reconnects and broker restarts; expires 10 min after its last consumer)',
+    )
     .action(async (keys: string[], flags: ListenFlags) => {
       const bindingKeys = keys.length > 0 ? keys : ['#'];
       for (const key of bindingKeys) {
@@ -142,6 +157,6 @@ export function listenCommand(): Command {
           'no message broker configured (amqp.url is empty): the in-process bus lives inside the serve process; use --amqp URL, or --url http://HOST:PORT to read a running serve /api/events stream',
         );
       }
-      await listenAmqp(url, exchange, bindingKeys);
+      await listenAmqp(url, exchange, bindingKeys, flags.queue);
     });
 }
