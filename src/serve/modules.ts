@@ -8,7 +8,7 @@ import { jenkinsServiceModule } from '../jenkins/index.ts';
 import { pushServiceModule } from '../push/index.ts';
 import type { ServiceModule } from './module.ts';
 
-/** Every feature module: today the mobile wake-up API (push). */
+/** Every feature module: alert calls, announcements, the Jenkins watcher, mobile wake-up. */
 export function featureModules(): ServiceModule[] {
   const announce = announceServiceModule();
   const jenkins = jenkinsServiceModule(() => announce.instance?.service);
