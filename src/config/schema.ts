@@ -392,7 +392,7 @@ export const CalloutSection = section(
       default: 1,
       exclusiveMinimum: 0,
       maximum: 1,
-      description: 'multiplies the addressees\' minimum intervals (tests: 0.01); 1 in production',
+      description: "multiplies the addressees' minimum intervals (tests: 0.01); 1 in production",
     }),
     pollIntervalMs: int(1_000, 10, 60_000, 'how often the escalation worker looks for due work'),
     attemptLeaseMs: int(
