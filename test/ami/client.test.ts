@@ -321,8 +321,12 @@ describe('AmiClient keep-alive and reconnect', () => {
     await c.close();
     assert.ok(times.length >= 4 && times.length <= 7, `${times.length} attempts`);
     const gaps = times.slice(1).map((t, i) => t - (times[i] as number));
-    for (let i = 1; i < gaps.length; i++)
-      assert.ok((gaps[i] as number) > (gaps[i - 1] as number), `gaps ${gaps}`);
+    // Timers only fire late, never early: each gap is at least its backoff delay
+    // (10, 20, 40, ... ms × 0.999, less a millisecond of clock rounding), and the last is far longer than the first.
+    gaps.forEach((gap, i) => {
+      assert.ok(gap >= Math.floor(10 * 2 ** i * 0.999) - 2, `gaps ${gaps}`);
+    });
+    assert.ok((gaps.at(-1) as number) >= 4 * (gaps[0] as number) - 20, `gaps ${gaps}`);
   });
 
   test('close() sends Logoff, ends iterators and rejects later actions', async () => {

@@ -406,37 +406,54 @@ describe('push API in one process (fake PBX, APNs, FCM, app)', () => {
   });
 
   test('a flood of call-responses with random keys changes nothing', async () => {
-    await register('apns-device', 'iphone');
-    let key = '';
-    apns.onPush = (p) => {
-      if (p.payload.type === 'call') key = String(p.payload.unique_key);
-    };
-    const pending = incoming();
-    await sleep(100);
-    const before = await (await fetch(`${s.url}/metrics`)).text();
-    const statuses = await Promise.all(
-      Array.from({ length: 500 }, (_, i) =>
-        postForm(`${s.url}/api/call-response/`, {
-          unique_key: `${i.toString(16)}${Math.random().toString(16).slice(2)}`,
-          message_start_time: String(Date.now() / 1000),
-          available: 'true',
-        }).then((r) => r.status),
-      ),
-    );
-    assert.ok(statuses.every((st) => st === 404));
-    const afterFlood = await (await fetch(`${s.url}/metrics`)).text();
-    assert.equal(
-      metricValue(afterFlood, 'switchboard_push_answers_total', { status: 'ACK' }),
-      metricValue(before, 'switchboard_push_answers_total', { status: 'ACK' }),
-    );
-    assert.equal(s.push.wake.heldCount, 1, 'the held call is still waiting');
-    // The real answer still works.
-    const ok = await postForm(`${s.url}/api/call-response/`, {
-      unique_key: key,
-      message_start_time: String(Date.now() / 1000),
+    // Its own server with a long budget: the flood must not race the call's timeout.
+    const patient = await startPushServer({
+      config: testPushConfig({
+        apns: apns.config,
+        fcm: fcm.config,
+        budgetMs: 30_000,
+        intervalMs: 10_000,
+      }),
+      db,
     });
-    assert.equal(ok.status, 202);
-    assert.equal((await pending).body, 'status=ACK');
+    const saved = s;
+    s = patient;
+    try {
+      await register('apns-device', 'iphone');
+      let key = '';
+      apns.onPush = (p) => {
+        if (p.payload.type === 'call') key = String(p.payload.unique_key);
+      };
+      const pending = incoming();
+      await sleep(100);
+      const before = await (await fetch(`${s.url}/metrics`)).text();
+      const statuses = await Promise.all(
+        Array.from({ length: 500 }, (_, i) =>
+          postForm(`${s.url}/api/call-response/`, {
+            unique_key: `${i.toString(16)}${Math.random().toString(16).slice(2)}`,
+            message_start_time: String(Date.now() / 1000),
+            available: 'true',
+          }).then((r) => r.status),
+        ),
+      );
+      assert.ok(statuses.every((st) => st === 404));
+      const afterFlood = await (await fetch(`${s.url}/metrics`)).text();
+      assert.equal(
+        metricValue(afterFlood, 'switchboard_push_answers_total', { status: 'ACK' }),
+        metricValue(before, 'switchboard_push_answers_total', { status: 'ACK' }),
+      );
+      assert.equal(s.push.wake.heldCount, 1, 'the held call is still waiting');
+      // The real answer still works.
+      const ok = await postForm(`${s.url}/api/call-response/`, {
+        unique_key: key,
+        message_start_time: String(Date.now() / 1000),
+      });
+      assert.equal(ok.status, 202);
+      assert.equal((await pending).body, 'status=ACK');
+    } finally {
+      s = saved;
+      await patient.close();
+    }
   });
 
   test('tokens and credentials never appear in logs', async () => {
