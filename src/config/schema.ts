@@ -231,6 +231,7 @@ export const DatabaseSection = section(
       'SQLite file path (or sqlite:PATH, :memory:) or postgres://user:pass@host/db',
     ),
     poolSize: int(10, 1, 1000, 'PostgreSQL pool size'),
+    schema: str('', 'PostgreSQL schema for every table (created if missing); empty: public'),
     busyTimeoutMs: int(5_000, 0, 600_000, 'SQLite busy timeout'),
   },
   'database',

@@ -266,6 +266,7 @@ export function createService(options: ServiceOptions): Service {
     db = await openDatabase(config.database.url, {
       poolSize: config.database.poolSize,
       busyTimeoutMs: config.database.busyTimeoutMs,
+      ...(config.database.schema === '' ? {} : { schema: config.database.schema }),
       ...options.database,
     });
     const sets = modules.flatMap((module) => module.migrations ?? []);
