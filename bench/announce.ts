@@ -84,7 +84,9 @@ export async function benchAnnounce(): Promise<BenchResult[]> {
       higherIsBetter: false,
     });
 
-    // 10,000 rows in the table, then a message in front of all: every row moves.
+    // 10,000 rows in the table (alone: the TTS messages above are removed), then a message in
+    // front of all: every row moves.
+    await module.repository.db.deleteFrom('announce_message').execute();
     const rows = items.map((item) => ({
       description: '',
       extension: '42300',
@@ -122,23 +124,42 @@ export async function benchAnnounce(): Promise<BenchResult[]> {
       target: 100,
       higherIsBetter: false,
     });
-    await module.repository.insert({
-      description: '',
-      extension: '42300',
-      kind: 'audio',
-      text: '',
-      language: '',
-      audio_path: '/dev/null',
-      duration_ms: 5000,
-      requested_at: 0,
-    });
-    const t0 = performance.now();
-    const moved = await module.scheduler.recompute();
+    // The worst case: a message requested just before the first queued one. The queue is
+    // packed back to back (10,000 slots of 40 s from a 96 s spread of requested starts), so its
+    // slot pushes every one of the 10,000 later. (A message requested long before the queue,
+    // e.g. at epoch 0, ends long before the first one and moves nothing.) Five rounds, each
+    // adding one more message in front of the previous one: each moves every queued row.
+    let front = Math.min(...rows.map((row) => row.requested_at));
+    const worst: number[] = [];
+    for (let round = 0; round < 5; round += 1) {
+      front -= 1;
+      await module.repository.insert({
+        description: '',
+        extension: '42300',
+        kind: 'audio',
+        text: '',
+        language: '',
+        audio_path: '/dev/null',
+        duration_ms: 5000,
+        requested_at: front,
+      });
+      const t0 = performance.now();
+      const moved = await module.scheduler.recompute();
+      worst.push(performance.now() - t0);
+      const expected = rows.length + round;
+      if (moved !== expected) {
+        throw new Error(`worst-case recompute moved ${moved} rows, expected ${expected}`);
+      }
+    }
+    const first = worst[0] ?? 0;
+    worst.sort((a, b) => a - b);
     results.push({
-      name: 'announce: recompute, 10,000 queued, all move (SQLite)',
-      value: performance.now() - t0,
+      name: 'announce: recompute, 10,000 queued, all move (SQLite), p50',
+      value: percentile(worst, 50),
       unit: 'ms',
-      note: `${moved} rows rewritten (worst case)`,
+      target: 100,
+      higherIsBetter: false,
+      note: `every queued row rewritten; 5 rounds, first ${first.toFixed(0)} ms, max ${(worst.at(-1) ?? 0).toFixed(0)} ms`,
     });
   } finally {
     await db.close();

@@ -151,18 +151,24 @@ export class AnnounceScheduler {
         floor = Math.max(floor, Number(spooled.end) + this.#slotExtraMs);
       }
       const schedule = computeSchedule(queued, this.#slotExtraMs, floor);
-      let changed = 0;
+      const moves: [number, number][] = [];
       for (const [id, start] of schedule) {
-        if (current.get(id) === start) continue;
-        changed += 1;
-        await trx
-          .updateTable('announce_message')
-          .set({ due_at: start })
-          .where('id', '=', id)
-          .where('status', '=', 'scheduled')
-          .execute();
+        if (current.get(id) !== start) moves.push([id, start]);
       }
-      return changed;
+      // One UPDATE ... FROM for all of them (SQLite >= 3.33 and PostgreSQL), the new starts
+      // passed as one parameter (a JSON array on SQLite, two arrays on PostgreSQL): a message
+      // added in front of 10,000 queued ones rewrites them all in one statement, not 10,000.
+      if (moves.length > 0) {
+        const from =
+          this.#o.repository.database.dialect === 'postgres'
+            ? sql`unnest(${moves.map(([id]) => id)}::bigint[], ${moves.map(([, start]) => start)}::bigint[]) as v(id, start)`
+            : sql`(select value ->> 0 as id, value ->> 1 as start from json_each(${JSON.stringify(moves)})) as v`;
+        await sql`update announce_message set due_at = v.start from ${from}
+          where announce_message.id = v.id and coalesce(announce_message.status, '') = 'scheduled'`.execute(
+          trx,
+        );
+      }
+      return moves.length;
     });
   }
 
