@@ -8,12 +8,15 @@
  * outcome comes from `OriginateResponse` (`originate()`); a key from the dialplan's
  * `UserEvent: SwitchboardDTMF` (`Digit`), written as soon as it arrives.
  *
- * If the AMI connection drops while a call is followed, its outcome is unknown: nothing is
- * reported and the attempt becomes `unknown` (= no answer) when its lease expires.
+ * If the AMI connection drops while a call is followed, or the `Originate` gets no response
+ * in time (it may have been executed), its outcome is unknown: nothing is reported and the
+ * attempt becomes `unknown` (= no answer) when its lease expires; it is never reported as
+ * `failed`, which would dial the person again while the first call may go on.
  */
 import { existsSync, mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Logger } from 'pino';
+import { AmiTimeoutError } from '../../ami/errors.ts';
 import type { SpeechEngine } from '../../media/tts/engine.ts';
 import { asteriskSoundName, expandDialString } from '../../telephony/dialstring.ts';
 import { type CallEventSource, CallTrackingError, originate } from '../../telephony/originate.ts';
@@ -38,6 +41,13 @@ export interface AsteriskProviderOptions {
   speech: SpeechEngine;
   /** Longest answered call, in ms. Default 600000. */
   maxCallMs?: number;
+  /**
+   * How long to wait for the `Originate` action's response, in ms. Default 60000. A real
+   * Asterisk answers an async Originate at once; a slow answer means a loaded link or process,
+   * and the call may well be placed already, so this is generous (the AMI client's
+   * `actionTimeoutMs`, 10 s by default, was too short under load: issue 4, item 1).
+   */
+  originateTimeoutMs?: number;
   logger?: Logger;
 }
 
@@ -114,6 +124,7 @@ export function createAsteriskProvider(options: AsteriskProviderOptions): Callou
             timeoutMs: Math.max(1000, request.ringTimeoutMs),
             callId: request.attemptId,
             variables,
+            actionTimeoutMs: options.originateTimeoutMs ?? 60_000,
           },
           {
             maxCallMs: options.maxCallMs ?? 600_000,
@@ -131,6 +142,16 @@ export function createAsteriskProvider(options: AsteriskProviderOptions): Callou
         await sink.finished(request.attemptId, result.outcome, digit);
       } catch (error) {
         await Promise.allSettled(writes);
+        if (error instanceof AmiTimeoutError) {
+          // The Originate was sent and may have been executed (the call may be ringing or
+          // answered): never report it as failed, which would dial the person again while
+          // that call goes on and lose its key. Left to its lease: unknown = no answer.
+          options.logger?.warn(
+            { err: error, attempt: request.attemptId },
+            'callout: no response to Originate; the call may have been placed, left to its lease',
+          );
+          return;
+        }
         if (error instanceof CallTrackingError) {
           // May have been answered: leave the attempt to its lease (unknown = no answer).
           const digit = error.partial.digits.find((d) => statusOfDigit(d) !== undefined);

@@ -1,0 +1,68 @@
+// Issue 4, item 1: under load (the benchmark's 1,000 escalations) the AMI `Originate` response
+// came later than the AMI client's action timeout (10 s). The provider reported the attempt as
+// `failed` although the simulator had placed the call: the person was dialled again as "no
+// answer" while the first call went on, and the key pressed in it was lost. The provider now
+// waits much longer for the response, and a timeout leaves the attempt to its lease.
+import assert from 'node:assert/strict';
+import { after, test } from 'node:test';
+import { startSimulator } from '../../src/sim/index.ts';
+import { calloutConfig, postCurlStyle, startServe, testDb, until, waitHistory } from './helpers.ts';
+
+const cleanups: Array<() => Promise<unknown>> = [];
+after(async () => {
+  for (const c of cleanups.reverse()) await c().catch(() => {});
+});
+
+test('an Originate response later than the AMI action timeout: one call, the key counts', async () => {
+  const sim = await startSimulator({
+    port: 0,
+    dtmfDurationMs: 10,
+    scripts: { '401': { answerAfterMs: 50, dtmf: '1', dtmfAfterMs: 50, hangupAfterMs: 5_000 } },
+    dialplan: {
+      'switchboard-callout': {
+        playback: '',
+        read: 'DIGIT,x,1,,1,5',
+        readTimeoutMs: 5_000,
+        userEvent: {
+          name: 'SwitchboardDTMF',
+          // biome-ignore lint/suspicious/noTemplateCurlyInString: dialplan variables
+          fields: { Digit: '${DIGIT}', CallId: '${SWITCHBOARD_CALL_ID}' },
+        },
+      },
+    },
+  });
+  cleanups.push(() => sim.close());
+  // A loaded process: the event loop stalls 400 ms right after the simulator answered the
+  // Originate, longer than the client's action timeout (100 ms here, 10 s by default).
+  sim.on('call', () => {
+    const end = Date.now() + 400;
+    while (Date.now() < end) {
+      // busy
+    }
+  });
+  const db = testDb('sqlite');
+  const config = calloutConfig(db, '', sim.url());
+  for (const server of config.ami.servers) server.actionTimeoutMs = 100;
+  const { service, url } = await startServe(config, db);
+  cleanups.push(() => service.stop());
+  await until(() => service.context?.ami.clients[0]?.connected === true);
+  const response = await postCurlStyle(url, [
+    ['testflg', '0'],
+    ['hostname', 'db1'],
+    ['operator', 'zabbix'],
+    ['calltype', '2'],
+    ['frequency', '2'],
+    ['language', 'en'],
+    ['message', 'Disk full'],
+    ['headid', '2'],
+    ['footid', '1'],
+    ['addressee', '1:a:401:A:1'],
+  ]);
+  const { eventid } = (await response.json()) as { eventid: string };
+  const h = await waitHistory(url, eventid, (x) => x.eventstatus === '2');
+  assert.deepEqual(
+    h.result.map((r) => [r.numofcall, r.status]),
+    [['1', '1']],
+  );
+  assert.equal(sim.originates().length, 1, 'dialled once');
+});
