@@ -19,6 +19,7 @@
  * @module
  */
 
+import { AmiDisconnectedError } from '../ami/errors.ts';
 import {
   asteriskSoundName,
   expandDialString,
@@ -103,6 +104,14 @@ export function originatePlayer(
         retry: result.end !== 'refused',
       };
     } catch (error) {
+      // Not logged in yet (just after a start) or not any more: the Originate was never sent,
+      // so nothing rang: retried like a missing AMI connection.
+      if (
+        error instanceof AmiDisconnectedError &&
+        error.message === `not connected to AMI server ${error.server}`
+      ) {
+        return { status: 'failed', outcome: 'no_ami', retry: true };
+      }
       // AMI disconnected / no answer to the action: whether the ringer rang is unknown.
       return { status: 'failed', outcome: `ami_error: ${(error as Error).message}`.slice(0, 200) };
     }

@@ -178,12 +178,12 @@ describe('serve with announce + jenkins: a job turning red → one Originate to 
   });
 
   test('exactly one announcement, played by Originate to the jenkins extension', async () => {
-    await until(() => (jenkins.requests.length >= 1 ? true : undefined));
+    await until(() => (jenkins.requests.length >= 1 ? true : undefined), 30_000);
     jenkins.colors.set('team/api_tests', 'red');
-    const action = await sim.waitForAction('Originate', () => true, 10_000);
+    const action = await sim.waitForAction('Originate', () => true, 30_000);
     assert.equal(action.fields.Channel, 'PJSIP/42399');
     const polls = jenkins.requests.length;
-    await until(() => (jenkins.requests.length >= polls + 2 ? true : undefined), 10_000);
+    await until(() => (jenkins.requests.length >= polls + 2 ? true : undefined), 30_000);
     const ringer = sim.originates().filter((o) => o.channel === 'PJSIP/42399');
     assert.equal(ringer.length, 1);
     const history = await listMessages(s.url, true);
