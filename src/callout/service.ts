@@ -102,6 +102,7 @@ export class CalloutService {
   #again = false;
   #stopped = true;
   #dead = false;
+  #notReadyLoggedAt = 0;
   readonly #inflight = new Set<Promise<void>>();
   readonly #sink: AttemptSink;
   /** Calls placed by this process (for benchmarks): attempt id → due and placed times, ms. */
@@ -301,6 +302,7 @@ export class CalloutService {
     let finished = false;
     let started = false;
     let failedProvider = false;
+    let notReady = false;
     const fenced = await this.#db.transaction().execute(async (trx) => {
       // Lock and fence first (same order as the result writers: event, attempt, person).
       const locked = await trx
@@ -360,6 +362,14 @@ export class CalloutService {
           }
           if (candidates.length === 0 && inflight.length === 0) finished = true;
         }
+      }
+      if (toDial.length > 0 && this.#o.providers[event.provider]?.ready?.() === false) {
+        // No way to place a call now (no AMI connection yet, e.g. right after a restart): dial
+        // nobody and look again soon, rather than spend the attempts on calls never placed.
+        toDial = [];
+        lastOrder = event.last_order;
+        consider(now + Math.max(this.#o.pollIntervalMs, 100));
+        notReady = true;
       }
       started = event.status === EVENT_STATUS.waiting && toDial.length > 0;
       const status = failedProvider
@@ -453,6 +463,13 @@ export class CalloutService {
     }
     if (failedProvider) {
       this.#o.logger?.error({ event: fenced.id }, 'callout: provider unavailable');
+    }
+    if (notReady && Date.now() - this.#notReadyLoggedAt > 30_000) {
+      this.#notReadyLoggedAt = Date.now();
+      this.#o.logger?.warn(
+        { event: fenced.id, provider: fenced.provider },
+        'callout: provider not ready (no AMI connection?): calls wait',
+      );
     }
     if (finished || failedProvider) {
       this.#publish('callout.event.finished', 'callout_event_finished', {

@@ -71,6 +71,7 @@ export function createAsteriskProvider(options: AsteriskProviderOptions): Callou
   };
   return {
     name: 'asterisk',
+    ready: () => options.clients().some((c) => c.connected),
     async dial(request: DialRequest, sink: AttemptSink) {
       let variables: Record<string, string>;
       let dialString: string;

@@ -48,6 +48,13 @@ export interface CalloutProvider {
    * rest arrives by webhooks). Never rejects: failures are reported as outcome `failed`.
    */
   dial(request: DialRequest, sink: AttemptSink): Promise<void>;
+  /**
+   * False while the provider cannot place calls at all (Asterisk: no AMI connection, e.g.
+   * just after `serve` started, or while it reconnects). The worker then dials nobody and
+   * decides the event again later, instead of spending the person's attempt on a call that
+   * never left. Missing = always ready.
+   */
+  ready?(): boolean;
   /** Releases resources (idempotent). */
   close?(): Promise<void>;
 }
