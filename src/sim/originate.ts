@@ -479,6 +479,14 @@ export class SimCall {
     });
   }
 
+  /** The `UserEvent` application data (`Name,Key: value,...`), variables substituted. */
+  #userEventData(event: SimUserEvent): string {
+    return [
+      event.name,
+      ...Object.entries(event.fields).map(([k, v]) => `${k}: ${this.#expand(v)}`),
+    ].join(',');
+  }
+
   #userEvent(event: SimUserEvent): void {
     const chan = this.chan1;
     if (chan === undefined) return;
@@ -652,16 +660,41 @@ export class SimCall {
       if (!(await this.#sleep(plan.playbackMs))) return;
       this.#varSet(chan1, 'PLAYBACKSTATUS', 'SUCCESS');
     }
+    let accepted = true;
     if (plan.read !== '') {
-      this.#newexten(chan1, priority++, 'Read', plan.read);
-      if (!(await this.#read(chan1, plan.read, plan.readTimeoutMs))) return;
+      const validKeys = plan.validKeys ?? '';
+      const rounds = validKeys === '' ? 1 : Math.max(1, plan.rounds ?? 3);
+      const variable = plan.read.split(',')[0] || 'READ';
+      const readPriority = priority++;
+      for (let round = 1; ; round++) {
+        this.#newexten(chan1, readPriority, 'Read', plan.read);
+        if (!(await this.#read(chan1, plan.read, plan.readTimeoutMs))) return;
+        if (validKeys === '') break;
+        const digit = this.#vars.get(variable) ?? '';
+        if (digit === '') {
+          accepted = false; // no key: no UserEvent (the shipped dialplan's SwitchboardNoKey)
+          break;
+        }
+        if (validKeys.includes(digit)) break;
+        // A wrong key (docs/asterisk/extensions.conf): SwitchboardInvalidKey, then re-prompt
+        // in the same call while rounds remain.
+        const invalid =
+          plan.invalidKeyEvent === undefined
+            ? // biome-ignore lint/suspicious/noTemplateCurlyInString: a dialplan variable
+              { name: 'SwitchboardInvalidKey', fields: { Digit: '${DIGIT}' } }
+            : plan.invalidKeyEvent;
+        if (invalid !== null) {
+          this.#newexten(chan1, readPriority + 1, 'UserEvent', this.#userEventData(invalid));
+          this.#userEvent(invalid);
+        }
+        if (round >= rounds) {
+          accepted = false;
+          break;
+        }
+      }
     }
-    if (plan.userEvent !== null) {
-      const appData = [
-        plan.userEvent.name,
-        ...Object.entries(plan.userEvent.fields).map(([k, v]) => `${k}: ${this.#expand(v)}`),
-      ].join(',');
-      this.#newexten(chan1, priority++, 'UserEvent', appData);
+    if (accepted && plan.userEvent !== null) {
+      this.#newexten(chan1, priority++, 'UserEvent', this.#userEventData(plan.userEvent));
       this.#userEvent(plan.userEvent);
     }
     this.#newexten(chan1, priority, 'Hangup', '');

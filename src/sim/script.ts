@@ -100,6 +100,22 @@ export interface SimDialplan {
   readTimeoutMs?: number;
   /** The `UserEvent` raised after Read; null = none. Default `SwitchboardDTMF` with `Digit: ${DIGIT}`. */
   userEvent: SimUserEvent | null;
+  /**
+   * Keys the dialplan accepts, e.g. `"12"` (the `switchboard-callout` context of
+   * docs/asterisk/extensions.conf). When set, a key read that is not one of them raises
+   * {@link SimDialplan.invalidKeyEvent} and re-prompts (the Read runs again, in the same call)
+   * up to {@link SimDialplan.rounds} Reads in all; `userEvent` is raised only for an accepted
+   * key (none when the rounds run out or nothing was pressed). Empty (default): any key, no
+   * re-prompt.
+   */
+  validKeys?: string;
+  /** Reads in all when `validKeys` is set (the shipped dialplan: 3). Default 3. */
+  rounds?: number;
+  /**
+   * The `UserEvent` raised for a key not in `validKeys`, before the re-prompt; null = none.
+   * Default `SwitchboardInvalidKey` with `Digit: ${DIGIT}`.
+   */
+  invalidKeyEvent?: SimUserEvent | null;
 }
 
 /** The dialplan of contexts not listed: the `[alert]` context of the wire logs. */
@@ -251,9 +267,28 @@ export function validateScript(where: string, value: unknown): Partial<SimScript
   return out;
 }
 
+function userEventOf(at: string, item: unknown): SimUserEvent {
+  if (!isRecord(item) || typeof item.name !== 'string' || !/^[\w.-]+$/.test(item.name))
+    throw new SimScriptError(`${at}: expected {name, fields} or null`);
+  const fields: Record<string, string> = {};
+  if (item.fields !== undefined) {
+    if (!isRecord(item.fields)) throw new SimScriptError(`${at}.fields: expected an object`);
+    for (const [name, text] of Object.entries(item.fields)) {
+      if (!/^[\w-]+$/.test(name) || typeof text !== 'string' || /[\r\n]/.test(text))
+        throw new SimScriptError(`${at}.fields.${name}: expected a one-line string`);
+      if (RESERVED_FIELDS.has(name.toLowerCase()))
+        throw new SimScriptError(
+          `${at}.fields.${name}: reserved (a field every channel event has)`,
+        );
+      fields[name] = text;
+    }
+  }
+  return { name: item.name, fields };
+}
+
 /**
  * Validates a dialplan entry (`playback`, `playbackMs`, `read`, `readTimeoutMs`,
- * `userEvent: {name, fields}` or null).
+ * `userEvent: {name, fields}` or null, `validKeys`, `rounds`, `invalidKeyEvent`).
  *
  * @throws {SimScriptError} naming the key.
  */
@@ -273,29 +308,20 @@ export function validateDialplan(where: string, value: unknown): Partial<SimDial
       case 'readTimeoutMs':
         out[key] = checkMs(at, item);
         break;
-      case 'userEvent': {
-        if (item === null || item === false) {
-          out.userEvent = null;
-          break;
-        }
-        if (!isRecord(item) || typeof item.name !== 'string' || !/^[\w.-]+$/.test(item.name))
-          throw new SimScriptError(`${at}: expected {name, fields} or null`);
-        const fields: Record<string, string> = {};
-        if (item.fields !== undefined) {
-          if (!isRecord(item.fields)) throw new SimScriptError(`${at}.fields: expected an object`);
-          for (const [name, text] of Object.entries(item.fields)) {
-            if (!/^[\w-]+$/.test(name) || typeof text !== 'string' || /[\r\n]/.test(text))
-              throw new SimScriptError(`${at}.fields.${name}: expected a one-line string`);
-            if (RESERVED_FIELDS.has(name.toLowerCase()))
-              throw new SimScriptError(
-                `${at}.fields.${name}: reserved (a field every channel event has)`,
-              );
-            fields[name] = text;
-          }
-        }
-        out.userEvent = { name: item.name, fields };
+      case 'validKeys':
+        if (typeof item !== 'string' || !/^[0-9*#A-D]*$/.test(item))
+          throw new SimScriptError(`${at}: expected keys 0-9 * # A-D`);
+        out.validKeys = item;
         break;
-      }
+      case 'rounds':
+        if (typeof item !== 'number' || !Number.isInteger(item) || item < 1 || item > 20)
+          throw new SimScriptError(`${at}: expected an integer 1-20`);
+        out.rounds = item;
+        break;
+      case 'invalidKeyEvent':
+      case 'userEvent':
+        out[key] = item === null || item === false ? null : userEventOf(at, item);
+        break;
       default:
         throw new SimScriptError(`${at}: unknown key`);
     }

@@ -59,3 +59,23 @@ describe('scripts', () => {
     assert.deepEqual(parseCallerId(''), { name: '', num: '' });
   });
 });
+
+test('dialplan validKeys / rounds / invalidKeyEvent (re-prompt on a wrong key): parsed, errors name the key', () => {
+  const file = parseScriptFile(
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: a dialplan variable
+    'dialplan:\n  switchboard-callout: {validKeys: "12", rounds: 3, invalidKeyEvent: {name: SwitchboardInvalidKey, fields: {Digit: "${DIGIT}"}}}\n',
+  );
+  const plan = resolveDialplan(file.dialplan, 'switchboard-callout');
+  assert.equal(plan.validKeys, '12');
+  assert.equal(plan.rounds, 3);
+  assert.deepEqual(plan.invalidKeyEvent, {
+    name: 'SwitchboardInvalidKey',
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: a dialplan variable
+    fields: { Digit: '${DIGIT}' },
+  });
+  assert.throws(
+    () => parseScriptFile('dialplan:\n  x: {validKeys: "1x"}\n'),
+    /dialplan\.x\.validKeys/,
+  );
+  assert.throws(() => parseScriptFile('dialplan:\n  x: {rounds: 0}\n'), /dialplan\.x\.rounds/);
+});
