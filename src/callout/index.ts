@@ -18,6 +18,7 @@
 import { join, resolve } from 'node:path';
 import type { FastifyPluginAsync } from 'fastify';
 import type { Logger } from 'pino';
+import type { Registry } from 'prom-client';
 import { envelope } from '../bus/xivo.ts';
 import type { Config } from '../config/schema.ts';
 import type { App } from '../http/server.ts';
@@ -25,6 +26,7 @@ import type { SpeechEngine } from '../media/tts/engine.ts';
 import { createSpeechEngine } from '../media/tts/index.ts';
 import type { Database, MigrationSet } from '../store/db.ts';
 import type { CallEventSource } from '../telephony/originate.ts';
+import { calloutMetrics } from './metrics.ts';
 import { createAsteriskProvider } from './providers/asterisk.ts';
 import { createDryRunProvider } from './providers/dryrun.ts';
 import { createTwilioProvider, twilioWebhookRoutes } from './providers/twilio.ts';
@@ -54,6 +56,8 @@ export interface CalloutModuleOptions {
   providers?: Record<string, CalloutProvider>;
   /** Lease owner id of this worker. */
   owner?: string;
+  /** Registry of the Prometheus series (`callout/metrics.ts`); none = not exported. */
+  metricsRegistry?: Registry;
 }
 
 /** The assembled module. */
@@ -118,6 +122,7 @@ export function createCalloutModule(options: CalloutModuleOptions): CalloutModul
     ringTimeoutMs: c.ringTimeoutS * 1000,
     batchSize: c.batchSize,
     logger,
+    metrics: calloutMetrics(options.metricsRegistry),
     ...(options.publish ? { publish: options.publish } : {}),
     ...(options.owner ? { owner: options.owner } : {}),
   });
@@ -152,6 +157,8 @@ export interface CalloutServiceContext {
   db: Database;
   bus: { publish(routingKey: string, message: ReturnType<typeof envelope>): boolean };
   ami: { clients: ReadonlyArray<CallEventSource & { readonly connected: boolean }> };
+  /** The `/metrics` registry. */
+  metrics?: { registry: Registry };
 }
 
 /**
@@ -172,6 +179,7 @@ export function calloutServiceModule(extra: Partial<CalloutModuleOptions> = {}) 
         db: ctx.db,
         logger: ctx.logger,
         amiClients: () => ctx.ami.clients,
+        ...(ctx.metrics ? { metricsRegistry: ctx.metrics.registry } : {}),
         publish: (key, name, data) => {
           ctx.bus.publish(key, envelope(name, uuid, data));
         },

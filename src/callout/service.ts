@@ -24,6 +24,7 @@
 import { hostname } from 'node:os';
 import type { Logger } from 'pino';
 import { claimDue, type Database, newId } from '../store/db.ts';
+import type { CalloutMetrics } from './metrics.ts';
 import type { AttemptOutcome, AttemptSink, CalloutProvider } from './providers/types.ts';
 import { statusOfDigit } from './providers/types.ts';
 import {
@@ -88,6 +89,8 @@ export interface CalloutServiceOptions {
   owner?: string;
   publish?: CalloutPublish;
   logger?: Logger;
+  /** Prometheus series (`calloutMetrics(registry)`); none = not counted. */
+  metrics?: CalloutMetrics;
 }
 
 /** The seed's event status values. */
@@ -177,6 +180,10 @@ export class CalloutService {
       status: null,
     }));
     await insertEvent(this.#o.database, event, people);
+    this.#o.metrics?.escalations.inc({
+      type: request.calltype === 1 ? 'sequential' : 'parallel',
+      testflg: String(request.testflg),
+    });
     this.#publish('callout.event.created', 'callout_event_created', {
       eventid: id,
       type: request.calltype,
@@ -269,6 +276,7 @@ export class CalloutService {
       .execute();
     for (const attempt of reaped) {
       if (this.#dead) return;
+      this.#o.metrics?.attempts.inc({ outcome: 'unknown', answer: answerLabel(attempt.digit) });
       await this.#db.transaction().execute(async (trx) => {
         await trx
           .updateTable('callout_event')
@@ -431,7 +439,9 @@ export class CalloutService {
       this.#publish('callout.event.started', 'callout_event_started', { eventid: fenced.id });
     }
     for (const { attempt, person } of dials) {
-      this.placedLog.push({ dueAt: attempt.due_at, placedAt: Date.now() });
+      const placedAt = Date.now();
+      this.placedLog.push({ dueAt: attempt.due_at, placedAt });
+      this.#o.metrics?.dueToPlaced.observe(Math.max(0, placedAt - attempt.due_at) / 1000);
       this.#publish('callout.attempt.dialing', 'callout_attempt_dialing', {
         ...attemptData(attempt),
         order: person.numorder,
@@ -590,6 +600,10 @@ export class CalloutService {
       return updated;
     });
     if (!attempt) return;
+    this.#o.metrics?.attempts.inc({
+      outcome: attempt.outcome ?? outcome,
+      answer: answerLabel(attempt.digit),
+    });
     this.#publish('callout.attempt.finished', 'callout_attempt_finished', attemptData(attempt));
     this.wake();
   }
@@ -630,6 +644,10 @@ export class CalloutService {
     this.#stopped = true;
     if (this.#timer) clearTimeout(this.#timer);
   }
+}
+
+function answerLabel(digit: string | null): string {
+  return statusOfDigit(digit) === undefined ? 'none' : (digit as string);
 }
 
 function attemptData(attempt: AttemptRow) {
