@@ -121,6 +121,8 @@ export function createCalloutModule(options: CalloutModuleOptions): CalloutModul
     attemptLeaseMs: c.attemptLeaseMs,
     ringTimeoutMs: c.ringTimeoutS * 1000,
     batchSize: c.batchSize,
+    // Decisions at the same time on PostgreSQL: half the pool (API and results need the rest).
+    concurrency: Math.max(1, Math.floor(config.database.poolSize / 2)),
     logger,
     metrics: calloutMetrics(options.metricsRegistry),
     ...(options.publish ? { publish: options.publish } : {}),

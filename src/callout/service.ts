@@ -83,6 +83,8 @@ export interface CalloutServiceOptions {
   ringTimeoutMs: number;
   /** Events decided per round. */
   batchSize: number;
+  /** Events decided at the same time on PostgreSQL (SQLite: 1). Default 8. */
+  concurrency?: number;
   /** Lease of an event while a worker decides, in ms. Default 30000. */
   decisionLeaseMs?: number;
   /** This worker's lease owner id. Default host:pid:random. */
@@ -255,11 +257,24 @@ export class CalloutService {
         limit: this.#o.batchSize,
         nowMs: now,
       });
-      for (const event of claimed) {
-        if (this.#dead) return decided;
-        await this.#decide(event);
-        decided += 1;
-      }
+      // Claimed events are independent (each fenced by its own lease): decide several at once
+      // on PostgreSQL (each decision is a few round trips); one at a time on SQLite (one
+      // connection), yielding to the event loop between decisions so that calls, AMI
+      // responses and HTTP requests are not starved by a long synchronous batch.
+      const concurrency =
+        this.#o.database.dialect === 'postgres' ? Math.max(1, this.#o.concurrency ?? 8) : 1;
+      let index = 0;
+      await Promise.all(
+        Array.from({ length: Math.min(concurrency, claimed.length) }, async () => {
+          while (index < claimed.length && !this.#dead) {
+            const event = claimed[index++] as EventRow;
+            await this.#decide(event);
+            decided += 1;
+            if (concurrency === 1) await new Promise((resolve) => setImmediate(resolve));
+          }
+        }),
+      );
+      if (this.#dead) return decided;
       if (claimed.length < this.#o.batchSize) return decided;
     }
   }
@@ -404,6 +419,7 @@ export class CalloutService {
         })
         .where('id', '=', event.id)
         .execute();
+      // One multi-row insert and one update for everyone dialled now (fewer round trips).
       for (const person of toDial) {
         const attempt: AttemptRow = {
           id: newId(now),
@@ -424,13 +440,22 @@ export class CalloutService {
           lease_until: now + this.#o.attemptLeaseMs,
           lease_owner: this.owner,
         };
-        await trx.insertInto('callout_attempt').values(attempt).execute();
+        dials.push({ attempt, person: { ...person, calls: person.calls + 1, latest_at: now } });
+      }
+      if (dials.length > 0) {
+        await trx
+          .insertInto('callout_attempt')
+          .values(dials.map((d) => d.attempt))
+          .execute();
         await trx
           .updateTable('callout_person')
-          .set({ calls: person.calls + 1, latest_at: now })
-          .where('id', '=', person.id)
+          .set((eb) => ({ calls: eb('calls', '+', 1), latest_at: now }))
+          .where(
+            'id',
+            'in',
+            dials.map((d) => d.person.id),
+          )
           .execute();
-        dials.push({ attempt, person: { ...person, calls: person.calls + 1, latest_at: now } });
       }
       return event;
     });

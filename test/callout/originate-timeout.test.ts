@@ -66,3 +66,65 @@ test('an Originate response later than the AMI action timeout: one call, the key
   );
   assert.equal(sim.originates().length, 1, 'dialled once');
 });
+
+test('20 calls in progress share one AMI event listener (events routed by key, not fanned out)', async () => {
+  const scripts: Record<string, object> = {};
+  for (let i = 0; i < 20; i += 1)
+    scripts[`50${String(i).padStart(2, '0')}`] = {
+      answerAfterMs: 20,
+      dtmf: '1',
+      dtmfAfterMs: 800,
+      hangupAfterMs: 5_000,
+    };
+  const sim = await startSimulator({
+    port: 0,
+    dtmfDurationMs: 10,
+    scripts,
+    dialplan: {
+      'switchboard-callout': {
+        playback: '',
+        read: 'DIGIT,x,1,,1,5',
+        readTimeoutMs: 5_000,
+        userEvent: {
+          name: 'SwitchboardDTMF',
+          // biome-ignore lint/suspicious/noTemplateCurlyInString: dialplan variables
+          fields: { Digit: '${DIGIT}', CallId: '${SWITCHBOARD_CALL_ID}' },
+        },
+      },
+    },
+  });
+  cleanups.push(() => sim.close());
+  const db = testDb('sqlite');
+  const config = calloutConfig(db, '', sim.url());
+  const { service, url } = await startServe(config, db);
+  cleanups.push(() => service.stop());
+  await until(() => service.context?.ami.clients[0]?.connected === true);
+  const client = service.context?.ami.clients[0];
+  assert.ok(client);
+  const before = client.listenerCount('event');
+  const response = await postCurlStyle(url, [
+    ['testflg', '0'],
+    ['hostname', 'db1'],
+    ['operator', 'zabbix'],
+    ['calltype', '2'],
+    ['frequency', '1'],
+    ['language', 'en'],
+    ['message', 'Disk full'],
+    ['headid', '2'],
+    ['footid', '1'],
+    ...Object.keys(scripts).map((n, i): [string, string] => [
+      'addressee',
+      `${i + 1}:u${i}:${n}:N:1`,
+    ]),
+  ]);
+  const { eventid } = (await response.json()) as { eventid: string };
+  await until(() => sim.originates().length === 20);
+  await new Promise((r) => setTimeout(r, 200)); // all answered, keys not yet pressed
+  assert.ok(
+    client.listenerCount('event') <= before + 1,
+    `event listeners: ${client.listenerCount('event')} (before: ${before})`,
+  );
+  const h = await waitHistory(url, eventid, (x) => x.eventstatus === '2');
+  assert.ok(h.result.every((r) => r.status === '1' && r.numofcall === '1'));
+  assert.equal(client.listenerCount('event'), before, 'the router detaches when idle');
+});

@@ -20,6 +20,7 @@ import { AmiTimeoutError } from '../../ami/errors.ts';
 import type { SpeechEngine } from '../../media/tts/engine.ts';
 import { asteriskSoundName, expandDialString } from '../../telephony/dialstring.ts';
 import { type CallEventSource, CallTrackingError, originate } from '../../telephony/originate.ts';
+import { routerFor } from './ami-router.ts';
 import type { AttemptSink, CalloutProvider, DialRequest } from './types.ts';
 import { statusOfDigit } from './types.ts';
 
@@ -115,7 +116,7 @@ export function createAsteriskProvider(options: AsteriskProviderOptions): Callou
       const writes: Promise<void>[] = [];
       try {
         const result = await originate(
-          client,
+          routerFor(client).source(request.attemptId),
           {
             dialString,
             context: options.context,
