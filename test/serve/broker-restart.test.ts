@@ -5,7 +5,6 @@
 // SWITCHBOARD_TEST_BROKER_RESTART=1 (.ci/run sets it; tests there run one file at a time).
 import assert from 'node:assert/strict';
 import { mkdtempSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
@@ -13,7 +12,7 @@ import { remapIdentifiers } from '../../src/ami/remap.ts';
 import { BROKER_URL, deleteExchange, uniqueName, withBrokerStopped } from '../bus/helpers.ts';
 import { type RunningCli, startCli } from '../support/cli.ts';
 import { loadGolden } from '../support/conformance.ts';
-import { fakePbx, fixtureEvents, until } from './helpers.ts';
+import { fakePbx, fixtureEvents, freePort, until } from './helpers.ts';
 
 const ENTRY = join(import.meta.dirname, 'cli-entry.ts');
 const dir = mkdtempSync(join(tmpdir(), 'sb-broker-restart-'));
@@ -32,14 +31,6 @@ function suffixed(line: unknown, suffix: string): unknown {
         : suffixed(value, suffix);
   }
   return copy;
-}
-
-async function freePort(): Promise<number> {
-  const probe = createServer();
-  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
-  const { port } = probe.address() as { port: number };
-  await new Promise((resolve) => probe.close(resolve));
-  return port;
 }
 
 test('a RabbitMQ restart in the middle of a stream: listen --queue gets every call event', {

@@ -1,5 +1,6 @@
 // Helpers of the serve tests: a fake Asterisk streaming conformance fixtures, a config for
 // a test service, and an SSE reader.
+import { createServer as createNetServer } from 'node:net';
 import type { AmiEvent } from '../../src/ami/message.ts';
 import { AmiServer } from '../../src/ami/server.ts';
 import { loadConfig } from '../../src/config/load.ts';
@@ -163,4 +164,13 @@ export async function until(
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 10));
   }
+}
+
+/** A TCP port that was free a moment ago on 127.0.0.1 (bound, read, released). */
+export async function freePort(): Promise<number> {
+  const probe = createNetServer();
+  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
+  const { port } = probe.address() as { port: number };
+  await new Promise((resolve) => probe.close(resolve));
+  return port;
 }

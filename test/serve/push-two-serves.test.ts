@@ -4,22 +4,13 @@
 // Redis, the device through the shared database. Push goes to a fake APNs (HTTP/2 + TLS).
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { dropSchema, PG_URL, postForm, REDIS_URL, startFakeApns, tempDir } from '../push/fakes.ts';
 import { type RunningCli, startCli } from '../support/cli.ts';
-import { until } from './helpers.ts';
+import { freePort, until } from './helpers.ts';
 
 const ENTRY = join(import.meta.dirname, 'cli-entry.ts');
-
-async function freePort(): Promise<number> {
-  const probe = createServer();
-  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
-  const { port } = probe.address() as { port: number };
-  await new Promise((resolve) => probe.close(resolve));
-  return port;
-}
 
 test('two serve processes share PostgreSQL and Redis: register on A, call on A, answer on B → ACK', {
   timeout: 120_000,
