@@ -8,6 +8,7 @@ import { AmiClient, type AmiClientOptions } from '../ami/client.ts';
 import type { AmiEvent } from '../ami/message.ts';
 import { CallEngine } from './engine.ts';
 import {
+  amiEventHandler,
   dispatchCallEvent,
   type EventContext,
   type Reporter,
@@ -73,16 +74,9 @@ export class AmiRunner {
       onCallEvent: (event) => dispatchCallEvent(this.#reporter, event, context, onError),
     });
     this.engines.set(client.name, engine);
-    const onAmiEvent = this.#reporter.onAmiEvent?.bind(this.#reporter);
+    const onAmiEvent = amiEventHandler(this.#reporter, context, onError);
     client.on('event', (event: AmiEvent) => {
-      if (onAmiEvent !== undefined) {
-        try {
-          const result = onAmiEvent(event, context);
-          if (result instanceof Promise) result.catch((error: unknown) => onError(error, event));
-        } catch (error) {
-          onError(error, event);
-        }
-      }
+      onAmiEvent?.(event);
       engine.handle(event);
     });
     client.on('connect', () => {

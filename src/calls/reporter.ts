@@ -99,3 +99,23 @@ export function dispatchCallEvent(
     onError(error, event);
   }
 }
+
+/**
+ * The reporter's `onAmiEvent` wrapped so that a throw or rejection goes to `onError`, or
+ * `undefined` when the reporter has no such method (runners skip the call altogether).
+ */
+export function amiEventHandler(
+  reporter: Reporter,
+  context: EventContext,
+  onError: ReporterErrorHandler,
+): ((event: AmiEvent) => void) | undefined {
+  const method = reporter.onAmiEvent;
+  if (method === undefined) return undefined;
+  return (event) => {
+    try {
+      settle(method.call(reporter, event, context), onError, event);
+    } catch (error) {
+      onError(error, event);
+    }
+  };
+}

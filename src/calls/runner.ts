@@ -5,6 +5,7 @@
 import type { AmiEvent } from '../ami/message.ts';
 import { CallEngine } from './engine.ts';
 import {
+  amiEventHandler,
   dispatchCallEvent,
   type EventContext,
   type Reporter,
@@ -56,17 +57,10 @@ export async function runRecording(
       dispatchCallEvent(reporter, event, context, onError);
     },
   });
-  const onAmiEvent = reporter.onAmiEvent?.bind(reporter);
+  const onAmiEvent = amiEventHandler(reporter, context, onError);
   const feed = (event: AmiEvent): void => {
     summary.amiEvents++;
-    if (onAmiEvent !== undefined) {
-      try {
-        const result = onAmiEvent(event, context);
-        if (result instanceof Promise) result.catch((error: unknown) => onError(error, event));
-      } catch (error) {
-        onError(error, event);
-      }
-    }
+    onAmiEvent?.(event);
     engine.handle(event);
   };
   try {
