@@ -27,15 +27,6 @@ import {
   serializeAction,
 } from './protocol.ts';
 
-export {
-  AmiActionError,
-  AmiAuthError,
-  AmiDisconnectedError,
-  AmiError,
-  AmiTimeoutError,
-  AmiUrlError,
-} from './errors.ts';
-
 /** Reconnect backoff: delay before attempt n (0-based) is `random() * min(maxDelayMs, initialDelayMs * factor^n)` ("full jitter"). */
 export interface AmiBackoffOptions {
   /** Upper bound of the first delay, in ms. Default 500. */

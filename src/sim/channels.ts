@@ -50,7 +50,8 @@ export interface LiveChannel {
   createdAtMs: number;
 }
 
-const UPDATED_KEYS = [
+/** The channel fields every channel event carries and a later event may change. */
+export const UPDATED_KEYS = [
   'ChannelState',
   'ChannelStateDesc',
   'CallerIDNum',

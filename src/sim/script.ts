@@ -10,6 +10,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
+import { UPDATED_KEYS } from './channels.ts';
 
 /** What happens to a call (the `OriginateResponse` `Reason` in brackets). */
 export type SimOutcome =
@@ -201,25 +202,9 @@ export function resolveDialplan(dialplans: SimDialplans, context: string): SimDi
 
 /** Field names a UserEvent may not use: they are already in every channel event. */
 const RESERVED_FIELDS = new Set(
-  [
-    'Event',
-    'Privilege',
-    'UserEvent',
-    'Channel',
-    'ChannelState',
-    'ChannelStateDesc',
-    'CallerIDNum',
-    'CallerIDName',
-    'ConnectedLineNum',
-    'ConnectedLineName',
-    'Language',
-    'AccountCode',
-    'Context',
-    'Exten',
-    'Priority',
-    'Uniqueid',
-    'Linkedid',
-  ].map((name) => name.toLowerCase()),
+  ['Event', 'Privilege', 'UserEvent', 'Channel', ...UPDATED_KEYS, 'Uniqueid', 'Linkedid'].map(
+    (name) => name.toLowerCase(),
+  ),
 );
 
 function isRecord(value: unknown): value is Record<string, unknown> {

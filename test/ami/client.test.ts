@@ -3,17 +3,19 @@ import net from 'node:net';
 import { after, describe, test } from 'node:test';
 import { inspect } from 'node:util';
 import {
-  AmiActionError,
-  AmiAuthError,
   AmiClient,
   type AmiClientOptions,
-  AmiDisconnectedError,
   AmiPool,
-  AmiTimeoutError,
-  AmiUrlError,
   backoffDelayMs,
   parseAmiUrl,
 } from '../../src/ami/client.ts';
+import {
+  AmiActionError,
+  AmiAuthError,
+  AmiDisconnectedError,
+  AmiTimeoutError,
+  AmiUrlError,
+} from '../../src/ami/errors.ts';
 import type { AmiEvent } from '../../src/ami/message.ts';
 import { AmiServer, type AmiServerConnection } from '../../src/ami/server.ts';
 
