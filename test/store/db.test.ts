@@ -4,11 +4,13 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import SQLite from 'better-sqlite3';
 import { sql } from 'kysely';
 import pg from 'pg';
 import {
   autoIncrementId,
   autoIncrementType,
+  cachingSqliteDatabase,
   claimDue,
   type Database,
   defineMigrations,
@@ -315,6 +317,35 @@ describe('store helpers', () => {
       await database.close();
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+
+  test('SQLite prepared statements are cached by SQL text, bounded, never shared while iterating', () => {
+    const sqlite = new SQLite(':memory:');
+    let prepared = 0;
+    const prepare = sqlite.prepare.bind(sqlite);
+    sqlite.prepare = ((text: string) => {
+      prepared++;
+      return prepare(text);
+    }) as typeof sqlite.prepare;
+    const database = cachingSqliteDatabase(sqlite, 2);
+    database.prepare('create table t (n integer)').run([]);
+    const insert = database.prepare('insert into t (n) values (?)');
+    for (let n = 1; n <= 3; n++) database.prepare('insert into t (n) values (?)').run([n]);
+    assert.equal(database.prepare('insert into t (n) values (?)'), insert);
+    assert.equal(prepared, 2, 'the insert was prepared once');
+    // A statement still iterating is not handed out again: a fresh one reads alongside.
+    const rows = database.prepare('select n from t order by n').iterate([]);
+    assert.deepEqual(rows.next().value, { n: 1 });
+    const again = database.prepare('select n from t order by n');
+    assert.deepEqual(again.all([]), [{ n: 1 }, { n: 2 }, { n: 3 }]);
+    assert.deepEqual([...rows], [{ n: 2 }, { n: 3 }]);
+    // Bounded: the least recently used statement is dropped (prepared again when asked).
+    const before = prepared;
+    database.prepare('select 1');
+    database.prepare('select 2');
+    database.prepare('insert into t (n) values (?)');
+    assert.equal(prepared, before + 3);
+    database.close();
   });
 
   test('a wrong PostgreSQL password never appears in the error', async () => {
