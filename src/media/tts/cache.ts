@@ -49,6 +49,8 @@ export class CachedEngine implements SpeechEngine {
   readonly #dir: string;
   readonly #variant: string;
   readonly #inflight = new Map<string, Promise<string>>();
+  /** Probed format of cache files (a copy has the same format): one `sox --i` per entry. */
+  readonly #info = new Map<string, Promise<Omit<AudioInfo, 'path'>>>();
 
   constructor(inner: SpeechEngine, options: CacheOptions) {
     this.#inner = inner;
@@ -107,7 +109,14 @@ export class CachedEngine implements SpeechEngine {
     const silenceS = options.leadingSilenceS ?? 0;
     if (silenceS > 0) return convertForAsterisk(cached, outPath, { leadingSilenceS: silenceS });
     await writeAtomically(outPath, (temp) => copyFile(cached, temp));
-    return { ...(await probeAudio(outPath)), path: outPath };
+    let info = this.#info.get(cached);
+    if (!info) {
+      info = probeAudio(outPath).then(({ path: _path, ...probed }) => probed);
+      info.catch(() => this.#info.delete(cached));
+      this.#info.set(cached, info);
+      if (this.#info.size > 10_000) this.#info.delete(this.#info.keys().next().value as string);
+    }
+    return { ...(await info), path: outPath };
   }
 
   /** Removes cache entries not used for `maxAgeMs`; resolves with how many were removed. */
@@ -121,6 +130,7 @@ export class CachedEngine implements SpeechEngine {
       const info = await stat(file).catch(() => undefined);
       if (info && info.mtimeMs < limit) {
         await unlink(file).catch(() => undefined);
+        this.#info.delete(file);
         removed++;
       }
     }
