@@ -321,7 +321,7 @@ export class Fifo<T> {
  * - `switchboard_bus_messages_dropped_total{bus,reason}`: counter; reasons `buffer_full`
  *   (AMQP buffer bound reached), `subscriber_queue_full` (in-process slow subscriber),
  *   `closed` (published after close, or still buffered when close timed out),
- *   `unserializable` (not JSON).
+ *   `unserializable` (not JSON; the in-process bus only serialises for a matching subscriber).
  * - `switchboard_bus_messages_resent_total{bus}`: counter, AMQP messages sent again after a
  *   connection loss before their confirm arrived (possible duplicates).
  * - `switchboard_bus_connected{bus}`: gauge, 1 when connected.

@@ -95,23 +95,27 @@ export class MemoryBus implements Bus {
       this.#drop('closed', routingKey);
       return false;
     }
-    let copy: BusMessage;
-    try {
-      copy = JSON.parse(JSON.stringify(message)) as BusMessage;
-    } catch (err) {
-      this.#drop('unserializable', routingKey, err);
-      return false;
+    const targets: MemorySubscription[] = [];
+    for (const sub of this.#subs) if (sub.matches(routingKey)) targets.push(sub);
+    // Nobody bound: nothing to copy (the AMI firehose with no subscriber costs no JSON work).
+    let copy: BusMessage | undefined;
+    if (targets.length > 0) {
+      try {
+        copy = JSON.parse(JSON.stringify(message)) as BusMessage;
+      } catch (err) {
+        this.#drop('unserializable', routingKey, err);
+        return false;
+      }
     }
     let accepted = true;
-    for (const sub of this.#subs) {
-      if (!sub.matches(routingKey)) continue;
+    for (const sub of targets) {
       if (sub.queue.length >= this.#queueSize) {
         sub.dropped++;
         accepted = false;
         this.#drop('subscriber_queue_full', routingKey, undefined, sub.bindingKey);
         continue;
       }
-      sub.queue.push({ routingKey, message: copy });
+      sub.queue.push({ routingKey, message: copy as BusMessage });
       if (!sub.running) {
         sub.running = true;
         setImmediate(() => void this.#run(sub));
