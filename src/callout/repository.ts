@@ -15,7 +15,7 @@
  *
  * Source: seed "DATABASE" section.
  */
-import { type Kysely, sql } from 'kysely';
+import { type Kysely, sql, type Transaction } from 'kysely';
 import { type Database, defineMigrations, type MigrationSet } from '../store/db.ts';
 
 /** `callout_event` row. */
@@ -187,18 +187,83 @@ export function calloutDb(database: Database): CalloutDb {
   return database.db as unknown as CalloutDb;
 }
 
-/** Inserts an event and its people in one transaction (durable before anything acts). */
-export async function insertEvent(
-  database: Database,
-  event: EventRow,
-  people: PersonRow[],
+/**
+ * Inserts events and their people (durable before anything acts, once the caller's
+ * transaction commits): multi-row INSERTs of at most 2,000 rows (PostgreSQL takes at most
+ * 65,535 parameters per statement).
+ */
+export async function insertEvents(
+  trx: Transaction<CalloutTables>,
+  rows: ReadonlyArray<{ event: EventRow; people: readonly PersonRow[] }>,
 ): Promise<void> {
-  await calloutDb(database)
-    .transaction()
-    .execute(async (trx) => {
-      await trx.insertInto('callout_event').values(event).execute();
-      if (people.length > 0) await trx.insertInto('callout_person').values(people).execute();
-    });
+  const events = rows.map((r) => r.event);
+  const people = rows.flatMap((r) => r.people);
+  for (let i = 0; i < events.length; i += 2000) {
+    await trx
+      .insertInto('callout_event')
+      .values(events.slice(i, i + 2000))
+      .execute();
+  }
+  for (let i = 0; i < people.length; i += 2000) {
+    await trx
+      .insertInto('callout_person')
+      .values(people.slice(i, i + 2000))
+      .execute();
+  }
+}
+
+/**
+ * Locks events in id order (PostgreSQL `SELECT ... ORDER BY id FOR UPDATE`; SQLite has one
+ * writer and needs nothing). Every transaction that updates several events takes their locks
+ * this way first, events before attempts and people, so that no two of them wait for each
+ * other (a multi-row UPDATE locks rows in whatever order its plan scans them).
+ */
+export async function lockEvents(
+  trx: Transaction<CalloutTables>,
+  dialect: 'sqlite' | 'postgres',
+  ids: readonly string[],
+): Promise<void> {
+  if (dialect !== 'postgres' || ids.length === 0) return;
+  await trx
+    .selectFrom('callout_event')
+    .select('id')
+    .where('id', 'in', [...ids])
+    .orderBy('id')
+    .forUpdate()
+    .execute();
+}
+
+/** The event ids of attempts. */
+export async function eventsOfAttempts(
+  trx: Transaction<CalloutTables>,
+  attemptIds: readonly string[],
+): Promise<string[]> {
+  if (attemptIds.length === 0) return [];
+  const rows = await trx
+    .selectFrom('callout_attempt')
+    .select('event_id')
+    .distinct()
+    .where('id', 'in', [...attemptIds])
+    .execute();
+  return rows.map((r) => r.event_id);
+}
+
+/** Sets the provider call ids (Twilio `CallSid`, Asterisk `Uniqueid`) of attempts: one UPDATE. */
+export async function setProviderCallIds(
+  trx: Transaction<CalloutTables>,
+  writes: ReadonlyArray<{ attemptId: string; providerCallId: string }>,
+): Promise<void> {
+  if (writes.length === 0) return;
+  const byId = new Map(writes.map((w) => [w.attemptId, w.providerCallId]));
+  const cases = sql.join(
+    [...byId].map(([id, callId]) => sql`when ${id} then ${callId}`),
+    sql` `,
+  );
+  await trx
+    .updateTable('callout_attempt')
+    .set({ provider_call_id: sql<string>`case id ${cases} end` })
+    .where('id', 'in', [...byId.keys()])
+    .execute();
 }
 
 /** An event with its people and attempts (history). */

@@ -22,40 +22,43 @@ after(async () => {
   for (const c of cleanups.reverse()) await c().catch(() => {});
 });
 
-test('benchmark workload under event-loop stalls: exact call counts, nobody dialled twice', {
-  timeout: 120_000,
-}, async () => {
-  const sim = await startSimulator(benchSimulatorOptions());
-  cleanups.push(() => sim.close());
-  const db = testDb('sqlite');
-  const config = calloutConfig(db, '', sim.url());
-  config.callout.maxAddressees = 10;
-  const { service, url } = await startServe(config, db);
-  cleanups.push(() => service.stop());
-  await until(() => service.context?.ami.clients[0]?.connected === true);
-  const events = 10;
-  const ids: string[] = [];
-  for (let e = 0; e < events; e += 1) {
-    const response = await fetch(`${url}/api/v1/call`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/x-www-form-urlencoded' },
-      body: new URLSearchParams(benchRequest()).toString(),
-    });
-    ids.push(((await response.json()) as { eventid: string }).eventid);
-  }
-  // Stall the event loop (as 1,000 escalations on 2 cores do) for 1.2 s every 100 ms, 4 s long.
-  const stopAt = Date.now() + 4_000;
-  const stall = setInterval(() => {
-    if (Date.now() > stopAt) return clearInterval(stall);
-    const until = Date.now() + 1_200;
-    while (Date.now() < until) {
-      // busy
+for (const kind of ['sqlite', 'postgres'] as const) {
+  test(`benchmark workload under event-loop stalls (${kind}): exact call counts, nobody dialled twice`, {
+    timeout: 120_000,
+  }, async () => {
+    const sim = await startSimulator(benchSimulatorOptions());
+    cleanups.push(() => sim.close());
+    const db = testDb(kind);
+    cleanups.push(() => db.drop());
+    const config = calloutConfig(db, '', sim.url());
+    config.callout.maxAddressees = 10;
+    const { service, url } = await startServe(config, db);
+    cleanups.push(() => service.stop());
+    await until(() => service.context?.ami.clients[0]?.connected === true);
+    const events = 10;
+    const ids: string[] = [];
+    for (let e = 0; e < events; e += 1) {
+      const response = await fetch(`${url}/api/v1/call`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams(benchRequest()).toString(),
+      });
+      ids.push(((await response.json()) as { eventid: string }).eventid);
     }
-  }, 100);
-  cleanups.push(async () => clearInterval(stall));
-  for (const id of ids) await waitHistory(url, id, (h) => h.eventstatus === '2', 90_000);
-  clearInterval(stall);
-  const kysely = service.context?.db.db as Kysely<unknown>;
-  await checkBenchCalls(kysely, sim.originates(), events);
-  assert.equal(sim.originates().length, events * BENCH_CALLS_PER_EVENT);
-});
+    // Stall the event loop (as 1,000 escalations on 2 cores do) for 1.2 s every 100 ms, 4 s long.
+    const stopAt = Date.now() + 4_000;
+    const stall = setInterval(() => {
+      if (Date.now() > stopAt) return clearInterval(stall);
+      const until = Date.now() + 1_200;
+      while (Date.now() < until) {
+        // busy
+      }
+    }, 100);
+    cleanups.push(async () => clearInterval(stall));
+    for (const id of ids) await waitHistory(url, id, (h) => h.eventstatus === '2', 90_000);
+    clearInterval(stall);
+    const kysely = service.context?.db.db as Kysely<unknown>;
+    await checkBenchCalls(kysely, sim.originates(), events);
+    assert.equal(sim.originates().length, events * BENCH_CALLS_PER_EVENT);
+  });
+}
