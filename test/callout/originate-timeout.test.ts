@@ -4,7 +4,15 @@
 // answer" while the first call went on, and the key pressed in it was lost. The provider now
 // waits much longer for the response, and a timeout leaves the attempt to its lease.
 import assert from 'node:assert/strict';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, test } from 'node:test';
+import type { Logger } from 'pino';
+import { AmiClient } from '../../src/ami/client.ts';
+import { AmiServer } from '../../src/ami/server.ts';
+import { createAsteriskProvider } from '../../src/callout/providers/asterisk.ts';
+import type { SpeechEngine } from '../../src/media/tts/engine.ts';
 import { startSimulator } from '../../src/sim/index.ts';
 import { calloutConfig, postCurlStyle, startServe, testDb, until, waitHistory } from './helpers.ts';
 
@@ -127,4 +135,87 @@ test('20 calls in progress share one AMI event listener (events routed by key, n
   const h = await waitHistory(url, eventid, (x) => x.eventstatus === '2');
   assert.ok(h.result.every((r) => r.status === '1' && r.numofcall === '1'));
   assert.equal(client.listenerCount('event'), before, 'the router detaches when idle');
+});
+
+test('an Originate never answered (provider timeout): nothing reported, left to its lease, one Originate', async () => {
+  // A PBX that takes the Originate and never answers it (no response, no OriginateResponse).
+  const server = new AmiServer({
+    users: { switchboard: 'secret' },
+    handlers: { Originate: () => undefined },
+  });
+  const originates: string[] = [];
+  server.on('action', (action) => {
+    if (String(action.Action).toLowerCase() === 'originate')
+      originates.push(String(action.Channel));
+  });
+  const port = await server.listen();
+  cleanups.push(() => server.close());
+  const client = new AmiClient({
+    port,
+    username: 'switchboard',
+    secret: 'secret',
+    pingIntervalMs: 0,
+    actionTimeoutMs: 50,
+  });
+  cleanups.push(() => client.close());
+  await client.connect();
+  const dir = mkdtempSync(join(tmpdir(), 'callout-timeout-'));
+  const warnings: string[] = [];
+  const logger = {
+    warn: (_: unknown, message: string) => warnings.push(message),
+    error: (_: unknown, message: string) => warnings.push(message),
+  } as unknown as Logger;
+  const provider = createAsteriskProvider({
+    clients: () => [client],
+    dialString: 'PJSIP/{telno}@trunk',
+    context: 'switchboard-callout',
+    callerId: '',
+    mediaDir: dir,
+    confirm: {},
+    speech: {
+      name: 'fake',
+      synthesize: async (_text: string, _language: string, outPath: string) => {
+        writeFileSync(outPath, 'RIFF');
+        return {
+          path: outPath,
+          sampleRateHz: 8000,
+          channels: 1,
+          bitsPerSample: 16,
+          encoding: 'PCM',
+          durationS: 1,
+        };
+      },
+    } as unknown as SpeechEngine,
+    originateTimeoutMs: 300,
+    logger,
+  });
+  const reported: string[] = [];
+  const started = Date.now();
+  await provider.dial(
+    {
+      attemptId: 'a1',
+      eventId: 'e1',
+      telno: '401',
+      language: 'en',
+      head: 'Head',
+      message: 'Disk full',
+      foot: 'Foot',
+      ringTimeoutMs: 1000,
+    },
+    {
+      placed: async (id) => void reported.push(`placed ${id}`),
+      digit: async (id, d) => void reported.push(`digit ${id} ${d}`),
+      finished: async (id, outcome) => void reported.push(`finished ${id} ${outcome}`),
+    },
+  );
+  // It waited for the provider's own timeout, not the client's 50 ms action timeout...
+  assert.ok(Date.now() - started >= 290, `dial returned after ${Date.now() - started} ms`);
+  // ...and reported nothing: not `failed` (which would dial the person again), so the attempt
+  // stays `dialing` until its lease makes it `unknown` (= no answer, never redialled blindly).
+  assert.deepEqual(reported, []);
+  assert.deepEqual(originates, ['PJSIP/401@trunk']);
+  assert.ok(
+    warnings.some((w) => w.includes('no response to Originate')),
+    `warnings: ${warnings.join(' | ')}`,
+  );
 });
