@@ -27,8 +27,8 @@ import {
   PostgresDialect,
   type RawBuilder,
   SqliteAdapter,
-  SqliteDialect,
   type SqliteDatabase,
+  SqliteDialect,
   sql,
 } from 'kysely';
 import {
@@ -163,7 +163,9 @@ export async function openDatabase<DB = unknown>(
     sqlite.pragma(`busy_timeout = ${Math.trunc(options.busyTimeoutMs ?? 5000)}`);
     sqlite.pragma('foreign_keys = ON');
     sqlite.pragma('synchronous = NORMAL');
-    const db = new Kysely<DB>({ dialect: new SwitchboardSqliteDialect({ database: cachingSqliteDatabase(sqlite) }) });
+    const db = new Kysely<DB>({
+      dialect: new SwitchboardSqliteDialect({ database: cachingSqliteDatabase(sqlite) }),
+    });
     return {
       db,
       dialect: 'sqlite',
