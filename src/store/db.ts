@@ -107,9 +107,14 @@ class SwitchboardSqliteDialect extends SqliteDialect {
  * SQLite driver prepares every query anew; preparing was the largest single cost of the
  * alert-call worker (13 % of its CPU in the 1,000-escalation benchmark), whose queries repeat
  * with new parameters. A statement still iterating (`busy`, Kysely's `stream()`) is never
- * handed out twice: a fresh one is prepared for the second caller.
+ * handed out twice: a fresh one is prepared for the second caller. Statements longer than
+ * `maxSqlLength` characters are not cached.
  */
-export function cachingSqliteDatabase(sqlite: SQLite.Database, size = 500): SqliteDatabase {
+export function cachingSqliteDatabase(
+  sqlite: SQLite.Database,
+  size = 500,
+  maxSqlLength = 2048,
+): SqliteDatabase {
   const cache = new Map<string, SQLite.Statement>();
   return {
     close: () => {
@@ -125,6 +130,9 @@ export function cachingSqliteDatabase(sqlite: SQLite.Database, size = 500): Sqli
         return cached;
       }
       const statement = sqlite.prepare(sqlText);
+      // Long texts (multi-row INSERTs, long IN lists) rarely repeat exactly and their
+      // programs are big: not cached.
+      if (sqlText.length > maxSqlLength) return statement;
       cache.set(sqlText, statement);
       if (cache.size > size) cache.delete(cache.keys().next().value as string);
       return statement;

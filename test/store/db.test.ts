@@ -345,6 +345,12 @@ describe('store helpers', () => {
     database.prepare('select 2');
     database.prepare('insert into t (n) values (?)');
     assert.equal(prepared, before + 3);
+    // Long texts (multi-row inserts, long IN lists) are not cached.
+    const long = `select n from t where n in (${Array.from({ length: 700 }, () => '?').join(', ')})`;
+    const beforeLong = prepared;
+    database.prepare(long);
+    database.prepare(long);
+    assert.equal(prepared, beforeLong + 2);
     database.close();
   });
 
