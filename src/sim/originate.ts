@@ -666,13 +666,19 @@ export class SimCall {
       const rounds = validKeys === '' ? 1 : Math.max(1, plan.rounds ?? 3);
       const variable = plan.read.split(',')[0] || 'READ';
       const readPriority = priority++;
+      let silent = 0;
       for (let round = 1; ; round++) {
         this.#newexten(chan1, readPriority, 'Read', plan.read);
         if (!(await this.#read(chan1, plan.read, plan.readTimeoutMs))) return;
         if (validKeys === '') break;
         const digit = this.#vars.get(variable) ?? '';
         if (digit === '') {
-          accepted = false; // no key: no UserEvent (the shipped dialplan's SwitchboardNoKey)
+          // No key: the message plays again (`silentRepeats` times, 1 in the shipped dialplan)
+          // while rounds remain, then the call ends without a UserEvent (the shipped
+          // dialplan's SwitchboardNoKey is not simulated).
+          silent += 1;
+          if (silent <= (plan.silentRepeats ?? 1) && round < rounds) continue;
+          accepted = false;
           break;
         }
         if (validKeys.includes(digit)) break;

@@ -113,6 +113,11 @@ export interface SimDialplan {
   /** Reads in all when `validKeys` is set (the shipped dialplan: 3). Default 3. */
   rounds?: number;
   /**
+   * When `validKeys` is set: how many times the message plays again when nothing was pressed
+   * (within `rounds`), as the shipped dialplan's `SILENT` counter. Default 1.
+   */
+  silentRepeats?: number;
+  /**
    * The `UserEvent` raised for a key not in `validKeys`, before the re-prompt; null = none.
    * Default `SwitchboardInvalidKey` with `Digit: ${DIGIT}`.
    */
@@ -273,7 +278,8 @@ function userEventOf(at: string, item: unknown): SimUserEvent {
 
 /**
  * Validates a dialplan entry (`playback`, `playbackMs`, `read`, `readTimeoutMs`,
- * `userEvent: {name, fields}` or null, `validKeys`, `rounds`, `invalidKeyEvent`).
+ * `userEvent: {name, fields}` or null, `validKeys`, `rounds`, `silentRepeats`,
+ * `invalidKeyEvent`).
  *
  * @throws {SimScriptError} naming the key.
  */
@@ -302,6 +308,11 @@ export function validateDialplan(where: string, value: unknown): Partial<SimDial
         if (typeof item !== 'number' || !Number.isInteger(item) || item < 1 || item > 20)
           throw new SimScriptError(`${at}: expected an integer 1-20`);
         out.rounds = item;
+        break;
+      case 'silentRepeats':
+        if (typeof item !== 'number' || !Number.isInteger(item) || item < 0 || item > 20)
+          throw new SimScriptError(`${at}: expected an integer 0-20`);
+        out.silentRepeats = item;
         break;
       case 'invalidKeyEvent':
       case 'userEvent':
