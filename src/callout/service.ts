@@ -133,11 +133,7 @@ export class CalloutService {
   readonly #inflight = new Set<Promise<void>>();
   readonly #sink: AttemptSink;
   /** Writes waiting for the next group transaction (see {@link CalloutService.recordOutcome}). */
-  readonly #group: Array<{
-    write: GroupWrite;
-    resolve: () => void;
-    reject: (error: unknown) => void;
-  }> = [];
+  readonly #group: GroupEntry[] = [];
   #groupScheduled = false;
   /** Calls placed by this process (for benchmarks): attempt id → due and placed times, ms. */
   readonly placedLog: Array<{ dueAt: number; placedAt: number }> = [];
@@ -602,7 +598,15 @@ export class CalloutService {
    * of its own, so that one bad write fails alone.
    */
   async #flushGroup(): Promise<void> {
-    const group = this.#group.splice(0, 500);
+    // New events (API requests waiting) all go into this group, whatever their place in the
+    // queue; other writes up to 500 per group, in order.
+    const group: GroupEntry[] = [];
+    const rest: GroupEntry[] = [];
+    for (const entry of this.#group) {
+      if (entry.write.kind === 'insert' || group.length < 500) group.push(entry);
+      else rest.push(entry);
+    }
+    this.#group.splice(0, this.#group.length, ...rest);
     if (this.#dead) {
       // killed (tests' SIGKILL): nothing more is written
       for (const entry of group) entry.reject(new Error('callout: service killed'));
@@ -857,6 +861,13 @@ function groupBy<T>(rows: readonly T[], key: (row: T) => string): Map<string, T[
     else out.set(key(row), [row]);
   }
   return out;
+}
+
+/** A queued write and the promise waiting for its group's commit. */
+interface GroupEntry {
+  write: GroupWrite;
+  resolve: () => void;
+  reject: (error: unknown) => void;
 }
 
 /** A write of a group: a new event, a provider call id, a key, an outcome. */
