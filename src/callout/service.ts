@@ -593,9 +593,9 @@ export class CalloutService {
   }
 
   /**
-   * Writes one group (at most 500 queued writes) in one transaction, then publishes what
-   * changed. If the transaction fails, every write of the group is retried in a transaction
-   * of its own, so that one bad write fails alone.
+   * Writes one group (every queued new event and at most 500 other writes, in order) in one
+   * transaction, then publishes what changed. If the transaction fails, every write of the
+   * group is retried in a transaction of its own, so that one bad write fails alone.
    */
   async #flushGroup(): Promise<void> {
     // New events (API requests waiting) all go into this group, whatever their place in the
