@@ -72,11 +72,14 @@ export interface CalloutModule {
   stop(graceMs?: number): Promise<void>;
 }
 
-/** Which provider `callout.provider` selects (`auto`: asterisk with AMI servers, else dryrun). */
+/**
+ * Which provider `callout.provider` selects (`auto`: asterisk with AMI servers or the embedded
+ * simulator, else dryrun).
+ */
 export function selectProvider(config: Config): string {
   const p = config.callout.provider;
   if (p !== 'auto') return p;
-  return config.ami.servers.length > 0 ? 'asterisk' : 'dryrun';
+  return config.ami.servers.length > 0 || config.simulator.enabled ? 'asterisk' : 'dryrun';
 }
 
 /**

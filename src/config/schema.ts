@@ -373,7 +373,7 @@ export const CalloutSection = section(
     provider: oneOf(
       ['auto', 'asterisk', 'twilio', 'dryrun'],
       'auto',
-      'auto = asterisk when an AMI server is configured, else dryrun',
+      'auto = asterisk with an AMI server or the simulator, else dryrun',
     ),
     dialString: str('PJSIP/{telno}@trunk', 'Originate channel; {telno} is the validated number'),
     context: str('switchboard-callout', 'dialplan context the answered call enters'),

@@ -4,11 +4,12 @@
 // report is ignored; decisions of many events are taken in chunks. On SQLite and PostgreSQL.
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
-import type { CalloutProvider, DialRequest } from '../../src/callout/index.ts';
+import { type CalloutProvider, type DialRequest, selectProvider } from '../../src/callout/index.ts';
 import { createDryRunProvider } from '../../src/callout/providers/dryrun.ts';
 import type { AttemptSink } from '../../src/callout/providers/types.ts';
 import { calloutMigrations, loadEvent } from '../../src/callout/repository.ts';
 import { CalloutService, type CallRequest, choose } from '../../src/callout/service.ts';
+import { loadConfig } from '../../src/config/load.ts';
 import { migrate, openDatabase } from '../../src/store/db.ts';
 import { type Kind, testDb, until } from './helpers.ts';
 
@@ -246,4 +247,15 @@ describe('choose (the escalation rules, pure)', () => {
     assert.equal(unknown.status, 99);
     assert.equal(unknown.done, true);
   });
+});
+
+test('provider auto: asterisk with AMI servers or the embedded simulator (npm start), else dry run', () => {
+  const config = (text: string, overrides = {}) => loadConfig({ text, env: {}, overrides });
+  assert.equal(selectProvider(config('')), 'dryrun');
+  assert.equal(selectProvider(config('simulator:\n  enabled: true\n')), 'asterisk');
+  assert.equal(selectProvider(config('', { ami: ['tcp://u:s@127.0.0.1:5038'] })), 'asterisk');
+  assert.equal(
+    selectProvider(config('callout:\n  provider: dryrun\nsimulator:\n  enabled: true\n')),
+    'dryrun',
+  );
 });
