@@ -881,6 +881,23 @@ function unique<T>(values: Iterable<T>): T[] {
   return [...new Set(values)];
 }
 
+/** Attempt ids by written value, keeping only the first write of each attempt. */
+function firstPerAttempt<W extends { attemptId: string }, V>(
+  writes: readonly W[],
+  value: (write: W) => V,
+): Map<V, string[]> {
+  const seen = new Set<string>();
+  const out = new Map<V, string[]>();
+  for (const write of writes) {
+    if (seen.has(write.attemptId)) continue;
+    seen.add(write.attemptId);
+    const ids = out.get(value(write));
+    if (ids) ids.push(write.attemptId);
+    else out.set(value(write), [write.attemptId]);
+  }
+  return out;
+}
+
 /**
  * Keys of a group, set-based: the first key of each attempt without one is kept (one UPDATE
  * per digit value), then the people's status (1 or 2, unless they already answered 1 or 2)
@@ -892,11 +909,8 @@ async function applyDigits(
   writes: ReadonlyArray<{ attemptId: string; digit: string }>,
   now: number,
 ): Promise<AttemptRow[]> {
-  const first = new Map<string, string>();
-  for (const w of writes) if (!first.has(w.attemptId)) first.set(w.attemptId, w.digit);
   const rows: AttemptRow[] = [];
-  for (const digit of unique(first.values())) {
-    const ids = [...first].filter(([, d]) => d === digit).map(([id]) => id);
+  for (const [digit, ids] of firstPerAttempt(writes, (w) => w.digit)) {
     rows.push(
       ...(await trx
         .updateTable('callout_attempt')
@@ -930,11 +944,8 @@ async function applyOutcomes(
   writes: ReadonlyArray<{ attemptId: string; outcome: AttemptOutcome }>,
   now: number,
 ): Promise<AttemptRow[]> {
-  const first = new Map<string, AttemptOutcome>();
-  for (const w of writes) if (!first.has(w.attemptId)) first.set(w.attemptId, w.outcome);
   const rows: AttemptRow[] = [];
-  for (const outcome of unique(first.values())) {
-    const ids = [...first].filter(([, o]) => o === outcome).map(([id]) => id);
+  for (const [outcome, ids] of firstPerAttempt(writes, (w) => w.outcome)) {
     rows.push(
       ...(await trx
         .updateTable('callout_attempt')
