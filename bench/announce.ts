@@ -11,11 +11,7 @@ import pino from 'pino';
 import { computeSchedule, createAnnounceModule } from '../src/announce/index.ts';
 import { defaultConfig } from '../src/config/load.ts';
 import { migrate, openDatabase } from '../src/store/db.ts';
-import type { BenchResult } from './table.ts';
-
-function percentile(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? 0;
-}
+import { type BenchResult, percentile } from './table.ts';
 
 /** Runs the announce benchmarks. */
 export async function benchAnnounce(): Promise<BenchResult[]> {

@@ -21,7 +21,7 @@ import { amiEventMessage, type Routed } from '../src/bus/xivo.ts';
 import { loadConfig } from '../src/config/load.ts';
 import { createService } from '../src/serve/service.ts';
 import { repeatedEvents } from './corpus.ts';
-import type { BenchResult } from './table.ts';
+import { type BenchResult, percentile } from './table.ts';
 
 const URL = process.env.SWITCHBOARD_BENCH_AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672/';
 const ORIGIN = '00000000-0000-4000-8000-000000000000';
@@ -110,11 +110,6 @@ async function publishRate(): Promise<BenchResult[]> {
       note: 'same messages, same broker',
     },
   ];
-}
-
-function percentile(sorted: number[], p: number): number {
-  if (sorted.length === 0) return Number.NaN;
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] as number;
 }
 
 async function latency(): Promise<BenchResult[]> {

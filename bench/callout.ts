@@ -23,14 +23,9 @@ import { loadConfig } from '../src/config/load.ts';
 import type { ServiceModule } from '../src/serve/module.ts';
 import { createService } from '../src/serve/service.ts';
 import { openDatabase } from '../src/store/db.ts';
-import type { BenchResult } from './table.ts';
+import { type BenchResult, percentile } from './table.ts';
 
 const PG_URL = process.env.SWITCHBOARD_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
-
-function p99(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * 0.99))] ?? 0;
-}
 
 /**
  * The simulator of the benchmark: numbers 7000-7009; even ones are busy, odd ones answer and
@@ -264,7 +259,10 @@ async function run(kind: 'sqlite' | 'postgres', events: number): Promise<BenchRe
     },
     {
       name: `${label}: POST /api/v1/call p99`,
-      value: p99(latencies),
+      value: percentile(
+        [...latencies].sort((a, b) => a - b),
+        99,
+      ),
       unit: 'ms',
       higherIsBetter: false,
     },
@@ -277,7 +275,10 @@ async function run(kind: 'sqlite' | 'postgres', events: number): Promise<BenchRe
     },
     {
       name: `${label}: due → placed p99`,
-      value: p99(delays),
+      value: percentile(
+        [...delays].sort((a, b) => a - b),
+        99,
+      ),
       unit: 'ms',
       target: 1000,
       higherIsBetter: false,

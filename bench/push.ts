@@ -31,7 +31,7 @@ import {
   tempDir,
   testPushConfig,
 } from '../test/push/fakes.ts';
-import type { BenchResult } from './table.ts';
+import { type BenchResult, percentile } from './table.ts';
 
 const CALLS = Number(process.env.BENCH_PUSH_CALLS ?? 1000);
 const ANSWER_AFTER_MS = 2000;
@@ -91,10 +91,6 @@ function post(agent: http.Agent, url: string, fields: Record<string, string>, au
     request.on('error', (error) => reject(new Error(`POST ${url}: ${error.message}`)));
     request.end(body);
   });
-}
-
-function percentile(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? Number.NaN;
 }
 
 /** Peak resident set size of a process (Linux VmHWM), MB. */

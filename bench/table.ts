@@ -9,6 +9,15 @@ export interface BenchResult {
   note?: string;
 }
 
+/**
+ * The `p`-th percentile (0–100) of ascending `sorted` values (nearest rank, rounded down);
+ * NaN when there are none.
+ */
+export function percentile(sorted: readonly number[], p: number): number {
+  if (sorted.length === 0) return Number.NaN;
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] as number;
+}
+
 function formatNumber(value: number): string {
   if (value >= 100) return Math.round(value).toLocaleString('en');
   return value.toFixed(2);
