@@ -8,6 +8,7 @@ import { after, describe, test } from 'node:test';
 import { type Simulator, startSimulator } from '../../src/sim/index.ts';
 import {
   calloutConfig,
+  calloutDialplan,
   type Kind,
   postCurlStyle,
   seedFields,
@@ -18,19 +19,7 @@ import {
   waitHistory,
 } from './helpers.ts';
 
-const DIALPLAN = {
-  'switchboard-callout': {
-    playback: '',
-    // biome-ignore lint/suspicious/noTemplateCurlyInString: a dialplan variable
-    read: 'DIGIT,${SWITCHBOARD_MESSAGE},1,,1,1',
-    readTimeoutMs: 300,
-    userEvent: {
-      name: 'SwitchboardDTMF',
-      // biome-ignore lint/suspicious/noTemplateCurlyInString: dialplan variables
-      fields: { Digit: '${DIGIT}', CallId: '${SWITCHBOARD_CALL_ID}' },
-    },
-  },
-};
+const DIALPLAN = calloutDialplan(300);
 
 const quick = { answerAfterMs: 20, dtmfAfterMs: 20, hangupAfterMs: 2000 };
 

@@ -10,6 +10,7 @@ import { loadConfig } from '../../src/config/load.ts';
 import type { Config } from '../../src/config/schema.ts';
 import type { ServiceModule } from '../../src/serve/module.ts';
 import { createService, type Service } from '../../src/serve/service.ts';
+import type { SimDialplan, SimDialplans, SimUserEvent } from '../../src/sim/script.ts';
 import { openDatabase } from '../../src/store/db.ts';
 
 export const PG_URL =
@@ -180,4 +181,30 @@ export function postCurlStyle(url: string, fields: Array<[string, string]>) {
     headers: { 'content-type': 'application/x-www-form-urlencoded' },
     body: Buffer.from(fields.map(([k, v]) => `${k}=${v}`).join('&'), 'utf8'),
   });
+}
+
+/** A simulated UserEvent with the key and the call id, as the shipped dialplan raises. */
+export function calloutUserEvent(name: string): SimUserEvent {
+  // biome-ignore lint/suspicious/noTemplateCurlyInString: dialplan variables
+  return { name, fields: { Digit: '${DIGIT}', CallId: '${SWITCHBOARD_CALL_ID}' } };
+}
+
+/**
+ * The simulator's dialplan for the `switchboard-callout` context (docs/asterisk/extensions.conf):
+ * a Read of the message waiting `readTimeoutMs` for one key, then `SwitchboardDTMF` with
+ * `Digit` and `CallId`; `extra` adds options (`validKeys`, `rounds`, ...).
+ */
+export function calloutDialplan(
+  readTimeoutMs: number,
+  extra: Partial<SimDialplan> = {},
+): SimDialplans {
+  return {
+    'switchboard-callout': {
+      playback: '',
+      read: `DIGIT,\${SWITCHBOARD_MESSAGE},1,,1,${Math.max(1, Math.ceil(readTimeoutMs / 1000))}`,
+      readTimeoutMs,
+      userEvent: calloutUserEvent('SwitchboardDTMF'),
+      ...extra,
+    },
+  };
 }

@@ -14,7 +14,15 @@ import { AmiServer } from '../../src/ami/server.ts';
 import { createAsteriskProvider } from '../../src/callout/providers/asterisk.ts';
 import type { SpeechEngine } from '../../src/media/tts/engine.ts';
 import { startSimulator } from '../../src/sim/index.ts';
-import { calloutConfig, postCurlStyle, startServe, testDb, until, waitHistory } from './helpers.ts';
+import {
+  calloutConfig,
+  calloutDialplan,
+  postCurlStyle,
+  startServe,
+  testDb,
+  until,
+  waitHistory,
+} from './helpers.ts';
 
 const cleanups: Array<() => Promise<unknown>> = [];
 after(async () => {
@@ -26,18 +34,7 @@ test('an Originate response later than the AMI action timeout: one call, the key
     port: 0,
     dtmfDurationMs: 10,
     scripts: { '401': { answerAfterMs: 50, dtmf: '1', dtmfAfterMs: 50, hangupAfterMs: 5_000 } },
-    dialplan: {
-      'switchboard-callout': {
-        playback: '',
-        read: 'DIGIT,x,1,,1,5',
-        readTimeoutMs: 5_000,
-        userEvent: {
-          name: 'SwitchboardDTMF',
-          // biome-ignore lint/suspicious/noTemplateCurlyInString: dialplan variables
-          fields: { Digit: '${DIGIT}', CallId: '${SWITCHBOARD_CALL_ID}' },
-        },
-      },
-    },
+    dialplan: calloutDialplan(5_000),
   });
   cleanups.push(() => sim.close());
   // A loaded process: the event loop stalls 400 ms right after the simulator answered the
@@ -88,18 +85,7 @@ test('20 calls in progress share one AMI event listener (events routed by key, n
     port: 0,
     dtmfDurationMs: 10,
     scripts,
-    dialplan: {
-      'switchboard-callout': {
-        playback: '',
-        read: 'DIGIT,x,1,,1,5',
-        readTimeoutMs: 5_000,
-        userEvent: {
-          name: 'SwitchboardDTMF',
-          // biome-ignore lint/suspicious/noTemplateCurlyInString: dialplan variables
-          fields: { Digit: '${DIGIT}', CallId: '${SWITCHBOARD_CALL_ID}' },
-        },
-      },
-    },
+    dialplan: calloutDialplan(5_000),
   });
   cleanups.push(() => sim.close());
   const db = testDb('sqlite');

@@ -11,6 +11,7 @@ import { after, test } from 'node:test';
 import { type Simulator, startSimulator } from '../../src/sim/index.ts';
 import { type RunningCli, startCli } from '../support/cli.ts';
 import {
+  calloutDialplan,
   getHistory,
   type Kind,
   postCurlStyle,
@@ -30,19 +31,7 @@ async function freePort(): Promise<number> {
   return port;
 }
 
-const DIALPLAN = {
-  'switchboard-callout': {
-    playback: '',
-    // biome-ignore lint/suspicious/noTemplateCurlyInString: a dialplan variable
-    read: 'DIGIT,${SWITCHBOARD_MESSAGE},1,,1,10',
-    readTimeoutMs: 10_000,
-    userEvent: {
-      name: 'SwitchboardDTMF',
-      // biome-ignore lint/suspicious/noTemplateCurlyInString: dialplan variables
-      fields: { Digit: '${DIGIT}', CallId: '${SWITCHBOARD_CALL_ID}' },
-    },
-  },
-};
+const DIALPLAN = calloutDialplan(10_000);
 
 const cleanups: Array<() => Promise<unknown> | unknown> = [];
 after(async () => {

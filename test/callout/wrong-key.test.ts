@@ -7,17 +7,20 @@
 import assert from 'node:assert/strict';
 import { after, test } from 'node:test';
 import { startSimulator } from '../../src/sim/index.ts';
-import { calloutConfig, postCurlStyle, startServe, testDb, until, waitHistory } from './helpers.ts';
+import {
+  calloutConfig,
+  calloutDialplan,
+  calloutUserEvent,
+  postCurlStyle,
+  startServe,
+  testDb,
+  until,
+  waitHistory,
+} from './helpers.ts';
 
 const cleanups: Array<() => Promise<unknown>> = [];
 after(async () => {
   for (const c of cleanups.reverse()) await c().catch(() => {});
-});
-
-const userEvent = (name: string) => ({
-  name,
-  // biome-ignore lint/suspicious/noTemplateCurlyInString: dialplan variables
-  fields: { Digit: '${DIGIT}', CallId: '${SWITCHBOARD_CALL_ID}' },
 });
 
 test('a wrong key re-prompts, silence repeats the message once (Asterisk dialplan): one attempt each', async () => {
@@ -33,18 +36,11 @@ test('a wrong key re-prompts, silence repeats the message once (Asterisk dialpla
       // Never presses: the message plays twice, then the call ends (no answer).
       '904': { answerAfterMs: 20, hangupAfterMs: 8_000 },
     },
-    dialplan: {
-      'switchboard-callout': {
-        playback: '',
-        // biome-ignore lint/suspicious/noTemplateCurlyInString: a dialplan variable
-        read: 'DIGIT,${SWITCHBOARD_MESSAGE},1,,1,5',
-        readTimeoutMs: 2_000,
-        validKeys: '12',
-        rounds: 3,
-        userEvent: userEvent('SwitchboardDTMF'),
-        invalidKeyEvent: userEvent('SwitchboardInvalidKey'),
-      },
-    },
+    dialplan: calloutDialplan(2_000, {
+      validKeys: '12',
+      rounds: 3,
+      invalidKeyEvent: calloutUserEvent('SwitchboardInvalidKey'),
+    }),
   });
   cleanups.push(() => sim.close());
   const invalid: string[] = [];
