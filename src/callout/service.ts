@@ -57,19 +57,25 @@ export interface Addressee {
   intervalS: number;
 }
 
-/** A validated request (see `validateCallRequest` in routes.ts). */
-export interface CallRequest {
+/**
+ * A validated request (see `validateCallRequest` in routes.ts): the event's request columns
+ * (texts resolved), with `testflg` and `calltype` narrowed, and the addressees.
+ */
+export interface CallRequest
+  extends Pick<
+    EventRow,
+    | 'hostname'
+    | 'operator'
+    | 'frequency'
+    | 'language'
+    | 'message'
+    | 'headid'
+    | 'footid'
+    | 'headmsg'
+    | 'footmsg'
+  > {
   testflg: 0 | 1;
-  hostname: string;
-  operator: string;
   calltype: 1 | 2;
-  frequency: number;
-  language: string;
-  message: string;
-  headid: number;
-  footid: number;
-  headmsg: string;
-  footmsg: string;
   addressees: Addressee[];
 }
 
