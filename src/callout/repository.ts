@@ -233,19 +233,25 @@ export async function lockEvents(
     .execute();
 }
 
-/** The event ids of attempts. */
-export async function eventsOfAttempts(
+/** {@link lockEvents} for the events of these attempts, in one statement. */
+export async function lockEventsOfAttempts(
   trx: Transaction<CalloutTables>,
+  dialect: 'sqlite' | 'postgres',
   attemptIds: readonly string[],
-): Promise<string[]> {
-  if (attemptIds.length === 0) return [];
-  const rows = await trx
-    .selectFrom('callout_attempt')
-    .select('event_id')
-    .distinct()
-    .where('id', 'in', [...attemptIds])
+): Promise<void> {
+  if (dialect !== 'postgres' || attemptIds.length === 0) return;
+  await trx
+    .selectFrom('callout_event')
+    .select('id')
+    .where('id', 'in', (eb) =>
+      eb
+        .selectFrom('callout_attempt')
+        .select('event_id')
+        .where('id', 'in', [...attemptIds]),
+    )
+    .orderBy('id')
+    .forUpdate()
     .execute();
-  return rows.map((r) => r.event_id);
 }
 
 /** Sets the provider call ids (Twilio `CallSid`, Asterisk `Uniqueid`) of attempts: one UPDATE. */

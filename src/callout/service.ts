@@ -39,10 +39,10 @@ import {
   calloutDb,
   type EventHistory,
   type EventRow,
-  eventsOfAttempts,
   insertEvents,
   loadEvent,
   lockEvents,
+  lockEventsOfAttempts,
   type PersonRow,
   setProviderCallIds,
 } from './repository.ts';
@@ -621,11 +621,12 @@ export class CalloutService {
     const run = async (writes: GroupWrite[]) => {
       const now = Date.now();
       return this.#db.transaction().execute(async (trx) => {
-        // PostgreSQL: the events first, in id order (see lockEvents)
-        if (this.#o.database.dialect === 'postgres') {
-          const attemptIds = writes.flatMap((w) => ('attemptId' in w ? [w.attemptId] : []));
-          await lockEvents(trx, 'postgres', await eventsOfAttempts(trx, attemptIds));
-        }
+        // the events first, in id order (PostgreSQL; see lockEvents)
+        await lockEventsOfAttempts(
+          trx,
+          this.#o.database.dialect,
+          writes.flatMap((w) => ('attemptId' in w ? [w.attemptId] : [])),
+        );
         await insertEvents(
           trx,
           writes.filter((w) => w.kind === 'insert'),
