@@ -101,6 +101,8 @@ export interface CalloutServiceOptions {
   batchSize: number;
   /** Chunks of events decided at the same time on PostgreSQL (SQLite: 1). Default 8. */
   concurrency?: number;
+  /** Entries kept in {@link CalloutService.placedLog}. Default 100000. */
+  placedLogMax?: number;
   /** Events decided in one transaction. Default 50 on SQLite, 10 on PostgreSQL. */
   decisionChunkSize?: number;
   /** Lease of an event while a worker decides, in ms. Default 30000. */
@@ -141,7 +143,10 @@ export class CalloutService {
   /** Writes waiting for the next group transaction (see {@link CalloutService.recordOutcome}). */
   readonly #group: GroupEntry[] = [];
   #groupScheduled = false;
-  /** Calls placed by this process (for benchmarks): attempt id → due and placed times, ms. */
+  /**
+   * Due and placed times (epoch ms) of the calls this process placed, oldest first, for
+   * benchmarks and tests; at most `placedLogMax` entries (the oldest half goes when full).
+   */
   readonly placedLog: Array<{ dueAt: number; placedAt: number }> = [];
 
   constructor(options: CalloutServiceOptions) {
@@ -525,6 +530,8 @@ export class CalloutService {
     }
     for (const { attempt, person } of dials) {
       const placedAt = Date.now();
+      const max = this.#o.placedLogMax ?? 100_000;
+      if (this.placedLog.length >= max) this.placedLog.splice(0, Math.ceil(max / 2));
       this.placedLog.push({ dueAt: attempt.due_at, placedAt });
       this.#o.metrics?.dueToPlaced.observe(Math.max(0, placedAt - attempt.due_at) / 1000);
       this.#publish('callout.attempt.dialing', 'callout_attempt_dialing', {

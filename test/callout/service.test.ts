@@ -74,6 +74,7 @@ async function startService(kind: Kind) {
     ringTimeoutMs: 1000,
     batchSize: 200,
     decisionChunkSize: 7,
+    placedLogMax: 100,
     publish: (key) => published.push(key),
   });
   cleanups.push(() => service.stop(0));
@@ -144,6 +145,8 @@ for (const kind of ['sqlite', 'postgres'] as const) {
       assert.equal(count('callout.attempt.finished'), 160);
       assert.equal(count('callout.event.finished'), 40);
       assert.equal(manual.calls.length, 160, 'nobody called again after answering');
+      // the benchmark's log of placements is bounded (100 here: 160 calls, halved at 100)
+      assert.equal(service.placedLog.length, 60);
     });
   });
 }
