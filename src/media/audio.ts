@@ -1,7 +1,12 @@
 /**
- * Audio for Asterisk with sox: probe a file, convert any common format (wav, mp3, ogg, flac,
- * aiff, au, ...) to what Asterisk plays — 8 kHz, mono, 16-bit signed PCM WAV — with optional
- * leading silence, and measure durations.
+ * Audio for Asterisk with sox: probe a file, convert the formats of the allow-list (WAV, MP3,
+ * Ogg Vorbis/Opus, FLAC, AIFF, GSM; raw μ-law/A-law when declared; see `format.ts`) to what
+ * Asterisk plays — 8 kHz, mono, 16-bit signed PCM WAV — with optional leading silence and a
+ * duration limit, and measure durations.
+ *
+ * Nothing about an input's name decides how it is read: its format is detected from its
+ * content, sox gets that type with `-t`, and it reads the input through a link named by us
+ * (sox reads a name ending `.m3u`/`.pls` as a playlist even with `-t`).
  *
  * Follows the original Gong (`sox in -c 1 -r 8000 out.wav`, leading silence with `pad`),
  * adding `-b 16 -e signed-integer` (so 8-bit or float inputs come out as 16-bit PCM) and `-G`
@@ -12,10 +17,12 @@
  * @module
  */
 import { randomBytes } from 'node:crypto';
-import { rename, stat, symlink, unlink } from 'node:fs/promises';
+import { open, rename, symlink, unlink } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { MediaError } from './errors.ts';
 import { runTool } from './exec.ts';
+import { detectAudioFormat, type RawAudioFormat, requireSoxHandler } from './format.ts';
 
 /** What Asterisk plays: the format of every file this module writes. */
 export const ASTERISK_AUDIO = { sampleRateHz: 8000, channels: 1, bitsPerSample: 16 } as const;
@@ -23,7 +30,7 @@ export const ASTERISK_AUDIO = { sampleRateHz: 8000, channels: 1, bitsPerSample: 
 /** Default timeout of one sox run, in ms. */
 export const DEFAULT_SOX_TIMEOUT_MS = 30_000;
 
-/** Facts about an audio file, read with `sox --i`. */
+/** Facts about an audio file (from sox's header report, or our own WAV header). */
 export interface AudioInfo {
   /** Absolute or caller-given path of the file. */
   path: string;
@@ -46,11 +53,13 @@ export interface SoxOptions {
   /** Timeout of each sox run, in ms. Default {@link DEFAULT_SOX_TIMEOUT_MS}. */
   timeoutMs?: number;
   /**
-   * sox file type of the input (`mp3`, `ogg`, `wav`, ...) when its name has no telling
-   * extension (an upload stored as `upload-123.tmp`); passed as `-t TYPE`. Letters and digits
-   * only. Default: sox decides from the extension (or the header, for wav/aiff/au/flac).
+   * How to read content with no known header: as raw 8 kHz mono μ-law (`ulaw`) or A-law
+   * (`alaw`). Default: such content is refused (`UNSUPPORTED_FORMAT`). The format of every
+   * other input is detected from its content ({@link detectAudioFormat}), never its name.
    */
-  inputType?: string;
+  rawFormat?: RawAudioFormat;
+  /** How error messages name the input (e.g. `the uploaded file`). Default: its base name. */
+  inputName?: string;
 }
 
 /** Options of {@link convertForAsterisk}. */
@@ -59,54 +68,37 @@ export interface ConvertOptions extends SoxOptions {
   leadingSilenceS?: number;
   /** Output sample rate, in Hz. Default 8000 (what Asterisk's `wav` format plays). */
   sampleRateHz?: number;
+  /**
+   * Longest accepted audio, in seconds (leading silence not counted). sox stops reading the
+   * input shortly after it (`trim`), so a small file that decodes to hours costs neither time
+   * nor disk; a longer input is refused with `TOO_LONG`. Default: no limit.
+   */
+  maxDurationS?: number;
 }
 
-function soxError(error: unknown, input: string): never {
+function soxError(error: unknown, name: string): never {
   if (error instanceof MediaError && error.code === 'TOOL_FAILED') {
     const detail = error.detail;
     if (/can't open input file[^\n]*(No such file|Permission denied)/i.test(detail)) {
-      throw new MediaError('INPUT_MISSING', `cannot read ${path.basename(input)}`, detail);
+      throw new MediaError('INPUT_MISSING', `cannot read ${name}`, detail);
     }
-    if (
-      /can't open input file|can't determine type|no handler for|unknown file type|not a valid|header/i.test(
-        detail,
-      )
-    ) {
-      throw new MediaError(
-        'NOT_AUDIO',
-        `${path.basename(input)} is not an audio file sox can read`,
-        detail,
-      );
-    }
+    // The format was detected from the content: sox failing to decode it means a corrupt file.
+    throw new MediaError('NOT_AUDIO', `${name} is not an audio file sox can read`, detail);
   }
   throw error;
 }
 
-function checkType(type: string | undefined): string | undefined {
-  if (type === undefined || type === '') return undefined;
-  if (!/^[a-z0-9]{1,10}$/i.test(type)) {
-    throw new MediaError('INVALID_OPTION', 'inputType must be letters and digits (e.g. mp3)');
-  }
-  return type.toLowerCase();
-}
-
 /**
- * Runs `fn` with a path sox reads as `inputType`: a symbolic link named `.<random>.<type>`
- * in `dir` pointing at `input` (`sox --i` has no way to force a type: its `-t` means "print
- * the type"). Without `inputType`, `fn(input)`.
+ * Runs `fn` with a path to `input` that sox interprets as nothing but a file: a symbolic link
+ * `.<random>.sox-input` in `dir` (no playlist extension, no `|command`, no URL, no leading
+ * `-`), whatever the caller named the file.
  */
-async function withTypedInput<T>(
+async function withOwnName<T>(
   input: string,
-  options: SoxOptions,
   dir: string,
   fn: (file: string) => Promise<T>,
 ): Promise<T> {
-  const type = checkType(options.inputType);
-  if (type === undefined) return fn(input);
-  await stat(input).catch(() => {
-    throw new MediaError('INPUT_MISSING', `cannot read ${path.basename(input)}`);
-  });
-  const link = path.join(dir, `.${randomBytes(6).toString('hex')}.input.${type}`);
+  const link = path.join(dir, `.${randomBytes(6).toString('hex')}.sox-input`);
   await symlink(path.resolve(input), link);
   try {
     return await fn(link);
@@ -115,7 +107,15 @@ async function withTypedInput<T>(
   }
 }
 
-function parseInfo(text: string, file: string): AudioInfo {
+/** The detection options of `options` (only the keys that are set). */
+function detectOptions(options: SoxOptions) {
+  return {
+    ...(options.rawFormat ? { rawFormat: options.rawFormat } : {}),
+    ...(options.inputName ? { inputName: options.inputName } : {}),
+  };
+}
+
+function parseInfo(text: string, file: string, name = path.basename(file)): AudioInfo {
   const value = (key: string): string | undefined =>
     new RegExp(`^${key}\\s*:\\s*(.*)$`, 'm').exec(text)?.[1]?.trim();
   const rate = Number(value('Sample Rate'));
@@ -128,11 +128,7 @@ function parseInfo(text: string, file: string): AudioInfo {
   if (samples?.[1] !== undefined && rate > 0) durationS = Number(samples[1]) / rate;
   else if (hms) durationS = Number(hms[1]) * 3600 + Number(hms[2]) * 60 + Number(hms[3]);
   if (!(rate > 0) || !(channels > 0) || !Number.isFinite(durationS)) {
-    throw new MediaError(
-      'NOT_AUDIO',
-      `${path.basename(file)} is not an audio file sox can read`,
-      text,
-    );
+    throw new MediaError('NOT_AUDIO', `${name} is not an audio file sox can read`, text);
   }
   return {
     path: file,
@@ -145,51 +141,92 @@ function parseInfo(text: string, file: string): AudioInfo {
 }
 
 /**
- * Reads format and duration of an audio file (`sox --i FILE`).
+ * Reads format and duration of an audio file: its format is detected from the content
+ * (allow-list), then sox reads its header with that type forced
+ * (`sox -V3 -t TYPE LINK -n trim 0 0.001`, the input block of the verbose output).
  *
- * @throws {MediaError} `NOT_AUDIO` (unreadable as audio), `INPUT_MISSING`, `TOOL_MISSING`,
- *   `TIMEOUT`.
+ * @throws {MediaError} `UNSUPPORTED_FORMAT`, `NOT_AUDIO` (allowed magic but unreadable),
+ *   `INPUT_MISSING`, `TOOL_MISSING`, `TIMEOUT`.
  */
 export async function probeAudio(file: string, options: SoxOptions = {}): Promise<AudioInfo> {
-  return withTypedInput(file, options, path.dirname(path.resolve(file)), (typed) =>
-    probeFile(typed, file, options),
+  const sox = options.soxPath ?? 'sox';
+  const timeoutMs = options.timeoutMs ?? DEFAULT_SOX_TIMEOUT_MS;
+  const name = options.inputName ?? path.basename(file);
+  const format = await detectAudioFormat(file, detectOptions(options));
+  await requireSoxHandler(format, sox, timeoutMs);
+  // The link goes to the temporary directory: the file's own may be read-only.
+  const result = await withOwnName(file, tmpdir(), (link) =>
+    runTool(sox, ['-V3', ...format.soxArgs, link, '-n', 'trim', '0', '0.001'], {
+      timeoutMs,
+    }).catch((error: unknown) => soxError(error, name)),
   );
-}
-
-async function probeFile(typed: string, file: string, options: SoxOptions): Promise<AudioInfo> {
-  await stat(typed).catch(() => {
-    throw new MediaError('INPUT_MISSING', `cannot read ${path.basename(file)}`);
-  });
-  const result = await runTool(options.soxPath ?? 'sox', ['--i', path.resolve(typed)], {
-    timeoutMs: options.timeoutMs ?? DEFAULT_SOX_TIMEOUT_MS,
-  }).catch((error: unknown) => soxError(error, file));
-  return parseInfo(result.stdout, file);
+  const block = /Input File[\s\S]*?(?=\n\s*\n|$)/.exec(result.stderr)?.[0] ?? '';
+  return { ...parseInfo(block, file, name), path: file };
 }
 
 /**
- * Duration of an audio file in seconds (`sox --i -D FILE`, i.e. `soxi -D`).
+ * Duration of an audio file in seconds ({@link probeAudio}).
  *
  * @throws {MediaError} as {@link probeAudio}.
  */
 export async function measureDurationS(file: string, options: SoxOptions = {}): Promise<number> {
-  const result = await withTypedInput(
-    file,
-    options,
-    path.dirname(path.resolve(file)),
-    async (typed) => {
-      await stat(typed).catch(() => {
-        throw new MediaError('INPUT_MISSING', `cannot read ${path.basename(file)}`);
-      });
-      return runTool(options.soxPath ?? 'sox', ['--i', '-D', path.resolve(typed)], {
-        timeoutMs: options.timeoutMs ?? DEFAULT_SOX_TIMEOUT_MS,
-      }).catch((error: unknown) => soxError(error, file));
-    },
-  );
-  const seconds = Number(result.stdout.trim());
-  if (!Number.isFinite(seconds)) {
-    throw new MediaError('NOT_AUDIO', `${path.basename(file)} has no measurable duration`);
+  return (await probeAudio(file, options)).durationS;
+}
+
+/**
+ * Format and duration of a WAV file this module wrote (8 kHz mono 16-bit PCM, or any PCM
+ * WAV), read from its RIFF header without running sox: used on our own outputs (conversion
+ * results, TTS cache entries).
+ *
+ * @throws {MediaError} `NOT_AUDIO` when the file is not a PCM WAV; `INPUT_MISSING`.
+ */
+export async function readWavInfo(file: string): Promise<AudioInfo> {
+  let head: Buffer;
+  let size: number;
+  try {
+    const handle = await open(file, 'r');
+    try {
+      size = (await handle.stat()).size;
+      const buffer = Buffer.alloc(Math.min(size, 64 * 1024));
+      head = buffer.subarray(0, (await handle.read(buffer, 0, buffer.length, 0)).bytesRead);
+    } finally {
+      await handle.close();
+    }
+  } catch (error) {
+    throw new MediaError('INPUT_MISSING', `cannot read ${path.basename(file)}`, String(error));
   }
-  return seconds;
+  const bad = () => new MediaError('NOT_AUDIO', `${path.basename(file)} is not a PCM WAV file`);
+  if (head.length < 12 || head.toString('latin1', 0, 4) !== 'RIFF') throw bad();
+  if (head.toString('latin1', 8, 12) !== 'WAVE') throw bad();
+  let fmt: { tag: number; channels: number; rate: number; block: number; bits: number } | undefined;
+  for (let at = 12; at + 8 <= head.length; ) {
+    const id = head.toString('latin1', at, at + 4);
+    const length = head.readUInt32LE(at + 4);
+    if (id === 'fmt ' && at + 24 <= head.length) {
+      fmt = {
+        tag: head.readUInt16LE(at + 8),
+        channels: head.readUInt16LE(at + 10),
+        rate: head.readUInt32LE(at + 12),
+        block: head.readUInt16LE(at + 20),
+        bits: head.readUInt16LE(at + 22),
+      };
+    } else if (id === 'data') {
+      if (!fmt || !(fmt.tag === 1 || fmt.tag === 0xfffe) || fmt.rate === 0 || fmt.block === 0) {
+        throw bad();
+      }
+      const bytes = Math.min(length, size - (at + 8));
+      return {
+        path: file,
+        sampleRateHz: fmt.rate,
+        channels: fmt.channels,
+        bitsPerSample: fmt.bits,
+        encoding: `${fmt.bits}-bit ${fmt.bits === 8 ? 'Unsigned' : 'Signed'} Integer PCM`,
+        durationS: Math.floor(bytes / fmt.block) / fmt.rate,
+      };
+    }
+    at += 8 + length + (length % 2);
+  }
+  throw bad();
 }
 
 /**
@@ -227,14 +264,17 @@ export async function writeAtomically<T>(
 
 /**
  * Converts `input` to an 8 kHz mono 16-bit signed PCM WAV at `output` (atomically), with
- * `leadingSilenceS` seconds of silence before the audio. Runs
- * `sox -V1 -G [-t TYPE] INPUT -t wav -c 1 -r 8000 -b 16 -e signed-integer TEMP [pad S]`.
- * The input is probed first, so an input that is not audio gives a clear `NOT_AUDIO` error
- * (an input with no samples is `NOT_AUDIO` too). Input size limits are the caller's job.
+ * `leadingSilenceS` seconds of silence before the audio. The input's format is detected from
+ * its content against the allow-list ({@link detectAudioFormat}; its name plays no part),
+ * then sox runs with that type forced and the input behind a name of ours:
+ * `sox -V1 -G -t TYPE LINK -t wav -c 1 -r 8000 -b 16 -e signed-integer TEMP [trim 0 MAX+1]
+ * [pad S]`. The result is measured from its own header. Input size limits are the caller's job.
  *
- * @returns the format and duration of the written file (probed after conversion).
- * @throws {MediaError} `NOT_AUDIO`, `INPUT_MISSING`, `INVALID_OPTION`, `TOOL_MISSING`,
- *   `TIMEOUT`, `TOOL_FAILED`.
+ * @returns the format and duration (leading silence included) of the written file.
+ * @throws {MediaError} `UNSUPPORTED_FORMAT` (content not in the allow-list, or no sox
+ *   handler for it), `NOT_AUDIO` (corrupt, or no samples), `TOO_LONG` (over
+ *   `maxDurationS`), `INPUT_MISSING`, `INVALID_OPTION`, `TOOL_MISSING`, `TIMEOUT`,
+ *   `TOOL_FAILED`.
  */
 export async function convertForAsterisk(
   input: string,
@@ -249,22 +289,33 @@ export async function convertForAsterisk(
   if (!Number.isInteger(rate) || rate < 8000 || rate > 48000) {
     throw new MediaError('INVALID_OPTION', 'sampleRateHz must be an integer 8000–48000');
   }
+  const maxS = options.maxDurationS;
+  if (maxS !== undefined && !(maxS > 0 && maxS <= 86_400)) {
+    throw new MediaError('INVALID_OPTION', 'maxDurationS must be between 0 and 86400 seconds');
+  }
   const sox = options.soxPath ?? 'sox';
   const timeoutMs = options.timeoutMs ?? DEFAULT_SOX_TIMEOUT_MS;
+  const name = options.inputName ?? path.basename(input);
+  const format = await detectAudioFormat(input, detectOptions(options));
+  await requireSoxHandler(format, sox, timeoutMs);
   const outDir = path.dirname(path.resolve(output));
-  return withTypedInput(input, options, outDir, async (typed) => {
-    const source = await probeFile(typed, input, options);
-    if (source.durationS <= 0) {
-      throw new MediaError('NOT_AUDIO', `${path.basename(input)} contains no audio samples`);
-    }
-    return writeAtomically(output, async (temp) => {
-      // Absolute paths: a name starting with '-' can never be read as an option.
-      const args = ['-V1', '-G', path.resolve(typed), '-t', 'wav', '-c', '1'];
+  return withOwnName(input, outDir, (link) =>
+    writeAtomically(output, async (temp) => {
+      const args = ['-V1', '-G', ...format.soxArgs, link, '-t', 'wav', '-c', '1'];
       args.push('-r', String(rate), '-b', '16', '-e', 'signed-integer', path.resolve(temp));
+      // Stop decoding 1 s past the limit: enough to tell "too long", never hours of work.
+      if (maxS !== undefined) args.push('trim', '0', String(maxS + 1));
       if (silenceS > 0) args.push('pad', String(silenceS));
-      await runTool(sox, args, { timeoutMs }).catch((error: unknown) => soxError(error, input));
-      const info = await probeFile(temp, temp, { soxPath: sox, timeoutMs });
+      await runTool(sox, args, { timeoutMs }).catch((error: unknown) => soxError(error, name));
+      const info = await readWavInfo(temp);
+      const audioS = info.durationS - silenceS;
+      if (audioS <= 0.0005) {
+        throw new MediaError('NOT_AUDIO', `${name} contains no audio samples`);
+      }
+      if (maxS !== undefined && audioS > maxS + 0.0005) {
+        throw new MediaError('TOO_LONG', `the audio is longer than ${maxS} s`);
+      }
       return { ...info, path: output };
-    });
-  });
+    }),
+  );
 }

@@ -9,8 +9,16 @@
 
 /** What went wrong in a {@link MediaError}. */
 export type MediaErrorCode =
-  /** The input is not audio sox can read (unknown format, corrupt header, no samples). */
+  /** The input is not audio sox can read (corrupt despite an allowed header, no samples). */
   | 'NOT_AUDIO'
+  /**
+   * The input's content is none of the allowed formats (WAV, MP3, Ogg Vorbis/Opus, FLAC,
+   * AIFF, GSM; raw μ-law/A-law only when declared), or sox lacks the handler of its format.
+   * The message starts with `unsupported audio format`.
+   */
+  | 'UNSUPPORTED_FORMAT'
+  /** The audio is longer than the caller's limit (`maxDurationS`). */
+  | 'TOO_LONG'
   /** The input file does not exist or cannot be read. */
   | 'INPUT_MISSING'
   /** An external program ran longer than its timeout and was killed. */

@@ -13,7 +13,8 @@
 import { createHash } from 'node:crypto';
 import { copyFile, mkdir, readdir, stat, unlink, utimes } from 'node:fs/promises';
 import path from 'node:path';
-import { type AudioInfo, convertForAsterisk, probeAudio, writeAtomically } from '../audio.ts';
+import { type AudioInfo, convertForAsterisk, readWavInfo, writeAtomically } from '../audio.ts';
+import { MediaError } from '../errors.ts';
 import {
   cleanText,
   normalizeLanguage,
@@ -49,8 +50,6 @@ export class CachedEngine implements SpeechEngine {
   readonly #dir: string;
   readonly #variant: string;
   readonly #inflight = new Map<string, Promise<string>>();
-  /** Probed format of cache files (a copy has the same format): one `sox --i` per entry. */
-  readonly #info = new Map<string, Promise<Omit<AudioInfo, 'path'>>>();
 
   constructor(inner: SpeechEngine, options: CacheOptions) {
     this.#inner = inner;
@@ -107,16 +106,22 @@ export class CachedEngine implements SpeechEngine {
   ): Promise<AudioInfo> {
     const cached = await this.#cached(text, language, options);
     const silenceS = options.leadingSilenceS ?? 0;
-    if (silenceS > 0) return convertForAsterisk(cached, outPath, { leadingSilenceS: silenceS });
-    await writeAtomically(outPath, (temp) => copyFile(cached, temp));
-    let info = this.#info.get(cached);
-    if (!info) {
-      info = probeAudio(outPath).then(({ path: _path, ...probed }) => probed);
-      info.catch(() => this.#info.delete(cached));
-      this.#info.set(cached, info);
-      if (this.#info.size > 10_000) this.#info.delete(this.#info.keys().next().value as string);
-    }
-    return { ...(await info), path: outPath };
+    // The entry is checked like any input (format from its content; a copy must be a PCM WAV
+    // by its header) before a file takes the caller's name: an entry that is not what this
+    // cache wrote never reaches Asterisk, and is removed so the next request synthesizes.
+    const output =
+      silenceS > 0
+        ? convertForAsterisk(cached, outPath, { leadingSilenceS: silenceS })
+        : writeAtomically(outPath, async (temp) => {
+            await copyFile(cached, temp);
+            return { ...(await readWavInfo(temp)), path: outPath };
+          });
+    return output.catch(async (error: unknown) => {
+      if (error instanceof MediaError && ['NOT_AUDIO', 'UNSUPPORTED_FORMAT'].includes(error.code)) {
+        await unlink(cached).catch(() => undefined);
+      }
+      throw error;
+    });
   }
 
   /** Removes cache entries not used for `maxAgeMs`; resolves with how many were removed. */
@@ -130,7 +135,6 @@ export class CachedEngine implements SpeechEngine {
       const info = await stat(file).catch(() => undefined);
       if (info && info.mtimeMs < limit) {
         await unlink(file).catch(() => undefined);
-        this.#info.delete(file);
         removed++;
       }
     }

@@ -9,7 +9,7 @@
  * |---|---|
  * | `{text}` | the cleaned text (control characters removed) |
  * | `{text_file}` | path of a UTF-8 file holding the text (for programs reading a file) |
- * | `{out}`, `{out_wav}` | path the program must write its audio to (any format sox reads) |
+ * | `{out}`, `{out_wav}` | path the program must write its audio to (a format of the allow-list of `format.ts`, detected from the content) |
  * | `{lang}`, `{language}` | the normalized language code (`en`, `ja-jp`) |
  *
  * `{out}`/`{out_wav}` is required. Without `{text}`/`{text_file}` the text is written to the
@@ -24,6 +24,7 @@ import path from 'node:path';
 import { type AudioInfo, convertForAsterisk } from '../audio.ts';
 import { MediaError } from '../errors.ts';
 import { runTool } from '../exec.ts';
+import type { RawAudioFormat } from '../format.ts';
 import {
   cleanText,
   normalizeLanguage,
@@ -119,8 +120,12 @@ export interface CommandEngineOptions {
   timeoutMs?: number;
   /** sox executable. Default `sox`. */
   soxPath?: string;
-  /** sox type of what the program writes when not WAV (e.g. `mp3`). Default: from the header. */
-  outputType?: string;
+  /**
+   * What the program writes is detected from its content (WAV, MP3, Ogg, FLAC, AIFF, GSM);
+   * set this when it writes headerless 8 kHz mono μ-law (`ulaw`) or A-law (`alaw`).
+   * Default: headerless output is refused.
+   */
+  rawFormat?: RawAudioFormat;
 }
 
 /** The external-command engine. */
@@ -129,7 +134,7 @@ export class CommandEngine implements SpeechEngine {
   readonly #argv: readonly string[];
   readonly #timeoutMs: number;
   readonly #soxPath: string | undefined;
-  readonly #outputType: string | undefined;
+  readonly #rawFormat: RawAudioFormat | undefined;
 
   constructor(options: CommandEngineOptions) {
     const argv =
@@ -138,7 +143,7 @@ export class CommandEngine implements SpeechEngine {
     this.#argv = [...argv];
     this.#timeoutMs = options.timeoutMs ?? 30_000;
     this.#soxPath = options.soxPath;
-    this.#outputType = options.outputType;
+    this.#rawFormat = options.rawFormat;
   }
 
   /** See {@link SpeechEngine.synthesize}. */
@@ -174,7 +179,7 @@ export class CommandEngine implements SpeechEngine {
         leadingSilenceS: options.leadingSilenceS ?? 0,
         timeoutMs: this.#timeoutMs,
         ...(this.#soxPath ? { soxPath: this.#soxPath } : {}),
-        ...(this.#outputType ? { inputType: this.#outputType } : {}),
+        ...(this.#rawFormat ? { rawFormat: this.#rawFormat } : {}),
       });
     } finally {
       await rm(dir, { recursive: true, force: true });

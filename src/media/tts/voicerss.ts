@@ -5,13 +5,15 @@
  * `src` (the text), `c=WAV`, `f=8khz_16bit_mono` — POST rather than GET so the text and the
  * key stay out of URLs and access logs. VoiceRSS answers errors with HTTP 200 and a text body
  * starting with `ERROR` (e.g. `ERROR: The API key is not available!`): detected and thrown as
- * `TTS_SERVICE_ERROR`. The audio is checked and normalized with sox (8 kHz mono 16-bit).
+ * `TTS_SERVICE_ERROR`. The answer must be a WAV file (RIFF/WAVE header); it is written under a
+ * name of ours and converted with sox reading it as WAV (8 kHz mono 16-bit).
  *
  * @module
  */
 import { unlink, writeFile } from 'node:fs/promises';
 import { type AudioInfo, convertForAsterisk, tempPathFor } from '../audio.ts';
 import { MediaError } from '../errors.ts';
+import { detectAudioFormatFromBytes } from '../format.ts';
 import {
   cleanText,
   normalizeLanguage,
@@ -164,7 +166,7 @@ export class VoiceRssEngine implements SpeechEngine {
           .slice(0, 200) ?? '';
       throw new MediaError('TTS_SERVICE_ERROR', `VoiceRSS error: ${reason || 'unknown'}`, head);
     }
-    if (data.subarray(0, 4).toString('latin1') !== 'RIFF' || data.length < 44) {
+    if (detectAudioFormatFromBytes(data, data.length) !== 'wav' || data.length < 44) {
       throw new MediaError('TTS_HTTP_ERROR', 'VoiceRSS answered something that is not a WAV file');
     }
     return data;
@@ -184,7 +186,6 @@ export class VoiceRssEngine implements SpeechEngine {
       return await convertForAsterisk(raw, outPath, {
         leadingSilenceS: options.leadingSilenceS ?? 0,
         timeoutMs: this.#timeoutMs,
-        inputType: 'wav',
         ...(this.#soxPath ? { soxPath: this.#soxPath } : {}),
       });
     } finally {
