@@ -27,6 +27,7 @@ import type { Logger } from 'pino';
 import { constantTimeEqual } from '../../http/auth.ts';
 import { HttpError } from '../../http/errors.ts';
 import type { App } from '../../http/server.ts';
+import { TELNO_PATTERN } from '../../telephony/dialstring.ts';
 import type { CalloutService } from '../service.ts';
 import type { AttemptOutcome, AttemptSink, CalloutProvider, DialRequest } from './types.ts';
 import { statusOfDigit } from './types.ts';
@@ -89,6 +90,13 @@ export function createTwilioProvider(options: TwilioProviderOptions): CalloutPro
   return {
     name: 'twilio',
     async dial(request: DialRequest, sink: AttemptSink) {
+      // Checked at the API already; checked again here since Twilio's `To` also takes
+      // `sip:...` and `client:...` addresses: only a telephone number may get through.
+      if (!TELNO_PATTERN.test(request.telno)) {
+        options.logger?.error({ attempt: request.attemptId }, 'callout: not a telephone number');
+        await sink.finished(request.attemptId, 'failed');
+        return;
+      }
       const to = request.telno.startsWith('+') ? request.telno : `+${request.telno}`;
       const attempt = encodeURIComponent(request.attemptId);
       const form = new URLSearchParams({
