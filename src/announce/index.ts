@@ -26,14 +26,18 @@ import { envelope } from '../bus/xivo.ts';
 import type { AnnounceConfig, AuthConfig, TtsConfig } from '../config/schema.ts';
 import type { App } from '../http/server.ts';
 import { convertForAsterisk } from '../media/audio.ts';
+import { MediaError } from '../media/errors.ts';
+import type { RawAudioFormat } from '../media/format.ts';
 import { createSpeechEngine, type SpeechEngine } from '../media/tts/index.ts';
 import type { ServiceContext, ServiceModule } from '../serve/module.ts';
 import type { Database, MigrationSet } from '../store/db.ts';
-import { validateExtension } from '../telephony/dialstring.ts';
+import { ExtensionAllowList } from '../telephony/allowlist.ts';
 import type { CallEventSource } from '../telephony/originate.ts';
+import { checkSpoolDir } from './checks.ts';
 import { callFilePlayer, originatePlayer, type PlayResult } from './playback.ts';
 import {
   AnnounceInputError,
+  AnnounceQueueFullError,
   announceMigrations,
   MessageRepository,
   type MessageRow,
@@ -42,9 +46,11 @@ import {
 import { announceRoutes } from './routes.ts';
 import { type AnnounceEventKind, AnnounceScheduler } from './scheduler.ts';
 
+export { checkAnnounceConfig, checkSpoolDir } from './checks.ts';
 export { callFilePlayer, originatePlayer, type PlayResult, playbackTarget } from './playback.ts';
 export {
   AnnounceInputError,
+  AnnounceQueueFullError,
   announceMigrations,
   MessageRepository,
   type MessageRow,
@@ -73,10 +79,16 @@ export interface MessageView {
 /** What the API (and the Jenkins watcher) can do. */
 export interface AnnounceService {
   /**
-   * Converts an audio file (any format sox reads) to 8 kHz mono 16-bit WAV with the leading
-   * silence and schedules it. The input file is left in place (the caller removes it).
-   * @throws {TelephonyValidationError} bad or missing extension.
-   * @throws {MediaError} `NOT_AUDIO` and the other conversion errors.
+   * Converts an audio file to 8 kHz mono 16-bit WAV with the leading silence and schedules
+   * it. Its format is detected from the content against the allow-list (`src/media/format.ts`),
+   * never from its name. The input file is left in place (the caller removes it).
+   * @throws {TelephonyValidationError} bad or missing extension, or one neither
+   *   `announce.extension` nor matched by `announce.allowedExtensions`.
+   * @throws {AnnounceInputError} field `audio`: code `unsupported_audio_format` (not an
+   *   allowed format), `not_audio` (corrupt, no samples), `too_long` (over
+   *   `announce.maxDurationS`).
+   * @throws {AnnounceQueueFullError} `announce.maxPending` messages already pending.
+   * @throws {MediaError} `TOOL_MISSING`, `TIMEOUT`, `TOOL_FAILED`.
    */
   addAudio(input: {
     file: string;
@@ -86,9 +98,11 @@ export interface AnnounceService {
   }): Promise<MessageView>;
   /**
    * Synthesizes `text` (espeak-ng offline, or VoiceRSS / a command per `tts`) and schedules it.
-   * @throws {AnnounceInputError} empty text, text over `textLimitChars`.
+   * @throws {AnnounceInputError} empty text, text over `textLimitChars`, speech longer than
+   *   `announce.maxDurationS` (code `too_long`).
+   * @throws {AnnounceQueueFullError} `announce.maxPending` messages already pending.
    * @throws {MediaError} `UNSUPPORTED_LANGUAGE`, `TTS_SERVICE_ERROR`, `TTS_HTTP_ERROR`, ...
-   * @throws {TelephonyValidationError} bad or missing extension.
+   * @throws {TelephonyValidationError} bad, missing or not allowed extension.
    */
   addText(input: {
     text: string;
@@ -161,10 +175,16 @@ function toView(row: MessageRow): MessageView {
 /**
  * Builds the announce module.
  * @throws {MediaError} `INVALID_OPTION` when `tts` selects VoiceRSS without a key.
+ * @throws {TelephonyValidationError} a bad `announce.extension` or `announce.allowedExtensions`
+ *   entry (the field is the config key).
  */
 export function createAnnounceModule(options: AnnounceModuleOptions): AnnounceModule {
   const { config } = options;
   const logger = options.logger.child({ module: 'announce' });
+  const extensions = new ExtensionAllowList({
+    defaultExtension: config.extension,
+    allowed: config.allowedExtensions,
+  });
   const soundsDir = path.resolve(config.soundsDir);
   const speech =
     options.speech ??
@@ -227,16 +247,38 @@ export function createAnnounceModule(options: AnnounceModuleOptions): AnnounceMo
     ...(options.pollMs === undefined ? {} : { pollMs: options.pollMs }),
   });
 
-  const resolveExtension = (value: string | undefined): string => {
-    const extension = value === undefined || value === '' ? config.extension : value;
-    return validateExtension(extension, 'extension');
+  const resolveExtension = (value: string | undefined): string =>
+    extensions.resolve(value, 'extension');
+  const leadingSilenceS = config.leadingSilenceMs / 1000;
+  /** Refuses early (before any conversion) when the queue is full; re-checked at insert. */
+  const checkRoom = async (): Promise<void> => {
+    if ((await repository.countPending()) >= config.maxPending) {
+      throw new AnnounceQueueFullError(config.maxPending);
+    }
+  };
+  const tooLong = (field: string, what: string) =>
+    new AnnounceInputError(
+      field,
+      `${what} longer than ${config.maxDurationS} s (announce.maxDurationS)`,
+      'too_long',
+    );
+  /** Conversion errors of an upload as the client's fault (400), with a machine code. */
+  const uploadError = (error: unknown): unknown => {
+    if (!(error instanceof MediaError)) return error;
+    if (error.code === 'UNSUPPORTED_FORMAT') {
+      return new AnnounceInputError('audio', error.message, 'unsupported_audio_format');
+    }
+    if (error.code === 'TOO_LONG') return tooLong('audio', 'the audio is');
+    if (error.code === 'NOT_AUDIO')
+      return new AnnounceInputError('audio', error.message, 'not_audio');
+    return error;
   };
   const target = () =>
     path.join(soundsDir, `announce-${Date.now()}-${randomBytes(6).toString('hex')}.wav`);
   const schedule = async (
     row: Parameters<MessageRepository['insert']>[0],
   ): Promise<MessageView> => {
-    const inserted = await repository.insert(row);
+    const inserted = await repository.insertIfRoom(row, config.maxPending);
     await scheduler.recompute();
     const fresh = (await repository.get(inserted.id)) ?? inserted;
     publish('scheduled', fresh);
@@ -247,9 +289,17 @@ export function createAnnounceModule(options: AnnounceModuleOptions): AnnounceMo
   const service: AnnounceService = {
     async addAudio(input) {
       const extension = resolveExtension(input.extension);
+      await checkRoom();
       const out = target();
       const info = await convertForAsterisk(input.file, out, {
-        leadingSilenceS: config.leadingSilenceMs / 1000,
+        leadingSilenceS,
+        maxDurationS: config.maxDurationS,
+        inputName: 'the uploaded file',
+        ...(config.rawAudioFormat === 'none'
+          ? {}
+          : { rawFormat: config.rawAudioFormat as RawAudioFormat }),
+      }).catch((error: unknown) => {
+        throw uploadError(error);
       });
       try {
         return await schedule({
@@ -273,12 +323,14 @@ export function createAnnounceModule(options: AnnounceModuleOptions): AnnounceMo
       if ([...input.text].length > config.textLimitChars) {
         throw new AnnounceInputError('text', `longer than ${config.textLimitChars} characters`);
       }
+      await checkRoom();
       const language = input.language ?? config.language;
       const out = target();
-      const info = await speech.synthesize(input.text, language, out, {
-        leadingSilenceS: config.leadingSilenceMs / 1000,
-      });
+      const info = await speech.synthesize(input.text, language, out, { leadingSilenceS });
       try {
+        if (info.durationS - leadingSilenceS > config.maxDurationS + 0.0005) {
+          throw tooLong('text', 'spoken, the text is');
+        }
         return await schedule({
           description: input.description ?? '',
           extension,
@@ -362,6 +414,29 @@ export function announceServiceModule(
     async register(app: App, ctx: ServiceContext) {
       if (!ctx.config.announce.enabled) return;
       const playback = resolvePlayback(ctx.config.announce.playback, ctx.ami.clients.length);
+      if (playback === 'callfile') {
+        // Accepting messages that can never be placed is worse than not starting.
+        const spool = {
+          spoolDir: ctx.config.announce.spoolDir,
+          ...(extra.callFileTmpDir ? { tmpDir: extra.callFileTmpDir } : {}),
+        };
+        const problem = await checkSpoolDir(spool);
+        if (problem !== undefined) {
+          const why =
+            ctx.config.announce.playback === 'auto'
+              ? 'announce.playback is auto and no AMI server is configured, so messages are call files'
+              : 'announce.playback is callfile';
+          throw new Error(
+            `announce.spoolDir: ${problem} (${why}; create it, or set announce.enabled: false)`,
+          );
+        }
+        ctx.readiness.add('announce', async () => {
+          const now = await checkSpoolDir(spool);
+          return now === undefined
+            ? { ok: true }
+            : { ok: false, detail: `announce.spoolDir: ${now}` };
+        });
+      }
       module = createAnnounceModule({
         ...extra,
         config: ctx.config.announce,

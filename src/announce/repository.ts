@@ -26,10 +26,27 @@ import {
 /** Bad input to the announce service (becomes a 400 in the API). `field` names the input. */
 export class AnnounceInputError extends Error {
   readonly field: string;
-  constructor(field: string, message: string) {
+  /** Machine code of the API's error body (`unsupported_audio_format`, `too_long`, ...). */
+  readonly code: string;
+  constructor(field: string, message: string, code = 'bad_request') {
     super(`${field}: ${message}`);
     this.name = 'AnnounceInputError';
     this.field = field;
+    this.code = code;
+  }
+}
+
+/**
+ * The queue is full: `announce.maxPending` messages are already scheduled or playing
+ * (becomes a 409 `too_many_pending` in the API). Nothing was stored.
+ */
+export class AnnounceQueueFullError extends Error {
+  /** The limit (`announce.maxPending`). */
+  readonly limit: number;
+  constructor(limit: number) {
+    super(`too many pending messages: at most ${limit} may be scheduled (announce.maxPending)`);
+    this.name = 'AnnounceQueueFullError';
+    this.limit = limit;
   }
 }
 
@@ -140,20 +157,41 @@ export class MessageRepository {
 
   /** Inserts a `scheduled` message (`due_at` = requested start until the next recompute). */
   async insert(message: NewMessage, nowMs = Date.now()): Promise<MessageRow> {
-    const row = await this.db
-      .insertInto('announce_message')
-      .values({
-        ...message,
-        due_at: message.requested_at,
-        status: 'scheduled',
-        outcome: '',
-        attempts: 0,
-        callfile_path: '',
-        created_at: nowMs,
-      } as never)
-      .returningAll()
-      .executeTakeFirstOrThrow();
-    return normalize(row);
+    return insertScheduled(this.db, message, nowMs);
+  }
+
+  /** How many messages are pending (`scheduled` or `playing`). */
+  async countPending(db: Kysely<AnnounceTables> = this.db): Promise<number> {
+    const row = await db
+      .selectFrom('announce_message')
+      .select((eb) => eb.fn.countAll<number>().as('n'))
+      .where('status', 'in', [...PENDING_STATUSES])
+      .executeTakeFirst();
+    return Number(row?.n ?? 0);
+  }
+
+  /**
+   * Inserts a `scheduled` message unless `maxPending` messages are already pending; the
+   * count and the insert run in one transaction under the schedule lock, so concurrent adds
+   * (several processes included) never exceed the limit.
+   *
+   * @throws {AnnounceQueueFullError} the queue is full (nothing inserted).
+   */
+  async insertIfRoom(
+    message: NewMessage,
+    maxPending: number,
+    nowMs = Date.now(),
+  ): Promise<MessageRow> {
+    return this.withScheduleLock(async (trx) => {
+      // SQLite: take the write lock first, so two processes cannot both count then insert.
+      if (this.database.dialect !== 'postgres') {
+        await sql`update announce_message set id = id where id = -1`.execute(trx);
+      }
+      if ((await this.countPending(trx)) >= maxPending) {
+        throw new AnnounceQueueFullError(maxPending);
+      }
+      return insertScheduled(trx, message, nowMs);
+    });
   }
 
   /** One message by id, or undefined. */
@@ -277,6 +315,28 @@ export class MessageRepository {
       return fn(trx);
     });
   }
+}
+
+/** Inserts `message` as `scheduled` through `db` (a transaction or the pool). */
+async function insertScheduled(
+  db: Kysely<AnnounceTables>,
+  message: NewMessage,
+  nowMs: number,
+): Promise<MessageRow> {
+  const row = await db
+    .insertInto('announce_message')
+    .values({
+      ...message,
+      due_at: message.requested_at,
+      status: 'scheduled',
+      outcome: '',
+      attempts: 0,
+      callfile_path: '',
+      created_at: nowMs,
+    } as never)
+    .returningAll()
+    .executeTakeFirstOrThrow();
+  return normalize(row);
 }
 
 /** PostgreSQL returns bigint as number already (see db.ts); SQLite ints are numbers. */

@@ -10,8 +10,13 @@
  *
  * `start` is `YYYY-MM-DDTHH:MM:SS` in the server's local time (Gong's format; also shown in
  * answers) or ISO 8601 with an offset (`...Z`, `...+09:00`); missing or empty = now. Errors
- * answer `{"error": "<reason>", "code": "<machine code>"}` with 400 (bad input), 401/403
- * (access rule), 404, 413 (upload over `uploadLimitBytes`), 502 (TTS service error).
+ * answer `{"error": "<reason>", "code": "<machine code>"}` with 400 (bad input; codes
+ * `unsupported_audio_format`, `not_audio`, `too_long` for audio), 401/403 (access rule), 404,
+ * 409 `too_many_pending` (`announce.maxPending`), 413 (upload over `uploadLimitBytes`), 502
+ * (TTS service error).
+ *
+ * An upload is stored under a name of ours (`upload-<random>`, no extension: the client's
+ * file name is never used) and its format is detected from its content.
  *
  * @module
  */
@@ -29,7 +34,7 @@ import type { App } from '../http/server.ts';
 import { MediaError } from '../media/errors.ts';
 import { TelephonyValidationError } from '../telephony/dialstring.ts';
 import type { AnnounceService, MessageView } from './index.ts';
-import { AnnounceInputError } from './repository.ts';
+import { AnnounceInputError, AnnounceQueueFullError } from './repository.ts';
 
 /** Gong's error shape: `{"error": reason, "code": machine code}` (plus `field` when known). */
 export const gongErrorFormatter: ErrorFormatter = (error) => ({
@@ -91,10 +96,12 @@ export function formatLocal(ms: number): string {
   return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())}T${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`;
 }
 
-/** Maps service errors to HTTP errors (validation → 400, TTS service → 502). */
+/** Maps service errors to HTTP errors (validation → 400, full queue → 409, TTS service → 502). */
 export function toHttpError(error: unknown): unknown {
-  if (error instanceof TelephonyValidationError || error instanceof AnnounceInputError) {
-    return new HttpError(400, error.message);
+  if (error instanceof TelephonyValidationError) return new HttpError(400, error.message);
+  if (error instanceof AnnounceInputError) return new HttpError(400, error.message, error.code);
+  if (error instanceof AnnounceQueueFullError) {
+    return new HttpError(409, error.message, 'too_many_pending');
   }
   if (error instanceof MediaError) {
     if (['NOT_AUDIO', 'EMPTY_TEXT', 'UNSUPPORTED_LANGUAGE', 'INPUT_MISSING'].includes(error.code)) {
@@ -199,16 +206,11 @@ export async function announceRoutes(app: App, options: AnnounceRoutesOptions): 
               part.file.resume();
               continue;
             }
-            const ext = path
-              .extname(part.filename ?? '')
-              .slice(1)
-              .toLowerCase();
-            const safeExt = /^[a-z0-9]{1,5}$/.test(ext) ? `.${ext}` : '';
+            // A name of ours, without the client's extension: sox reads `*.m3u`/`*.pls` as a
+            // playlist (shell, URL fetches, any server file), and nothing a client names may
+            // choose how a file is read. The format is detected from the content.
             await mkdir(options.uploadDir, { recursive: true });
-            upload = path.join(
-              options.uploadDir,
-              `upload-${randomBytes(8).toString('hex')}${safeExt}`,
-            );
+            upload = path.join(options.uploadDir, `upload-${randomBytes(8).toString('hex')}`);
             await pipeline(part.file, createWriteStream(upload));
             if (part.file.truncated) {
               throw new HttpError(413, `audio: larger than ${options.uploadLimitBytes} bytes`);

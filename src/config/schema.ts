@@ -468,7 +468,15 @@ export const AnnounceSection = section(
       'auto = originate when AMI is configured, else callfile',
     ),
     dialString: str('PJSIP/{extension}', 'channel of the ringer; {extension} is validated'),
-    extension: str('', 'ringer extension used when a request gives none; empty = required'),
+    extension: str(
+      '',
+      'ringer extension used when a request gives none (always allowed); empty = required',
+    ),
+    allowedExtensions: Type.Array(Type.String({ minLength: 1, maxLength: 80 }), {
+      default: [],
+      description:
+        'other extensions a request may give: exact values, or patterns starting with _ (X 0-9, Z 1-9, N 2-9, [1-5], final . or !); see docs/security.md',
+    }),
     context: str('switchboard-announce', 'dialplan context that plays the message'),
     spoolDir: str('/var/spool/asterisk/outgoing', 'Asterisk call-file spool directory'),
     soundsDir: str('./data/sounds', 'where converted audio files are kept'),
@@ -476,6 +484,18 @@ export const AnnounceSection = section(
     gapS: int(5, 0, 3600, 'pause between two messages'),
     leadingSilenceMs: int(1_000, 0, 60_000, 'silence added before each message'),
     uploadLimitBytes: int(20_971_520, 1024, 1_073_741_824, 'largest audio upload'),
+    rawAudioFormat: oneOf(
+      ['none', 'ulaw', 'alaw'],
+      'none',
+      'how uploads without a known header are read (8 kHz mono raw); none = refused',
+    ),
+    maxDurationS: int(
+      120,
+      1,
+      3_600,
+      'longest announcement (upload or TTS), leading silence excluded',
+    ),
+    maxPending: int(100, 1, 100_000, 'most messages scheduled or playing at once; more = 409'),
     textLimitChars: int(1_000, 1, 100_000, 'longest TTS text'),
     maxRetries: int(2, 0, 100, 'call-file MaxRetries'),
     retryTimeS: int(60, 1, 86_400, 'call-file RetryTime'),

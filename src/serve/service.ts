@@ -22,6 +22,7 @@ import { Counter, Gauge } from 'prom-client';
 import { type AmiClientOptions, parseAmiUrl } from '../ami/client.ts';
 import { AmiAuthError } from '../ami/errors.ts';
 import type { AmiEvent } from '../ami/message.ts';
+import { checkAnnounceConfig } from '../announce/checks.ts';
 import type { Bus } from '../bus/bus.ts';
 import { compileBindingKey } from '../bus/bus.ts';
 import { type CreateBusOptions, createBus } from '../bus/index.ts';
@@ -127,6 +128,7 @@ export function checkServiceConfig(config: Config): ConfigProblem[] {
       reason: 'the name "simulator" is taken by the embedded simulator (simulator.enabled)',
     });
   }
+  problems.push(...checkAnnounceConfig(config));
   config.webhooks.endpoints.forEach((endpoint, i) => {
     endpoint.events.forEach((pattern, j) => {
       try {

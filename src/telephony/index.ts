@@ -1,9 +1,10 @@
 /**
- * Placing calls: dial-string templates and validation, AMI `Originate` with outcome
- * following, Asterisk call files. See docs/telephony.md.
+ * Placing calls: dial-string templates and validation, allow-lists of dial targets, AMI
+ * `Originate` with outcome following, Asterisk call files. See docs/telephony.md.
  *
  * @module
  */
+export { ExtensionAllowList } from './allowlist.ts';
 export {
   type CallFileSpec,
   type CancelResult,

@@ -84,6 +84,7 @@ export function announceYaml(dir: string, extra = ''): string {
   soundsDir: ${join(dir, 'sounds')}
   spoolDir: ${join(dir, 'spool', 'outgoing')}
   extension: '42300'
+  allowedExtensions: ['_423XX', '_5XX']
   ringTimeS: 2
   gapS: 1
   leadingSilenceMs: 500
