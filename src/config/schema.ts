@@ -152,7 +152,14 @@ export const HttpSection = section(
   {
     listen: formatted('switchboard-listen', '127.0.0.1:8080', 'HOST:PORT of the HTTP server'),
     bodyLimitBytes: int(1_048_576, 1024, 1_073_741_824, 'largest accepted request body (bytes)'),
-    trustProxy: bool(false, 'trust X-Forwarded-For from a reverse proxy for the client IP'),
+    trustProxy: Type.Union(
+      [Type.Boolean(), Type.Array(Type.String({ format: 'switchboard-cidr' }))],
+      {
+        default: false,
+        description:
+          'false, or the reverse proxies (addresses/CIDRs) whose X-Forwarded-For gives the client IP',
+      },
+    ),
     docs: bool(true, 'serve the OpenAPI document and UI at /docs'),
     shutdownTimeoutMs: int(10_000, 0, 600_000, 'longest wait for in-flight requests at shutdown'),
   },

@@ -30,9 +30,11 @@ import Fastify, {
   type RawServerDefault,
 } from 'fastify';
 import pino, { type DestinationStream, type Logger } from 'pino';
-import { redactUrl } from '../config/load.ts';
+import { redactUrl, TRUST_PROXY_TRUE } from '../config/load.ts';
 import type { Config } from '../config/schema.ts';
 import { createMetrics, type Metrics } from '../metrics.ts';
+import { createCidrMatcher } from './auth.ts';
+import { setClientTrust } from './client.ts';
 import { defaultErrorFormatter, sendError, toErrorInfo, useErrorFormatter } from './errors.ts';
 
 /** The Fastify instance type modules register on (TypeBox type provider). */
@@ -221,13 +223,21 @@ export async function createServer(options: CreateServerOptions): Promise<Switch
   const metrics = options.metrics ?? createMetrics();
   const readiness = options.readiness ?? new Readiness();
 
+  const http = config.http;
+  if (http.trustProxy === true) throw new Error(`config: http.trustProxy: ${TRUST_PROXY_TRUE}`);
+  const proxies = Array.isArray(http.trustProxy) ? http.trustProxy : [];
+  const isTrustedProxy = createCidrMatcher(proxies);
   const app = Fastify({
     loggerInstance: logger,
     bodyLimit: config.http.bodyLimitBytes,
-    trustProxy: config.http.trustProxy,
+    trustProxy: proxies.length > 0 ? (address: string) => isTrustedProxy(address) : false,
     return503OnClosing: true,
     forceCloseConnections: 'idle',
   }).withTypeProvider<TypeBoxTypeProvider>() as unknown as App;
+  setClientTrust(app.server, {
+    isTrustedProxy,
+    warn: (fields, message) => logger.warn({ component: 'http', ...fields }, message),
+  });
 
   useErrorFormatter(app, defaultErrorFormatter);
   app.setNotFoundHandler((request, reply) =>

@@ -13,10 +13,17 @@
  *
  * Errors are short text/plain bodies (`bad request`, `unauthorized`, ...) that never say which
  * field or rule failed.
+ *
+ * Browser cross-site requests (`Sec-Fetch-Site` / `Origin` of another site, see
+ * `src/http/client.ts`) are refused on every route with 403: the PBX and the apps are not
+ * browsers, and a page must not make a browser on the PBX network wake phones or use its
+ * cached Basic credentials. The PBX network check uses the client address only when it is
+ * trustworthy (not forwarded by a proxy missing from `http.trustProxy`).
  */
 import formbody from '@fastify/formbody';
 import type { FastifyRequest } from 'fastify';
 import { createCidrMatcher, LOOPBACK_NETWORKS } from '../http/auth.ts';
+import { clientOf, crossSiteOf } from '../http/client.ts';
 import { type ErrorFormatter, HttpError, useErrorFormatter } from '../http/errors.ts';
 import type { App } from '../http/server.ts';
 import type { AccountChecker } from './accounts.ts';
@@ -150,6 +157,12 @@ export async function pushRoutes(app: App, options: PushRoutesOptions): Promise<
   }
   useErrorFormatter(app, pushErrorFormatter);
   const pbx = createCidrMatcher([...options.allowNetworks, ...LOOPBACK_NETWORKS]);
+  app.addHook('onRequest', async (request) => {
+    if (crossSiteOf(request) !== undefined) {
+      request.log.info({ ip: clientOf(request).address }, 'push: cross-site request refused');
+      throw new HttpError(403, 'forbidden', 'cross_site');
+    }
+  });
   const hangupLabels = new Set<string>();
   const reasonLabels = new Set<string>();
   const osLabels = new Set<string>();
@@ -184,9 +197,13 @@ export async function pushRoutes(app: App, options: PushRoutesOptions): Promise<
     '/api/incoming-call/',
     docs('From the PBX: wake the app of sip_user_id; answers status=ACK or status=NAK'),
     async (request, reply) => {
-      if (!pbx(request.ip)) {
+      const client = clientOf(request);
+      if (!client.networkTrusted || !pbx(client.address)) {
         metrics.incomingFailed.inc({ reason: 'forbidden' });
-        request.log.info({ ip: request.ip }, 'push: incoming-call from a network not allowed');
+        request.log.info(
+          { ip: client.address, peer: client.peer, untrusted: client.untrusted },
+          'push: incoming-call from a network not allowed',
+        );
         throw new HttpError(403, 'forbidden');
       }
       let call: Parameters<WakeService['incomingCall']>[0];

@@ -11,7 +11,9 @@
  *
  * Both are behind the access rule of `src/http/auth.ts` (`auth` section; module names
  * `cti` and `events`): loopback clients are allowed by default, others need a token, a
- * Basic user or an allowed network.
+ * Basic user or an allowed network. Browser cross-site requests without a Bearer token are
+ * refused (403): the CTI POST like every state-changing request, the event stream even
+ * though it is a GET (a page must not hold stream slots through its visitors' browsers).
  */
 import Type from 'typebox';
 import type { Bus } from '../bus/bus.ts';
@@ -100,7 +102,10 @@ export async function serviceRoutes(app: App, options: ServiceRoutesOptions): Pr
   });
 
   await app.register(async (events: App) => {
-    events.addHook('onRequest', createAccessRule({ ...options.auth, module: 'events' }));
+    events.addHook(
+      'onRequest',
+      createAccessRule({ ...options.auth, module: 'events', refuseCrossSite: 'all' }),
+    );
     events.get(
       '/api/events',
       {
