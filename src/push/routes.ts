@@ -139,6 +139,32 @@ function bool(fields: Fields, name: string, fallback: boolean): boolean {
   throw bad();
 }
 
+/** `Host` (or a trusted proxy's `X-Forwarded-Host`): a host name or IP, optional port. */
+const HOST = /^(?:[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.?|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?$/;
+
+/**
+ * `<protocol>://<host>/api/call-response/` of the incoming-call request: the address the
+ * app answers to when `push.responseUrl` is empty.
+ * @throws {HttpError} 400 when the Host header is not a host name (it goes into the push).
+ */
+function derivedResponseUrl(request: FastifyRequest): string {
+  const host = request.host;
+  if (host.length > 255 || !HOST.test(host)) throw bad();
+  return `${request.protocol}://${host}/api/call-response/`;
+}
+
+/** Paths of the push API (their 404s and malformed URLs answer in its shape). */
+const PUSH_PREFIXES = [
+  '/api/incoming-call',
+  '/api/call-response',
+  '/api/apns-device',
+  '/api/gcm-device',
+  '/api/android-device',
+  '/api/hangup-reason',
+  '/api/log-metrics',
+  '/api/check-in',
+];
+
 const PLATFORMS: Record<string, Platform> = {
   'apns-device': 'apns',
   'gcm-device': 'fcm',
@@ -155,7 +181,7 @@ export async function pushRoutes(app: App, options: PushRoutesOptions): Promise<
   if (!app.hasContentTypeParser('application/x-www-form-urlencoded')) {
     await app.register(formbody);
   }
-  useErrorFormatter(app, pushErrorFormatter);
+  useErrorFormatter(app, pushErrorFormatter, PUSH_PREFIXES);
   const pbx = createCidrMatcher([...options.allowNetworks, ...LOOPBACK_NETWORKS]);
   app.addHook('onRequest', async (request) => {
     if (crossSiteOf(request) !== undefined) {
@@ -214,8 +240,7 @@ export async function pushRoutes(app: App, options: PushRoutesOptions): Promise<
           phonenumber: matching(fields, 'phonenumber', /^[0-9+()\- x]{1,32}$/, true) as string,
           callerId: text(fields, 'caller_id', false, 255) ?? '',
           callId: matching(fields, 'call_id', /^[^\s]{1,128}$/, false) ?? '',
-          responseApi:
-            options.responseUrl || `${request.protocol}://${request.host}/api/call-response/`,
+          responseApi: options.responseUrl || derivedResponseUrl(request),
         };
       } catch (error) {
         metrics.incomingFailed.inc({ reason: 'bad_request' });
