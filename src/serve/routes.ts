@@ -204,7 +204,7 @@ export async function serviceRoutes(app: App, options: ServiceRoutesOptions): Pr
         }
         if (streams.size >= maxStreams) {
           m.closed.inc({ reason: 'refused' });
-          request.log.warn({ maxStreams }, 'SSE stream refused: http.sseMaxStreams reached');
+          request.log.info({ maxStreams }, 'SSE stream refused: http.sseMaxStreams reached');
           return sendError(reply, request, {
             statusCode: 503,
             code: 'unavailable',
