@@ -29,7 +29,7 @@ import multipart from '@fastify/multipart';
 import type { FastifyRequest } from 'fastify';
 import type { AuthConfig } from '../config/schema.ts';
 import { createAccessRule } from '../http/auth.ts';
-import { type ErrorFormatter, HttpError, useErrorFormatter } from '../http/errors.ts';
+import { type ErrorFormatter, fieldError, HttpError, useErrorFormatter } from '../http/errors.ts';
 import type { App } from '../http/server.ts';
 import { MediaError } from '../media/errors.ts';
 import { TelephonyValidationError } from '../telephony/dialstring.ts';
@@ -51,7 +51,7 @@ const WITH_OFFSET = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,9})?)?(Z|[+-]\
  */
 export function parseStart(value: unknown, nowMs = Date.now()): number {
   if (value === undefined || value === null || value === '') return nowMs;
-  if (typeof value !== 'string') throw new HttpError(400, 'start: must be a string');
+  if (typeof value !== 'string') throw fieldError('body.start', 'must be a string');
   const local = LOCAL.exec(value);
   if (local) {
     const [y, mo, d, h, mi, s] = local.slice(1).map(Number) as [
@@ -71,21 +71,18 @@ export function parseStart(value: unknown, nowMs = Date.now()): number {
       date.getMinutes() !== mi ||
       date.getSeconds() !== s
     ) {
-      throw new HttpError(
-        400,
-        `start: ${JSON.stringify(value)} is not a valid local date and time`,
-      );
+      throw fieldError('body.start', `${JSON.stringify(value)} is not a valid local date and time`);
     }
     return date.getTime();
   }
   if (WITH_OFFSET.test(value)) {
     const ms = Date.parse(value);
     if (Number.isFinite(ms)) return ms;
-    throw new HttpError(400, `start: ${JSON.stringify(value)} is not a valid date`);
+    throw fieldError('body.start', `${JSON.stringify(value)} is not a valid date`);
   }
-  throw new HttpError(
-    400,
-    `start: ${JSON.stringify(value.slice(0, 40))} must be YYYY-MM-DDTHH:MM:SS (server local time) or ISO 8601 with an offset`,
+  throw fieldError(
+    'body.start',
+    `${JSON.stringify(value.slice(0, 40))} must be YYYY-MM-DDTHH:MM:SS (server local time) or ISO 8601 with an offset`,
   );
 }
 
@@ -118,14 +115,30 @@ export function toHttpError(error: unknown): unknown {
   return error;
 }
 
-function str(value: unknown): string | undefined {
+/**
+ * One field of a form-encoded or JSON body: a string (a finite number as its decimal text).
+ * @throws {HttpError} 400 naming the field for anything else (object, array = repeated
+ * form field, boolean).
+ */
+function field(fields: Record<string, unknown>, name: string): string | undefined {
+  const value = fields[name];
   if (value === undefined || value === null) return undefined;
   if (typeof value === 'string') return value;
-  if (typeof value === 'number') return String(value);
-  if (typeof value === 'object' && 'value' in (value as object)) {
-    return str((value as { value: unknown }).value);
-  }
-  return undefined;
+  if (typeof value === 'number' && Number.isFinite(value)) return String(value);
+  if (Array.isArray(value)) throw fieldError(`body.${name}`, 'must be given once');
+  throw fieldError(`body.${name}`, 'must be a string');
+}
+
+/**
+ * Adds one multipart text field to `fields`.
+ * @throws {HttpError} 400 naming the field when it is given twice, is not text (a JSON part)
+ * or was not valid UTF-8 (the multipart parser replaces bad bytes with U+FFFD).
+ */
+function addPartField(fields: Record<string, string>, name: string, value: unknown): void {
+  if (typeof value !== 'string') throw fieldError(`body.${name}`, 'must be a text field');
+  if (Object.hasOwn(fields, name)) throw fieldError(`body.${name}`, 'must be given once');
+  if (value.includes('\uFFFD')) throw fieldError(`body.${name}`, 'is not valid UTF-8');
+  fields[name] = value;
 }
 
 /** Options of {@link announceRoutes}. */
@@ -141,7 +154,7 @@ export interface AnnounceRoutesOptions {
 /** Registers Gong's routes, its access rule and error shape on `app` (call inside a plugin). */
 export async function announceRoutes(app: App, options: AnnounceRoutesOptions): Promise<void> {
   const { service } = options;
-  useErrorFormatter(app, gongErrorFormatter);
+  useErrorFormatter(app, gongErrorFormatter, ['/messages']);
   app.addHook(
     'onRequest',
     createAccessRule({ ...options.auth, module: 'announce', formatter: gongErrorFormatter }),
@@ -184,6 +197,8 @@ export async function announceRoutes(app: App, options: AnnounceRoutesOptions): 
   app.post(
     '/messages/add',
     {
+      // Uploads may be large: their body may take http.uploadTimeoutMs to arrive.
+      config: { upload: true },
       schema: {
         tags: ['announce'],
         summary:
@@ -197,7 +212,7 @@ export async function announceRoutes(app: App, options: AnnounceRoutesOptions): 
           'audio: a multipart/form-data upload with an "audio" file is required',
         );
       }
-      const fields: Record<string, string> = {};
+      const fields = Object.create(null) as Record<string, string>;
       let upload: string | undefined;
       try {
         for await (const part of request.parts()) {
@@ -215,10 +230,7 @@ export async function announceRoutes(app: App, options: AnnounceRoutesOptions): 
             if (part.file.truncated) {
               throw new HttpError(413, `audio: larger than ${options.uploadLimitBytes} bytes`);
             }
-          } else {
-            const value = str(part.value);
-            if (value !== undefined) fields[part.fieldname] = value;
-          }
+          } else addPartField(fields, part.fieldname, part.value);
         }
         if (upload === undefined) throw new HttpError(400, 'audio: the "audio" file is required');
         const startMs = parseStart(fields.start);
@@ -260,26 +272,31 @@ export async function announceRoutes(app: App, options: AnnounceRoutesOptions): 
     async (request: FastifyRequest) => {
       let fields: Record<string, unknown>;
       if (request.isMultipart()) {
-        fields = {};
+        const parts = Object.create(null) as Record<string, string>;
         for await (const part of request.parts()) {
           if (part.type === 'file') part.file.resume();
-          else fields[part.fieldname] = str(part.value);
+          else addPartField(parts, part.fieldname, part.value);
         }
+        fields = parts;
+      } else if (request.body === undefined || request.body === null) {
+        fields = {};
+      } else if (typeof request.body !== 'object' || Array.isArray(request.body)) {
+        throw fieldError('body', 'must be form fields, multipart or a JSON object');
       } else {
-        fields = (request.body ?? {}) as Record<string, unknown>;
+        fields = request.body as Record<string, unknown>;
       }
-      const text = str(fields.text);
+      const text = field(fields, 'text');
       if (text === undefined || text.trim() === '')
-        throw new HttpError(400, 'text: is required and must not be empty');
-      const startMs = parseStart(str(fields.start));
-      const extension = str(fields.extension);
-      const language = str(fields.language);
+        throw fieldError('body.text', 'is required and must not be empty');
+      const startMs = parseStart(field(fields, 'start'));
+      const extension = field(fields, 'extension');
+      const language = field(fields, 'language');
       const message = await service
         .addText({
           text,
           ...(extension ? { extension } : {}),
           ...(language ? { language } : {}),
-          description: str(fields.description) ?? '',
+          description: field(fields, 'description') ?? '',
           startMs,
         })
         .catch((error: unknown) => {

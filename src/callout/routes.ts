@@ -31,9 +31,11 @@ export const baristaErrorFormatter: ErrorFormatter = (error) => {
   else if (error.statusCode >= 500) code = '2';
   else if (error.statusCode === 401 || error.statusCode === 403) code = '99';
   else code = '1';
-  const message = error.field
-    ? `${error.field.replace(/^body\./, '')}: ${error.message}`
-    : error.message;
+  const name = error.field?.replace(/^body\./, '');
+  const message =
+    name === undefined || error.message.startsWith(`${name}:`)
+      ? error.message
+      : `${name}: ${error.message}`;
   return { body: { success: 'false', error: code, message } };
 };
 
@@ -324,7 +326,7 @@ export interface CalloutRoutesOptions {
  */
 export async function calloutRoutes(app: App, options: CalloutRoutesOptions): Promise<void> {
   const { service, config } = options;
-  useErrorFormatter(app, baristaErrorFormatter);
+  useErrorFormatter(app, baristaErrorFormatter, ['/api/v1/call']);
   const access = createAccessRule({
     ...options.auth,
     module: 'callout',

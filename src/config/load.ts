@@ -171,6 +171,15 @@ function fromEnv(setting: EnvSetting, raw: string): unknown {
       : items;
   }
   if (schema.type === 'object') return parseYamlValue(text);
+  const variants = (schema.anyOf as Schema[] | undefined) ?? [];
+  if (variants.some((v) => v.type === 'boolean') && variants.some((v) => v.type === 'array')) {
+    // false | list (http.trustProxy): a boolean word, else the list.
+    const lower = text.toLowerCase();
+    if (TRUE.has(lower)) return true;
+    if (FALSE.has(lower) || text === '') return false;
+    const list = variants.find((v) => v.type === 'array') as Schema;
+    return fromEnv({ ...setting, schema: list }, raw);
+  }
   return raw;
 }
 
@@ -285,7 +294,13 @@ function describe(error: TypeBoxError, root: unknown): ConfigProblem[] {
       return [{ key, reason: format === base ? message : `${message}, or empty` }];
     }
     case 'type':
+      // A failing union reports every variant's type: one 'anyOf' problem says it instead.
+      if (/\/anyOf\/\d+$/.test(error.schemaPath)) return [];
       return [{ key, reason: `expected ${article(String(p.type))}` }];
+    case 'anyOf': {
+      const description = resolveSchema(error.schemaPath)?.description;
+      return [{ key, reason: `expected ${description ?? 'another kind of value'}` }];
+    }
     case 'enum':
       return [{ key, reason: `expected one of: ${(p.allowedValues as unknown[]).join(', ')}` }];
     case 'minimum':
@@ -342,6 +357,14 @@ function allErrors(value: unknown): TypeBoxError[] {
   return errors;
 }
 
+/**
+ * Why `http.trustProxy: true` is refused: trusting every hop lets any client claim any
+ * address (`X-Forwarded-For: 127.0.0.1` would pass as loopback and could place calls).
+ */
+export const TRUST_PROXY_TRUE =
+  'true would trust X-Forwarded-For from every client (anyone could claim to be 127.0.0.1); ' +
+  'list the reverse proxies instead, e.g. [127.0.0.1]';
+
 /** Validates a complete configuration object; returns every problem (empty when valid). */
 export function validateConfig(value: unknown): ConfigProblem[] {
   const problems: ConfigProblem[] = [];
@@ -360,6 +383,9 @@ export function validateConfig(value: unknown): ConfigProblem[] {
 
 function semanticChecks(config: Config): ConfigProblem[] {
   const problems: ConfigProblem[] = [];
+  if (config.http.trustProxy === true) {
+    problems.push({ key: 'http.trustProxy', reason: TRUST_PROXY_TRUE });
+  }
   const pairs: Array<[string, { reconnectMinMs: number; reconnectMaxMs: number }]> = [
     ['amqp', config.amqp],
     ...config.ami.servers.map((s, i): [string, typeof s] => [`ami.servers[${i}]`, s]),

@@ -152,9 +152,38 @@ export const HttpSection = section(
   {
     listen: formatted('switchboard-listen', '127.0.0.1:8080', 'HOST:PORT of the HTTP server'),
     bodyLimitBytes: int(1_048_576, 1024, 1_073_741_824, 'largest accepted request body (bytes)'),
-    trustProxy: bool(false, 'trust X-Forwarded-For from a reverse proxy for the client IP'),
+    trustProxy: Type.Union(
+      [Type.Boolean(), Type.Array(Type.String({ format: 'switchboard-cidr' }))],
+      {
+        default: false,
+        description:
+          'false, or the reverse proxies (addresses/CIDRs) whose X-Forwarded-For gives the client IP',
+      },
+    ),
     docs: bool(true, 'serve the OpenAPI document and UI at /docs'),
     shutdownTimeoutMs: int(10_000, 0, 600_000, 'longest wait for in-flight requests at shutdown'),
+    headersTimeoutMs: int(10_000, 100, 600_000, 'request line and headers must arrive within'),
+    requestTimeoutMs: int(
+      30_000,
+      100,
+      3_600_000,
+      'a request body must arrive within this after its headers (else 408, connection closed)',
+    ),
+    uploadTimeoutMs: int(
+      300_000,
+      100,
+      3_600_000,
+      'the same for audio uploads (POST /messages/add)',
+    ),
+    keepAliveTimeoutMs: int(5_000, 100, 600_000, 'an idle keep-alive connection is closed after'),
+    jsonMaxDepth: int(32, 1, 1_000, 'deepest nesting of arrays/objects accepted in a JSON body'),
+    sseMaxStreams: int(100, 1, 100_000, 'concurrent /api/events streams; beyond: 503'),
+    sseMaxBufferedBytes: int(
+      1_048_576,
+      1024,
+      1_073_741_824,
+      'bytes an /api/events client may fall behind before its connection is closed',
+    ),
   },
   'HTTP server',
 );

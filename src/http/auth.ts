@@ -1,8 +1,14 @@
 /**
- * The access rule shared by the Barista (callout), Gong (announce) and CTI APIs, and a CIDR
- * matcher (also used by the push module's PBX allow-list).
+ * The access rule shared by the Barista (callout), Gong (announce), CTI and event-stream APIs,
+ * and a CIDR matcher (also used by the push module's PBX allow-list and the trusted proxies).
  *
  * Rule, in order:
+ * 0. A browser's cross-site request ({@link crossSiteOf}: `Sec-Fetch-Site` / `Origin` of
+ *    another site) that changes state (any method but GET/HEAD/OPTIONS; every method with
+ *    `refuseCrossSite: 'all'`) and carries no Bearer token → 403 `cross_site`. A web page
+ *    can POST forms and multipart to any address without a CORS preflight, and a browser
+ *    adds cached Basic credentials by itself, so only a Bearer token (which a page cannot
+ *    make the browser send without a preflight Switchboard never answers) proves intent.
  * 1. `Authorization: Bearer <token>` matching a configured token → allowed (if the token's
  *    `modules` include this module, else 403). Unknown token → 401.
  * 2. `Authorization: Basic user:password` matching a configured user → allowed (same
@@ -10,64 +16,29 @@
  * 3. Any other Authorization scheme → 401. A presented credential is never ignored: a wrong
  *    one is refused even from an allowed network.
  * 4. No credential: allowed when the client IP is in `allowNetworks`, or is loopback and
- *    `allowLoopback` (default true). Otherwise 401 when credentials are configured (the client
- *    can retry with one; `WWW-Authenticate` is sent), 403 when none are (only the network
- *    decides).
+ *    `allowLoopback` (default true), and the request has a trustworthy network identity
+ *    (not forwarded by an untrusted peer: see `./client.ts`). Otherwise 401 when
+ *    credentials are configured (the client can retry with one; `WWW-Authenticate` is
+ *    sent), 403 when none are (only the network decides).
  *
  * Secrets are compared with {@link constantTimeEqual} against every configured credential
  * (no early exit), so timing reveals neither a secret nor which entry matched.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { isIPv4, isIPv6 } from 'node:net';
+import { BlockList, isIP } from 'node:net';
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import { clientOf, crossSiteOf, isSafeMethod } from './client.ts';
 import { type ErrorFormatter, type ErrorInfo, HttpError, sendError } from './errors.ts';
 
 // ---------------------------------------------------------------------------------------------
 // IP addresses and CIDR
 // ---------------------------------------------------------------------------------------------
 
-/** A network: 16 address bytes (IPv4 as IPv4-mapped IPv6) and the prefix length over 128. */
+/** A parsed network: its address, prefix length and family. */
 export interface Cidr {
-  bytes: Uint8Array;
+  address: string;
   prefix: number;
-}
-
-function ipv4Bytes(address: string): number[] {
-  return address.split('.').map((part) => Number(part));
-}
-
-/**
- * An IP address as 16 bytes; IPv4 (and IPv4-mapped IPv6 `::ffff:a.b.c.d`) becomes
- * `::ffff:a.b.c.d`, so one comparison serves both families. A zone (`%eth0`) is ignored.
- * @returns undefined when `address` is not an IP address.
- */
-export function ipBytes(address: string): Uint8Array | undefined {
-  const ip = address.replace(/%.*$/, '');
-  if (isIPv4(ip))
-    return Uint8Array.from([0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, ...ipv4Bytes(ip)]);
-  if (!isIPv6(ip)) return undefined;
-  let text = ip;
-  const tail: number[] = [];
-  const v4 = /(\d+\.\d+\.\d+\.\d+)$/.exec(text);
-  if (v4?.[1]) {
-    tail.push(...ipv4Bytes(v4[1]));
-    text = `${text.slice(0, -v4[1].length)}0:0`;
-  }
-  const [head = '', rest] = text.split('::');
-  const left = head === '' ? [] : head.split(':');
-  const right = rest === undefined || rest === '' ? [] : rest.split(':');
-  const groups =
-    rest === undefined
-      ? left
-      : [...left, ...Array(8 - left.length - right.length).fill('0'), ...right];
-  const bytes = new Uint8Array(16);
-  groups.forEach((group, i) => {
-    const value = Number.parseInt(group, 16);
-    bytes[i * 2] = value >> 8;
-    bytes[i * 2 + 1] = value & 0xff;
-  });
-  if (tail.length === 4) bytes.set(tail, 12);
-  return bytes;
+  family: 'ipv4' | 'ipv6';
 }
 
 /**
@@ -76,45 +47,42 @@ export function ipBytes(address: string): Uint8Array | undefined {
  */
 export function parseCidr(text: string): Cidr {
   const [address = '', prefixText, extra] = text.trim().split('/');
-  const bytes = ipBytes(address);
-  const v4 = isIPv4(address);
-  const max = v4 ? 32 : 128;
-  const prefix = prefixText === undefined ? max : Number(prefixText);
+  const version = isIP(address);
+  const max = version === 4 ? 32 : 128;
   if (
-    !bytes ||
+    version === 0 ||
     extra !== undefined ||
     (prefixText !== undefined && !/^\d{1,3}$/.test(prefixText)) ||
-    prefix > max
+    Number(prefixText ?? max) > max
   ) {
     throw new Error(`invalid CIDR network: ${JSON.stringify(text)}`);
   }
-  return { bytes, prefix: v4 ? prefix + 96 : prefix };
-}
-
-/** True when `address` (16 bytes) is inside `network`. */
-export function cidrContains(network: Cidr, address: Uint8Array): boolean {
-  let bits = network.prefix;
-  for (let i = 0; i < 16 && bits > 0; i += 1, bits -= 8) {
-    const mask = bits >= 8 ? 0xff : (0xff << (8 - bits)) & 0xff;
-    if (((network.bytes[i] ?? 0) & mask) !== ((address[i] ?? 0) & mask)) return false;
-  }
-  return true;
+  return {
+    address,
+    prefix: Number(prefixText ?? max),
+    family: version === 4 ? 'ipv4' : 'ipv6',
+  };
 }
 
 /** Loopback networks: 127.0.0.0/8 and ::1/128. */
 export const LOOPBACK_NETWORKS: readonly string[] = ['127.0.0.0/8', '::1/128'];
 
 /**
- * A matcher for a list of networks (IPv4 and IPv6; IPv4-mapped IPv6 clients match IPv4
- * networks). Use it for any allow-list, e.g. the push module's PBX networks.
+ * A matcher for a list of networks (`node:net` BlockList; IPv4 and IPv6; IPv4-mapped IPv6
+ * clients `::ffff:a.b.c.d` match IPv4 networks; a zone `%eth0` is ignored). Use it for any
+ * allow-list, e.g. the push module's PBX networks or the trusted proxies.
  * @throws Error when an entry is not a valid network (see {@link parseCidr}).
  * @returns a function: IP address string → inside one of the networks (false for non-IPs).
  */
 export function createCidrMatcher(networks: readonly string[]): (address: string) => boolean {
-  const parsed = networks.map(parseCidr);
+  const list = new BlockList();
+  for (const network of networks.map(parseCidr)) {
+    list.addSubnet(network.address, network.prefix, network.family);
+  }
   return (address) => {
-    const bytes = ipBytes(address);
-    return bytes !== undefined && parsed.some((network) => cidrContains(network, bytes));
+    const ip = address.replace(/%.*$/, '');
+    const version = isIP(ip);
+    return version !== 0 && list.check(ip, version === 4 ? 'ipv4' : 'ipv6');
   };
 }
 
@@ -150,7 +118,8 @@ export interface Refusal {
     | 'credential_required'
     | 'invalid_credential'
     | 'module_not_allowed'
-    | 'network_not_allowed';
+    | 'network_not_allowed'
+    | 'cross_site';
   /** Readable message, never containing the credential. */
   message: string;
 }
@@ -173,6 +142,22 @@ export interface AccessRuleOptions {
   realm?: string;
   /** Secret comparison (default {@link constantTimeEqual}); exposed for tests. */
   compare?: (presented: string, configured: string) => boolean;
+  /**
+   * Which browser cross-site requests without a Bearer token are refused: `unsafe` (default:
+   * every method but GET, HEAD, OPTIONS) or `all` (e.g. the event stream).
+   */
+  refuseCrossSite?: 'unsafe' | 'all';
+}
+
+/** What {@link decideAccess} knows about the request besides its credential and address. */
+export interface AccessContext {
+  /** The request is a browser's cross-site request that the rule must refuse without a Bearer token. */
+  crossSite?: boolean;
+  /**
+   * False when the client address is not trustworthy (forwarded by an untrusted peer):
+   * loopback and `allowNetworks` do not apply. Default true.
+   */
+  networkTrusted?: boolean;
 }
 
 const principals = new WeakMap<FastifyRequest, Principal>();
@@ -200,15 +185,26 @@ export function decideAccess(
   options: AccessRuleOptions,
   authorization: string | undefined,
   clientIp: string,
+  context: AccessContext = {},
 ): Principal | Refusal {
   const compare = options.compare ?? constantTimeEqual;
   const tokens = options.tokens ?? [];
   const users = options.users ?? [];
   const module = options.module;
+  const [scheme = '', ...rest] = (authorization ?? '').trim().split(/\s+/);
+  const bearer = scheme.toLowerCase() === 'bearer' && rest.join(' ') !== '';
+  if (context.crossSite === true && !bearer) {
+    return {
+      statusCode: 403,
+      reason: 'cross_site',
+      message:
+        'cross-site request refused: a page of another site may not use this API ' +
+        '(API clients send no Origin, or a Bearer token)',
+    };
+  }
   if (authorization !== undefined && authorization.trim() !== '') {
-    const [scheme = '', ...rest] = authorization.trim().split(/\s+/);
     const value = rest.join(' ');
-    if (scheme.toLowerCase() === 'bearer' && value !== '') {
+    if (bearer) {
       let match: (typeof tokens)[number] | undefined;
       for (const entry of tokens) if (compare(value, entry.token) && !match) match = entry;
       if (!match)
@@ -252,11 +248,19 @@ export function decideAccess(
     ]);
     matchers.set(options, matcher);
   }
-  if (matcher(clientIp)) return { kind: 'network', address: clientIp };
+  const trusted = context.networkTrusted !== false;
+  if (trusted && matcher(clientIp)) return { kind: 'network', address: clientIp };
+  const why = trusted
+    ? ''
+    : ' (a forwarded request whose client address is not known through http.trustProxy)';
   if (tokens.length > 0 || users.length > 0) {
-    return { statusCode: 401, reason: 'credential_required', message: 'credential required' };
+    return {
+      statusCode: 401,
+      reason: 'credential_required',
+      message: `credential required${why}`,
+    };
   }
-  return { statusCode: 403, reason: 'network_not_allowed', message: 'network not allowed' };
+  return { statusCode: 403, reason: 'network_not_allowed', message: `network not allowed${why}` };
 }
 
 /**
@@ -265,7 +269,8 @@ export function decideAccess(
  * 'callout', formatter: baristaErrors}))`. Allowed requests get a {@link principalOf}; refused
  * ones are answered with `formatter` (401 carries `WWW-Authenticate: Bearer, Basic`).
  *
- * The client IP is `request.ip` (honours `http.trustProxy`).
+ * The client is {@link clientOf} (`request.ip` through `http.trustProxy`; no network
+ * identity when forwarded by an untrusted peer); cross-site requests per {@link crossSiteOf}.
  * @throws Error at creation when an `allowNetworks` entry is invalid.
  */
 export function createAccessRule(
@@ -273,14 +278,21 @@ export function createAccessRule(
 ): (request: FastifyRequest, reply: FastifyReply) => Promise<void> {
   createCidrMatcher(options.allowNetworks ?? []); // validate early
   const realm = options.realm ?? 'switchboard';
+  const refuseAll = options.refuseCrossSite === 'all';
   return async (request, reply) => {
-    const decision = decideAccess(options, request.headers.authorization, request.ip);
+    const client = clientOf(request);
+    const crossSite =
+      (refuseAll || !isSafeMethod(request.method)) && crossSiteOf(request) !== undefined;
+    const decision = decideAccess(options, request.headers.authorization, client.address, {
+      crossSite,
+      networkTrusted: client.networkTrusted,
+    });
     if ('kind' in decision) {
       principals.set(request, decision);
       return;
     }
     request.log.info(
-      { reason: decision.reason, ip: request.ip, module: options.module },
+      { reason: decision.reason, ip: client.address, peer: client.peer, module: options.module },
       'access refused',
     );
     const headers: Record<string, string> =

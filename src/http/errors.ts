@@ -17,18 +17,30 @@ export class HttpError extends Error {
   readonly code: string;
   /** Extra headers sent with the answer (e.g. `WWW-Authenticate`). */
   readonly headers: Record<string, string>;
+  /** The field at fault (`body`, `body.text`, `querystring.bind`), when there is one. */
+  readonly field: string | undefined;
   constructor(
     statusCode: number,
     message: string,
     code = codeForStatus(statusCode),
     headers: Record<string, string> = {},
+    field?: string,
   ) {
     super(message);
     this.name = 'HttpError';
     this.statusCode = statusCode;
     this.code = code;
     this.headers = headers;
+    this.field = field;
   }
+}
+
+/**
+ * A 400 naming the field at fault: message `<name>: <reason>` (name = `field` without the
+ * `body.` prefix), e.g. `fieldError('body.start', 'must be a string')`.
+ */
+export function fieldError(field: string, reason: string, code = 'bad_request'): HttpError {
+  return new HttpError(400, `${field.replace(/^body\./, '')}: ${reason}`, code, {}, field);
 }
 
 /** What a formatter receives: a normalized error, safe to show. */
@@ -79,6 +91,7 @@ export function toErrorInfo(error: unknown): ErrorInfo {
       code: error.code,
       message: error.message,
       headers: error.headers,
+      ...(error.field === undefined ? {} : { field: error.field }),
     };
   }
   const e = error as Partial<FastifyError> & {
@@ -100,12 +113,23 @@ export function toErrorInfo(error: unknown): ErrorInfo {
       headers: {},
     };
   }
+  if (typeof e.statusCode !== 'number' && isMalformedMultipart(error)) {
+    return {
+      statusCode: 400,
+      code: 'bad_request',
+      message: `body: malformed multipart/form-data (${(error as Error).message})`,
+      field: 'body',
+      headers: {},
+    };
+  }
   const status = typeof e.statusCode === 'number' ? e.statusCode : 500;
   if (status >= 400 && status < 500) {
+    const field = fieldOfFrameworkError(e.code);
     return {
       statusCode: status,
       code: codeForStatus(status),
-      message: e.message ?? 'bad request',
+      message: field ? `${field}: ${e.message ?? 'bad request'}` : (e.message ?? 'bad request'),
+      ...(field ? { field } : {}),
       headers: {},
     };
   }
@@ -115,6 +139,33 @@ export function toErrorInfo(error: unknown): ErrorInfo {
     message: 'internal error',
     headers: {},
   };
+}
+
+/**
+ * Errors of the multipart parser (`@fastify/busboy`) for a body the client broke: no or bad
+ * boundary, body ending early. They carry no status (the parser does not know it is a
+ * client's fault), so they are recognised by message.
+ */
+const MULTIPART_ERRORS = [
+  /^Multipart: Boundary not found$/,
+  /^Boundary required$/,
+  /unexpected end of multipart data$/i,
+  /^Unsupported Content-Type\.$/,
+  /^The needle cannot (be an empty String\/Buffer|have a length bigger than 256)\.$/,
+  /^Malformed part header$/,
+];
+
+function isMalformedMultipart(error: unknown): boolean {
+  return error instanceof Error && MULTIPART_ERRORS.some((pattern) => pattern.test(error.message));
+}
+
+/** The field a Fastify 4xx error is about: the body for content-type parser errors. */
+function fieldOfFrameworkError(code: string | undefined): string | undefined {
+  if (code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE' || code === 'FST_ERR_CTP_INVALID_CONTENT_LENGTH')
+    return 'headers.content-type';
+  if (code?.startsWith('FST_ERR_CTP_') || code === 'FST_PROTO_VIOLATION') return 'body';
+  if (code === 'FST_ERR_BAD_URL' || code === 'FST_ERR_MAX_PARAM_LENGTH') return 'url';
+  return undefined;
 }
 
 /** Switchboard's own error shape: `{"error": code, "message": ..., "statusCode": n}`. */
@@ -141,14 +192,40 @@ export function sendError(
   return reply.send(rendered.body);
 }
 
+/** Error shapes by path prefix, per HTTP server (`app.server`, shared by every plugin). */
+const shapesByServer = new WeakMap<object, Array<{ prefix: string; formatter: ErrorFormatter }>>();
+
 /**
  * Makes `formatter` render every error of `app`'s routes (Fastify encapsulation: call it inside
  * the module's plugin to affect that module only). 5xx errors are logged with their cause.
+ * `prefixes` (e.g. `['/messages']`) also give the shape to answers made outside the routes:
+ * unknown paths under the prefix (404) and malformed URLs (400).
  */
-export function useErrorFormatter(app: FastifyInstance, formatter: ErrorFormatter): void {
+export function useErrorFormatter(
+  app: FastifyInstance,
+  formatter: ErrorFormatter,
+  prefixes: readonly string[] = [],
+): void {
   app.setErrorHandler((error, request, reply) => {
     const info = toErrorInfo(error);
     if (info.statusCode >= 500) request.log.error({ err: error }, 'request failed');
     return sendError(reply, request, info, formatter);
   });
+  if (prefixes.length === 0) return;
+  const shapes = shapesByServer.get(app.server) ?? [];
+  for (const prefix of prefixes) shapes.push({ prefix: prefix.replace(/\/+$/, ''), formatter });
+  shapes.sort((a, b) => b.prefix.length - a.prefix.length);
+  shapesByServer.set(app.server, shapes);
+}
+
+/**
+ * The formatter registered (with {@link useErrorFormatter}) for the longest prefix of `url`'s
+ * path on `server`, else {@link defaultErrorFormatter}.
+ */
+export function formatterFor(server: object, url: string): ErrorFormatter {
+  const path = url.split('?')[0] ?? '';
+  for (const { prefix, formatter } of shapesByServer.get(server) ?? []) {
+    if (path === prefix || path.startsWith(`${prefix}/`)) return formatter;
+  }
+  return defaultErrorFormatter;
 }

@@ -17,7 +17,6 @@
  * await server.close(); // stop accepting, wait for in-flight requests
  * ```
  */
-import formbody from '@fastify/formbody';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
@@ -30,10 +29,30 @@ import Fastify, {
   type RawServerDefault,
 } from 'fastify';
 import pino, { type DestinationStream, type Logger } from 'pino';
-import { redactUrl } from '../config/load.ts';
+import { Counter } from 'prom-client';
+import { redactUrl, TRUST_PROXY_TRUE } from '../config/load.ts';
 import type { Config } from '../config/schema.ts';
 import { createMetrics, type Metrics } from '../metrics.ts';
-import { defaultErrorFormatter, sendError, toErrorInfo, useErrorFormatter } from './errors.ts';
+import { createCidrMatcher } from './auth.ts';
+import { registerBodyParsers } from './body.ts';
+import { setClientTrust } from './client.ts';
+import {
+  defaultErrorFormatter,
+  formatterFor,
+  sendError,
+  toErrorInfo,
+  useErrorFormatter,
+} from './errors.ts';
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /**
+     * The route receives uploads: its body may take `http.uploadTimeoutMs` to arrive
+     * instead of `http.requestTimeoutMs`.
+     */
+    upload?: boolean;
+  }
+}
 
 /** The Fastify instance type modules register on (TypeBox type provider). */
 export type App = FastifyInstance<
@@ -177,6 +196,14 @@ export function parseListen(listen: string): { host: string; port: number } {
   return { host: match[1] ?? match[2] ?? '', port: Number(match[3]) };
 }
 
+const REQUEST_TIMEOUTS = 'switchboard_http_request_timeouts_total';
+const REQUEST_TIMEOUT_BODY =
+  '{"error":"request_timeout","message":"request body not received in time","statusCode":408}';
+/** What a client whose request body stalled gets before its connection is closed. */
+const REQUEST_TIMEOUT_RESPONSE =
+  'HTTP/1.1 408 Request Timeout\r\nConnection: close\r\nContent-Type: application/json\r\n' +
+  `Content-Length: ${Buffer.byteLength(REQUEST_TIMEOUT_BODY)}\r\n\r\n${REQUEST_TIMEOUT_BODY}`;
+
 /** Options of {@link createServer}. */
 export interface CreateServerOptions {
   /** The configuration (uses `http` and `log`). */
@@ -221,26 +248,86 @@ export async function createServer(options: CreateServerOptions): Promise<Switch
   const metrics = options.metrics ?? createMetrics();
   const readiness = options.readiness ?? new Readiness();
 
+  const http = config.http;
+  const requestTimeouts =
+    (metrics.registry.getSingleMetric(REQUEST_TIMEOUTS) as Counter | undefined) ??
+    new Counter({
+      name: REQUEST_TIMEOUTS,
+      help: 'Requests whose body did not arrive within http.requestTimeoutMs / uploadTimeoutMs (408, connection closed)',
+      registers: [metrics.registry],
+    });
+  if (http.trustProxy === true) throw new Error(`config: http.trustProxy: ${TRUST_PROXY_TRUE}`);
+  const proxies = Array.isArray(http.trustProxy) ? http.trustProxy : [];
+  const isTrustedProxy = createCidrMatcher(proxies);
+  // Node's own request timeout is the backstop (the longest a request may take to arrive);
+  // the hook below applies the per-route limit, counted from the end of the headers.
+  const backstopMs = Math.max(http.requestTimeoutMs, http.uploadTimeoutMs) + http.headersTimeoutMs;
   const app = Fastify({
     loggerInstance: logger,
-    bodyLimit: config.http.bodyLimitBytes,
-    trustProxy: config.http.trustProxy,
+    bodyLimit: http.bodyLimitBytes,
+    trustProxy: proxies.length > 0 ? (address: string) => isTrustedProxy(address) : false,
     return503OnClosing: true,
     forceCloseConnections: 'idle',
+    requestTimeout: backstopMs,
+    keepAliveTimeout: http.keepAliveTimeoutMs,
+    http: {
+      requestTimeout: backstopMs,
+      headersTimeout: http.headersTimeoutMs,
+      // How often Node looks for requests past headersTimeout / requestTimeout.
+      connectionsCheckingInterval: Math.min(30_000, Math.max(50, http.headersTimeoutMs / 4)),
+    },
+    frameworkErrors: (error, request, reply) =>
+      sendError(
+        reply,
+        request,
+        toErrorInfo(error),
+        formatterFor(request.server.server, request.url),
+      ),
   }).withTypeProvider<TypeBoxTypeProvider>() as unknown as App;
+  setClientTrust(app.server, {
+    isTrustedProxy,
+    warn: (fields, message) => logger.warn({ component: 'http', ...fields }, message),
+  });
 
   useErrorFormatter(app, defaultErrorFormatter);
   app.setNotFoundHandler((request, reply) =>
-    sendError(reply, request, {
-      statusCode: 404,
-      code: 'not_found',
-      message: `no route ${request.method} ${request.url.split('?')[0]}`,
-      headers: {},
-    }),
+    sendError(
+      reply,
+      request,
+      {
+        statusCode: 404,
+        code: 'not_found',
+        message: `no route ${request.method} ${request.url.split('?')[0]?.slice(0, 200)}`,
+        headers: {},
+      },
+      formatterFor(app.server, request.url),
+    ),
   );
 
-  // Form-encoded bodies are parsed to objects, so every JSON body schema accepts them too.
-  await app.register(formbody, { bodyLimit: config.http.bodyLimitBytes });
+  // Strict JSON, text and form-encoded parsers (UTF-8, depth); form bodies are parsed to
+  // objects, so every JSON body schema accepts them too.
+  registerBodyParsers(app, { bodyLimit: http.bodyLimitBytes, jsonMaxDepth: http.jsonMaxDepth });
+
+  // A body that does not arrive within the route's limit (drip-fed, stalled) is answered
+  // 408 and its connection closed.
+  app.addHook('onRequest', (request, reply, done) => {
+    const raw = request.raw;
+    if (raw.complete) return done();
+    const limitMs =
+      request.routeOptions.config?.upload === true ? http.uploadTimeoutMs : http.requestTimeoutMs;
+    const timer = setTimeout(() => {
+      if (raw.complete) return;
+      request.log.info({ timeoutMs: limitMs }, 'request body not received in time; closing');
+      requestTimeouts.inc();
+      const socket = raw.socket;
+      if (!reply.raw.headersSent && socket.writable) {
+        socket.end(REQUEST_TIMEOUT_RESPONSE, () => socket.destroy());
+      } else socket.destroy();
+    }, limitMs);
+    timer.unref();
+    reply.raw.once('close', () => clearTimeout(timer));
+    done();
+  });
 
   if (config.http.docs) {
     await app.register(swagger, {

@@ -13,10 +13,17 @@
  *
  * Errors are short text/plain bodies (`bad request`, `unauthorized`, ...) that never say which
  * field or rule failed.
+ *
+ * Browser cross-site requests (`Sec-Fetch-Site` / `Origin` of another site, see
+ * `src/http/client.ts`) are refused on every route with 403: the PBX and the apps are not
+ * browsers, and a page must not make a browser on the PBX network wake phones or use its
+ * cached Basic credentials. The PBX network check uses the client address only when it is
+ * trustworthy (not forwarded by a proxy missing from `http.trustProxy`).
  */
 import formbody from '@fastify/formbody';
 import type { FastifyRequest } from 'fastify';
 import { createCidrMatcher, LOOPBACK_NETWORKS } from '../http/auth.ts';
+import { clientOf, crossSiteOf } from '../http/client.ts';
 import { type ErrorFormatter, HttpError, useErrorFormatter } from '../http/errors.ts';
 import type { App } from '../http/server.ts';
 import type { AccountChecker } from './accounts.ts';
@@ -132,6 +139,32 @@ function bool(fields: Fields, name: string, fallback: boolean): boolean {
   throw bad();
 }
 
+/** `Host` (or a trusted proxy's `X-Forwarded-Host`): a host name or IP, optional port. */
+const HOST = /^(?:[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.?|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?$/;
+
+/**
+ * `<protocol>://<host>/api/call-response/` of the incoming-call request: the address the
+ * app answers to when `push.responseUrl` is empty.
+ * @throws {HttpError} 400 when the Host header is not a host name (it goes into the push).
+ */
+function derivedResponseUrl(request: FastifyRequest): string {
+  const host = request.host;
+  if (host.length > 255 || !HOST.test(host)) throw bad();
+  return `${request.protocol}://${host}/api/call-response/`;
+}
+
+/** Paths of the push API (their 404s and malformed URLs answer in its shape). */
+const PUSH_PREFIXES = [
+  '/api/incoming-call',
+  '/api/call-response',
+  '/api/apns-device',
+  '/api/gcm-device',
+  '/api/android-device',
+  '/api/hangup-reason',
+  '/api/log-metrics',
+  '/api/check-in',
+];
+
 const PLATFORMS: Record<string, Platform> = {
   'apns-device': 'apns',
   'gcm-device': 'fcm',
@@ -148,8 +181,14 @@ export async function pushRoutes(app: App, options: PushRoutesOptions): Promise<
   if (!app.hasContentTypeParser('application/x-www-form-urlencoded')) {
     await app.register(formbody);
   }
-  useErrorFormatter(app, pushErrorFormatter);
+  useErrorFormatter(app, pushErrorFormatter, PUSH_PREFIXES);
   const pbx = createCidrMatcher([...options.allowNetworks, ...LOOPBACK_NETWORKS]);
+  app.addHook('onRequest', async (request) => {
+    if (crossSiteOf(request) !== undefined) {
+      request.log.info({ ip: clientOf(request).address }, 'push: cross-site request refused');
+      throw new HttpError(403, 'forbidden', 'cross_site');
+    }
+  });
   const hangupLabels = new Set<string>();
   const reasonLabels = new Set<string>();
   const osLabels = new Set<string>();
@@ -184,9 +223,13 @@ export async function pushRoutes(app: App, options: PushRoutesOptions): Promise<
     '/api/incoming-call/',
     docs('From the PBX: wake the app of sip_user_id; answers status=ACK or status=NAK'),
     async (request, reply) => {
-      if (!pbx(request.ip)) {
+      const client = clientOf(request);
+      if (!client.networkTrusted || !pbx(client.address)) {
         metrics.incomingFailed.inc({ reason: 'forbidden' });
-        request.log.info({ ip: request.ip }, 'push: incoming-call from a network not allowed');
+        request.log.info(
+          { ip: client.address, peer: client.peer, untrusted: client.untrusted },
+          'push: incoming-call from a network not allowed',
+        );
         throw new HttpError(403, 'forbidden');
       }
       let call: Parameters<WakeService['incomingCall']>[0];
@@ -197,8 +240,7 @@ export async function pushRoutes(app: App, options: PushRoutesOptions): Promise<
           phonenumber: matching(fields, 'phonenumber', /^[0-9+()\- x]{1,32}$/, true) as string,
           callerId: text(fields, 'caller_id', false, 255) ?? '',
           callId: matching(fields, 'call_id', /^[^\s]{1,128}$/, false) ?? '',
-          responseApi:
-            options.responseUrl || `${request.protocol}://${request.host}/api/call-response/`,
+          responseApi: options.responseUrl || derivedResponseUrl(request),
         };
       } catch (error) {
         metrics.incomingFailed.inc({ reason: 'bad_request' });

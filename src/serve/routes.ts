@@ -6,13 +6,18 @@
  *   in the XiVO bus document. Validated by `buildCtiEvent`, published on the bus with the
  *   seed's routing key. 202 `{routing_key, name}`; 400 `{error, message, errors: [...]}`
  *   naming every problem; 503 when the bus dropped the message (closed or buffer full).
- * - `GET /api/events?bind=<binding key>` (repeatable; default `#`): the bus as Server-Sent
- *   Events (`src/sinks/sse.ts`), from either bus. 400 naming the malformed binding key.
+ * - `GET /api/events?bind=<binding key>` (repeatable, at most {@link MAX_BINDING_KEYS};
+ *   default `#`): the bus as Server-Sent Events (`src/sinks/sse.ts`), from either bus. 400
+ *   naming the malformed binding key; 503 with `Retry-After` when `http.sseMaxStreams`
+ *   streams are open. A client more than `http.sseMaxBufferedBytes` behind is disconnected.
  *
  * Both are behind the access rule of `src/http/auth.ts` (`auth` section; module names
  * `cti` and `events`): loopback clients are allowed by default, others need a token, a
- * Basic user or an allowed network.
+ * Basic user or an allowed network. Browser cross-site requests without a Bearer token are
+ * refused (403): the CTI POST like every state-changing request, the event stream even
+ * though it is a GET (a page must not hold stream slots through its visitors' browsers).
  */
+import { Counter, Gauge } from 'prom-client';
 import Type from 'typebox';
 import type { Bus } from '../bus/bus.ts';
 import { bindingKeyProblem } from '../bus/bus.ts';
@@ -21,6 +26,7 @@ import type { AuthConfig } from '../config/schema.ts';
 import { createAccessRule } from '../http/auth.ts';
 import { sendError } from '../http/errors.ts';
 import type { App } from '../http/server.ts';
+import type { Metrics } from '../metrics.ts';
 import { type SseStream, streamBusAsSse } from '../sinks/sse.ts';
 
 /** Options of {@link serviceRoutes}. */
@@ -30,8 +36,47 @@ export interface ServiceRoutesOptions {
   auth: AuthConfig;
   /** Keep-alive interval of the SSE streams (default 15000 ms). */
   sseKeepAliveMs?: number;
+  /** Most concurrent SSE streams (`http.sseMaxStreams`); beyond, 503. Default 100. */
+  sseMaxStreams?: number;
+  /** Bytes a stream's client may fall behind (`http.sseMaxBufferedBytes`). Default 1 MiB. */
+  sseMaxBufferedBytes?: number;
   /** Open SSE streams, so that shutdown can end them (they never finish by themselves). */
   streams: Set<SseStream>;
+  /** Registry for the stream metrics (default: none kept). */
+  metrics?: Metrics;
+}
+
+/** Most `bind` keys of one `/api/events` request (each is a subscription). */
+export const MAX_BINDING_KEYS = 32;
+
+/** Seconds a refused stream client is asked to wait (`Retry-After`). */
+const SSE_RETRY_AFTER_S = 10;
+
+function sseMetrics(metrics: Metrics | undefined) {
+  const registers = metrics ? [metrics.registry] : [];
+  const reuse = <T>(name: string, make: () => T): T =>
+    (metrics?.registry.getSingleMetric(name) as T | undefined) ?? make();
+  return {
+    open: reuse(
+      'switchboard_sse_streams',
+      () =>
+        new Gauge({
+          name: 'switchboard_sse_streams',
+          help: 'Open /api/events streams',
+          registers,
+        }),
+    ),
+    closed: reuse(
+      'switchboard_sse_disconnects_total',
+      () =>
+        new Counter({
+          name: 'switchboard_sse_disconnects_total',
+          help: '/api/events streams cut by the server: slow (client too far behind), refused (http.sseMaxStreams reached)',
+          labelNames: ['reason'],
+          registers,
+        }),
+    ),
+  };
 }
 
 const ErrorBody = Type.Object({
@@ -48,6 +93,8 @@ const ErrorBody = Type.Object({
  */
 export async function serviceRoutes(app: App, options: ServiceRoutesOptions): Promise<void> {
   const { bus, publisher, streams } = options;
+  const maxStreams = options.sseMaxStreams ?? 100;
+  const m = sseMetrics(options.metrics);
 
   await app.register(async (cti: App) => {
     cti.addHook('onRequest', createAccessRule({ ...options.auth, module: 'cti' }));
@@ -100,7 +147,10 @@ export async function serviceRoutes(app: App, options: ServiceRoutesOptions): Pr
   });
 
   await app.register(async (events: App) => {
-    events.addHook('onRequest', createAccessRule({ ...options.auth, module: 'events' }));
+    events.addHook(
+      'onRequest',
+      createAccessRule({ ...options.auth, module: 'events', refuseCrossSite: 'all' }),
+    );
     events.get(
       '/api/events',
       {
@@ -111,23 +161,35 @@ export async function serviceRoutes(app: App, options: ServiceRoutesOptions): Pr
             'One SSE event per bus message whose routing key matches one of the `bind` keys ' +
             '(AMQP topic syntax: `*` one word, `#` zero or more; default `#`). `event:` is the ' +
             "message's name, `data:` one line of JSON: `{routing_key, name, origin_uuid, data}`. " +
-            'A `: ready` comment is sent once the subscriptions are bound.',
+            'A `: ready` comment is sent once the subscriptions are bound. At most ' +
+            '`http.sseMaxStreams` streams at once (then 503 with Retry-After); a client that ' +
+            'falls more than `http.sseMaxBufferedBytes` behind is disconnected.',
           querystring: Type.Object({
             bind: Type.Optional(
               Type.Array(Type.String(), {
-                description: 'binding key, e.g. `call.#`; repeat for several',
+                description: `binding key, e.g. \`call.#\`; repeat for several (at most ${MAX_BINDING_KEYS})`,
               }),
             ),
           }),
           response: {
             200: Type.String({ description: 'text/event-stream' }),
             400: ErrorBody,
+            503: ErrorBody,
           },
         },
       },
       async (request, reply) => {
         const { bind } = request.query as { bind?: string[] };
         const bindingKeys = bind === undefined || bind.length === 0 ? ['#'] : bind;
+        if (bindingKeys.length > MAX_BINDING_KEYS) {
+          return sendError(reply, request, {
+            statusCode: 400,
+            code: 'bad_request',
+            message: `at most ${MAX_BINDING_KEYS} binding keys`,
+            field: 'querystring.bind',
+            headers: {},
+          });
+        }
         const problems = bindingKeys
           .map((key) => bindingKeyProblem(key))
           .filter((p): p is string => p !== undefined);
@@ -140,14 +202,32 @@ export async function serviceRoutes(app: App, options: ServiceRoutesOptions): Pr
             headers: {},
           });
         }
+        if (streams.size >= maxStreams) {
+          m.closed.inc({ reason: 'refused' });
+          request.log.info({ maxStreams }, 'SSE stream refused: http.sseMaxStreams reached');
+          return sendError(reply, request, {
+            statusCode: 503,
+            code: 'unavailable',
+            message: `too many event streams open (${maxStreams}); retry later`,
+            headers: { 'retry-after': String(SSE_RETRY_AFTER_S) },
+          });
+        }
         reply.hijack();
         const stream = streamBusAsSse(bus, reply.raw, {
           bindingKeys,
           logger: request.log,
+          onSlowClient: () => m.closed.inc({ reason: 'slow' }),
           ...(options.sseKeepAliveMs === undefined ? {} : { keepAliveMs: options.sseKeepAliveMs }),
+          ...(options.sseMaxBufferedBytes === undefined
+            ? {}
+            : { maxBufferedBytes: options.sseMaxBufferedBytes }),
         });
         streams.add(stream);
-        reply.raw.on('close', () => streams.delete(stream));
+        m.open.set(streams.size);
+        reply.raw.on('close', () => {
+          streams.delete(stream);
+          m.open.set(streams.size);
+        });
         // A comment once every subscription is bound (AMQP: queue declared), so that a
         // client knows from when on nothing is missed.
         void stream.ready.then(() => {

@@ -382,6 +382,9 @@ export function createService(options: ServiceOptions): Service {
       publisher,
       auth: config.auth,
       streams,
+      metrics,
+      sseMaxStreams: config.http.sseMaxStreams,
+      sseMaxBufferedBytes: config.http.sseMaxBufferedBytes,
       ...(options.sseKeepAliveMs === undefined ? {} : { sseKeepAliveMs: options.sseKeepAliveMs }),
     });
     for (const module of modules) await module.register?.(server.app, context);

@@ -12,8 +12,10 @@
  * i.e. `event:` is the envelope's `name` and `data:` is the envelope plus its routing key
  * (one line of JSON). Comment lines (`: keep-alive`) are sent every `keepAliveMs` so that
  * proxies keep the connection open. A client that does not read fast enough (more than
- * `maxBufferedBytes` waiting) is disconnected (it can reconnect; EventSource does so by
- * itself). When the client goes away the subscriptions are closed.
+ * `maxBufferedBytes` waiting in the response and its socket) is disconnected: its socket is
+ * destroyed, which frees what was buffered for it (ending the response would keep both
+ * while the client keeps the connection open). It can reconnect; EventSource does so by
+ * itself. When the client goes away the subscriptions are closed.
  *
  * Fastify: `reply.hijack(); streamBusAsSse(bus, reply.raw, { bindingKeys })`.
  */
@@ -33,8 +35,10 @@ export interface SseOptions {
   bindingKeys?: string[];
   /** Interval of keep-alive comments. Default 15000 ms. */
   keepAliveMs?: number;
-  /** Bytes waiting in the response before the client is disconnected. Default 4 MiB. */
+  /** Bytes waiting in the response before the client is disconnected. Default 1 MiB. */
   maxBufferedBytes?: number;
+  /** Called once when a slow client is disconnected (e.g. to count it). */
+  onSlowClient?: () => void;
   /** `retry:` hint sent first, in ms. Default 3000. */
   retryMs?: number;
   /** pino-compatible logger. Default: silent. */
@@ -77,7 +81,7 @@ export function streamBusAsSse(bus: Bus, res: ServerResponse, options: SseOption
   const bindingKeys = options.bindingKeys ?? ['#'];
   for (const key of bindingKeys) validateBindingKey(key);
   const logger = options.logger ?? silentLogger;
-  const maxBufferedBytes = options.maxBufferedBytes ?? 4 * 1024 * 1024;
+  const maxBufferedBytes = options.maxBufferedBytes ?? 1024 * 1024;
   if (!res.headersSent) {
     res.writeHead(200, {
       'content-type': 'text/event-stream; charset=utf-8',
@@ -90,29 +94,34 @@ export function streamBusAsSse(bus: Bus, res: ServerResponse, options: SseOption
   let id = 0;
   let closed = false;
   const subs: Subscription[] = [];
-  const onMessage = (message: BusMessage, routingKey: string) => {
+  /** Writes `text` unless the client is too far behind; then its socket is destroyed. */
+  const send = (text: string) => {
     if (closed) return;
     if (res.writableLength > maxBufferedBytes) {
       logger.warn(
         { bindingKeys, bufferedBytes: res.writableLength },
         'SSE client too slow; disconnecting',
       );
+      options.onSlowClient?.();
+      res.destroy();
       void close();
       return;
     }
+    res.write(text);
+  };
+  const onMessage = (message: BusMessage, routingKey: string) => {
+    if (closed) return;
     const data = JSON.stringify({ routing_key: routingKey, ...message });
-    res.write(formatSseEvent({ id: ++id, event: message.name, data }));
+    send(formatSseEvent({ id: ++id, event: message.name, data }));
   };
   for (const key of bindingKeys) subs.push(bus.subscribe(key, onMessage));
-  const keepAlive = setInterval(() => {
-    if (!closed) res.write(': keep-alive\n\n');
-  }, options.keepAliveMs ?? 15_000);
+  const keepAlive = setInterval(() => send(': keep-alive\n\n'), options.keepAliveMs ?? 15_000);
   keepAlive.unref();
   const close = async () => {
     if (closed) return;
     closed = true;
     clearInterval(keepAlive);
-    if (!res.writableEnded) res.end();
+    if (!res.writableEnded && !res.destroyed) res.end();
     await Promise.all(subs.map((s) => s.close()));
   };
   res.on('close', () => void close());

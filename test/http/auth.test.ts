@@ -103,7 +103,7 @@ describe('constantTimeEqual', () => {
 async function startProtected(options: {
   rule: AccessRuleOptions;
   listen: string;
-  trustProxy?: boolean;
+  trustProxy?: string[] | false;
 }): Promise<{ server: SwitchboardServer; url: string }> {
   const config = defaultConfig();
   config.http.trustProxy = options.trustProxy ?? false;
@@ -123,7 +123,7 @@ describe('access rule over real sockets', () => {
   before(async () => {
     ({ server, url } = await startProtected({
       listen: '127.0.0.1:0',
-      trustProxy: true, // X-Forwarded-For sets the client IP for the remote cases
+      trustProxy: ['127.0.0.1'], // X-Forwarded-For sets the client IP for the remote cases
       rule: {
         ...defaultConfig().auth,
         tokens: [
