@@ -135,6 +135,7 @@ const LIST_SHORTHANDS: Record<string, (item: string) => Json> = {
   'auth.tokens': (token) => ({ token }),
   'auth.users': (pair) => splitUserPassword(pair),
   'push.users': (pair) => splitUserPassword(pair),
+  'push.apps': (id) => ({ id }),
 };
 
 function splitUserPassword(pair: string): Json {
@@ -401,6 +402,33 @@ function semanticChecks(config: Config): ConfigProblem[] {
       problems.push({ key: `ami.servers[${i}].name`, reason: 'duplicate server name' });
     }
     names.add(server.name);
+  });
+  problems.push(...pushChecks(config.push));
+  return problems;
+}
+
+/** The `push` rules a schema cannot say: old and new account-API keys, duplicate apps. */
+function pushChecks(push: Config['push']): ConfigProblem[] {
+  const problems: ConfigProblem[] = [];
+  if (push.accountApi.url !== '' && push.accountApi.baseUrl !== '') {
+    problems.push({
+      key: 'push.accountApi.url',
+      reason:
+        'replaced by push.accountApi.baseUrl + push.accountApi.profilePath; set only those (url is the old single-URL form)',
+    });
+  }
+  const apps = new Set<string>();
+  push.apps.forEach((app, i) => {
+    for (const platform of app.platforms) {
+      const id = `${app.id}\0${platform}`;
+      if (apps.has(id)) {
+        problems.push({
+          key: `push.apps[${i}]`,
+          reason: `app ${app.id} is listed twice for ${platform}`,
+        });
+      }
+      apps.add(id);
+    }
   });
   return problems;
 }

@@ -1,13 +1,18 @@
 /**
- * The device store: push tokens of the apps, several per SIP account (the seed allowed one),
- * in the shared database (SQLite or PostgreSQL through Kysely), so every `serve` process sees
- * the same devices.
+ * The device store: push tokens of the apps, in the shared database (SQLite or PostgreSQL
+ * through Kysely), so every `serve` process sees the same devices.
  *
  * Table `push_device` (epoch-ms timestamps, text ids, see `src/store/db.ts`). A token is
- * unique per platform and app: registering a known token again updates it (and moves it to
- * the SIP account given, as the phone was re-provisioned).
+ * unique per platform and app. Two ways to register (`push.devicesPerAccount`):
+ *
+ * - `one` (default, the original middleware: its device table is keyed by `sip_user_id`): a
+ *   SIP account has one device; registering another token, app or platform for it replaces
+ *   that device (updated); a token known under another SIP account moves to this one
+ *   (created, for this account).
+ * - `several`: a SIP account has every device registered for it; registering a known token
+ *   updates that device (and moves it here when it was another account's).
  */
-import type { Kysely } from 'kysely';
+import { type Kysely, sql } from 'kysely';
 import { type Database, defineMigrations, type MigrationSet, newId, nowMs } from '../store/db.ts';
 
 /** Push platform of a device: `apns` (`/api/apns-device/`) or `fcm` (`/api/gcm-device/`, `/api/android-device/`). */
@@ -119,11 +124,15 @@ function toDevice(row: DeviceTable): Device {
   };
 }
 
+/** How many devices a SIP account has (`push.devicesPerAccount`). */
+export type DevicesPerAccount = 'one' | 'several';
+
 /** Device persistence; every method may throw the database's error (store unreachable). */
 export interface DeviceStore {
   /**
-   * Creates or updates the device identified by (platform, app, token).
-   * @returns the device and whether it was created.
+   * Registers a device as {@link DevicesPerAccount} says (see the module comment).
+   * @returns the device and whether it was created for this SIP account (201) rather than
+   *   updated (200).
    */
   register(registration: DeviceRegistration): Promise<{ device: Device; created: boolean }>;
   /** Every device of a SIP account, oldest first. */
@@ -142,13 +151,26 @@ export interface DeviceStore {
   checkIn(sipUserId: string, token?: string, app?: string): Promise<number>;
 }
 
-/** A {@link DeviceStore} on the shared database (run {@link pushMigrations} first). */
-export function createDeviceStore(database: Database): DeviceStore {
+/** Advisory lock id (PostgreSQL) serializing registrations across processes. */
+const REGISTER_LOCK = 745_320_002;
+
+/**
+ * A {@link DeviceStore} on the shared database (run {@link pushMigrations} first).
+ * @param options.devicesPerAccount `one` (default) or `several`.
+ */
+export function createDeviceStore(
+  database: Database,
+  options: { devicesPerAccount?: DevicesPerAccount } = {},
+): DeviceStore {
   const db = database.db as unknown as Kysely<PushTables>;
+  const mode = options.devicesPerAccount ?? 'one';
   return {
     async register(r) {
       const now = nowMs();
       const values = {
+        platform: r.platform,
+        app: r.app,
+        token: r.token,
         sip_user_id: r.sipUserId,
         name: r.name ?? '',
         os_version: r.osVersion ?? '',
@@ -157,22 +179,61 @@ export function createDeviceStore(database: Database): DeviceStore {
         updated_at: now,
         last_seen_at: now,
       };
-      // One statement on both dialects: insert, or update the existing (platform, app, token).
-      const id = newId(now);
-      const row = await db
-        .insertInto('push_device')
-        .values({
-          id,
-          platform: r.platform,
-          token: r.token,
-          app: r.app,
-          created_at: now,
-          ...values,
-        })
-        .onConflict((oc) => oc.columns(['platform', 'app', 'token']).doUpdateSet(values))
-        .returningAll()
-        .executeTakeFirstOrThrow();
-      return { device: toDevice(row), created: row.id === id };
+      // One registration at a time (a token moving between accounts touches two of them);
+      // SQLite serializes writers by itself.
+      return db.transaction().execute(async (trx) => {
+        if (database.dialect === 'postgres') {
+          await sql`select pg_advisory_xact_lock(${sql.lit(REGISTER_LOCK)})`.execute(trx);
+        }
+        let keep: DeviceTable | undefined;
+        if (mode === 'one') {
+          keep = await trx
+            .selectFrom('push_device')
+            .selectAll()
+            .where('sip_user_id', '=', r.sipUserId)
+            .orderBy('updated_at', 'desc')
+            .orderBy('id', 'desc')
+            .executeTakeFirst();
+          // The token leaves any other account; the account keeps one device.
+          await trx
+            .deleteFrom('push_device')
+            .where('platform', '=', r.platform)
+            .where('app', '=', r.app)
+            .where('token', '=', r.token)
+            .where('sip_user_id', '<>', r.sipUserId)
+            .execute();
+          if (keep) {
+            await trx
+              .deleteFrom('push_device')
+              .where('sip_user_id', '=', r.sipUserId)
+              .where('id', '<>', keep.id)
+              .execute();
+          }
+        } else {
+          keep = await trx
+            .selectFrom('push_device')
+            .selectAll()
+            .where('platform', '=', r.platform)
+            .where('app', '=', r.app)
+            .where('token', '=', r.token)
+            .executeTakeFirst();
+        }
+        if (keep) {
+          const row = await trx
+            .updateTable('push_device')
+            .set(values)
+            .where('id', '=', keep.id)
+            .returningAll()
+            .executeTakeFirstOrThrow();
+          return { device: toDevice(row), created: keep.sip_user_id !== r.sipUserId };
+        }
+        const row = await trx
+          .insertInto('push_device')
+          .values({ id: newId(now), created_at: now, ...values })
+          .returningAll()
+          .executeTakeFirstOrThrow();
+        return { device: toDevice(row), created: true };
+      });
     },
     async listBySipUser(sipUserId) {
       const rows = await db

@@ -20,6 +20,7 @@
  * or as a `serve` module: {@link pushServiceModule} (`name`, `migrations`, `register`,
  * `start`, `stop`), which does the above from the service context.
  */
+import { createHash } from 'node:crypto';
 import type { FastifyPluginAsync } from 'fastify';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
@@ -27,12 +28,21 @@ import type { CallEvent } from '../calls/events.ts';
 import type { PushConfig } from '../config/schema.ts';
 import type { App } from '../http/server.ts';
 import type { Database, MigrationSet } from '../store/db.ts';
-import { type AccountChecker, createAccountApi, createStaticAccounts } from './accounts.ts';
-import { createDeviceStore, type DeviceStore, pushMigrations } from './devices.ts';
+import {
+  type AccountChecker,
+  accountApiLocation,
+  createAccountApi,
+  createStaticAccounts,
+} from './accounts.ts';
+import { createKnownApps, type KnownApps } from './apps.ts';
+import {
+  createDeviceStore,
+  type DeviceStore,
+  type DevicesPerAccount,
+  pushMigrations,
+} from './devices.ts';
 import { createPushMetrics, type PushMetrics } from './metrics.ts';
 import { pushRoutes } from './routes.ts';
-import { createApnsSender } from './senders/apns.ts';
-import { createFcmSender } from './senders/fcm.ts';
 import type { PushSender } from './senders/types.ts';
 import {
   type Coordinator,
@@ -42,7 +52,8 @@ import {
 } from './wake.ts';
 
 export type { AccountChecker, AccountDecision } from './accounts.ts';
-export type { Device, DeviceStore, Platform } from './devices.ts';
+export type { KnownApps, Route } from './apps.ts';
+export type { Device, DeviceStore, DevicesPerAccount, Platform } from './devices.ts';
 export { createDeviceStore, pushMigrations } from './devices.ts';
 export type { PushMetrics } from './metrics.ts';
 export { pushErrorFormatter } from './routes.ts';
@@ -70,7 +81,7 @@ export interface PushModuleOptions {
    * default: derived from each incoming-call request's protocol and Host.
    */
   responseUrl?: string;
-  /** Replaces the APNs/FCM senders built from config (tests, benchmarks). */
+  /** Replaces the APNs/FCM senders built from config for every app (tests, benchmarks). */
   senders?: Partial<Record<'apns' | 'fcm', PushSender>>;
   /** Replaces the account check built from config (static users or account API). */
   accounts?: AccountChecker;
@@ -92,12 +103,15 @@ export interface PushModule {
   readonly wake: WakeService;
   /** The device store. */
   readonly devices: DeviceStore;
+  /** The configured apps (`push.apps`) and their senders. */
+  readonly apps: KnownApps;
   readonly metrics: PushMetrics;
   /** Subscribes to Redis when configured; call before serving. */
   start(): Promise<void>;
   /**
    * Feeds a call event: a `hangup` (or `queue_caller_abandon`) whose caller's `uniqueid` or
-   * `linkedid` equals a held call's `call_id` answers that call NAK and cancels its pushes.
+   * `linkedid`, or the MD5 hex of one (`${MD5(${UNIQUEID})}` in the dialplan), equals a held
+   * call's `call_id` answers that call NAK (and cancels its pushes when cancel pushes are on).
    */
   handleCallEvent(event: CallEvent): void;
   /** Answers held calls NAK, closes Redis and push connections. Idempotent. */
@@ -113,22 +127,18 @@ export function createPushModule(options: PushModuleOptions): PushModule {
   const { config } = options;
   const logger = options.logger.child({ module: 'push' });
   const metrics = createPushMetrics(options.registry);
-  const devices = createDeviceStore(options.db);
-  const ownSenders: PushSender[] = [];
-  const senders: Partial<Record<'apns' | 'fcm', PushSender>> = { ...options.senders };
-  if (!senders.apns) {
-    senders.apns = createApnsSender(config.apns);
-    ownSenders.push(senders.apns);
-  }
-  if (!senders.fcm) {
-    senders.fcm = createFcmSender(config.fcm);
-    ownSenders.push(senders.fcm);
-  }
+  const devices = createDeviceStore(options.db, {
+    devicesPerAccount: config.devicesPerAccount as DevicesPerAccount,
+  });
+  const apps = createKnownApps(config, options.senders);
+  const location = accountApiLocation(config.accountApi);
   const accounts =
     options.accounts ??
-    (config.accountApi.url
+    (location
       ? createAccountApi({
-          url: config.accountApi.url,
+          ...location,
+          appAccountField: config.accountApi.appAccountField,
+          accountIdField: config.accountApi.accountIdField,
           cacheTtlS: config.accountApi.cacheTtlS,
           timeoutMs: config.accountApi.timeoutMs,
           onError: (detail) => logger.warn({ detail }, 'push: account API failed'),
@@ -149,9 +159,10 @@ export function createPushModule(options: PushModuleOptions): PushModule {
       budgetMs: config.budgetMs,
       intervalMs: config.intervalMs,
       maxPushes: config.maxPushes,
+      cancelPushes: config.devicesPerAccount === 'several',
     },
     devices,
-    senders,
+    route: (device) => apps.route(device),
     coordinator,
     metrics,
     logger,
@@ -160,6 +171,7 @@ export function createPushModule(options: PushModuleOptions): PushModule {
     await pushRoutes(app as unknown as App, {
       wake,
       devices,
+      apps,
       accounts,
       metrics,
       allowNetworks: config.allowNetworks,
@@ -173,17 +185,20 @@ export function createPushModule(options: PushModuleOptions): PushModule {
     plugin,
     wake,
     devices,
+    apps,
     metrics,
     start: () => wake.start(),
     handleCallEvent(event) {
       if (event.event !== 'hangup' && event.event !== 'queue_caller_abandon') return;
-      wake.callerHungUp(event.caller.uniqueid);
-      if (event.caller.linkedid !== event.caller.uniqueid) wake.callerHungUp(event.caller.linkedid);
+      const ids = new Set([event.caller.uniqueid, event.caller.linkedid].filter((id) => id));
+      // A call_id may be the id itself or its MD5 (32 hex digits: a key the iOS app accepts).
+      for (const id of [...ids]) ids.add(createHash('md5').update(id).digest('hex'));
+      for (const id of ids) wake.callerHungUp(id);
     },
     stop() {
       stopping ??= (async () => {
         await wake.stop();
-        await Promise.all(ownSenders.map((s) => s.close()));
+        await apps.close();
       })();
       return stopping;
     },

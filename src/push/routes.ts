@@ -1,15 +1,21 @@
 /**
- * The push middleware API exactly as the seed defines it (paths, field names, answers), as a
- * Fastify plugin. Bodies are form-encoded (the seed's clients) or JSON; DELETE also reads the
- * query string.
+ * The push middleware API as the original middleware answers it (VoIPGRID vialer-middleware
+ * `api/views.py`, `api/serializers.py`: paths, field names and rules, status codes), as a
+ * Fastify plugin. Bodies are form-encoded (the Android app, the PBX), JSON (the iOS app) or
+ * multipart/form-data (the original's own test client), as Django REST framework's parsers
+ * accept; DELETE also reads the query string.
  *
  * | route | access | answers |
  * |---|---|---|
  * | `POST /api/incoming-call/` | PBX networks (`push.allowNetworks` + loopback) | 200 text/plain `status=ACK` / `status=NAK`; 400; 403 |
  * | `POST /api/call-response/` | open | 202; 404 unknown key or too late; 400; 503 coordination down |
- * | `POST /api/{apns,gcm,android}-device/` | Basic | 201 created / 200 updated; 400; 401; 403; 503 |
- * | `DELETE /api/{apns,gcm,android}-device/` | Basic | 200 removed / 404; 400; 401; 403; 503 |
- * | `POST /api/hangup-reason/`, `/api/log-metrics/`, `/api/check-in/` | Basic | 200 (check-in: 404 no device); 400; 401; 403; 503 |
+ * | `POST /api/{apns,gcm,android}-device/` | account | 201 created / 200 updated; 404 unknown app; 400; 401; 403; 503 |
+ * | `DELETE /api/{apns,gcm,android}-device/` | account | 200 removed / 404; 400; 401; 403; 503 |
+ * | `POST /api/hangup-reason/`, `/api/check-in/` | account | 200; 404 no device; 400; 401; 403; 503 |
+ * | `POST /api/log-metrics/` | account | 200; 400; 401; 403; 503 |
+ *
+ * "account": the request's `Authorization` header, whatever its scheme, checked by the
+ * {@link AccountChecker} for the body's `sip_user_id` (`accounts.ts`).
  *
  * Errors are short text/plain bodies (`bad request`, `unauthorized`, ...) that never say which
  * field or rule failed.
@@ -21,20 +27,31 @@
  * trustworthy (not forwarded by a proxy missing from `http.trustProxy`).
  */
 import formbody from '@fastify/formbody';
+import multipart from '@fastify/multipart';
 import type { FastifyRequest } from 'fastify';
 import { createCidrMatcher, LOOPBACK_NETWORKS } from '../http/auth.ts';
 import { clientOf, crossSiteOf } from '../http/client.ts';
 import { type ErrorFormatter, HttpError, useErrorFormatter } from '../http/errors.ts';
 import type { App } from '../http/server.ts';
 import type { AccountChecker } from './accounts.ts';
+import type { KnownApps } from './apps.ts';
 import type { DeviceStore, Platform } from './devices.ts';
-import { boundedLabel, type PushMetrics } from './metrics.ts';
+import {
+  boundedLabel,
+  type PushMetrics,
+  VIALER_FAILURE_LABELS,
+  VIALER_HANGUP_LABELS,
+  VIALER_SUCCESS_LABELS,
+  VialerLabels,
+} from './metrics.ts';
 import type { WakeService } from './wake.ts';
 
 /** Dependencies of {@link pushRoutes}. */
 export interface PushRoutesOptions {
   wake: WakeService;
   devices: DeviceStore;
+  /** The configured apps: registrations for others are answered 404. */
+  apps: KnownApps;
   accounts: AccountChecker;
   metrics: PushMetrics;
   /** PBX networks (CIDR) besides loopback allowed to POST /api/incoming-call/. */
@@ -64,7 +81,7 @@ export const pushErrorFormatter: ErrorFormatter = (error) => ({
 });
 
 // ---------------------------------------------------------------------------------------------
-// Field validation (the seed's limits)
+// Field validation (the original's serializers)
 // ---------------------------------------------------------------------------------------------
 
 type Fields = Record<string, unknown>;
@@ -91,10 +108,15 @@ function hasControl(value: string): boolean {
   return false;
 }
 
+/**
+ * A text field (numbers and booleans of JSON bodies as text), trimmed as the original's
+ * `CharField` does; empty = absent.
+ */
 function text(fields: Fields, name: string, required: boolean, max = 255): string | undefined {
   let value = fields[name];
   if (Array.isArray(value)) throw bad();
   if (typeof value === 'number' || typeof value === 'boolean') value = String(value);
+  if (typeof value === 'string') value = value.trim();
   if (value === undefined || value === null || value === '') {
     if (required) throw bad();
     return undefined;
@@ -105,36 +127,78 @@ function text(fields: Fields, name: string, required: boolean, max = 255): strin
   return value;
 }
 
-function matching(fields: Fields, name: string, pattern: RegExp, required: boolean) {
-  const value = text(fields, name, required, 10_000);
+function matching(fields: Fields, name: string, pattern: RegExp, required: boolean, max = 255) {
+  const value = text(fields, name, required, max);
   if (value !== undefined && !pattern.test(value)) throw bad();
   return value;
 }
 
-/** `sip_user_id`: integer of 9 digits. */
+/**
+ * `sip_user_id`: an integer from 100000000 to 999999999 (the original's `IntegerField`:
+ * leading zeros, a `+` and a `.0` fraction are accepted), as its 9 digits.
+ */
 function sipUserId(fields: Fields): string {
-  return matching(fields, 'sip_user_id', /^[0-9]{9}$/, true) as string;
+  const value = text(fields, 'sip_user_id', true, 64) as string;
+  const match = /^\+?0*([1-9][0-9]{8})(\.0*)?$/.exec(value);
+  if (!match?.[1]) throw bad();
+  return match[1];
 }
 
 /** Token: 1–250 characters, no whitespace. */
 function token(fields: Fields, required = true): string | undefined {
-  return matching(fields, 'token', /^[^\s]{1,250}$/, required);
+  return matching(fields, 'token', /^[^\s]{1,250}$/, required, 250);
 }
 
-/** App identifier like `com.voipgrid.vialer`. */
+/** App identifier like `com.voipgrid.vialer` (≤ 255, no whitespace; unknown ones are 404). */
 function appId(fields: Fields, required = true): string | undefined {
-  return matching(fields, 'app', /^[A-Za-z0-9][A-Za-z0-9._-]{0,254}$/, required);
+  return matching(fields, 'app', /^[^\s]+$/, required);
 }
 
+/** A unique key (`call_id`, `unique_key`): ≤ 255 characters, no whitespace. */
+function key(fields: Fields, name: string, required: boolean): string | undefined {
+  return matching(fields, name, /^[^\s]+$/, required);
+}
+
+/**
+ * `phonenumber` (≤ 32 characters): digits once `+ ( ) – x` and spaces are taken out, as the
+ * original's `phone_number_validator` (`re.sub(r'[\+\(\)– - x]', '', ...)`, whose ` - ` is a
+ * range from space to space: a hyphen-minus is not taken out, so `050-1234567` is refused).
+ * Sent on unchanged.
+ */
+function phonenumber(fields: Fields): string {
+  const value = text(fields, 'phonenumber', true, 64) as string;
+  if ([...value].length > 32) throw bad();
+  if (!/^\p{Nd}+$/u.test(value.replace(/[+()\u2013 x]/g, ''))) throw bad();
+  return value;
+}
+
+/** `message_start_time`: a float (`1700000000.123`, `1.7000000001234567E9`), epoch seconds. */
+function startTime(fields: Fields): number {
+  const value = matching(
+    fields,
+    'message_start_time',
+    /^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]{1,3})?$/,
+    true,
+    64,
+  );
+  const seconds = Number(value);
+  if (!Number.isFinite(seconds)) throw bad();
+  return seconds;
+}
+
+const TRUE = new Set(['t', 'true', 'y', 'yes', 'on', '1']);
+const FALSE = new Set(['f', 'false', 'n', 'no', 'off', '0']);
+
+/** A boolean as the original's `BooleanField` reads it (`True`, `false`, `1`, `on`, ...). */
 function bool(fields: Fields, name: string, fallback: boolean): boolean {
   const value = fields[name];
   if (value === undefined || value === null || value === '') return fallback;
   if (typeof value === 'boolean') return value;
   if (typeof value === 'number' && (value === 0 || value === 1)) return value === 1;
   if (typeof value === 'string') {
-    const v = value.toLowerCase();
-    if (v === 'true' || v === '1' || v === 'yes') return true;
-    if (v === 'false' || v === '0' || v === 'no') return false;
+    const v = value.trim().toLowerCase();
+    if (TRUE.has(v)) return true;
+    if (FALSE.has(v)) return false;
   }
   throw bad();
 }
@@ -175,12 +239,52 @@ const PLATFORMS: Record<string, Platform> = {
 // Plugin
 // ---------------------------------------------------------------------------------------------
 
+/** Limits of multipart bodies: text fields only matter; files are read and ignored. */
+const MULTIPART_LIMITS = {
+  fields: 100,
+  fieldSize: 65_536,
+  files: 5,
+  fileSize: 65_536,
+  parts: 105,
+};
+
+/**
+ * multipart/form-data bodies become a plain field object (`request.body`), as form-encoded
+ * ones do. A malformed body is a 400, a too large one a 413.
+ */
+async function acceptMultipart(app: App): Promise<void> {
+  await app.register(multipart, { limits: MULTIPART_LIMITS, throwFileSizeLimit: true });
+  app.addHook('preValidation', async (request) => {
+    if (!request.isMultipart()) return;
+    const body: Record<string, string | string[]> = Object.create(null);
+    try {
+      for await (const part of request.parts()) {
+        if (part.type === 'file') {
+          await part.toBuffer();
+          continue;
+        }
+        const value = typeof part.value === 'string' ? part.value : String(part.value ?? '');
+        const previous = body[part.fieldname];
+        body[part.fieldname] =
+          previous === undefined
+            ? value
+            : [...(Array.isArray(previous) ? previous : [previous]), value];
+      }
+    } catch (error) {
+      const status = (error as { statusCode?: unknown }).statusCode;
+      throw status === 413 ? new HttpError(413, 'payload too large') : bad();
+    }
+    request.body = body;
+  });
+}
+
 /** Registers the push middleware routes on `app` (use inside an encapsulated plugin). */
 export async function pushRoutes(app: App, options: PushRoutesOptions): Promise<void> {
-  const { wake, devices, accounts, metrics } = options;
+  const { wake, devices, apps, accounts, metrics } = options;
   if (!app.hasContentTypeParser('application/x-www-form-urlencoded')) {
     await app.register(formbody);
   }
+  if (!app.hasContentTypeParser('multipart/form-data')) await acceptMultipart(app);
   useErrorFormatter(app, pushErrorFormatter, PUSH_PREFIXES);
   const pbx = createCidrMatcher([...options.allowNetworks, ...LOOPBACK_NETWORKS]);
   app.addHook('onRequest', async (request) => {
@@ -193,6 +297,7 @@ export async function pushRoutes(app: App, options: PushRoutesOptions): Promise<
   const reasonLabels = new Set<string>();
   const osLabels = new Set<string>();
   const directionLabels = new Set<string>();
+  const vialerLabels = new VialerLabels();
 
   const docs = (summary: string) => ({ schema: { tags: ['push'], summary } });
 
@@ -210,9 +315,9 @@ export async function pushRoutes(app: App, options: PushRoutesOptions): Promise<
     );
   }
 
-  /** No credential at all → 401 before looking at the body. */
-  function requireBasic(request: FastifyRequest): void {
-    if (!/^\s*basic\s+\S/i.test(request.headers.authorization ?? '')) {
+  /** No credential at all (any scheme) → 401 before looking at the body, as the original. */
+  function requireCredential(request: FastifyRequest): void {
+    if ((request.headers.authorization ?? '').trim() === '') {
       throw new HttpError(401, 'unauthorized', undefined, {
         'www-authenticate': 'Basic realm="push"',
       });
@@ -237,9 +342,9 @@ export async function pushRoutes(app: App, options: PushRoutesOptions): Promise<
         const fields = fieldsOf(request);
         call = {
           sipUserId: sipUserId(fields),
-          phonenumber: matching(fields, 'phonenumber', /^[0-9+()\- x]{1,32}$/, true) as string,
+          phonenumber: phonenumber(fields),
           callerId: text(fields, 'caller_id', false, 255) ?? '',
-          callId: matching(fields, 'call_id', /^[^\s]{1,128}$/, false) ?? '',
+          callId: key(fields, 'call_id', false) ?? '',
           responseApi: options.responseUrl || derivedResponseUrl(request),
         };
       } catch (error) {
@@ -258,6 +363,7 @@ export async function pushRoutes(app: App, options: PushRoutesOptions): Promise<
         {
           sipUserId: call.sipUserId,
           callId: call.callId,
+          uniqueKey: answer.uniqueKey,
           status: answer.status,
           reason: answer.reason,
         },
@@ -272,17 +378,22 @@ export async function pushRoutes(app: App, options: PushRoutesOptions): Promise<
     docs('From the app: available (default true) for the call unique_key; 202 or 404'),
     async (request, reply) => {
       const fields = fieldsOf(request);
-      const uniqueKey = matching(fields, 'unique_key', /^[A-Za-z0-9_-]{1,64}$/, true) as string;
-      const startText = matching(
-        fields,
-        'message_start_time',
-        /^[0-9]{1,12}(\.[0-9]{1,9})?$/,
-        true,
-      );
+      const uniqueKey = key(fields, 'unique_key', true) as string;
+      const messageStartTime = startTime(fields);
+      const available = bool(fields, 'available', true);
+      // The current apps add their sip_user_id; an unusable one is ignored (not a field of
+      // the original's serializer).
+      let sip: string | undefined;
+      try {
+        sip = fields.sip_user_id === undefined ? undefined : sipUserId(fields);
+      } catch {
+        sip = undefined;
+      }
       const response = {
         uniqueKey,
-        messageStartTime: Number(startText),
-        available: bool(fields, 'available', true),
+        messageStartTime,
+        available,
+        ...(sip === undefined ? {} : { sipUserId: sip }),
       };
       let result: 'accepted' | 'not_found';
       try {
@@ -299,9 +410,9 @@ export async function pushRoutes(app: App, options: PushRoutesOptions): Promise<
   for (const [path, platform] of Object.entries(PLATFORMS)) {
     app.post(
       `/api/${path}/`,
-      docs(`Register or update a ${platform === 'apns' ? 'APNs' : 'FCM'} device (Basic auth)`),
+      docs(`Register or update a ${platform === 'apns' ? 'APNs' : 'FCM'} device`),
       async (request, reply) => {
-        requireBasic(request);
+        requireCredential(request);
         const fields = fieldsOf(request);
         const registration = {
           platform,
@@ -314,6 +425,10 @@ export async function pushRoutes(app: App, options: PushRoutesOptions): Promise<
           sandbox: bool(fields, 'sandbox', false),
         };
         await authorize(request, registration.sipUserId);
+        if (!apps.has(registration.app, platform)) {
+          request.log.info({ app: registration.app, platform }, 'push: unknown app');
+          throw new HttpError(404, 'not found');
+        }
         const { device, created } = await devices.register(registration);
         request.log.info(
           { device: device.id, platform, sipUserId: device.sipUserId, created },
@@ -327,9 +442,9 @@ export async function pushRoutes(app: App, options: PushRoutesOptions): Promise<
     );
     app.delete(
       `/api/${path}/`,
-      docs(`Remove a ${platform === 'apns' ? 'APNs' : 'FCM'} device (Basic auth)`),
+      docs(`Remove a ${platform === 'apns' ? 'APNs' : 'FCM'} device`),
       async (request, reply) => {
-        requireBasic(request);
+        requireCredential(request);
         const fields = fieldsOf(request);
         const sip = sipUserId(fields);
         const t = token(fields) as string;
@@ -345,20 +460,29 @@ export async function pushRoutes(app: App, options: PushRoutesOptions): Promise<
 
   app.post(
     '/api/hangup-reason/',
-    docs('Why the app did not answer a call (Basic auth)'),
+    docs('Why the app did not answer a call; 404 when the SIP account has no device'),
     async (request, reply) => {
-      requireBasic(request);
+      requireCredential(request);
       const fields = fieldsOf(request);
       const sip = sipUserId(fields);
-      const key = matching(fields, 'unique_key', /^[A-Za-z0-9_-]{1,64}$/, true);
-      const reason = text(fields, 'reason', true) as string;
+      const uniqueKey = key(fields, 'unique_key', true);
+      const reason = text(fields, 'reason', false, 10_000) ?? '';
       await authorize(request, sip);
+      const known = await devices.listBySipUser(sip);
+      if (known.length === 0) {
+        request.log.info({ sipUserId: sip, uniqueKey }, 'push: hangup reason, no device');
+        throw new HttpError(404, 'not found');
+      }
       metrics.hangupReasons.inc({ reason: boundedLabel(reason, hangupLabels) });
-      request.log.info({ sipUserId: sip, uniqueKey: key, reason }, 'push: hangup reason');
+      request.log.info(
+        { sipUserId: sip, uniqueKey, platform: known[0]?.platform, reason },
+        'push: hangup reason',
+      );
       return reply.code(200).type('text/plain; charset=utf-8').send('');
     },
   );
 
+  /** The fields of a log-metrics body that are kept (logged, and the labels' sources). */
   const LOG_FIELDS = [
     'os',
     'os_version',
@@ -372,27 +496,51 @@ export async function pushRoutes(app: App, options: PushRoutesOptions): Promise<
     'network_signal_strength',
     'direction',
     'connection_type',
+    'account_connection_type',
     'call_setup_successful',
     'client_country',
     'call_id',
     'log_id',
     'time_to_initial_response',
     'failed_reason',
+    'hangup_reason',
+    'codec',
+    'mos',
+    'attempt',
+    'call_duration',
+    'rx_packets',
+    'tx_packets',
+    'device_manufacturer',
+    'device_model',
   ];
 
   app.post(
     '/api/log-metrics/',
-    docs('Call metrics reported by the app (Basic auth)'),
+    docs('Call metrics reported by the app (vialer_* series on /metrics)'),
     async (request, reply) => {
-      requireBasic(request);
+      requireCredential(request);
       const fields = fieldsOf(request);
       const sip = sipUserId(fields);
+      // The original takes any value here: one that is not short printable text is left out.
       const values: Record<string, string> = {};
       for (const name of LOG_FIELDS) {
-        const value = text(fields, name, false);
-        if (value !== undefined) values[name] = value;
+        try {
+          const value = text(fields, name, false);
+          if (value !== undefined) values[name] = value;
+        } catch {
+          // left out
+        }
       }
       await authorize(request, sip);
+      // As the original: a hangup_reason makes a hangup count; else call_setup_successful
+      // "true" / "false" a success / failure count.
+      if (fields.hangup_reason !== undefined) {
+        metrics.vialerHangupReason.inc(vialerLabels.labels(VIALER_HANGUP_LABELS, values));
+      } else if (values.call_setup_successful === 'true') {
+        metrics.vialerCallSuccess.inc(vialerLabels.labels(VIALER_SUCCESS_LABELS, values));
+      } else if (values.call_setup_successful === 'false') {
+        metrics.vialerCallFailure.inc(vialerLabels.labels(VIALER_FAILURE_LABELS, values));
+      }
       const setup = (values.call_setup_successful ?? '').toLowerCase();
       const result =
         setup === 'true' || setup === '1'
@@ -413,9 +561,9 @@ export async function pushRoutes(app: App, options: PushRoutesOptions): Promise<
 
   app.post(
     '/api/check-in/',
-    docs('The app is alive: marks its devices as seen (Basic auth)'),
+    docs('The app is alive: marks its devices as seen; 404 when none'),
     async (request, reply) => {
-      requireBasic(request);
+      requireCredential(request);
       const fields = fieldsOf(request);
       const sip = sipUserId(fields);
       const t = token(fields, false);

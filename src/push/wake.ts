@@ -12,26 +12,40 @@
  * - the caller hangs up (call event) or the PBX closes the request → NAK, cancel pushes;
  * - the budget (`budgetMs`) runs out → NAK, cancel pushes.
  *
+ * The push's `unique_key` is the PBX's `call_id` when it sent one (as the original: the PBX
+ * correlates pushes, call-responses, hangup reasons and app metrics with its own `${UNIQUEID}`),
+ * else a random key. Several calls may be held under one key (a queue ringing several SIP
+ * accounts with the caller's id): a call-response goes to the call whose push carried its
+ * `message_start_time`; when none did (a client that does not echo it), to the held calls of
+ * its `sip_user_id` if it sent one (the current Vialer apps do), else to every call held
+ * under the key (the original's shared cache entry did the same). A response that matches no
+ * call held here is forwarded to the other processes holding the key.
+ *
  * The app's `POST /api/call-response/` may reach another process: a {@link Coordinator}
  * routes it to the holder. {@link createMemoryCoordinator} (one process) or
- * {@link createRedisCoordinator}: the holder stores `<prefix>push:call:<key>` = its instance id
- * (expiring with the budget) and subscribes to `<prefix>push:resp:<instance>`; a responder
- * that does not hold the key runs one Lua script that publishes the response to the owner's
- * channel only if the key exists (so an unknown key is one round trip and changes nothing).
+ * {@link createRedisCoordinator}: each holder adds its instance id to the set
+ * `<prefix>push:held:<key>` (expiring with the budget) and subscribes to
+ * `<prefix>push:resp:<instance>`; a responder that does not hold the key runs one Lua script
+ * that publishes the response to the channel of every holder in the set (so an unknown key is
+ * one round trip and changes nothing).
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
+import type { Route } from './apps.ts';
 import type { Device, DeviceStore, Platform } from './devices.ts';
 import type { PushMetrics } from './metrics.ts';
-import type { PushPayload, PushSender, SendResult } from './senders/types.ts';
+import type { PushPayload, SendResult } from './senders/types.ts';
 
 /** What the PBX sent (validated). */
 export interface IncomingCall {
   sipUserId: string;
   phonenumber: string;
   callerId: string;
-  /** The PBX's reference of the call; matched against call events' `uniqueid` / `linkedid`. */
+  /**
+   * The PBX's reference of the call (`''` = none): the `unique_key` of the push and the
+   * call-response, and matched against call events' `uniqueid` / `linkedid`.
+   */
   callId: string;
   /** URL the app posts its call-response to (`response_api` of the payload). */
   responseApi: string;
@@ -49,10 +63,13 @@ export type NakReason =
   | 'shutdown'
   | 'error';
 
-/** The answer for the PBX. */
+/**
+ * The answer for the PBX. `platform`: of the device that answered (ACK, unavailable) or, for
+ * other NAKs, of the call's first device (the original's `os` label of its metrics).
+ */
 export type WakeAnswer =
-  | { status: 'ACK'; reason: 'available'; uniqueKey: string }
-  | { status: 'NAK'; reason: NakReason; uniqueKey?: string };
+  | { status: 'ACK'; reason: 'available'; uniqueKey: string; platform?: Platform }
+  | { status: 'NAK'; reason: NakReason; uniqueKey?: string; platform?: Platform };
 
 /** The app's `POST /api/call-response/` (validated). */
 export interface CallResponse {
@@ -60,6 +77,8 @@ export interface CallResponse {
   available: boolean;
   /** `message_start_time` echoed by the app: epoch seconds (float), from the push payload. */
   messageStartTime: number;
+  /** `sip_user_id` the current Vialer apps add (optional): narrows a key shared by several calls. */
+  sipUserId?: string;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -80,12 +99,12 @@ export interface Coordinator {
   readonly kind: 'memory' | 'redis';
   /** Subscribes; resolves when messages from other processes are received. */
   start(handlers: CoordinatorHandlers): Promise<void>;
-  /** Announces that this process holds `uniqueKey` for `ttlMs` (before the push is sent). */
+  /** Announces that this process holds a call under `uniqueKey` for `ttlMs` (before the push). */
   hold(uniqueKey: string, ttlMs: number): Promise<void>;
-  /** Forgets a held key (fire and forget). */
+  /** This process holds no more calls under `uniqueKey` (fire and forget). */
   release(uniqueKey: string): void;
   /**
-   * Sends a response to the process holding its key.
+   * Sends a response to the processes holding its key.
    * @returns true when a holder received it, false when nobody holds the key.
    * @throws when the coordination service is unreachable.
    */
@@ -124,10 +143,12 @@ export interface RedisCoordinatorOptions {
   logger?: Logger;
 }
 
-/** Publishes ARGV[2] on ARGV[1]..owner when KEYS[1] exists; returns the receiver count or 0. */
-const FORWARD_SCRIPT = `local owner = redis.call('get', KEYS[1])
-if not owner then return 0 end
-return redis.call('publish', ARGV[1] .. owner, ARGV[2])`;
+/** Publishes ARGV[2] on ARGV[1]..holder for every holder in the set KEYS[1]; returns the receiver count. */
+const FORWARD_SCRIPT = `local received = 0
+for _, holder in ipairs(redis.call('smembers', KEYS[1])) do
+  received = received + redis.call('publish', ARGV[1] .. holder, ARGV[2])
+end
+return received`;
 const FORWARD_SHA = createHash('sha1').update(FORWARD_SCRIPT).digest('hex');
 
 /** Several processes sharing one Redis (ioredis: one command and one subscriber connection). */
@@ -136,7 +157,7 @@ export function createRedisCoordinator(options: RedisCoordinatorOptions): Coordi
   const instance = options.instanceId ?? randomBytes(8).toString('hex');
   const responseChannel = `${prefix}push:resp:`;
   const hangupChannel = `${prefix}push:hangup`;
-  const callKey = (key: string) => `${prefix}push:call:${key}`;
+  const callKey = (key: string) => `${prefix}push:held:${key}`;
   const redisOptions = {
     maxRetriesPerRequest: 1,
     commandTimeout: options.commandTimeoutMs ?? 1000,
@@ -158,8 +179,13 @@ export function createRedisCoordinator(options: RedisCoordinatorOptions): Coordi
             handlers.onHangup(text);
             return;
           }
-          const m = JSON.parse(text) as { k: string; a: boolean; t: number };
-          handlers.onResponse({ uniqueKey: m.k, available: m.a, messageStartTime: m.t });
+          const m = JSON.parse(text) as { k: string; a: boolean; t: number; s?: string };
+          handlers.onResponse({
+            uniqueKey: m.k,
+            available: m.a,
+            messageStartTime: m.t,
+            ...(typeof m.s === 'string' ? { sipUserId: m.s } : {}),
+          });
         } catch (error) {
           log?.warn({ err: { message: (error as Error).message } }, 'push: bad redis message');
         }
@@ -167,16 +193,19 @@ export function createRedisCoordinator(options: RedisCoordinatorOptions): Coordi
       await sub.subscribe(`${responseChannel}${instance}`, hangupChannel);
     },
     async hold(key, ttlMs) {
-      await cmd.set(callKey(key), instance, 'PX', Math.max(1, Math.ceil(ttlMs)));
+      // Every call has the same budget: the latest holder's expiry is the longest one.
+      const ttl = Math.max(1, Math.ceil(ttlMs));
+      await cmd.multi().sadd(callKey(key), instance).pexpire(callKey(key), ttl).exec();
     },
     release(key) {
-      cmd.del(callKey(key)).catch(() => {});
+      cmd.srem(callKey(key), instance).catch(() => {});
     },
     async forward(response) {
       const message = JSON.stringify({
         k: response.uniqueKey,
         a: response.available,
         t: response.messageStartTime,
+        ...(response.sipUserId === undefined ? {} : { s: response.sipUserId }),
       });
       const args = [callKey(response.uniqueKey), responseChannel, message];
       let receivers: unknown;
@@ -211,14 +240,21 @@ export interface WakeSettings {
   intervalMs: number;
   /** Pushes per call and device (default 3). */
   maxPushes: number;
+  /**
+   * Send `{type: "cancel"}` pushes to the devices that were woken when the call is taken on
+   * another device or abandoned (default true; `createPushModule` turns them on with
+   * `devicesPerAccount: several` only: the original sent none, and an iOS app that does not
+   * report a VoIP push to CallKit is terminated by iOS).
+   */
+  cancelPushes?: boolean;
 }
 
 /** Dependencies of {@link WakeService}. */
 export interface WakeServiceOptions {
   settings: WakeSettings;
   devices: DeviceStore;
-  /** Sender per platform; a missing one counts as `not_configured`. */
-  senders: Partial<Record<Platform, PushSender>>;
+  /** Where a device's pushes go; undefined counts as `not_configured` (see `apps.ts`). */
+  route: (device: Device) => Route | undefined;
   coordinator: Coordinator;
   metrics: PushMetrics;
   logger: Logger;
@@ -244,6 +280,8 @@ interface HeldCall {
   /** `message_start_time` (epoch ms) of each push → device id, to attribute responses. */
   sentAt: Map<number, string>;
   anonymousUnavailable: number;
+  /** Platform of the device that answered unavailable (metrics), when known. */
+  unavailablePlatform?: Platform;
   settled: boolean;
   resolve(answer: WakeAnswer): void;
   budgetTimer?: NodeJS.Timeout;
@@ -262,8 +300,12 @@ function describe(error: unknown): string {
  */
 export class WakeService {
   readonly #options: WakeServiceOptions;
-  readonly #held = new Map<string, HeldCall>();
-  readonly #byCallId = new Map<string, Set<string>>();
+  /** Held calls by unique key (several when a PBX sends one call_id for several accounts). */
+  readonly #held = new Map<string, Set<HeldCall>>();
+  readonly #byCallId = new Map<string, Set<HeldCall>>();
+  /** Calls announced to the coordinator per key (released when the last one settles). */
+  readonly #holds = new Map<string, number>();
+  #heldCount = 0;
   #stopped = false;
 
   constructor(options: WakeServiceOptions) {
@@ -272,7 +314,7 @@ export class WakeService {
 
   /** Incoming calls held now by this process. */
   get heldCount(): number {
-    return this.#held.size;
+    return this.#heldCount;
   }
 
   /** Subscribes to the coordinator (call before serving). */
@@ -286,7 +328,9 @@ export class WakeService {
   /** Answers every held call `NAK` (reason `shutdown`) and stops the coordinator. */
   async stop(): Promise<void> {
     this.#stopped = true;
-    for (const held of [...this.#held.values()]) this.#settle(held, 'NAK', 'shutdown');
+    for (const calls of [...this.#held.values()]) {
+      for (const held of [...calls]) this.#settle(held, 'NAK', 'shutdown');
+    }
     await this.#options.coordinator.stop();
   }
 
@@ -297,18 +341,24 @@ export class WakeService {
    */
   async incomingCall(call: IncomingCall, signal?: AbortSignal): Promise<WakeAnswer> {
     const { metrics, logger, settings } = this.#options;
-    if (this.#stopped) return this.#count({ status: 'NAK', reason: 'shutdown' });
+    const key = call.callId !== '' ? call.callId : randomBytes(16).toString('hex');
+    if (this.#stopped) return this.#count({ status: 'NAK', reason: 'shutdown', uniqueKey: key });
     let devices: Device[];
     try {
       devices = await this.#options.devices.listBySipUser(call.sipUserId);
     } catch (error) {
       logger.error({ err: describe(error) }, 'push: device store failed');
       metrics.incomingFailed.inc({ reason: 'error' });
-      return this.#count({ status: 'NAK', reason: 'error' });
+      return this.#count({ status: 'NAK', reason: 'error', uniqueKey: key });
     }
-    if (devices.length === 0) return this.#count({ status: 'NAK', reason: 'no_device' });
+    metrics.vialerIncoming(devices.length > 0);
+    if (devices.length === 0) {
+      return this.#count({ status: 'NAK', reason: 'no_device', uniqueKey: key });
+    }
 
-    const key = randomBytes(16).toString('hex');
+    // Counted before the hold is announced, so that a call settling meanwhile under the same
+    // key does not release it.
+    this.#holds.set(key, (this.#holds.get(key) ?? 0) + 1);
     try {
       await this.#options.coordinator.hold(key, settings.budgetMs + 1000);
     } catch (error) {
@@ -330,11 +380,17 @@ export class WakeService {
         settled: false,
         resolve,
       };
-      this.#held.set(key, held);
+      let calls = this.#held.get(key);
+      if (!calls) {
+        calls = new Set();
+        this.#held.set(key, calls);
+      }
+      calls.add(held);
+      this.#heldCount += 1;
       if (call.callId !== '') {
-        const keys = this.#byCallId.get(call.callId) ?? new Set<string>();
-        this.#byCallId.set(call.callId, keys);
-        keys.add(key);
+        const byCall = this.#byCallId.get(call.callId) ?? new Set<HeldCall>();
+        this.#byCallId.set(call.callId, byCall);
+        byCall.add(held);
       }
       metrics.held.inc();
       held.budgetTimer = setTimeout(() => this.#settle(held, 'NAK', 'timeout'), settings.budgetMs);
@@ -345,13 +401,14 @@ export class WakeService {
         if (signal.aborted) this.#settle(held, 'NAK', 'pbx_gone');
         else signal.addEventListener('abort', () => this.#settle(held, 'NAK', 'pbx_gone'));
       }
+      if (this.#stopped) this.#settle(held, 'NAK', 'shutdown');
       this.#pushAll(held);
     });
   }
 
   /**
    * Handles `POST /api/call-response/`: releases the held call here, or forwards the
-   * response to the process holding it.
+   * response to the processes holding its key.
    * @returns `accepted` (202) or `not_found` (404: unknown key, or the call is over).
    * @throws when the response must be forwarded and the coordination service is down.
    */
@@ -376,28 +433,43 @@ export class WakeService {
   }
 
   #hangupLocal(callId: string): void {
-    const keys = this.#byCallId.get(callId);
-    if (!keys) return;
-    for (const key of [...keys]) {
-      const held = this.#held.get(key);
-      if (held) this.#settle(held, 'NAK', 'caller_hangup');
-    }
+    const calls = this.#byCallId.get(callId);
+    if (!calls) return;
+    for (const held of [...calls]) this.#settle(held, 'NAK', 'caller_hangup');
+  }
+
+  /**
+   * The calls held here a response is for: the one whose push carried its
+   * `message_start_time`; else those of its `sip_user_id` when it sent one; else all.
+   */
+  #targets(response: CallResponse, sentMs: number): HeldCall[] {
+    const live = [...(this.#held.get(response.uniqueKey) ?? [])].filter((h) => !h.settled);
+    const exact = live.filter((h) => h.sentAt.has(sentMs));
+    if (exact.length > 0) return exact;
+    if (response.sipUserId === undefined) return live;
+    return live.filter((h) => h.call.sipUserId === response.sipUserId);
   }
 
   #respondLocal(response: CallResponse): 'accepted' | 'not_found' {
-    const held = this.#held.get(response.uniqueKey);
-    if (!held || held.settled) return 'not_found';
     const sentMs = Math.round(response.messageStartTime * 1000);
-    const deviceId = held.sentAt.get(sentMs);
-    const entry = deviceId === undefined ? undefined : held.entries.get(deviceId);
-    const platform = entry?.device.platform ?? this.#onlyPlatform(held) ?? 'unknown';
-    const roundTripMs = Date.now() - sentMs;
-    if (Number.isFinite(roundTripMs) && roundTripMs >= 0 && roundTripMs < 3_600_000) {
-      this.#options.metrics.roundTrip.observe({ platform }, roundTripMs / 1000);
-    }
-    if (response.available) {
-      this.#settle(held, 'ACK', 'available', entry?.device.id);
-    } else {
+    const targets = this.#targets(response, sentMs);
+    if (targets.length === 0) return 'not_found';
+    for (const held of targets) {
+      const deviceId = held.sentAt.get(sentMs);
+      const entry = deviceId === undefined ? undefined : held.entries.get(deviceId);
+      const platform = entry?.device.platform ?? this.#onlyPlatform(held);
+      const roundTripMs = Date.now() - sentMs;
+      if (Number.isFinite(roundTripMs) && roundTripMs >= 0 && roundTripMs < 3_600_000) {
+        this.#options.metrics.roundTrip.observe(
+          { platform: platform ?? 'unknown' },
+          roundTripMs / 1000,
+        );
+      }
+      if (response.available) {
+        this.#settle(held, 'ACK', 'available', entry?.device.id, platform);
+        continue;
+      }
+      held.unavailablePlatform ??= platform;
       if (entry && entry.state === 'pending') entry.state = 'unavailable';
       else held.anonymousUnavailable += 1;
       this.#checkDone(held);
@@ -427,9 +499,11 @@ export class WakeService {
   }
 
   async #pushOne(held: HeldCall, entry: DeviceEntry, attempt: number): Promise<void> {
-    // A unique message_start_time per push (ms resolution) tells which device answered.
+    // A unique message_start_time per push (ms resolution) tells which device answered; it
+    // is unique among the calls sharing the key too.
     let sentMs = Date.now();
-    while (held.sentAt.has(sentMs)) sentMs += 1;
+    const shared = this.#held.get(held.key) ?? new Set([held]);
+    while ([...shared].some((h) => h.sentAt.has(sentMs))) sentMs += 1;
     held.sentAt.set(sentMs, entry.device.id);
     const payload: PushPayload = {
       type: 'call',
@@ -462,13 +536,14 @@ export class WakeService {
 
   async #send(device: Device, payload: PushPayload, kind: 'call' | 'cancel'): Promise<SendResult> {
     const { metrics, logger } = this.#options;
-    const sender = this.#options.senders[device.platform];
-    const result: SendResult = sender
-      ? await sender.send(
-          { token: device.token, app: device.app, sandbox: device.sandbox },
-          payload,
-        )
-      : { ok: false, reason: 'not_configured', detail: `no ${device.platform} sender` };
+    const route = this.#options.route(device);
+    const result: SendResult = route
+      ? await route.sender.send(route.target, payload)
+      : {
+          ok: false,
+          reason: 'not_configured',
+          detail: `app not configured for ${device.platform}`,
+        };
     if (result.ok) {
       metrics.pushesSent.inc({ platform: device.platform, kind });
     } else {
@@ -508,7 +583,7 @@ export class WakeService {
     const pending = states.filter((s) => s === 'pending').length;
     if (pending > held.anonymousUnavailable) return;
     if (states.includes('unavailable') || held.anonymousUnavailable > 0) {
-      this.#settle(held, 'NAK', 'unavailable');
+      this.#settle(held, 'NAK', 'unavailable', undefined, held.unavailablePlatform);
     } else if (states.includes('gone')) {
       this.#settle(held, 'NAK', 'token_rejected');
     } else {
@@ -516,22 +591,55 @@ export class WakeService {
     }
   }
 
-  #settle(held: HeldCall, status: 'ACK', reason: 'available', winner?: string): void;
-  #settle(held: HeldCall, status: 'NAK', reason: NakReason): void;
-  #settle(held: HeldCall, status: 'ACK' | 'NAK', reason: string, winner?: string): void {
+  #settle(
+    held: HeldCall,
+    status: 'ACK',
+    reason: 'available',
+    winner?: string,
+    platform?: Platform,
+  ): void;
+  #settle(
+    held: HeldCall,
+    status: 'NAK',
+    reason: NakReason,
+    winner?: undefined,
+    platform?: Platform,
+  ): void;
+  #settle(
+    held: HeldCall,
+    status: 'ACK' | 'NAK',
+    reason: string,
+    winner?: string,
+    platform?: Platform,
+  ): void {
     if (held.settled) return;
     held.settled = true;
     clearTimeout(held.budgetTimer);
     clearInterval(held.resendTimer);
-    this.#held.delete(held.key);
-    const keys = this.#byCallId.get(held.call.callId);
-    keys?.delete(held.key);
-    if (keys?.size === 0) this.#byCallId.delete(held.call.callId);
-    this.#options.coordinator.release(held.key);
+    const calls = this.#held.get(held.key);
+    calls?.delete(held);
+    if (calls?.size === 0) this.#held.delete(held.key);
+    const holds = (this.#holds.get(held.key) ?? 1) - 1;
+    if (holds > 0) this.#holds.set(held.key, holds);
+    else {
+      this.#holds.delete(held.key);
+      this.#options.coordinator.release(held.key);
+    }
+    this.#heldCount -= 1;
+    const byCall = this.#byCallId.get(held.call.callId);
+    byCall?.delete(held);
+    if (byCall?.size === 0) this.#byCallId.delete(held.call.callId);
     this.#options.metrics.held.dec();
-    const answer = { status, reason, uniqueKey: held.key } as WakeAnswer;
+    const first = held.entries.values().next().value?.device.platform;
+    const answer = {
+      status,
+      reason,
+      uniqueKey: held.key,
+      ...((platform ?? first) ? { platform: platform ?? first } : {}),
+    } as WakeAnswer;
     held.resolve(this.#count(answer));
     // Cancel pushes: devices that were (or may be being) woken and did not answer.
+    if (this.#options.settings.cancelPushes === false) return;
     const cancelReason = status === 'ACK' ? 'answered_elsewhere' : reason;
     for (const entry of held.entries.values()) {
       if (entry.device.id === winner || entry.state !== 'pending' || entry.attempts === 0) continue;
@@ -548,6 +656,7 @@ export class WakeService {
 
   #count(answer: WakeAnswer): WakeAnswer {
     this.#options.metrics.answers.inc({ status: answer.status, reason: answer.reason });
+    this.#options.metrics.vialerAnswer(answer);
     return answer;
   }
 }

@@ -4,10 +4,12 @@
  * (answers pushes with call-responses), SQLite store.
  */
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { rmSync } from 'node:fs';
 import { after, before, beforeEach, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { Database } from '../../src/store/db.ts';
+import { until } from '../serve/helpers.ts';
 import {
   basic,
   type FakeApns,
@@ -39,7 +41,7 @@ describe('push API in one process (fake PBX, APNs, FCM, app)', () => {
     fcm = await startFakeFcm(dir);
     db = await openTestDb('sqlite');
     s = await startPushServer({
-      config: testPushConfig({ apns: apns.config, fcm: fcm.config }),
+      config: testPushConfig({ apns: apns.config, fcm: fcm.config, devicesPerAccount: 'several' }),
       db,
     });
   });
@@ -73,7 +75,7 @@ describe('push API in one process (fake PBX, APNs, FCM, app)', () => {
   function incoming(fields: Record<string, string> = {}) {
     return postForm(`${s.url}/api/incoming-call/`, {
       sip_user_id: SIP,
-      phonenumber: '+31 (0)50-1234567',
+      phonenumber: '+31 (0)50 1234567',
       caller_id: 'Bob',
       call_id: '1700000000.42',
       ...fields,
@@ -100,6 +102,7 @@ describe('push API in one process (fake PBX, APNs, FCM, app)', () => {
     assert.equal(push.authority, `localhost:${apns.port}`, 'sandbox device → sandbox host');
     assert.equal(push.headers['apns-topic'], 'com.example.voip-app.voip');
     assert.deepEqual(Object.keys(push.payload).sort(), [
+      'aps',
       'attempt',
       'caller_id',
       'message_start_time',
@@ -108,8 +111,10 @@ describe('push API in one process (fake PBX, APNs, FCM, app)', () => {
       'type',
       'unique_key',
     ]);
+    assert.deepEqual(push.payload.aps, {}, 'an empty aps dictionary, as apns2 sent');
     assert.equal(push.payload.type, 'call');
-    assert.equal(push.payload.phonenumber, '+31 (0)50-1234567');
+    assert.equal(push.payload.unique_key, '1700000000.42', "the PBX's call_id is the key");
+    assert.equal(push.payload.phonenumber, '+31 (0)50 1234567');
     assert.equal(push.payload.caller_id, 'Bob');
     assert.equal(push.payload.attempt, 1);
     assert.equal(push.payload.response_api, `${s.url}/api/call-response/`);
@@ -144,6 +149,7 @@ describe('push API in one process (fake PBX, APNs, FCM, app)', () => {
     assert.deepEqual(JSON.parse(push.headers.android ?? '{}'), { priority: 'HIGH', ttl: '0s' });
     assert.equal(push.payload.type, 'call');
     assert.equal(push.payload.attempt, '1');
+    assert.match(String(push.payload.message_start_time), /^\d{10}\.\d{3}0000$/);
     assert.equal((await register('gcm-device', 'fcm-token-2')).status, 201);
   });
 
@@ -250,7 +256,47 @@ describe('push API in one process (fake PBX, APNs, FCM, app)', () => {
     assert.equal(cancel?.payload.reason, 'caller_hangup');
   });
 
+  test('a call_id that is the MD5 of the caller uniqueid (a key the iOS app takes) is hung up too', async () => {
+    await register('apns-device', 'iphone');
+    const uniqueid = '1700000002.9';
+    const callId = createHash('md5').update(uniqueid).digest('hex');
+    const hangups = async () =>
+      metricValue(
+        await (await fetch(`${s.url}/metrics`)).text(),
+        'switchboard_push_answers_total',
+        {
+          reason: 'caller_hangup',
+        },
+      );
+    const before = await hangups();
+    const pending = incoming({ call_id: callId });
+    await until(() => apns.pushes.some((p) => p.payload.unique_key === callId), 'pushed');
+    s.push.handleCallEvent({
+      event: 'hangup',
+      reason: 'cancelled',
+      caller: {
+        name: 'PJSIP/trunk-00000002',
+        uniqueid,
+        linkedid: uniqueid,
+        state: 4,
+        accountCode: '',
+        callerId: { name: '', num: '' },
+        connectedLine: { name: '', num: '' },
+        exten: '',
+        callingPres: null,
+      },
+    });
+    assert.equal((await pending).body, 'status=NAK');
+    assert.equal((await hangups()) - before, 1, 'released by the hangup, not the budget');
+  });
+
   test('JSON bodies are accepted too', async () => {
+    const unknownApp = await fetch(`${s.url}/api/apns-device/`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: ALICE },
+      body: JSON.stringify({ sip_user_id: 123456789, token: 'json-token', app: 'com.unknown' }),
+    });
+    assert.equal(unknownApp.status, 404);
     const r = await fetch(`${s.url}/api/apns-device/`, {
       method: 'POST',
       headers: { 'content-type': 'application/json', authorization: ALICE },

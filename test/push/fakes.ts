@@ -383,7 +383,9 @@ export async function startFakeFcm(dir: string): Promise<FakeFcm> {
 
 /**
  * A fake app: for every call push, POSTs the call-response (`unique_key`, the push's
- * `message_start_time`, `available`) to `response_api` (or `url(push)`) after `delayMs`.
+ * `message_start_time` echoed, `available`, plus `extra(push)`) to `response_api` (or
+ * `url(push)`) after `delayMs`, form-encoded (the Android app), as JSON (the iOS app: the
+ * APNs payload's values as they came) or multipart.
  */
 export function fakeApp(
   service: FakePushService,
@@ -392,6 +394,8 @@ export function fakeApp(
     available?: (push: ReceivedPush) => boolean | undefined;
     url?: (push: ReceivedPush) => string;
     onAnswer?: (status: number, push: ReceivedPush) => void;
+    extra?: (push: ReceivedPush) => Record<string, string>;
+    encoding?: 'form' | 'json' | 'multipart';
   } = {},
 ): void {
   service.onPush = (push) => {
@@ -400,54 +404,139 @@ export function fakeApp(
     if (available === undefined && options.available) return; // this device stays silent
     setTimeout(async () => {
       const url = options.url?.(push) ?? String(push.payload.response_api);
-      const response = await fetch(url, {
-        method: 'POST',
-        headers: { 'content-type': 'application/x-www-form-urlencoded' },
-        body: new URLSearchParams({
-          unique_key: String(push.payload.unique_key),
-          message_start_time: String(push.payload.message_start_time),
-          available: String(available ?? true),
-        }).toString(),
-      });
-      await response.text();
+      const fields = {
+        unique_key: String(push.payload.unique_key),
+        message_start_time: String(push.payload.message_start_time),
+        available: String(available ?? true),
+        ...options.extra?.(push),
+      };
+      const encoding = options.encoding ?? 'form';
+      const response =
+        encoding === 'json'
+          ? await postJson(url, {
+              ...fields,
+              unique_key: push.payload.unique_key,
+              message_start_time: push.payload.message_start_time,
+            })
+          : encoding === 'multipart'
+            ? await postMultipart(url, fields)
+            : await postForm(url, fields);
       options.onAnswer?.(response.status, push);
     }, options.delayMs ?? 0);
   };
 }
 
-/** A fake account API: `users` maps `user:password` → SIP ids; `status` forces an answer. */
-export async function startFakeAccountApi(users: Record<string, string[]>) {
-  const state = { requests: 0, status: 0, port: 0, close: async () => {} };
+/** One user of the fake account API. */
+export interface FakeAccountUser {
+  /** The exact `Authorization` header this user sends (any scheme). */
+  authorization: string;
+  /** The SIP account id of the user's app account; null = the user has no app account. */
+  sipUserId: string | null;
+  /** Answer the profile in the single-lookup shape `{sip_user_ids: [...]}` instead. */
+  sipUserIds?: string[];
+}
+
+/** A request the fake account API received. */
+export interface FakeAccountRequest {
+  path: string;
+  authorization: string;
+}
+
+/** The fake account API's state, changeable by a test. */
+export interface FakeAccountApi {
+  port: number;
+  url: string;
+  requests: FakeAccountRequest[];
+  /** Forces this status on every answer (0 = normal answers). */
+  status: number;
+  /** Forces this status on the phone-account answers only (0 = normal). */
+  accountStatus: number;
+  /** Replaces the `app_account` of every profile (SSRF tests). */
+  appAccount?: string | null;
+  close(): Promise<void>;
+}
+
+/**
+ * A fake VoIPGRID API speaking its real shapes:
+ * `GET /api/permission/systemuser/profile/` → the system user (`app_account`: the path of
+ * the phone account, by its internal id, not the SIP account id), and
+ * `GET /api/phoneaccount/basic/phoneaccount/<id>/` → the phone account (`account_id`: the
+ * SIP account id, a number). Unknown `Authorization` → 401 `{"detail": ...}`; a phone
+ * account of another user → 403.
+ */
+export async function startFakeAccountApi(users: FakeAccountUser[]): Promise<FakeAccountApi> {
+  const internalId = (index: number) => 31_000 + index;
+  const state = {
+    port: 0,
+    url: '',
+    requests: [] as FakeAccountRequest[],
+    status: 0,
+    accountStatus: 0,
+    close: async () => {},
+  } as FakeAccountApi;
+  const json = (res: http.ServerResponse, status: number, body: unknown) => {
+    res.writeHead(status, { 'content-type': 'application/json' });
+    res.end(JSON.stringify(body));
+  };
   const server = http.createServer((req, res) => {
-    state.requests += 1;
-    if (state.status) {
-      res.writeHead(state.status);
-      res.end();
-      return;
+    const authorization = String(req.headers.authorization ?? '');
+    const path = String(req.url ?? '');
+    state.requests.push({ path, authorization });
+    if (state.status) return json(res, state.status, { detail: 'forced' });
+    const index = users.findIndex((u) => u.authorization === authorization);
+    const user = users[index];
+    if (!user) {
+      return json(res, 401, { detail: 'Authentication credentials were not provided.' });
     }
-    const auth = String(req.headers.authorization ?? '');
-    const decoded = Buffer.from(auth.replace(/^Basic /, ''), 'base64').toString();
-    const ids = users[decoded];
-    if (!ids) {
-      res.writeHead(401);
-      res.end('{"detail":"Invalid username/password."}');
-      return;
+    if (path === '/api/permission/systemuser/profile/') {
+      if (user.sipUserIds) return json(res, 200, { sip_user_ids: user.sipUserIds });
+      const own =
+        user.sipUserId === null
+          ? null
+          : `/api/phoneaccount/basic/phoneaccount/${internalId(index)}/`;
+      return json(res, 200, {
+        id: 40 + index,
+        email: `user${index}@example.com`,
+        first_name: 'Test',
+        last_name: `User ${index}`,
+        outgoing_cli: '+31501234567',
+        mobile_nr: '+31612345678',
+        client: '/api/apprelation/client/7/',
+        partner: null,
+        app_account: state.appAccount === undefined ? own : state.appAccount,
+      });
     }
-    res.writeHead(200, { 'content-type': 'application/json' });
-    res.end(
-      ids.length === 1
-        ? JSON.stringify({ app_account: `/api/phoneaccount/basic/phoneaccount/${ids[0]}/` })
-        : JSON.stringify({ sip_user_ids: ids }),
-    );
+    const account = /^\/api\/phoneaccount\/basic\/phoneaccount\/(\d+)\/$/.exec(path);
+    if (account) {
+      if (state.accountStatus) return json(res, state.accountStatus, { detail: 'forced' });
+      if (Number(account[1]) !== internalId(index) || user.sipUserId === null) {
+        return json(res, 403, { detail: 'You do not have permission to perform this action.' });
+      }
+      return json(res, 200, {
+        id: internalId(index),
+        account_id: Number(user.sipUserId),
+        internal_number: 200 + index,
+        description: `Vialer app of user ${index}`,
+        password: 'sip-password-not-for-logs',
+        country: 'nl',
+      });
+    }
+    return json(res, 404, { detail: 'Not found.' });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   state.port = (server.address() as AddressInfo).port;
+  state.url = `http://127.0.0.1:${state.port}`;
   state.close = () =>
     new Promise<void>((resolve) => {
       server.closeAllConnections();
       server.close(() => resolve());
     });
   return state;
+}
+
+/** `Token <email>:<api token>`, the header the current Vialer apps send. */
+export function tokenHeader(email: string, apiToken: string): string {
+  return `Token ${email}:${apiToken}`;
 }
 
 /** Collects pino lines. */
@@ -484,14 +573,25 @@ export async function dropSchema(schema: string): Promise<void> {
   await db.close();
 }
 
-/** A push config for tests: fast budget, static user alice (SIP 123456789, 987654321). */
+/** App ids the tests register (each on APNs and FCM), beside the default Vialer app. */
+export const TEST_APPS = ['com.example.app', 'com.example.voip-app', 'com.x', 'com.bench'];
+
+/**
+ * A push config for tests: fast budget, static user alice (SIP 123456789, 987654321), the
+ * {@link TEST_APPS} known.
+ */
 export function testPushConfig(overrides: Partial<PushConfig> = {}): PushConfig {
   const push = defaultConfig().push;
+  const app = defaultConfig().push.apps[0];
   return {
     ...push,
     budgetMs: 1500,
     intervalMs: 400,
     maxPushes: 3,
+    apps: [
+      ...push.apps,
+      ...TEST_APPS.map((id) => ({ ...structuredClone(app as NonNullable<typeof app>), id })),
+    ],
     users: [
       { username: 'alice', password: 'alice-password', sipUserIds: ['123456789', '987654321'] },
       { username: 'bob', password: 'bob-password', sipUserIds: ['555555555'] },
@@ -551,6 +651,42 @@ export async function postForm(
     method,
     headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers },
     body: new URLSearchParams(fields).toString(),
+  });
+  return {
+    status: response.status,
+    body: await response.text(),
+    contentType: response.headers.get('content-type') ?? '',
+  };
+}
+
+/** Sends `fields` as multipart/form-data (the original's test client, Django's APIClient). */
+export async function postMultipart(
+  url: string,
+  fields: Record<string, string>,
+  headers: Record<string, string> = {},
+  method = 'POST',
+): Promise<{ status: number; body: string; contentType: string }> {
+  const form = new FormData();
+  for (const [name, value] of Object.entries(fields)) form.append(name, value);
+  const response = await fetch(url, { method, headers, body: form });
+  return {
+    status: response.status,
+    body: await response.text(),
+    contentType: response.headers.get('content-type') ?? '',
+  };
+}
+
+/** Sends a JSON body (the iOS app's AFJSONRequestSerializer, the Android app's log-metrics). */
+export async function postJson(
+  url: string,
+  body: unknown,
+  headers: Record<string, string> = {},
+  method = 'POST',
+): Promise<{ status: number; body: string; contentType: string }> {
+  const response = await fetch(url, {
+    method,
+    headers: { 'content-type': 'application/json', ...headers },
+    body: JSON.stringify(body),
   });
   return {
     status: response.status,

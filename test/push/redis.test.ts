@@ -10,6 +10,7 @@ import { after, before, beforeEach, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import type { Database } from '../../src/store/db.ts';
+import { until } from '../serve/helpers.ts';
 import {
   basic,
   dropSchema,
@@ -44,7 +45,8 @@ describe('two processes sharing Redis and PostgreSQL', () => {
     apns = await startFakeApns(dir);
     dbA = await openTestDb('postgres', schema);
     dbB = await openTestDb('postgres', schema);
-    const config = testPushConfig({ apns: apns.config, budgetMs: 2000 });
+    // A long budget: no test waits it out, and a loaded machine must not end a held call early.
+    const config = testPushConfig({ apns: apns.config, budgetMs: 15_000 });
     a = await startPushServer({ config, db: dbA, redis: { url: REDIS_URL, keyPrefix } });
     b = await startPushServer({ config, db: dbB, redis: { url: REDIS_URL, keyPrefix } });
   });
@@ -126,6 +128,43 @@ describe('two processes sharing Redis and PostgreSQL', () => {
     const started = Date.now();
     assert.equal((await pending).body, 'status=NAK');
     assert.ok(Date.now() - started < 500);
+  });
+
+  test('one call_id held for two SIP accounts on two processes: each answer reaches its own call', async () => {
+    const other = '987654321';
+    await a.push.devices.register({
+      platform: 'apns',
+      sipUserId: SIP,
+      token: 'phone-x',
+      app: 'com.x',
+    });
+    await a.push.devices.register({
+      platform: 'apns',
+      sipUserId: other,
+      token: 'phone-y',
+      app: 'com.x',
+    });
+    // Phone Y answers through A, which holds the other account's call under the same key;
+    // phone X stays silent.
+    const answers: number[] = [];
+    fakeApp(apns, {
+      url: () => `${a.url}/api/call-response/`,
+      available: (p) => (p.token === 'phone-y' ? true : undefined),
+      extra: () => ({ sip_user_id: other }),
+      onAnswer: (status) => answers.push(status),
+    });
+    const x = incoming(a.url, { call_id: 'queue-1' });
+    await until(() => apns.pushes.some((p) => p.token === 'phone-x'), 'X pushed');
+    const y = incoming(b.url, { call_id: 'queue-1', sip_user_id: other });
+    assert.equal((await y).body, 'status=ACK');
+    assert.deepEqual(answers, [202]);
+    assert.equal(a.push.wake.heldCount, 1, "X's call is still waiting on A");
+    const keys = apns.pushes
+      .filter((p) => p.payload.type === 'call')
+      .map((p) => p.payload.unique_key);
+    assert.deepEqual([...new Set(keys)], ['queue-1']);
+    b.push.wake.callerHungUp('queue-1');
+    assert.equal((await x).body, 'status=NAK');
   });
 
   test('a flood of random keys on B changes nothing; the real answer still works', async () => {

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 import { createApnsSender } from '../../src/push/senders/apns.ts';
-import { createFcmSender } from '../../src/push/senders/fcm.ts';
+import { createFcmSender, fcmStartTime } from '../../src/push/senders/fcm.ts';
 import { type FakeApns, type FakeFcm, startFakeApns, startFakeFcm, tempDir } from './fakes.ts';
 
 const PAYLOAD = { type: 'call', unique_key: 'k1', attempt: 1, message_start_time: 1.5 };
@@ -31,15 +31,20 @@ describe('APNs sender (HTTP/2 + TLS, ES256 provider token)', () => {
     assert.equal(prod?.headers['apns-priority'], '10');
     assert.equal(prod?.headers['apns-expiration'], '0');
     assert.equal(prod?.headers['apns-topic'], 'com.example.voip-app.voip');
-    assert.deepEqual(prod?.payload, PAYLOAD);
+    assert.deepEqual(prod?.payload, { aps: {}, ...PAYLOAD }, 'custom keys beside an empty aps');
     assert.equal(apns.providerTokens.size, 1);
     await sender.close();
   });
 
-  test('topic from the device app when push.apns.topic is empty', async () => {
+  test('topic from the device app when push.apns.topic is empty; a target topic wins', async () => {
     const sender = createApnsSender({ ...apns.config, topic: '' });
     await sender.send({ token: 't', app: 'com.voipgrid.vialer', sandbox: false }, PAYLOAD);
     assert.equal(apns.pushes.at(-1)?.headers['apns-topic'], 'com.voipgrid.vialer.voip');
+    await sender.send(
+      { token: 't', app: 'com.voipgrid.vialer', sandbox: false, topic: 'nl.partner.app' },
+      PAYLOAD,
+    );
+    assert.equal(apns.pushes.at(-1)?.headers['apns-topic'], 'nl.partner.app.voip');
     await sender.close();
   });
 
@@ -117,6 +122,21 @@ describe('APNs sender with certificate authentication', () => {
   });
 });
 
+describe('message_start_time for FCM (the Vialer Android app parses it)', () => {
+  test('seven decimals from whole ms: the app reads back the same ms, so do we', () => {
+    // VialerStatistics.calculateTimeToInitialResponse: Long.parseLong(new BigDecimal(s)
+    // .toPlainString().replace(".", "")) / 10000 — integer division, as Java's long.
+    const androidMs = (value: string) => BigInt(value.replace('.', '')) / 10_000n;
+    for (const ms of [1_700_000_000_123, 1_700_000_000_000, 1_700_000_000_007, 1_799_999_999_999]) {
+      const value = fcmStartTime(ms / 1000);
+      assert.match(value, /^\d{10}\.\d{7}$/);
+      assert.equal(androidMs(value), BigInt(ms), value);
+      assert.equal(Math.round(Number(value) * 1000), ms, 'the round trip is exact to the ms');
+    }
+    assert.equal(fcmStartTime(1_700_000_000.123), '1700000000.1230000');
+  });
+});
+
 describe('FCM HTTP v1 sender (service-account JWT → OAuth2 token)', () => {
   const dir = tempDir();
   let fcm: FakeFcm;
@@ -143,7 +163,7 @@ describe('FCM HTTP v1 sender (service-account JWT → OAuth2 token)', () => {
       type: 'call',
       unique_key: 'k1',
       attempt: '1',
-      message_start_time: '1.5',
+      message_start_time: '1.5000000',
     });
     assert.deepEqual(JSON.parse(push?.headers.android ?? ''), { priority: 'HIGH', ttl: '0s' });
     await sender.send({ token: 'again', app: 'a', sandbox: false }, PAYLOAD);

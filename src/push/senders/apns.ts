@@ -11,7 +11,10 @@
  *
  * Each notification (Apple, "Sending notification requests to APNs"): `POST
  * /3/device/<token>` with `apns-push-type: voip`, `apns-topic: <bundle id>.voip`,
- * `apns-priority: 10`, `apns-expiration: 0` (deliver now or never). Answers: 200 accepted;
+ * `apns-priority: 10`, `apns-expiration: 0` (deliver now or never), and the JSON body
+ * `{"aps": {}, ...payload}`: the payload's keys at the top level beside an empty `aps`
+ * dictionary, as the original middleware's APNs library (apns2 `Payload(custom=...)`) sent it
+ * and the Vialer iOS app reads it (`dictionaryPayload["unique_key"]`). Answers: 200 accepted;
  * 410 `Unregistered` and 400 `BadDeviceToken` / `DeviceTokenNotForTopic` → token rejected;
  * 403 `ExpiredProviderToken` / `InvalidProviderToken` → new token, one retry; anything else
  * (429, 5xx, network) → transient error.
@@ -124,7 +127,7 @@ export function createApnsSender(options: ApnsOptions): PushSender {
     return new Promise((resolve, reject) => {
       let stream: http2.ClientHttp2Stream;
       try {
-        const topicBase = options.topic || target.app;
+        const topicBase = target.topic || options.topic || target.app;
         const topic = topicBase.endsWith('.voip') ? topicBase : `${topicBase}.voip`;
         stream = session(target.sandbox).request({
           ':method': 'POST',
@@ -178,7 +181,7 @@ export function createApnsSender(options: ApnsOptions): PushSender {
       if (!useToken && !useCert) {
         return { ok: false, reason: 'not_configured', detail: 'no APNs key or certificate' };
       }
-      const body = JSON.stringify(payload);
+      const body = JSON.stringify({ aps: {}, ...payload });
       try {
         let answer = await request(target, body, useToken ? providerToken() : undefined);
         if (answer.status === 403 && useToken && EXPIRED_REASONS.has(answer.reason)) {

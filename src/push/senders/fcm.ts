@@ -11,7 +11,11 @@
  *
  * Each notification (Firebase, "projects.messages.send"): `POST
  * <baseUrl>/v1/projects/<project>/messages:send` with `{message: {token, data, android:
- * {priority: "HIGH", ttl: "0s"}}}` (data values are strings; TTL 0 = now or never).
+ * {priority: "HIGH", ttl: "0s"}}}` (data values are strings; TTL 0 = now or never). The
+ * payload's `message_start_time` (epoch seconds) is written with exactly seven decimals
+ * ({@link fcmStartTime}), the form of the original's Python `time()` that the Vialer Android
+ * app parses (`VialerStatistics.calculateTimeToInitialResponse`: the digits without the
+ * point, divided by 10,000, are epoch ms) and echoes back unchanged in its call-response.
  * Answers: 200 accepted; 404 `UNREGISTERED` / `NOT_FOUND` and 400 `INVALID_ARGUMENT` about the
  * token → token rejected; 401 → new access token, one retry; else (429, 5xx, network) →
  * transient error.
@@ -40,6 +44,19 @@ interface ServiceAccount {
 
 /** FCM OAuth2 scope. */
 export const FCM_SCOPE = 'https://www.googleapis.com/auth/firebase.messaging';
+
+/**
+ * `message_start_time` as an FCM data string: epoch seconds with exactly seven decimals,
+ * built from whole milliseconds (`1700000000123` → `"1700000000.1230000"`), so the Android
+ * app's digits-without-the-point / 10,000 gives back the same ms and Switchboard's round trip
+ * (`Number(value) * 1000`) stays exact to the ms.
+ * @param seconds epoch seconds (ms resolution).
+ */
+export function fcmStartTime(seconds: number): string {
+  const ms = Math.round(seconds * 1000);
+  const whole = Math.floor(ms / 1000);
+  return `${whole}.${String(ms - whole * 1000).padStart(3, '0')}0000`;
+}
 
 /** Creates an RS256 JWT (JWS compact form) with node:crypto. */
 export function rs256Jwt(
@@ -144,7 +161,9 @@ export function createFcmSender(options: FcmOptions): PushSender {
 
   async function post(target: PushTarget, payload: PushPayload, bearer: string) {
     const data: Record<string, string> = {};
-    for (const [k, v] of Object.entries(payload)) data[k] = String(v);
+    for (const [k, v] of Object.entries(payload)) {
+      data[k] = k === 'message_start_time' && typeof v === 'number' ? fcmStartTime(v) : String(v);
+    }
     const response = await fetch(
       `${options.baseUrl.replace(/\/+$/, '')}/v1/projects/${encodeURIComponent(projectId)}/messages:send`,
       {

@@ -10,8 +10,10 @@ export type PushPayload = Record<string, string | number>;
 export interface PushTarget {
   /** Device token (secret: never logged). */
   token: string;
-  /** App identifier (the APNs topic when `push.apns.topic` is empty). */
+  /** App identifier (the APNs topic when neither `topic` nor the sender's topic is set). */
   app: string;
+  /** APNs topic (bundle id, `.voip` appended) of the device's app; overrides the sender's. */
+  topic?: string;
   /** APNs sandbox device. */
   sandbox: boolean;
 }
