@@ -101,7 +101,7 @@ if (newEnough(process.versions.node)) {
   const exe = projectNode();
   if (exe === undefined) {
     refuse(
-      "the package's own Node 24 (npm package `node`) is not installed: run `npm ci` in the project, reinstall the package, or use a Node >= 22.12",
+      "the package's own Node 24, npm package `node`, is not installed: run `npm ci`, or reinstall without --omit=optional",
     );
   } else {
     reexec(exe);
