@@ -87,7 +87,11 @@ for (const kind of ['sqlite', 'postgres'] as const) {
     const schema = `announce_${process.pid}_${Date.now().toString(36)}`;
     const database = kind === 'sqlite' ? join(dir, 'switchboard.db') : PG_URL;
     let sim: Simulator;
+    // The first server, closed by the test; closed here when the test fails before that
+    // (left open, it would keep this file running until the runner's timeout).
+    let first: { close(): Promise<void> } | undefined;
     after(async () => {
+      await first?.close();
       await sim?.close();
       if (kind === 'postgres') await dropSchema(schema);
     });
@@ -102,6 +106,7 @@ for (const kind of ['sqlite', 'postgres'] as const) {
         ...(kind === 'postgres' ? { schema } : {}),
       };
       let s = await start(opts);
+      first = s;
       // Due in an hour while the first server runs (however slow the machine, it plays
       // nothing), moved to now in the database while no server runs.
       const due = Date.now() + 3_600_000;
@@ -130,6 +135,7 @@ for (const kind of ['sqlite', 'postgres'] as const) {
         .set({ status: 'playing', lease_owner: 'dead', lease_until: Date.now() - 1 })
         .where('id', '=', c.body.id as number)
         .execute();
+      first = undefined;
       await s.close();
       assert.equal(sim.originates().length, 0);
       const db = await openDatabase(database, kind === 'postgres' ? { schema } : {});
