@@ -283,6 +283,7 @@ export function createService(options: ServiceOptions): Service {
       exchange: amqp.exchange,
       persistent: amqp.persistent,
       bufferSize: amqp.bufferSize,
+      amiBufferSize: amqp.amiBufferSize,
       heartbeatS: amqp.heartbeatS,
       reconnectInitialDelayMs: amqp.reconnectMinMs,
       reconnectMaxDelayMs: amqp.reconnectMaxMs,
