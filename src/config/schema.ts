@@ -239,6 +239,18 @@ export const DatabaseSection = section(
     poolSize: int(10, 1, 1000, 'PostgreSQL pool size'),
     schema: str('', 'PostgreSQL schema for every table (created if missing); empty: public'),
     busyTimeoutMs: int(5_000, 0, 600_000, 'SQLite busy timeout'),
+    connectTimeoutMs: int(
+      5_000,
+      100,
+      600_000,
+      'PostgreSQL: longest wait for a new connection; then the database counts as unreachable',
+    ),
+    retryAfterS: int(
+      5,
+      1,
+      3_600,
+      'Retry-After of the 503 answered while the database is unreachable',
+    ),
   },
   'database',
 );

@@ -8,6 +8,7 @@
  * logged, never sent.
  */
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { DatabaseUnavailableError } from '../store/db.ts';
 
 /** An error a handler throws to answer a given status. `message` is sent to the client. */
 export class HttpError extends Error {
@@ -70,9 +71,19 @@ export function codeForStatus(statusCode: number): string {
 /**
  * Normalizes anything thrown in a request into an {@link ErrorInfo}: {@link HttpError} as is,
  * Fastify validation errors → 400 naming the field, Fastify's own 4xx (body too large,
- * unsupported content type, bad JSON) kept, anything else → 500 with a generic message.
+ * unsupported content type, bad JSON) kept, the database unreachable
+ * ({@link DatabaseUnavailableError}) → 503 with `Retry-After`, anything else → 500 with a
+ * generic message.
  */
 export function toErrorInfo(error: unknown): ErrorInfo {
+  if (error instanceof DatabaseUnavailableError) {
+    return {
+      statusCode: 503,
+      code: 'unavailable',
+      message: 'service unavailable: the database cannot be reached; retry later',
+      headers: { 'retry-after': String(error.retryAfterS) },
+    };
+  }
   if (error instanceof HttpError) {
     return {
       statusCode: error.statusCode,

@@ -266,6 +266,8 @@ export function createService(options: ServiceOptions): Service {
     db = await openDatabase(config.database.url, {
       poolSize: config.database.poolSize,
       busyTimeoutMs: config.database.busyTimeoutMs,
+      connectTimeoutMs: config.database.connectTimeoutMs,
+      retryAfterS: config.database.retryAfterS,
       ...(config.database.schema === '' ? {} : { schema: config.database.schema }),
       ...options.database,
     });
@@ -365,6 +367,8 @@ export function createService(options: ServiceOptions): Service {
         client.connected ? { ok: true } : { ok: false, detail: 'not connected to Asterisk' },
       );
     }
+    const theDb = db;
+    readiness.add('database', () => theDb.check());
     const theBus = bus;
     readiness.add('bus', () =>
       theBus.isConnected()
