@@ -421,6 +421,12 @@ export const CalloutSection = section(
       'after this long without an outcome a call counts as unknown = no answer (never redialled)',
     ),
     batchSize: int(200, 1, 10_000, 'events decided per worker round'),
+    pendingResultsMax: int(
+      100_000,
+      100,
+      10_000_000,
+      'call results (keys, outcomes) kept in memory while the database is unreachable; beyond: dropped and counted',
+    ),
     dryRun: section(
       {
         delayMs: int(1_000, 0, 600_000, 'simulated call duration'),
