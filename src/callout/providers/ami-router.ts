@@ -19,7 +19,8 @@
  * connection) or never followed here (placed by another process, e.g. before `serve`
  * restarted) go to the stored-call listener ({@link CallEventRouter.setStoredListener}), with
  * the call id when it can be known: a `UserEvent`'s `CallId`; a `Hangup`'s `Uniqueid` learnt
- * from such a `UserEvent`, or from an answered `OriginateResponse` of a lost route; an
+ * from such a `UserEvent` (one the listener says is of its calls), or from an answered
+ * `OriginateResponse` of a lost route; an
  * `OriginateResponse` whose `ActionID` was a lost route's. The listener finds the stored
  * call by that id (the database is the truth, whatever connection or process placed it).
  */
@@ -32,12 +33,14 @@ type DisconnectListener = (server: string, error: Error | undefined) => void;
 /**
  * Receives the `UserEvent`, `Hangup` and `OriginateResponse` events no route takes, with
  * the call id (`SWITCHBOARD_CALL_ID`) when the router knows it (see the module comment).
+ * Returns true for a `UserEvent` of one of its calls: the router then remembers the
+ * channel's `Uniqueid` for that call id, so that the channel's `Hangup` comes with it.
  */
 export type StoredCallListener = (
   event: AmiEvent,
   callId: string | undefined,
   server: string,
-) => void;
+) => boolean | undefined;
 
 /** Entries of each learnt map (call id by ActionID, call id by Uniqueid); oldest out. */
 const LEARNT_MAX = 10_000;
@@ -118,8 +121,10 @@ export class CallEventRouter {
     }
     if (this.#stored === undefined) return;
     if (name === 'UserEvent') {
-      if (usable(callId) && usable(uniqueid)) remember(this.#storedUniqueids, uniqueid, callId);
-      this.#stored(event, usable(callId) ? callId : undefined, server);
+      const mine = this.#stored(event, usable(callId) ? callId : undefined, server);
+      if (mine === true && usable(callId) && usable(uniqueid)) {
+        remember(this.#storedUniqueids, uniqueid, callId);
+      }
       return;
     }
     const known = this.#storedUniqueids.get(uniqueid);

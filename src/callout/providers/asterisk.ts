@@ -67,6 +67,9 @@ export interface AsteriskProviderOptions {
 /** An attempt id (`newId` of src/store/db.ts: 26 characters of Crockford's base32). */
 const ATTEMPT_ID = /^[0-9A-HJKMNP-TV-Z]{26}$/;
 
+/** The user events of the `switchboard-callout` dialplan, lowercase. */
+const ALERT_USER_EVENTS = new Set(['switchboarddtmf', 'switchboardinvalidkey', 'switchboardnokey']);
+
 /**
  * The stored-call listener of the Asterisk provider: what AMI says about alert calls no
  * follower of this process takes, written to their stored attempts through `sink` (see the
@@ -79,26 +82,29 @@ export function storedCallListener(
   sink: StoredAttemptSink,
   context: string,
   logger?: Logger,
-): (event: AmiEvent, callId: string | undefined, server: string) => void {
+): (event: AmiEvent, callId: string | undefined, server: string) => boolean | undefined {
   const failed = (attempt: string) => (error: unknown) =>
     logger?.warn({ err: error, attempt }, 'callout: cannot record a result of a stored call');
   return (event, callId, server) => {
     const attempt = callId !== undefined && ATTEMPT_ID.test(callId) ? callId : undefined;
     switch (event.Event) {
       case 'UserEvent': {
-        if (attempt === undefined) return;
-        if ((field(event, 'UserEvent') ?? '').toLowerCase() !== 'switchboarddtmf') return;
+        if (attempt === undefined) return undefined;
+        // the alert-call dialplan's user events (docs/asterisk/extensions.conf)
+        const name = (field(event, 'UserEvent') ?? '').toLowerCase();
+        if (!ALERT_USER_EVENTS.has(name)) return undefined;
         const digit = field(event, 'Digit')?.trim();
-        if (digit === undefined || statusOfDigit(digit) === undefined) return;
+        if (name !== 'switchboarddtmf' || digit === undefined) return true;
+        if (statusOfDigit(digit) === undefined) return true;
         logger?.info(
           { attempt, digit, server },
           'callout: key of a call not followed here (AMI reconnect or restart) routed to its attempt',
         );
         sink.digit(attempt, digit).catch(failed(attempt));
-        return;
+        return true;
       }
       case 'OriginateResponse': {
-        if (attempt === undefined) return;
+        if (attempt === undefined) return undefined;
         const reasonText = field(event, 'Reason');
         const reason = reasonText === undefined || reasonText === '' ? NaN : Number(reasonText);
         let outcome = outcomeFromReason(Number.isFinite(reason) ? reason : undefined);
@@ -109,22 +115,22 @@ export function storedCallListener(
         );
         if (outcome !== 'answered') {
           sink.finished(attempt, outcome, 'originate_response').catch(failed(attempt));
-          return;
+          return undefined;
         }
         const uniqueid = field(event, 'Uniqueid');
         if (uniqueid !== undefined && uniqueid !== '' && uniqueid !== '<null>') {
           sink.placed(attempt, uniqueid).catch(failed(attempt));
         }
-        return;
+        return undefined;
       }
       case 'Hangup': {
         if (attempt !== undefined) {
           sink.finished(attempt, 'answered', 'hangup').catch(failed(attempt));
-          return;
+          return undefined;
         }
-        if (field(event, 'Context') !== context) return;
+        if (field(event, 'Context') !== context) return undefined;
         const uniqueid = field(event, 'Uniqueid');
-        if (uniqueid === undefined || uniqueid === '' || uniqueid === '<null>') return;
+        if (uniqueid === undefined || uniqueid === '' || uniqueid === '<null>') return undefined;
         sink
           .attemptByProviderCallId(uniqueid)
           .then((found) => {
@@ -136,9 +142,10 @@ export function storedCallListener(
             return sink.finished(found, 'answered', 'hangup');
           })
           .catch(failed(uniqueid));
-        return;
+        return undefined;
       }
       default:
+        return undefined;
     }
   };
 }
