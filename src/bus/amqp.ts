@@ -9,9 +9,16 @@
  * buffer. When the connection drops, every message sent but not yet confirmed is sent again,
  * before the messages queued after it, once the connection is back: consumers may therefore
  * see a message twice (the broker may have routed it before the confirm was lost), but see
- * no gap and see first occurrences in publish order. When the buffer (queued + unconfirmed)
- * holds `bufferSize` messages, newly published messages are dropped, counted in
- * `switchboard_bus_messages_dropped_total{bus="amqp",reason="buffer_full"}` and logged.
+ * no gap and see first occurrences in publish order.
+ *
+ * The buffer (queued + unconfirmed) has two budgets: raw AMI events (`ami.*`, the firehose:
+ * thousands per second on a busy PBX) at most `amiBufferSize`, every other message (call
+ * events, alert calls, announcements, service and status events) at most `bufferSize`. When
+ * a message's budget is full, that message is dropped, counted in
+ * `switchboard_bus_messages_dropped_total{bus="amqp",reason="buffer_full",family}` and
+ * logged once per episode, with a summary when the bus caught up ({@link DropLog}). So an
+ * outage that overflows the raw AMI budget costs raw AMI events only: call events keep their
+ * order and their own room.
  *
  * Subscriptions get a server-named exclusive, auto-delete queue bound with their binding
  * key and are re-created after a reconnect; messages routed while a subscriber is
@@ -205,7 +212,7 @@ export class AmqpBus implements Bus {
     this.#logger = options.logger ?? silentLogger;
     this.#url = withHeartbeat(options.url, options.heartbeatS ?? 10);
     this.#metrics = busMetrics(options.registry);
-    this.#drops = new DropLog('amqp', this.#metrics.dropped, this.#logger);
+    this.#drops = new DropLog('amqp', this.#metrics.dropped, this.#logger, 'error');
     const l = { bus: 'amqp' };
     this.#m = {
       published: this.#metrics.published.labels(l),

@@ -446,21 +446,28 @@ export class DropLog {
   readonly #metric: BusMetrics['dropped'];
   readonly #logger: Logger;
   readonly #intervalMs: number;
+  readonly #level: 'warn' | 'error';
   #counts = new Map<string, number>();
   #open = false;
   #startedMs = 0;
   #summaryMs = 0;
   #total = 0;
 
+  /**
+   * @param level of the log lines (the AMQP bus: `error`, a message lost on its way to the
+   *   broker; the in-process bus: `warn`, one slow subscriber).
+   */
   constructor(
     bus: 'amqp' | 'memory',
     metric: BusMetrics['dropped'],
     logger: Logger,
+    level: 'warn' | 'error' = 'warn',
     summaryIntervalMs = 60_000,
   ) {
     this.#bus = bus;
     this.#metric = metric;
     this.#logger = logger;
+    this.#level = level;
     this.#intervalMs = summaryIntervalMs;
   }
 
@@ -485,7 +492,7 @@ export class DropLog {
       this.#open = true;
       this.#startedMs = now;
       this.#summaryMs = now;
-      this.#logger.warn(
+      this.#logger[this.#level](
         { bus: this.#bus, reason, family, routingKey, ...detail },
         `${this.#bus} bus dropping messages (${family}: ${reason}); a summary follows when it catches up`,
       );
@@ -511,7 +518,7 @@ export class DropLog {
       n += count;
     }
     const now = Date.now();
-    this.#logger.warn(
+    this.#logger[this.#level](
       { bus: this.#bus, dropped, episodeMs: now - this.#startedMs, droppedTotal: this.#total },
       `${this.#bus} bus dropped ${n} messages (${state})`,
     );
