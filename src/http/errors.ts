@@ -154,12 +154,16 @@ export function sendError(
 
 /**
  * Makes `formatter` render every error of `app`'s routes (Fastify encapsulation: call it inside
- * the module's plugin to affect that module only). 5xx errors are logged with their cause.
+ * the module's plugin to affect that module only). 5xx errors are logged with their cause
+ * (the database unreachable: a warning naming the reason, without a stack).
  */
 export function useErrorFormatter(app: FastifyInstance, formatter: ErrorFormatter): void {
   app.setErrorHandler((error, request, reply) => {
     const info = toErrorInfo(error);
-    if (info.statusCode >= 500) request.log.error({ err: error }, 'request failed');
+    if (error instanceof DatabaseUnavailableError) {
+      // an outage, not a bug: one line per request, without a stack
+      request.log.warn({ reason: error.reason }, 'request refused: database unreachable');
+    } else if (info.statusCode >= 500) request.log.error({ err: error }, 'request failed');
     return sendError(reply, request, info, formatter);
   });
 }

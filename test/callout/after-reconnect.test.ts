@@ -179,3 +179,78 @@ test('a call still ringing when the AMI connection drops: its OriginateResponse 
     { state: 'done', outcome: 'answered' },
   ]);
 });
+
+test('a callee who hangs up without a key after an AMI reconnect: the Hangup, found by the stored Uniqueid, ends the attempt', async () => {
+  const sim = await startSimulator({
+    port: 0,
+    dtmfDurationMs: 10,
+    dialplan: calloutDialplan(10_000),
+    scripts: {
+      // answers, listens, hangs up after 1.5 s without pressing (no user event at all)
+      '606': { answerAfterMs: 50, hangupAfterMs: 1_500 },
+      '607': { answerAfterMs: 50, dtmf: '1', dtmfAfterMs: 50, hangupAfterMs: 5_000 },
+    },
+  });
+  cleanups.push(() => sim.close());
+  const db = testDb('sqlite');
+  const config = calloutConfig(db, '', sim.url());
+  config.callout.attemptLeaseMs = 60_000;
+  const { service, url } = await startServe(config, db);
+  cleanups.push(() => service.stop());
+  const client = service.context?.ami.clients[0];
+  assert.ok(client);
+  await until(() => client.connected);
+  const database = service.context?.db.db;
+  assert.ok(database);
+  const storedUniqueid = async () =>
+    (
+      (await database
+        .selectFrom('callout_attempt' as never)
+        .select('provider_call_id' as never)
+        .executeTakeFirst()) as { provider_call_id: string | null } | undefined
+    )?.provider_call_id;
+  let answered = false;
+  client.on('event', (event: AmiEvent) => {
+    if (!answered && event.Event === 'OriginateResponse' && event.Reason === '4') answered = true;
+  });
+  const response = await postCurlStyle(url, [
+    ['testflg', '0'],
+    ['hostname', 'db1'],
+    ['operator', 'zabbix'],
+    ['calltype', '1'],
+    ['frequency', '1'],
+    ['language', 'en'],
+    ['message', 'Disk full'],
+    ['headid', '2'],
+    ['footid', '1'],
+    ['addressee', '1:a:606:A:1'],
+    ['addressee', '2:b:607:B:1'],
+  ]);
+  const { eventid } = (await response.json()) as { eventid: string };
+  // answered, and its Uniqueid stored with the attempt: then the connection drops
+  await until(async () => answered && (await storedUniqueid()) != null);
+  let hangupAt = 0;
+  sim.on('event', (event: AmiEvent) => {
+    if (event.Event === 'Hangup' && hangupAt === 0) hangupAt = Date.now();
+  });
+  const droppedAt = Date.now();
+  sim.server.dropConnections();
+  const h = await waitHistory(url, eventid, (x) => x.eventstatus === '2', 20_000);
+  assert.ok(hangupAt > droppedAt, 'the callee hung up after the drop');
+  assert.deepEqual(
+    h.result.map((r) => [r.numofcall, r.status]),
+    [
+      ['1', '3'], // answered, no key: no answer, known from the Hangup long before the lease
+      ['1', '1'],
+    ],
+  );
+  const attempts = await database
+    .selectFrom('callout_attempt' as never)
+    .select(['state', 'outcome', 'digit'] as never[])
+    .orderBy('placed_at' as never)
+    .execute();
+  assert.deepEqual(attempts, [
+    { state: 'done', outcome: 'answered', digit: null },
+    { state: 'done', outcome: 'answered', digit: '1' },
+  ]);
+});
