@@ -243,7 +243,7 @@ export const DatabaseSection = section(
       5_000,
       100,
       600_000,
-      'PostgreSQL: longest wait for a new connection; then the database counts as unreachable',
+      'PostgreSQL: longest wait for a connection (a new one, or a free one of the pool); then the database counts as unreachable',
     ),
     retryAfterS: int(
       5,

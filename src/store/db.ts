@@ -59,9 +59,9 @@ export interface OpenDatabaseOptions {
   /** SQLite: how long a writer waits for the lock, in ms (default 5000). */
   busyTimeoutMs?: number;
   /**
-   * PostgreSQL: longest wait for a new connection (TCP connect + startup), in ms (default
-   * 5000). Without it, a server that does not answer (a cut network) held every query and API
-   * request forever.
+   * PostgreSQL: longest wait for a connection, in ms (default 5000): a new one (TCP connect
+   * + startup), or a free one of the pool. Without it, a server that does not answer (a cut
+   * network) held every query and API request forever.
    */
   connectTimeoutMs?: number;
   /** `Retry-After` carried by {@link DatabaseUnavailableError}, in seconds (default 5). */
