@@ -9,9 +9,16 @@
  * buffer. When the connection drops, every message sent but not yet confirmed is sent again,
  * before the messages queued after it, once the connection is back: consumers may therefore
  * see a message twice (the broker may have routed it before the confirm was lost), but see
- * no gap and see first occurrences in publish order. When the buffer (queued + unconfirmed)
- * holds `bufferSize` messages, newly published messages are dropped, counted in
- * `switchboard_bus_messages_dropped_total{bus="amqp",reason="buffer_full"}` and logged.
+ * no gap and see first occurrences in publish order.
+ *
+ * The buffer (queued + unconfirmed) has two budgets: raw AMI events (`ami.*`, the firehose:
+ * thousands per second on a busy PBX) at most `amiBufferSize`, every other message (call
+ * events, alert calls, announcements, service and status events) at most `bufferSize`. When
+ * a message's budget is full, that message is dropped, counted in
+ * `switchboard_bus_messages_dropped_total{bus="amqp",reason="buffer_full",family}` and
+ * logged once per episode, with a summary when the bus caught up ({@link DropLog}). So an
+ * outage that overflows the raw AMI budget costs raw AMI events only: call events keep their
+ * order and their own room.
  *
  * Subscriptions get a server-named exclusive, auto-delete queue bound with their binding
  * key and are re-created after a reconnect; messages routed while a subscriber is
@@ -28,7 +35,9 @@ import {
   type BusStatus,
   busMetrics,
   checkRoutingKey,
+  DropLog,
   Fifo,
+  isRawAmi,
   type Logger,
   type Subscription,
   silentLogger,
@@ -43,8 +52,13 @@ export interface AmqpBusOptions {
   exchange?: string;
   /** Publish with delivery mode 2 (persistent). Default false (XiVO's messages are not). */
   persistent?: boolean;
-  /** Messages queued or awaiting confirm before new ones are dropped. Default 10000. */
+  /**
+   * Messages other than raw AMI events (`call.*`, `callout.*`, `service.*`, ...) queued or
+   * awaiting confirm before new ones are dropped. Default 10000.
+   */
   bufferSize?: number;
+  /** Raw AMI events (`ami.*`) queued or awaiting confirm before new ones are dropped. Default 10000. */
+  amiBufferSize?: number;
   /** Messages sent but not yet confirmed at most (the confirm window). Default 1000. */
   confirmWindow?: number;
   /** First reconnect delay after a failed attempt. Default 100 ms. */
@@ -68,6 +82,8 @@ interface Outgoing {
   routingKey: string;
   body: Buffer;
   sends: number;
+  /** Raw AMI (`ami.*`): counted in the `amiBufferSize` budget. */
+  ami: boolean;
 }
 
 /** A named, durable queue for {@link AmqpBus.subscribeQueue}. */
@@ -136,6 +152,10 @@ export class AmqpBus implements Bus {
     persistent: boolean;
   };
   readonly #bufferSize: number;
+  readonly #amiBufferSize: number;
+  /** Buffered (queued + unconfirmed) raw AMI messages; the others are the rest. */
+  #amiBuffered = 0;
+  readonly #drops: DropLog;
   readonly #window: number;
   readonly #initialDelayMs: number;
   readonly #maxDelayMs: number;
@@ -180,8 +200,10 @@ export class AmqpBus implements Bus {
     this.#exchange = options.exchange ?? 'xivo';
     this.#publishOptions = { ...JSON_PROPS, persistent: options.persistent ?? false };
     this.#bufferSize = options.bufferSize ?? 10_000;
+    this.#amiBufferSize = options.amiBufferSize ?? 10_000;
     this.#window = options.confirmWindow ?? 1000;
     if (!(this.#bufferSize >= 1)) throw new RangeError('bufferSize must be >= 1');
+    if (!(this.#amiBufferSize >= 1)) throw new RangeError('amiBufferSize must be >= 1');
     if (!(this.#window >= 1)) throw new RangeError('confirmWindow must be >= 1');
     this.#initialDelayMs = options.reconnectInitialDelayMs ?? 100;
     this.#maxDelayMs = options.reconnectMaxDelayMs ?? 10_000;
@@ -190,6 +212,7 @@ export class AmqpBus implements Bus {
     this.#logger = options.logger ?? silentLogger;
     this.#url = withHeartbeat(options.url, options.heartbeatS ?? 10);
     this.#metrics = busMetrics(options.registry);
+    this.#drops = new DropLog('amqp', this.#metrics.dropped, this.#logger, 'error');
     const l = { bus: 'amqp' };
     this.#m = {
       published: this.#metrics.published.labels(l),
@@ -214,7 +237,13 @@ export class AmqpBus implements Bus {
       this.#drop('closed', routingKey);
       return false;
     }
-    if (this.#pending.length + this.#inflight.size >= this.#bufferSize) {
+    const ami = isRawAmi(routingKey);
+    const buffered = this.#pending.length + this.#inflight.size;
+    if (
+      ami
+        ? this.#amiBuffered >= this.#amiBufferSize
+        : buffered - this.#amiBuffered >= this.#bufferSize
+    ) {
       this.#drop('buffer_full', routingKey);
       return false;
     }
@@ -225,7 +254,8 @@ export class AmqpBus implements Bus {
       this.#drop('unserializable', routingKey, err);
       return false;
     }
-    this.#pending.push({ seq: ++this.#seq, routingKey, body, sends: 0 });
+    if (ami) this.#amiBuffered++;
+    this.#pending.push({ seq: ++this.#seq, routingKey, body, sends: 0, ami });
     this.#pump();
     this.#m.buffered.set(this.#pending.length + this.#inflight.size);
     return true;
@@ -310,17 +340,20 @@ export class AmqpBus implements Bus {
     const flushed = await this.flush(timeoutMs);
     this.#closed = true;
     if (!flushed) {
-      const left = this.#pending.length + this.#inflight.size;
-      this.#dropped += left;
-      this.#metrics.dropped.inc({ bus: 'amqp', reason: 'closed' }, left);
+      const left = [...this.#inflight.values(), ...this.#pending.drain()];
+      this.#dropped += left.length;
+      const byKey = new Map<string, number>();
+      for (const out of left) byKey.set(out.routingKey, (byKey.get(out.routingKey) ?? 0) + 1);
+      for (const [routingKey, n] of byKey) this.#drops.drop('closed', routingKey, {}, n);
       this.#logger.error(
-        { dropped: left, timeoutMs, connected: this.isConnected() },
+        { dropped: left.length, timeoutMs, connected: this.isConnected() },
         'AMQP bus closed before every message was confirmed; unconfirmed messages dropped',
       );
-      this.#pending.drain();
       this.#inflight.clear();
+      this.#amiBuffered = 0;
       this.#m.buffered.set(0);
     }
+    this.#drops.end();
     if (this.#retryTimer !== undefined) clearTimeout(this.#retryTimer);
     this.#retryWake?.();
     for (const sub of this.#subs) {
@@ -388,12 +421,17 @@ export class AmqpBus implements Bus {
       this.#fail(gen, err instanceof Error ? err : new Error('message nacked by the broker'));
       return;
     }
-    if (!this.#inflight.delete(seq)) return;
+    const out = this.#inflight.get(seq);
+    if (out === undefined) return;
+    this.#inflight.delete(seq);
+    if (out.ami) this.#amiBuffered--;
     this.#published++;
     this.#m.published.inc();
     const left = this.#pending.length + this.#inflight.size;
     this.#m.buffered.set(left);
     if (left === 0) {
+      // caught up: the summary of the drops of the outage (if any)
+      this.#drops.end();
       if (this.#flushWaiters.length > 0) {
         const waiters = this.#flushWaiters;
         this.#flushWaiters = [];
@@ -587,21 +625,13 @@ export class AmqpBus implements Bus {
 
   #drop(reason: string, routingKey: string, err?: unknown): void {
     this.#dropped++;
-    this.#metrics.dropped.inc({ bus: 'amqp', reason });
-    // Every drop is counted; the log gets the first one and then every 1000th.
-    if (this.#dropped === 1 || this.#dropped % 1000 === 0) {
-      this.#logger.error(
-        {
-          reason,
-          routingKey,
-          droppedTotal: this.#dropped,
-          bufferSize: this.#bufferSize,
-          connected: this.isConnected(),
-          err: err === undefined ? undefined : errorSummary(err),
-        },
-        'AMQP bus dropped a message',
-      );
-    }
+    // Every drop is counted; the log gets the first of an episode and a summary at its end.
+    this.#drops.drop(reason, routingKey, {
+      bufferSize: this.#bufferSize,
+      amiBufferSize: this.#amiBufferSize,
+      connected: this.isConnected(),
+      ...(err === undefined ? {} : { err: errorSummary(err) }),
+    });
   }
 }
 

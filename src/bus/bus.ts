@@ -318,10 +318,11 @@ export class Fifo<T> {
  * - `switchboard_bus_messages_published_total{bus}`: counter, messages published (AMQP:
  *   confirmed by the broker).
  * - `switchboard_bus_messages_buffered{bus}`: gauge, accepted but not yet confirmed.
- * - `switchboard_bus_messages_dropped_total{bus,reason}`: counter; reasons `buffer_full`
- *   (AMQP buffer bound reached), `subscriber_queue_full` (in-process slow subscriber),
- *   `closed` (published after close, or still buffered when close timed out),
- *   `unserializable` (not JSON; the in-process bus only serialises for a matching subscriber).
+ * - `switchboard_bus_messages_dropped_total{bus,reason,family}`: counter; reasons
+ *   `buffer_full` (AMQP buffer bound of the message's class reached), `subscriber_queue_full`
+ *   (in-process slow subscriber), `closed` (published after close, or still buffered when
+ *   close timed out), `unserializable` (not JSON; the in-process bus only serialises for a
+ *   matching subscriber); `family` the routing key's first word ({@link routingKeyFamily}).
  * - `switchboard_bus_messages_resent_total{bus}`: counter, AMQP messages sent again after a
  *   connection loss before their confirm arrived (possible duplicates).
  * - `switchboard_bus_connected{bus}`: gauge, 1 when connected.
@@ -333,7 +334,7 @@ export class Fifo<T> {
 export interface BusMetrics {
   published: Counter<'bus'>;
   buffered: Gauge<'bus'>;
-  dropped: Counter<'bus' | 'reason'>;
+  dropped: Counter<'bus' | 'reason' | 'family'>;
   resent: Counter<'bus'>;
   connected: Gauge<'bus'>;
   reconnects: Counter<'bus'>;
@@ -369,10 +370,11 @@ export function busMetrics(registry?: Registry): BusMetrics {
       'Bus messages accepted but not yet confirmed',
       ['bus'],
     ),
-    dropped: counter('switchboard_bus_messages_dropped_total', 'Bus messages dropped, by reason', [
-      'bus',
-      'reason',
-    ]),
+    dropped: counter(
+      'switchboard_bus_messages_dropped_total',
+      'Bus messages dropped, by reason and routing-key family (first word)',
+      ['bus', 'reason', 'family'],
+    ),
     resent: counter(
       'switchboard_bus_messages_resent_total',
       'AMQP messages sent again after a connection loss (possible duplicates)',
@@ -388,4 +390,139 @@ export function busMetrics(registry?: Registry): BusMetrics {
       ['bus'],
     ),
   };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Priorities and drops
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * Routing-key families Switchboard publishes (the first word of the key): raw AMI events
+ * (`ami.<Event>`), call events, alert calls, announcements, mobile wake-up, the Jenkins
+ * watcher, service registration, XiVO status and CTI events.
+ */
+const FAMILIES = new Set([
+  'ami',
+  'call',
+  'callout',
+  'announce',
+  'push',
+  'jenkins',
+  'service',
+  'status',
+  'chat',
+  'call_form_result',
+]);
+
+/**
+ * The family of a routing key for metrics and logs: its first word when it is one of
+ * Switchboard's (`ami`, `call`, `callout`, `announce`, `push`, `jenkins`, `service`, `status`,
+ * `chat`, `call_form_result`), else `other` (so label values stay few whatever is published).
+ */
+export function routingKeyFamily(routingKey: string): string {
+  const dot = routingKey.indexOf('.');
+  const first = dot === -1 ? routingKey : routingKey.slice(0, dot);
+  return FAMILIES.has(first) ? first : 'other';
+}
+
+/**
+ * Whether a message is raw AMI traffic (`ami.*`), the bus's low-priority class: it has its own
+ * buffer budget (AMQP `amiBufferSize`, in-process `amiQueueSize`), so that a flood of raw
+ * events during an outage never pushes out call events, alert-call and service events.
+ */
+export function isRawAmi(routingKey: string): boolean {
+  return routingKey.startsWith('ami.') || routingKey === 'ami';
+}
+
+/**
+ * Counts dropped messages (metric `switchboard_bus_messages_dropped_total{bus,reason,family}`)
+ * and logs them without flooding: the first drop of an episode (one warning naming the
+ * family and reason), a summary with the counts per family and reason when the episode
+ * ends ({@link DropLog.end}: the bus caught up) and at most every `summaryIntervalMs` while
+ * it lasts. Exported for the bus implementations; not a bus API.
+ */
+export class DropLog {
+  readonly #bus: 'amqp' | 'memory';
+  readonly #metric: BusMetrics['dropped'];
+  readonly #logger: Logger;
+  readonly #intervalMs: number;
+  readonly #level: 'warn' | 'error';
+  #counts = new Map<string, number>();
+  #open = false;
+  #startedMs = 0;
+  #summaryMs = 0;
+  #total = 0;
+
+  /**
+   * @param level of the log lines (the AMQP bus: `error`, a message lost on its way to the
+   *   broker; the in-process bus: `warn`, one slow subscriber).
+   */
+  constructor(
+    bus: 'amqp' | 'memory',
+    metric: BusMetrics['dropped'],
+    logger: Logger,
+    level: 'warn' | 'error' = 'warn',
+    summaryIntervalMs = 60_000,
+  ) {
+    this.#bus = bus;
+    this.#metric = metric;
+    this.#logger = logger;
+    this.#level = level;
+    this.#intervalMs = summaryIntervalMs;
+  }
+
+  /** Messages dropped since the bus was created. */
+  get total(): number {
+    return this.#total;
+  }
+
+  /** True while an episode of drops is open (from its first drop to {@link DropLog.end}). */
+  get open(): boolean {
+    return this.#open;
+  }
+
+  /** Counts `count` dropped messages of `routingKey`; `detail` goes into the first log line. */
+  drop(reason: string, routingKey: string, detail: object = {}, count = 1): void {
+    const family = routingKeyFamily(routingKey);
+    this.#total += count;
+    this.#metric.inc({ bus: this.#bus, reason, family }, count);
+    const key = `${family}/${reason}`;
+    const now = Date.now();
+    if (!this.#open) {
+      this.#open = true;
+      this.#startedMs = now;
+      this.#summaryMs = now;
+      this.#logger[this.#level](
+        { bus: this.#bus, reason, family, routingKey, ...detail },
+        `${this.#bus} bus dropping messages (${family}: ${reason}); a summary follows when it catches up`,
+      );
+    }
+    this.#counts.set(key, (this.#counts.get(key) ?? 0) + count);
+    if (now - this.#summaryMs >= this.#intervalMs) this.#summarise('still dropping');
+  }
+
+  /** Ends the episode: logs its summary (nothing when there were no drops). */
+  end(): void {
+    if (!this.#open) return;
+    this.#summarise('caught up');
+    this.#open = false;
+  }
+
+  #summarise(state: 'still dropping' | 'caught up'): void {
+    if (this.#counts.size === 0) return;
+    const dropped: Record<string, Record<string, number>> = {};
+    let n = 0;
+    for (const [key, count] of this.#counts) {
+      const [family, reason] = key.split('/') as [string, string];
+      dropped[family] = { ...dropped[family], [reason]: count };
+      n += count;
+    }
+    const now = Date.now();
+    this.#logger[this.#level](
+      { bus: this.#bus, dropped, episodeMs: now - this.#startedMs, droppedTotal: this.#total },
+      `${this.#bus} bus dropped ${n} messages (${state})`,
+    );
+    this.#summaryMs = now;
+    this.#counts.clear();
+  }
 }

@@ -5,8 +5,11 @@
  * Delivery is asynchronous (never inside `publish`) and in publish order per subscriber.
  * Every subscriber has its own bounded queue; a subscriber whose handler is slow (or
  * returns a slow promise) fills its own queue, after which messages for it are dropped and
- * counted (`switchboard_bus_messages_dropped_total{bus="memory",reason="subscriber_queue_full"}`),
- * so publishers and the other subscribers are never held up.
+ * counted (`switchboard_bus_messages_dropped_total{bus="memory",reason="subscriber_queue_full",family}`),
+ * so publishers and the other subscribers are never held up. As on the AMQP bus, raw AMI
+ * events (`ami.*`) have their own budget in each queue (`amiQueueSize`), so a subscriber
+ * bound to `#` that falls behind the AMI firehose still gets every call event; drops are
+ * logged once per episode with a summary when the subscriber caught up.
  */
 import type { Registry } from 'prom-client';
 import {
@@ -18,7 +21,9 @@ import {
   busMetrics,
   checkRoutingKey,
   compileBindingKey,
+  DropLog,
   Fifo,
+  isRawAmi,
   type Logger,
   type Subscription,
   silentLogger,
@@ -26,8 +31,13 @@ import {
 
 /** Options of {@link MemoryBus}. */
 export interface MemoryBusOptions {
-  /** Messages queued per subscriber before new ones are dropped for it. Default 10000. */
+  /**
+   * Messages other than raw AMI events queued per subscriber before new ones are dropped for
+   * it. Default 10000.
+   */
   subscriberQueueSize?: number;
+  /** Raw AMI events (`ami.*`) queued per subscriber before new ones are dropped for it. Default: `subscriberQueueSize`. */
+  amiQueueSize?: number;
   /** Registry for the bus metrics (see `busMetrics`). */
   registry?: Registry;
   /** pino-compatible logger. Default: silent. */
@@ -37,6 +47,7 @@ export interface MemoryBusOptions {
 interface Entry {
   routingKey: string;
   message: BusMessage;
+  ami: boolean;
 }
 
 class MemorySubscription implements Subscription {
@@ -46,6 +57,8 @@ class MemorySubscription implements Subscription {
   readonly queue = new Fifo<Entry>();
   readonly handler: BusHandler;
   dropped = 0;
+  /** Raw AMI entries in `queue`. */
+  amiQueued = 0;
   running = false;
   closed = false;
   readonly #onClose: (sub: MemorySubscription) => void;
@@ -73,8 +86,10 @@ class MemorySubscription implements Subscription {
 export class MemoryBus implements Bus {
   readonly #subs = new Set<MemorySubscription>();
   readonly #queueSize: number;
+  readonly #amiQueueSize: number;
   readonly #metrics: BusMetrics;
   readonly #logger: Logger;
+  readonly #drops: DropLog;
   #closed = false;
   #published = 0;
   #dropped = 0;
@@ -84,8 +99,11 @@ export class MemoryBus implements Bus {
   constructor(options: MemoryBusOptions = {}) {
     this.#queueSize = options.subscriberQueueSize ?? 10_000;
     if (!(this.#queueSize >= 1)) throw new RangeError('subscriberQueueSize must be >= 1');
+    this.#amiQueueSize = options.amiQueueSize ?? this.#queueSize;
+    if (!(this.#amiQueueSize >= 1)) throw new RangeError('amiQueueSize must be >= 1');
     this.#metrics = busMetrics(options.registry);
     this.#logger = options.logger ?? silentLogger;
+    this.#drops = new DropLog('memory', this.#metrics.dropped, this.#logger);
     this.#metrics.connected.set({ bus: 'memory' }, 1);
   }
 
@@ -108,14 +126,19 @@ export class MemoryBus implements Bus {
       }
     }
     let accepted = true;
+    const ami = isRawAmi(routingKey);
     for (const sub of targets) {
-      if (sub.queue.length >= this.#queueSize) {
+      const full = ami
+        ? sub.amiQueued >= this.#amiQueueSize
+        : sub.queue.length - sub.amiQueued >= this.#queueSize;
+      if (full) {
         sub.dropped++;
         accepted = false;
         this.#drop('subscriber_queue_full', routingKey, undefined, sub.bindingKey);
         continue;
       }
-      sub.queue.push({ routingKey, message: copy as BusMessage });
+      if (ami) sub.amiQueued++;
+      sub.queue.push({ routingKey, message: copy as BusMessage, ami });
       if (!sub.running) {
         sub.running = true;
         setImmediate(() => void this.#run(sub));
@@ -157,10 +180,12 @@ export class MemoryBus implements Bus {
     const flushed = await this.flush(timeoutMs);
     if (!flushed) {
       let left = 0;
-      for (const sub of this.#subs) left += sub.queue.length;
+      for (const sub of this.#subs) {
+        left += sub.queue.length;
+        for (const entry of sub.queue.drain()) this.#drops.drop('closed', entry.routingKey);
+      }
       if (left > 0) {
         this.#dropped += left;
-        this.#metrics.dropped.inc({ bus: 'memory', reason: 'closed' }, left);
         this.#logger.warn(
           { dropped: left, timeoutMs },
           'in-process bus closed with undelivered messages',
@@ -168,6 +193,7 @@ export class MemoryBus implements Bus {
       }
     }
     for (const sub of [...this.#subs]) await sub.close();
+    this.#drops.end();
     this.#metrics.connected.set({ bus: 'memory' }, 0);
   }
 
@@ -197,6 +223,7 @@ export class MemoryBus implements Bus {
       if (sub.closed) break;
       const entry = sub.queue.shift();
       if (entry === undefined) break;
+      if (entry.ami) sub.amiQueued--;
       this.#metrics.received.inc({ bus: 'memory' });
       try {
         const result = sub.handler(entry.message, entry.routingKey);
@@ -215,6 +242,8 @@ export class MemoryBus implements Bus {
       }
     }
     sub.running = false;
+    // this subscriber caught up: the summary of the drops (if any)
+    if (this.#drops.open) this.#drops.end();
     this.#notifyIdle();
   }
 
@@ -232,13 +261,7 @@ export class MemoryBus implements Bus {
 
   #drop(reason: string, routingKey: string, err?: unknown, bindingKey?: string): void {
     this.#dropped++;
-    this.#metrics.dropped.inc({ bus: 'memory', reason });
-    // Log the first drop and then every 1000th, so a stuck subscriber cannot flood the log.
-    if (this.#dropped === 1 || this.#dropped % 1000 === 0) {
-      this.#logger.warn(
-        { reason, routingKey, bindingKey, droppedTotal: this.#dropped, err },
-        'in-process bus dropped a message',
-      );
-    }
+    // Every drop is counted; the log gets the first of an episode and a summary at its end.
+    this.#drops.drop(reason, routingKey, { bindingKey, ...(err === undefined ? {} : { err }) });
   }
 }

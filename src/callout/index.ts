@@ -124,6 +124,7 @@ export function createCalloutModule(options: CalloutModuleOptions): CalloutModul
     attemptLeaseMs: c.attemptLeaseMs,
     ringTimeoutMs: c.ringTimeoutS * 1000,
     batchSize: c.batchSize,
+    pendingResultsMax: c.pendingResultsMax,
     // Decisions at the same time on PostgreSQL: half the pool (API and results need the rest).
     concurrency: Math.max(1, Math.floor(config.database.poolSize / 2)),
     logger,

@@ -180,6 +180,18 @@ export const calloutMigrations: MigrationSet = defineMigrations('callout', [
         .execute();
     },
   },
+  {
+    // Hang-ups of calls placed by another process (or before an AMI reconnect) are found by
+    // the channel's Uniqueid; Twilio webhooks by CallSid.
+    name: 'attempt_provider_call_id',
+    async up(db) {
+      await db.schema
+        .createIndex('callout_attempt_provider_call')
+        .on('callout_attempt')
+        .columns(['provider_call_id'])
+        .execute();
+    },
+  },
 ]);
 
 /** Typed view of a {@link Database} for the callout tables. */

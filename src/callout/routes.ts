@@ -7,13 +7,15 @@
  *
  * HTTP statuses (the seed only defines bodies): 200 success; 400 error 1; 404 error 1
  * (unknown eventid); 413 error 1 (request too large); 401/403 error 99 (access rule);
- * 500 error 2 (system error).
+ * 503 error 2 with `Retry-After` (the database is unreachable: nothing was stored, retry);
+ * 500 error 2 (other system error).
  */
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { AuthConfig, CalloutConfig } from '../config/schema.ts';
 import { createAccessRule } from '../http/auth.ts';
 import { type ErrorFormatter, HttpError, useErrorFormatter } from '../http/errors.ts';
 import type { App } from '../http/server.ts';
+import { DatabaseUnavailableError } from '../store/db.ts';
 import { TELNO_PATTERN } from '../telephony/dialstring.ts';
 import type { EventHistory } from './repository.ts';
 import type { Addressee, CalloutService, CallRequest } from './service.ts';
@@ -353,6 +355,18 @@ export async function calloutRoutes(app: App, options: CalloutRoutesOptions): Pr
       try {
         eventid = await service.createEvent(call);
       } catch (error) {
+        if (error instanceof DatabaseUnavailableError) {
+          request.log.warn(
+            { reason: error.reason },
+            'callout: database unreachable, event refused',
+          );
+          throw new HttpError(
+            503,
+            'system error: the database is unreachable, nothing was stored; retry later',
+            '2',
+            { 'retry-after': String(error.retryAfterS) },
+          );
+        }
         request.log.error({ err: error }, 'callout: cannot store the event');
         throw new HttpError(500, 'system error: the event could not be stored', '2');
       }

@@ -12,6 +12,12 @@
  * - Keys and outcomes are written as they arrive (a key before the hang-up), in groups: what
  *   arrives while one group is written goes into the next transaction (group commit). A
  *   result is acted on only once its group is committed.
+ * - While the database is unreachable ({@link DatabaseUnavailableError}), results are kept in
+ *   memory, in order (at most `pendingResultsMax`), and written once it answers again
+ *   (retried with backoff up to {@link RESULT_RETRY_MAX_MS}); meanwhile the worker neither
+ *   reaps nor decides, so no lease runs out on a result that is only waiting to be written.
+ *   A result the database refuses (a constraint violation) is dropped, logged and counted.
+ *   New events (API requests) are not kept: they fail and the API answers 503.
  * - Transactions that touch several events lock them first, in id order (PostgreSQL), then
  *   attempts, then people: decisions and result groups never deadlock each other.
  * - An attempt still `dialing` when its lease (`attemptLeaseMs` after placing) expires, e.g.
@@ -29,9 +35,20 @@
 import { hostname } from 'node:os';
 import type { Transaction } from 'kysely';
 import type { Logger } from 'pino';
-import { claimDue, type Database, newId } from '../store/db.ts';
+import {
+  claimDue,
+  type Database,
+  DatabaseUnavailableError,
+  isUnavailableError,
+  newId,
+} from '../store/db.ts';
 import type { CalloutMetrics } from './metrics.ts';
-import type { AttemptOutcome, AttemptSink, CalloutProvider } from './providers/types.ts';
+import type {
+  AttemptOutcome,
+  AttemptSink,
+  CalloutProvider,
+  StoredAttemptSink,
+} from './providers/types.ts';
 import { statusOfDigit } from './providers/types.ts';
 import {
   type AttemptRow,
@@ -103,6 +120,12 @@ export interface CalloutServiceOptions {
   concurrency?: number;
   /** Entries kept in {@link CalloutService.placedLog}. Default 100000. */
   placedLogMax?: number;
+  /**
+   * Call results (keys, outcomes, provider call ids) kept in memory while they cannot be
+   * written (database unreachable); beyond it, new results are dropped and counted.
+   * Default 100000.
+   */
+  pendingResultsMax?: number;
   /** Events decided in one transaction. Default 50 on SQLite, 10 on PostgreSQL. */
   decisionChunkSize?: number;
   /** Lease of an event while a worker decides, in ms. Default 30000. */
@@ -125,6 +148,9 @@ interface Decision {
   notReady: boolean;
 }
 
+/** Longest pause between two tries to write kept results while the database is unreachable, in ms. */
+export const RESULT_RETRY_MAX_MS = 2_000;
+
 /** The seed's event status values. */
 export const EVENT_STATUS = { waiting: 0, inProgress: 1, finished: 2, error: 99 } as const;
 
@@ -143,6 +169,18 @@ export class CalloutService {
   /** Writes waiting for the next group transaction (see {@link CalloutService.recordOutcome}). */
   readonly #group: GroupEntry[] = [];
   #groupScheduled = false;
+  /** Results (not new events) queued or being written: bounded by `pendingResultsMax`. */
+  #pendingResults = 0;
+  /** Set while the database is unreachable and results wait for it. */
+  #outage:
+    | { sinceMs: number; reason: string; delayMs: number; timer: NodeJS.Timeout | undefined }
+    | undefined;
+  /** Results dropped because the queue was full, during the current outage (logged at its end). */
+  #droppedFull = 0;
+  #workerOutageLogged = false;
+  /** Set at the end of {@link CalloutService.stop}: no more retries of kept results. */
+  #writerClosed = false;
+  #listening = false;
   /**
    * Due and placed times (epoch ms) of the calls this process placed, oldest first, for
    * benchmarks and tests; at most `placedLogMax` entries (the oldest half goes when full).
@@ -241,11 +279,50 @@ export class CalloutService {
     return loadEvent(this.#o.database, eventId);
   }
 
-  /** Starts the worker loop (idempotent). */
+  /**
+   * Starts the worker loop (idempotent), and, the first time, every provider's reports of
+   * calls this process does not follow ({@link CalloutProvider.listen}).
+   */
   start(): void {
     if (!this.#stopped || this.#dead) return;
     this.#stopped = false;
+    if (!this.#listening) {
+      this.#listening = true;
+      for (const provider of Object.values(this.#o.providers)) {
+        provider.listen?.(this.#storedSink(provider.name));
+      }
+    }
     this.wake();
+  }
+
+  /** The {@link StoredAttemptSink} of one provider: counted, then written as any result. */
+  #storedSink(provider: string): StoredAttemptSink {
+    const routed = (event: string) => this.#o.metrics?.resultsRouted.inc({ event });
+    return {
+      digit: (attemptId, digit) => {
+        routed('digit');
+        return this.recordDigit(attemptId, digit);
+      },
+      placed: (attemptId, providerCallId) => {
+        routed('originate_response');
+        return this.#placed(attemptId, providerCallId);
+      },
+      finished: (attemptId, outcome, source) => {
+        routed(source);
+        return this.recordOutcome(attemptId, outcome);
+      },
+      attemptByProviderCallId: async (providerCallId) => {
+        if (this.#dead) return undefined;
+        const row = await this.#db
+          .selectFrom('callout_attempt')
+          .select('id')
+          .where('provider_call_id', '=', providerCallId)
+          .where('provider', '=', provider)
+          .where('state', '!=', 'done')
+          .executeTakeFirst();
+        return row?.id;
+      },
+    };
   }
 
   /** Asks for a worker round as soon as possible (a hint; the poll loop runs anyway). */
@@ -267,8 +344,20 @@ export class CalloutService {
         this.#again = false;
         try {
           await this.tick();
+          this.#workerOutageLogged = false;
         } catch (error) {
-          if (!this.#dead) this.#o.logger?.error({ err: error }, 'callout: worker round failed');
+          if (this.#dead) {
+            // killed: nothing to report
+          } else if (isUnavailableError(error)) {
+            // once per outage, not once per poll
+            if (!this.#workerOutageLogged) {
+              this.#workerOutageLogged = true;
+              this.#o.logger?.warn(
+                { reason: (error as DatabaseUnavailableError).reason },
+                'callout: database unreachable, escalations wait for it',
+              );
+            }
+          } else this.#o.logger?.error({ err: error }, 'callout: worker round failed');
         }
       } while (this.#again && !this.#stopped && !this.#dead);
     })().finally(() => {
@@ -284,6 +373,9 @@ export class CalloutService {
    * @returns how many events were decided.
    */
   async tick(): Promise<number> {
+    // Results kept during an outage are written first: reaping or deciding now would count a
+    // waiting key as no answer.
+    if (this.#outage !== undefined) return 0;
     await this.#reap();
     let decided = 0;
     for (;;) {
@@ -586,16 +678,57 @@ export class CalloutService {
     await this.#enqueue({ kind: 'placed', attemptId, providerCallId });
   }
 
-  /** Queues a write for the next group; resolves once its group is committed. */
+  /**
+   * Queues a write for the next group; resolves once its group is committed (a result: or
+   * once it was dropped, see {@link CalloutService.recordOutcome}).
+   */
   #enqueue(write: GroupWrite): Promise<void> {
+    if (write.kind !== 'insert') {
+      const max = this.#o.pendingResultsMax ?? 100_000;
+      if (this.#pendingResults >= max) {
+        this.#dropResult(write, 'queue_full');
+        return Promise.resolve();
+      }
+      this.#pendingResults++;
+      this.#o.metrics?.resultsPending.set(this.#pendingResults);
+    }
     return new Promise<void>((resolve, reject) => {
       this.#group.push({ write, resolve, reject });
       this.#scheduleGroup();
     });
   }
 
+  /** A result leaves the queue (written or dropped). */
+  #settleResult(entry: GroupEntry): void {
+    if (entry.write.kind === 'insert') return;
+    this.#pendingResults--;
+    this.#o.metrics?.resultsPending.set(this.#pendingResults);
+  }
+
+  /** Counts and logs a result that will never be written. */
+  #dropResult(write: GroupWrite, reason: 'queue_full' | 'rejected', error?: unknown): void {
+    this.#o.metrics?.resultsDropped.inc({ reason });
+    const detail = 'attemptId' in write ? { attempt: write.attemptId, kind: write.kind } : {};
+    if (reason === 'rejected') {
+      this.#o.logger?.error(
+        { ...detail, err: error },
+        'callout: the database refused a call result; dropped',
+      );
+      return;
+    }
+    // queue full: the first of an outage, then a count when it ends
+    if (this.#droppedFull++ === 0) {
+      this.#o.logger?.error(
+        { ...detail, pendingResultsMax: this.#o.pendingResultsMax ?? 100_000 },
+        'callout: too many call results waiting for the database; dropping new ones',
+      );
+    }
+  }
+
   #scheduleGroup(): void {
     if (this.#groupScheduled || this.#group.length === 0) return;
+    // during an outage, the retry timer runs the next group
+    if (this.#outage?.timer !== undefined) return;
     this.#groupScheduled = true;
     setImmediate(() => {
       void this.#flushGroup().finally(() => {
@@ -607,8 +740,12 @@ export class CalloutService {
 
   /**
    * Writes one group (every queued new event and at most 500 other writes, in order) in one
-   * transaction, then publishes what changed. If the transaction fails, every write of the
-   * group is retried in a transaction of its own, so that one bad write fails alone.
+   * transaction, then publishes what changed. If the transaction fails because the database
+   * is unreachable, the group's new events fail (the API answers 503) and its results go back
+   * to the head of the queue, to be written when the database answers again (see
+   * {@link CalloutService.#unreachable}). If it fails otherwise, every write of the group is
+   * retried in a transaction of its own, so that one bad write fails alone: a new event is
+   * refused, a result is dropped, logged and counted.
    */
   async #flushGroup(): Promise<void> {
     // New events (API requests waiting) all go into this group, whatever their place in the
@@ -658,15 +795,36 @@ export class CalloutService {
     const changes: Array<{ answered: AttemptRow[]; finished: AttemptRow[] }> = [];
     try {
       changes.push(await run(group.map((e) => e.write)));
-      for (const entry of group) entry.resolve();
-    } catch {
       for (const entry of group) {
-        try {
-          changes.push(await run([entry.write]));
-          entry.resolve();
-        } catch (error) {
-          entry.reject(error);
+        this.#settleResult(entry);
+        entry.resolve();
+      }
+      this.#reachable();
+    } catch (error) {
+      if (isUnavailableError(error)) {
+        this.#unreachable(group, error);
+      } else {
+        let reachable = true;
+        for (const [i, entry] of group.entries()) {
+          try {
+            changes.push(await run([entry.write]));
+            this.#settleResult(entry);
+            entry.resolve();
+          } catch (single) {
+            if (isUnavailableError(single)) {
+              this.#unreachable(group.slice(i), single);
+              reachable = false;
+              break;
+            }
+            if (entry.write.kind === 'insert') entry.reject(single);
+            else {
+              this.#settleResult(entry);
+              this.#dropResult(entry.write, 'rejected', single);
+              entry.resolve();
+            }
+          }
         }
+        if (reachable) this.#reachable();
       }
     }
     if (this.#dead) return;
@@ -685,6 +843,63 @@ export class CalloutService {
       woke ||= answered.length + finished.length > 0;
     }
     if (woke) this.wake();
+  }
+
+  /**
+   * The database could not be reached for `entries` (in queue order): new events fail with
+   * the error (their API requests answer 503); results go back to the head of the queue, in
+   * order, and a retry is scheduled with backoff (100 ms doubling to
+   * {@link RESULT_RETRY_MAX_MS}). Logged once per outage.
+   */
+  #unreachable(entries: readonly GroupEntry[], error: unknown): void {
+    const kept: GroupEntry[] = [];
+    for (const entry of entries) {
+      if (entry.write.kind === 'insert') entry.reject(error);
+      else kept.push(entry);
+    }
+    const reason = error instanceof DatabaseUnavailableError ? error.reason : 'unreachable';
+    if (kept.length === 0 && this.#outage === undefined) return;
+    this.#group.unshift(...kept);
+    if (this.#outage === undefined) {
+      this.#outage = { sinceMs: Date.now(), reason, delayMs: 100, timer: undefined };
+      this.#o.logger?.warn(
+        { reason, pending: this.#pendingResults },
+        'callout: database unreachable; call results are kept in memory and written when it is back',
+      );
+    } else {
+      this.#outage.delayMs = Math.min(RESULT_RETRY_MAX_MS, this.#outage.delayMs * 2);
+    }
+    const outage = this.#outage;
+    if (this.#writerClosed) return;
+    outage.timer = setTimeout(() => {
+      outage.timer = undefined;
+      // nothing kept any more (e.g. only new events failed): the outage is over for the
+      // results, the worker finds out about the database itself
+      if (!this.#group.some((e) => e.write.kind !== 'insert')) this.#reachable();
+      this.#scheduleGroup();
+    }, outage.delayMs);
+  }
+
+  /** A group was written: ends an outage (logged with what it cost) and wakes the worker. */
+  #reachable(): void {
+    const outage = this.#outage;
+    if (outage === undefined) return;
+    if (this.#group.some((e) => e.write.kind !== 'insert')) {
+      // more kept results to write before the worker may run again
+      outage.delayMs = 100;
+      return;
+    }
+    this.#outage = undefined;
+    this.#o.logger?.info(
+      {
+        outageMs: Date.now() - outage.sinceMs,
+        reason: outage.reason,
+        droppedQueueFull: this.#droppedFull,
+      },
+      'callout: database reachable again; kept call results written',
+    );
+    this.#droppedFull = 0;
+    this.wake();
   }
 
   /** The attempt with this provider call id (Twilio `CallSid`), if any. */
@@ -726,6 +941,11 @@ export class CalloutService {
    * a group is written goes into the next one, one transaction and a few set-based statements
    * per group (per key and outcome value) instead of a transaction per result. Locks are taken
    * events (in id order), then attempts, then people, as decisions do.
+   *
+   * While the database is unreachable, results wait in memory (in order, at most
+   * `pendingResultsMax`) and the promise resolves once they are written; a result that the
+   * database refuses, or that finds the queue full, is dropped (logged, counted in
+   * `switchboard_callout_results_dropped_total`) and the promise resolves too.
    */
   async recordOutcome(attemptId: string, outcome: AttemptOutcome, digit?: string): Promise<void> {
     if (this.#dead) return;
@@ -742,15 +962,19 @@ export class CalloutService {
 
   /**
    * Stops the worker loop, then waits up to `graceMs` (default 5000) for the calls in
-   * progress to end; calls still running after that stay `dialing` and become `unknown` after
-   * their lease (another process or the next start reaps them).
+   * progress to end and their results to be written; calls still running after that stay
+   * `dialing` and become `unknown` after their lease (another process or the next start
+   * reaps them). Results still kept in memory then (database unreachable the whole time) are
+   * lost: logged with their number.
    */
   async stop(graceMs = 5_000): Promise<void> {
     this.#stopped = true;
     if (this.#timer) clearTimeout(this.#timer);
     this.#timer = undefined;
     await this.#running;
-    if (this.#inflight.size > 0) {
+    const deadline = Date.now() + graceMs;
+    // killed (tests' SIGKILL): nothing to wait for
+    if (this.#inflight.size > 0 && !this.#dead) {
       let timer: NodeJS.Timeout | undefined;
       await Promise.race([
         Promise.allSettled([...this.#inflight]),
@@ -759,6 +983,17 @@ export class CalloutService {
         }),
       ]);
       clearTimeout(timer);
+    }
+    while (this.#pendingResults > 0 && Date.now() < deadline && !this.#dead) {
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    this.#writerClosed = true;
+    if (this.#outage?.timer !== undefined) clearTimeout(this.#outage.timer);
+    if (this.#pendingResults > 0 && !this.#dead) {
+      this.#o.logger?.error(
+        { pending: this.#pendingResults, reason: this.#outage?.reason },
+        'callout: stopped with call results not written (database unreachable); their attempts count as unknown after their lease',
+      );
     }
   }
 

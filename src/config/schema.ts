@@ -242,7 +242,13 @@ export const AmqpSection = section(
       10_000,
       0,
       10_000_000,
-      'messages kept while the broker is unreachable; beyond: dropped and counted',
+      'messages other than raw AMI events (call, callout, service, ...) kept while the broker is unreachable; beyond: dropped and counted',
+    ),
+    amiBufferSize: int(
+      10_000,
+      1,
+      10_000_000,
+      'raw AMI events (ami.*) kept while the broker is unreachable, a budget of their own; beyond: dropped first, counted',
     ),
     heartbeatS: int(30, 0, 3600, 'AMQP heartbeat'),
     reconnectMinMs: int(500, 10, 600_000, 'first reconnect delay (doubles on each failure)'),
@@ -262,6 +268,18 @@ export const DatabaseSection = section(
     poolSize: int(10, 1, 1000, 'PostgreSQL pool size'),
     schema: str('', 'PostgreSQL schema for every table (created if missing); empty: public'),
     busyTimeoutMs: int(5_000, 0, 600_000, 'SQLite busy timeout'),
+    connectTimeoutMs: int(
+      5_000,
+      100,
+      600_000,
+      'PostgreSQL: longest wait for a connection (a new one, or a free one of the pool); then the database counts as unreachable',
+    ),
+    retryAfterS: int(
+      5,
+      1,
+      3_600,
+      'Retry-After of the 503 answered while the database is unreachable',
+    ),
   },
   'database',
 );
@@ -432,6 +450,12 @@ export const CalloutSection = section(
       'after this long without an outcome a call counts as unknown = no answer (never redialled)',
     ),
     batchSize: int(200, 1, 10_000, 'events decided per worker round'),
+    pendingResultsMax: int(
+      100_000,
+      100,
+      10_000_000,
+      'call results (keys, outcomes) kept in memory while the database is unreachable; beyond: dropped and counted',
+    ),
     dryRun: section(
       {
         delayMs: int(1_000, 0, 600_000, 'simulated call duration'),

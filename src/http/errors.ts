@@ -8,6 +8,7 @@
  * logged, never sent.
  */
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { DatabaseUnavailableError } from '../store/db.ts';
 
 /** An error a handler throws to answer a given status. `message` is sent to the client. */
 export class HttpError extends Error {
@@ -82,9 +83,19 @@ export function codeForStatus(statusCode: number): string {
 /**
  * Normalizes anything thrown in a request into an {@link ErrorInfo}: {@link HttpError} as is,
  * Fastify validation errors → 400 naming the field, Fastify's own 4xx (body too large,
- * unsupported content type, bad JSON) kept, anything else → 500 with a generic message.
+ * unsupported content type, bad JSON) kept, the database unreachable
+ * ({@link DatabaseUnavailableError}) → 503 with `Retry-After`, anything else → 500 with a
+ * generic message.
  */
 export function toErrorInfo(error: unknown): ErrorInfo {
+  if (error instanceof DatabaseUnavailableError) {
+    return {
+      statusCode: 503,
+      code: 'unavailable',
+      message: 'service unavailable: the database cannot be reached; retry later',
+      headers: { 'retry-after': String(error.retryAfterS) },
+    };
+  }
   if (error instanceof HttpError) {
     return {
       statusCode: error.statusCode,
@@ -197,7 +208,8 @@ const shapesByServer = new WeakMap<object, Array<{ prefix: string; formatter: Er
 
 /**
  * Makes `formatter` render every error of `app`'s routes (Fastify encapsulation: call it inside
- * the module's plugin to affect that module only). 5xx errors are logged with their cause.
+ * the module's plugin to affect that module only). 5xx errors are logged with their cause
+ * (the database unreachable: a warning naming the reason, without a stack).
  * `prefixes` (e.g. `['/messages']`) also give the shape to answers made outside the routes:
  * unknown paths under the prefix (404) and malformed URLs (400).
  */
@@ -208,7 +220,10 @@ export function useErrorFormatter(
 ): void {
   app.setErrorHandler((error, request, reply) => {
     const info = toErrorInfo(error);
-    if (info.statusCode >= 500) request.log.error({ err: error }, 'request failed');
+    if (error instanceof DatabaseUnavailableError) {
+      // an outage, not a bug: one line per request, without a stack
+      request.log.warn({ reason: error.reason }, 'request refused: database unreachable');
+    } else if (info.statusCode >= 500) request.log.error({ err: error }, 'request failed');
     return sendError(reply, request, info, formatter);
   });
   if (prefixes.length === 0) return;

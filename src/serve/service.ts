@@ -268,6 +268,8 @@ export function createService(options: ServiceOptions): Service {
     db = await openDatabase(config.database.url, {
       poolSize: config.database.poolSize,
       busyTimeoutMs: config.database.busyTimeoutMs,
+      connectTimeoutMs: config.database.connectTimeoutMs,
+      retryAfterS: config.database.retryAfterS,
       ...(config.database.schema === '' ? {} : { schema: config.database.schema }),
       ...options.database,
     });
@@ -285,6 +287,7 @@ export function createService(options: ServiceOptions): Service {
       exchange: amqp.exchange,
       persistent: amqp.persistent,
       bufferSize: amqp.bufferSize,
+      amiBufferSize: amqp.amiBufferSize,
       heartbeatS: amqp.heartbeatS,
       reconnectInitialDelayMs: amqp.reconnectMinMs,
       reconnectMaxDelayMs: amqp.reconnectMaxMs,
@@ -366,6 +369,8 @@ export function createService(options: ServiceOptions): Service {
         client.connected ? { ok: true } : { ok: false, detail: 'not connected to Asterisk' },
       );
     }
+    const theDb = db;
+    readiness.add('database', () => theDb.check());
     const theBus = bus;
     readiness.add('bus', () =>
       theBus.isConnected()

@@ -22,14 +22,19 @@ import { dirname, resolve } from 'node:path';
 import SQLite from 'better-sqlite3';
 import {
   type ColumnDefinitionBuilder,
+  type CompiledQuery,
+  type DatabaseConnection,
   type DialectAdapter,
+  type Driver,
   Kysely,
   PostgresDialect,
+  type QueryResult,
   type RawBuilder,
   SqliteAdapter,
   type SqliteDatabase,
   SqliteDialect,
   sql,
+  type TransactionSettings,
 } from 'kysely';
 import {
   type Migration,
@@ -53,6 +58,14 @@ export interface OpenDatabaseOptions {
   poolSize?: number;
   /** SQLite: how long a writer waits for the lock, in ms (default 5000). */
   busyTimeoutMs?: number;
+  /**
+   * PostgreSQL: longest wait for a connection, in ms (default 5000): a new one (TCP connect
+   * + startup), or a free one of the pool. Without it, a server that does not answer (a cut
+   * network) held every query and API request forever.
+   */
+  connectTimeoutMs?: number;
+  /** `Retry-After` carried by {@link DatabaseUnavailableError}, in seconds (default 5). */
+  retryAfterS?: number;
 }
 
 /** An open database: the Kysely instance, its dialect, and how to close it. */
@@ -65,8 +78,34 @@ export interface Database<DB = unknown> {
   schema?: string;
   /** SQLite file (absolute path, or `:memory:`); undefined on PostgreSQL. */
   file?: string;
+  /**
+   * Whether the database answered, as last observed by any query of any module (no I/O):
+   * `ok` false from the first query that failed with a {@link DatabaseUnavailableError}
+   * until the next one that succeeded.
+   */
+  readonly health: DatabaseHealth;
+  /**
+   * The `/readyz` check: reachable or not, probing when in doubt. PostgreSQL probes with
+   * `SELECT 1` while marked unreachable or when no query succeeded for 10 s; SQLite, while
+   * marked unreachable, takes and releases the write lock on a connection of its own without
+   * waiting (a file locked by another process, a full disk or an I/O error make it fail;
+   * reads keep working in WAL mode, so only writes tell). Never throws.
+   */
+  check(): Promise<{ ok: boolean; detail?: string }>;
   /** Closes the pool / file. */
   close(): Promise<void>;
+}
+
+/** See {@link Database.health}. */
+export interface DatabaseHealth {
+  /** False while the database is unreachable. */
+  readonly ok: boolean;
+  /** Since when (epoch ms) the state holds. */
+  readonly sinceMs: number;
+  /** While unreachable: the reason (an error code such as `ECONNREFUSED` or `SQLITE_BUSY`). */
+  readonly reason: string | undefined;
+  /** The last successful query (epoch ms; 0 before the first). */
+  readonly lastOkMs: number;
 }
 
 /**
@@ -95,10 +134,281 @@ class TransactionalSqliteAdapter extends SqliteAdapter {
   }
 }
 
+// ---------------------------------------------------------------------------------------------
+// Reachability
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * The database could not be reached (PostgreSQL: no connection, connection lost, server
+ * shutting down or out of resources; SQLite: the file is locked by another process for longer
+ * than `busy_timeout`, the disk is full, an I/O error): the statement was not executed, or
+ * its transaction was rolled back, and may succeed later. Thrown by every query of a
+ * {@link Database} in place of the driver's error (kept as `cause`); the HTTP layer answers
+ * it 503 with `Retry-After` (`src/http/errors.ts`). Constraint violations and bad statements
+ * keep their own errors: retrying them cannot help.
+ */
+export class DatabaseUnavailableError extends Error {
+  /** What a client should wait before retrying, in seconds (`Retry-After`). */
+  readonly retryAfterS: number;
+  /** The driver's error code (`ECONNREFUSED`, `57P01`, `SQLITE_BUSY`, ...) or error name. */
+  readonly reason: string;
+  constructor(cause: unknown, retryAfterS = 5) {
+    const reason = errorCode(cause);
+    super(`database unavailable (${reason})`, { cause });
+    this.name = 'DatabaseUnavailableError';
+    this.retryAfterS = retryAfterS;
+    this.reason = reason;
+  }
+}
+
+function errorCode(error: unknown): string {
+  const e = error as { code?: unknown; name?: unknown } | undefined;
+  if (typeof e?.code === 'string' && /^[A-Za-z0-9_]{1,40}$/.test(e.code)) return e.code;
+  if (typeof e?.name === 'string' && e.name !== 'Error') return e.name;
+  return 'connection error';
+}
+
+/** Network errors of node:net / dns, as `code`. */
+const NETWORK_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ECONNABORTED',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'EHOSTDOWN',
+  'ENETUNREACH',
+  'ENETDOWN',
+  'EPIPE',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+]);
+
+/**
+ * SQLite result codes meaning "not now" (https://www.sqlite.org/rescode.html): the lock is
+ * held elsewhere (`BUSY`, `LOCKED`), the disk or file is unusable (`IOERR`, `FULL`,
+ * `CANTOPEN`, `READONLY`, `PROTOCOL`). Extended codes (`SQLITE_BUSY_SNAPSHOT`, ...) count
+ * with their primary code.
+ */
+const SQLITE_UNAVAILABLE = /^SQLITE_(BUSY|LOCKED|IOERR|FULL|CANTOPEN|READONLY|PROTOCOL)(_|$)/;
+
+/**
+ * PostgreSQL SQLSTATE classes meaning "not now" (https://www.postgresql.org/docs/current/errcodes-appendix.html):
+ * 08 connection exception, 53 insufficient resources, 57 operator intervention (admin
+ * shutdown, cannot connect now, statement timeout), 58 system error. Class 23 (constraint
+ * violation), 22 (data exception) and 42 (syntax, undefined table) are not retryable.
+ */
+const PG_UNAVAILABLE = /^(08|53|57|58)[0-9A-Z]{3}$/;
+
+/** Messages of `pg` / `pg-pool` for a lost or impossible connection (they carry no code). */
+const PG_CONNECTION_MESSAGES = [
+  /connection terminated/i,
+  /timeout exceeded when trying to connect/i,
+  /is not queryable/i,
+  /connection (was )?(closed|ended)/i,
+];
+
+/**
+ * Whether `error` means the database cannot be reached now (see
+ * {@link DatabaseUnavailableError}); true for that error itself.
+ */
+export function isUnavailableError(error: unknown): boolean {
+  if (error instanceof DatabaseUnavailableError) return true;
+  const e = error as { code?: unknown; message?: unknown } | undefined;
+  if (e === null || typeof e !== 'object') return false;
+  const code = typeof e.code === 'string' ? e.code : '';
+  if (NETWORK_CODES.has(code) || SQLITE_UNAVAILABLE.test(code) || PG_UNAVAILABLE.test(code)) {
+    return true;
+  }
+  if (code !== '') return false;
+  const message = typeof e.message === 'string' ? e.message : '';
+  return PG_CONNECTION_MESSAGES.some((re) => re.test(message));
+}
+
+/** The mutable side of {@link DatabaseHealth}. */
+class HealthState implements DatabaseHealth {
+  ok = true;
+  sinceMs = Date.now();
+  reason: string | undefined = undefined;
+  lastOkMs = 0;
+
+  up(): void {
+    this.lastOkMs = Date.now();
+    if (this.ok) return;
+    this.ok = true;
+    this.sinceMs = this.lastOkMs;
+    this.reason = undefined;
+  }
+
+  down(reason: string): void {
+    if (!this.ok) return;
+    this.ok = false;
+    this.sinceMs = Date.now();
+    this.reason = reason;
+  }
+}
+
+/**
+ * A Kysely driver around another that records every query's reachability in `health` and
+ * turns the driver's "not reachable" errors ({@link isUnavailableError}) into
+ * {@link DatabaseUnavailableError}s.
+ */
+class ObservedDriver implements Driver {
+  readonly #inner: Driver;
+  readonly #health: HealthState;
+  readonly #retryAfterS: number;
+  readonly #readsProve: boolean;
+  readonly #connections = new WeakMap<DatabaseConnection, DatabaseConnection>();
+
+  /**
+   * @param readsProve whether a successful read shows the database reachable (PostgreSQL);
+   *   false for SQLite, where reads keep working while another process holds the write
+   *   lock: there only writes and commits do.
+   */
+  constructor(inner: Driver, health: HealthState, retryAfterS: number, readsProve: boolean) {
+    this.#inner = inner;
+    this.#health = health;
+    this.#retryAfterS = retryAfterS;
+    this.#readsProve = readsProve;
+  }
+
+  async #observe<T>(run: () => Promise<T>, proves = true): Promise<T> {
+    try {
+      const result = await run();
+      if (proves) this.#health.up();
+      return result;
+    } catch (error) {
+      if (!isUnavailableError(error)) throw error;
+      const unavailable =
+        error instanceof DatabaseUnavailableError
+          ? error
+          : new DatabaseUnavailableError(error, this.#retryAfterS);
+      this.#health.down(unavailable.reason);
+      throw unavailable;
+    }
+  }
+
+  #proves(query: CompiledQuery): boolean {
+    if (this.#readsProve) return true;
+    const kind = query.query.kind;
+    if (kind === 'SelectQueryNode') return false;
+    return !(kind === 'RawNode' && /^\s*(select|with|pragma)\b/i.test(query.sql));
+  }
+
+  #unwrap(connection: DatabaseConnection): DatabaseConnection {
+    return this.#connections.get(connection) ?? connection;
+  }
+
+  init(): Promise<void> {
+    return this.#observe(() => this.#inner.init(), false);
+  }
+
+  async acquireConnection(): Promise<DatabaseConnection> {
+    const inner = await this.#observe(() => this.#inner.acquireConnection(), this.#readsProve);
+    const wrapped: DatabaseConnection = {
+      executeQuery: <R>(query: CompiledQuery): Promise<QueryResult<R>> =>
+        this.#observe(() => inner.executeQuery<R>(query), this.#proves(query)),
+      streamQuery: <R>(query: CompiledQuery, chunkSize: number) =>
+        inner.streamQuery<R>(query, chunkSize),
+    };
+    this.#connections.set(wrapped, inner);
+    return wrapped;
+  }
+
+  beginTransaction(connection: DatabaseConnection, settings: TransactionSettings): Promise<void> {
+    return this.#observe(
+      () => this.#inner.beginTransaction(this.#unwrap(connection), settings),
+      this.#readsProve,
+    );
+  }
+
+  commitTransaction(connection: DatabaseConnection): Promise<void> {
+    return this.#observe(() => this.#inner.commitTransaction(this.#unwrap(connection)));
+  }
+
+  rollbackTransaction(connection: DatabaseConnection): Promise<void> {
+    return this.#observe(
+      () => this.#inner.rollbackTransaction(this.#unwrap(connection)),
+      this.#readsProve,
+    );
+  }
+
+  releaseConnection(connection: DatabaseConnection): Promise<void> {
+    return this.#inner.releaseConnection(this.#unwrap(connection));
+  }
+
+  destroy(): Promise<void> {
+    return this.#inner.destroy();
+  }
+}
+
 class SwitchboardSqliteDialect extends SqliteDialect {
+  readonly #health: HealthState;
+  readonly #retryAfterS: number;
+
+  constructor(
+    config: ConstructorParameters<typeof SqliteDialect>[0],
+    health: HealthState,
+    retryAfterS: number,
+  ) {
+    super(config);
+    this.#health = health;
+    this.#retryAfterS = retryAfterS;
+  }
+
   override createAdapter(): DialectAdapter {
     return new TransactionalSqliteAdapter();
   }
+
+  override createDriver(): Driver {
+    return new ObservedDriver(super.createDriver(), this.#health, this.#retryAfterS, false);
+  }
+}
+
+class SwitchboardPostgresDialect extends PostgresDialect {
+  readonly #health: HealthState;
+  readonly #retryAfterS: number;
+
+  constructor(
+    config: ConstructorParameters<typeof PostgresDialect>[0],
+    health: HealthState,
+    retryAfterS: number,
+  ) {
+    super(config);
+    this.#health = health;
+    this.#retryAfterS = retryAfterS;
+  }
+
+  override createDriver(): Driver {
+    return new ObservedDriver(super.createDriver(), this.#health, this.#retryAfterS, true);
+  }
+}
+
+/** How long without a successful query before {@link Database.check} probes anyway, in ms. */
+const CHECK_IDLE_MS = 10_000;
+
+/**
+ * {@link Database.check}: the observed state, probing while marked unreachable, and (when
+ * `probeWhenIdle`) when no query succeeded for {@link CHECK_IDLE_MS}.
+ */
+function checker(
+  health: HealthState,
+  probe: () => Promise<void>,
+  probeWhenIdle: boolean,
+): () => Promise<{ ok: boolean; detail?: string }> {
+  return async () => {
+    if (health.ok && (!probeWhenIdle || Date.now() - health.lastOkMs < CHECK_IDLE_MS)) {
+      return { ok: true };
+    }
+    try {
+      await probe();
+      health.up();
+      return { ok: true };
+    } catch (error) {
+      const reason = error instanceof DatabaseUnavailableError ? error.reason : errorCode(error);
+      health.down(reason);
+      return { ok: false, detail: `database unreachable (${reason})` };
+    }
+  };
 }
 
 /**
@@ -163,22 +473,43 @@ export async function openDatabase<DB = unknown>(
   url: string,
   options: OpenDatabaseOptions = {},
 ): Promise<Database<DB>> {
+  const health = new HealthState();
+  const retryAfterS = Math.max(1, Math.trunc(options.retryAfterS ?? 5));
   if (dialectOf(url) === 'sqlite') {
     const file = sqlitePath(url);
-    if (file !== ':memory:' && file !== '') mkdirSync(dirname(file), { recursive: true });
+    const memory = file === ':memory:' || file === '';
+    if (!memory) mkdirSync(dirname(file), { recursive: true });
     const sqlite = new SQLite(file);
     sqlite.pragma('journal_mode = WAL');
     sqlite.pragma(`busy_timeout = ${Math.trunc(options.busyTimeoutMs ?? 5000)}`);
     sqlite.pragma('foreign_keys = ON');
     sqlite.pragma('synchronous = NORMAL');
     const db = new Kysely<DB>({
-      dialect: new SwitchboardSqliteDialect({ database: cachingSqliteDatabase(sqlite) }),
+      dialect: new SwitchboardSqliteDialect(
+        { database: cachingSqliteDatabase(sqlite) },
+        health,
+        retryAfterS,
+      ),
     });
+    // The probe's own connection, opened when first needed: the main one may be inside a
+    // transaction of the service.
+    let probeDb: SQLite.Database | undefined;
+    const probe = async () => {
+      if (memory) return;
+      probeDb ??= new SQLite(file, { fileMustExist: true, timeout: 0 });
+      probeDb.exec('BEGIN IMMEDIATE');
+      probeDb.exec('ROLLBACK');
+    };
     return {
       db,
       dialect: 'sqlite',
-      file: file === ':memory:' || file === '' ? ':memory:' : resolve(file),
-      close: () => db.destroy(),
+      file: memory ? ':memory:' : resolve(file),
+      health,
+      check: checker(health, probe, false),
+      close: async () => {
+        probeDb?.close();
+        await db.destroy();
+      },
     };
   }
 
@@ -193,11 +524,17 @@ export async function openDatabase<DB = unknown>(
   const pool = new pg.Pool({
     connectionString: url,
     max: options.poolSize ?? 10,
+    connectionTimeoutMillis: Math.max(1, Math.trunc(options.connectTimeoutMs ?? 5000)),
     types,
     ...(schema === undefined ? {} : { options: `-c search_path=${schema}` }),
   });
-  // An idle client's error (server restart) must not crash the process; the pool replaces it.
+  // A client's error (server restart, connection cut) must not crash the process: idle
+  // clients are the pool's ('error' on the pool, which replaces them); a client checked out
+  // but between queries emits it on itself (its next query fails, and the pool drops it).
   pool.on('error', () => {});
+  pool.on('connect', (client) => {
+    client.on('error', () => {});
+  });
   try {
     if (schema !== undefined) {
       await pool.query(`CREATE SCHEMA IF NOT EXISTS "${schema}"`).catch(async (error) => {
@@ -214,11 +551,22 @@ export async function openDatabase<DB = unknown>(
       cause: error,
     });
   }
-  const db = new Kysely<DB>({ dialect: new PostgresDialect({ pool }) });
+  const db = new Kysely<DB>({
+    dialect: new SwitchboardPostgresDialect({ pool }, health, retryAfterS),
+  });
+  health.up();
   return {
     db,
     dialect: 'postgres',
     ...(schema === undefined ? {} : { schema }),
+    health,
+    check: checker(
+      health,
+      async () => {
+        await sql`select 1`.execute(db);
+      },
+      true,
+    ),
     close: () => db.destroy(),
   };
 }

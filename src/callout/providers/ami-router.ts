@@ -14,12 +14,46 @@
  * - `UserEvent` and `Hangup`: by `Uniqueid`, else by the `CallId` field.
  * - Other events: dropped (the follower ignores them).
  * - `disconnect`: to every call.
+ *
+ * Events of calls no route follows any more (their follower was lost with an AMI
+ * connection) or never followed here (placed by another process, e.g. before `serve`
+ * restarted) go to the stored-call listener ({@link CallEventRouter.setStoredListener}), with
+ * the call id when it can be known: a `UserEvent`'s `CallId`; a `Hangup`'s `Uniqueid` learnt
+ * from such a `UserEvent` (one the listener says is of its calls), or from an answered
+ * `OriginateResponse` of a lost route; an
+ * `OriginateResponse` whose `ActionID` was a lost route's. The listener finds the stored
+ * call by that id (the database is the truth, whatever connection or process placed it).
  */
 import { type AmiEvent, field } from '../../ami/message.ts';
 import type { CallEventSource } from '../../telephony/originate.ts';
 
 type EventListener = (event: AmiEvent, server: string) => void;
 type DisconnectListener = (server: string, error: Error | undefined) => void;
+
+/**
+ * Receives the `UserEvent`, `Hangup` and `OriginateResponse` events no route takes, with
+ * the call id (`SWITCHBOARD_CALL_ID`) when the router knows it (see the module comment).
+ * Returns true for a `UserEvent` of one of its calls: the router then remembers the
+ * channel's `Uniqueid` for that call id, so that the channel's `Hangup` comes with it.
+ */
+export type StoredCallListener = (
+  event: AmiEvent,
+  callId: string | undefined,
+  server: string,
+) => boolean | undefined;
+
+/** Entries of each learnt map (call id by ActionID, call id by Uniqueid); oldest out. */
+const LEARNT_MAX = 10_000;
+
+function remember(map: Map<string, string>, key: string, value: string): void {
+  map.delete(key);
+  map.set(key, value);
+  if (map.size > LEARNT_MAX) map.delete(map.keys().next().value as string);
+}
+
+function usable(value: string | undefined): value is string {
+  return value !== undefined && value !== '' && value !== '<null>';
+}
 
 interface Route {
   callId: string;
@@ -39,6 +73,11 @@ export class CallEventRouter {
   readonly #byUniqueid = new Map<string, Route>();
   /** OriginateResponses that arrived before their call knew its ActionID (bounded). */
   readonly #early = new Map<string, AmiEvent>();
+  /** Call ids of lost routes by their Originate's ActionID (their OriginateResponse may come). */
+  readonly #lostActionIds = new Map<string, string>();
+  /** Call ids by the Uniqueid of their channel, learnt for calls no route follows. */
+  readonly #storedUniqueids = new Map<string, string>();
+  #stored: StoredCallListener | undefined;
   #attached = false;
 
   constructor(client: CallEventSource) {
@@ -55,6 +94,17 @@ export class CallEventRouter {
         this.#deliver(route, event, server);
         return;
       }
+      const lost = this.#lostActionIds.get(actionId);
+      if (lost !== undefined) {
+        // the outcome of a call whose follower was lost with its connection
+        this.#lostActionIds.delete(actionId);
+        const uniqueid = field(event, 'Uniqueid');
+        if (usable(uniqueid) && field(event, 'Response') === 'Success') {
+          remember(this.#storedUniqueids, uniqueid, lost);
+        }
+        this.#stored?.(event, lost, server);
+        return;
+      }
       if (this.#unbound.size === 0) return;
       this.#early.set(actionId, event);
       if (this.#early.size > 10_000) this.#early.delete(this.#early.keys().next().value as string);
@@ -62,10 +112,24 @@ export class CallEventRouter {
       return;
     }
     if (name !== 'UserEvent' && name !== 'Hangup') return;
-    const route =
-      this.#byUniqueid.get(field(event, 'Uniqueid') ?? '') ??
-      this.#byCallId.get(field(event, 'CallId') ?? '');
-    if (route) this.#deliver(route, event, server);
+    const uniqueid = field(event, 'Uniqueid') ?? '';
+    const callId = field(event, 'CallId');
+    const route = this.#byUniqueid.get(uniqueid) ?? this.#byCallId.get(callId ?? '');
+    if (route) {
+      this.#deliver(route, event, server);
+      return;
+    }
+    if (this.#stored === undefined) return;
+    if (name === 'UserEvent') {
+      const mine = this.#stored(event, usable(callId) ? callId : undefined, server);
+      if (mine === true && usable(callId) && usable(uniqueid)) {
+        remember(this.#storedUniqueids, uniqueid, callId);
+      }
+      return;
+    }
+    const known = this.#storedUniqueids.get(uniqueid);
+    if (known !== undefined) this.#storedUniqueids.delete(uniqueid);
+    this.#stored(event, known, server);
   };
 
   readonly #onDisconnect = (server: string, error: Error | undefined): void => {
@@ -90,15 +154,17 @@ export class CallEventRouter {
     this.#routes.add(route);
     this.#byCallId.set(route.callId, route);
     if (route.actionId === undefined) this.#unbound.add(route);
-    if (!this.#attached) {
-      this.#attached = true;
-      this.#client.on('event', this.#onEvent);
-      this.#client.on('disconnect', this.#onDisconnect);
-    }
+    this.#attach();
   }
 
   #removeIfIdle(route: Route): void {
     if (route.events.size > 0 || route.disconnects.size > 0) return;
+    if (!this.#routes.has(route)) return;
+    if (route.actionId !== undefined && route.uniqueid === undefined) {
+      // No OriginateResponse yet: the follower was lost (its connection dropped) or gave up;
+      // the response may still come, on a new connection.
+      remember(this.#lostActionIds, route.actionId, route.callId);
+    }
     this.#routes.delete(route);
     this.#unbound.delete(route);
     if (this.#byCallId.get(route.callId) === route) this.#byCallId.delete(route.callId);
@@ -106,12 +172,28 @@ export class CallEventRouter {
       this.#byActionId.delete(route.actionId);
     if (route.uniqueid !== undefined && this.#byUniqueid.get(route.uniqueid) === route)
       this.#byUniqueid.delete(route.uniqueid);
-    if (this.#routes.size === 0 && this.#attached) {
+    if (this.#routes.size === 0 && this.#attached && this.#stored === undefined) {
       this.#attached = false;
       this.#early.clear();
       this.#client.off('event', this.#onEvent);
       this.#client.off('disconnect', this.#onDisconnect);
     }
+  }
+
+  #attach(): void {
+    if (this.#attached) return;
+    this.#attached = true;
+    this.#client.on('event', this.#onEvent);
+    this.#client.on('disconnect', this.#onDisconnect);
+  }
+
+  /**
+   * Sets the listener of events no route takes (see {@link StoredCallListener}); the router
+   * then listens to the client for good. `undefined` removes it.
+   */
+  setStoredListener(listener: StoredCallListener | undefined): void {
+    this.#stored = listener;
+    if (listener !== undefined) this.#attach();
   }
 
   /** Number of calls routed now (tests). */

@@ -9,19 +9,31 @@
  * `UserEvent: SwitchboardDTMF` (`Digit`), written as soon as it arrives.
  *
  * If the AMI connection drops while a call is followed, or the `Originate` gets no response
- * in time (it may have been executed), its outcome is unknown: nothing is reported and the
- * attempt becomes `unknown` (= no answer) when its lease expires; it is never reported as
- * `failed`, which would dial the person again while the first call may go on.
+ * in time (it may have been executed), this process stops following it: nothing is reported
+ * as `failed` (which would dial the person again while the first call may go on). What AMI
+ * says about the call later, on the new connection or in another process, is routed to the
+ * stored attempt once the service called `listen` ({@link storedCallListener}): the
+ * `SwitchboardDTMF` key by its `CallId`; the `Hangup` by the `Uniqueid` learnt from the
+ * call's user events, or stored with the attempt when it was answered (`Hangup`s of channels
+ * in the callout context only); the `OriginateResponse` of a lost follower by its
+ * `ActionID`. What cannot be known that way is left to the lease: the attempt becomes
+ * `unknown` (= no answer) when it expires.
  */
 import { existsSync, mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Logger } from 'pino';
 import { AmiTimeoutError } from '../../ami/errors.ts';
+import { type AmiEvent, field } from '../../ami/message.ts';
 import type { SpeechEngine } from '../../media/tts/engine.ts';
 import { asteriskSoundName, expandDialString } from '../../telephony/dialstring.ts';
-import { type CallEventSource, CallTrackingError, originate } from '../../telephony/originate.ts';
+import {
+  type CallEventSource,
+  CallTrackingError,
+  originate,
+  outcomeFromReason,
+} from '../../telephony/originate.ts';
 import { routerFor } from './ami-router.ts';
-import type { AttemptSink, CalloutProvider, DialRequest } from './types.ts';
+import type { AttemptSink, CalloutProvider, DialRequest, StoredAttemptSink } from './types.ts';
 import { statusOfDigit } from './types.ts';
 
 /** Options of {@link createAsteriskProvider}. */
@@ -52,6 +64,92 @@ export interface AsteriskProviderOptions {
   logger?: Logger;
 }
 
+/** An attempt id (`newId` of src/store/db.ts: 26 characters of Crockford's base32). */
+const ATTEMPT_ID = /^[0-9A-HJKMNP-TV-Z]{26}$/;
+
+/** The user events of the `switchboard-callout` dialplan, lowercase. */
+const ALERT_USER_EVENTS = new Set(['switchboarddtmf', 'switchboardinvalidkey', 'switchboardnokey']);
+
+/**
+ * The stored-call listener of the Asterisk provider: what AMI says about alert calls no
+ * follower of this process takes, written to their stored attempts through `sink` (see the
+ * module comment). Only the events of alert calls count: `UserEvent: SwitchboardDTMF` with a
+ * valid key and an attempt id as `CallId`; `Hangup` of a call known by its id, or of a
+ * channel in the callout `context` whose `Uniqueid` is a stored attempt's; `OriginateResponse`
+ * of a lost follower.
+ */
+export function storedCallListener(
+  sink: StoredAttemptSink,
+  context: string,
+  logger?: Logger,
+): (event: AmiEvent, callId: string | undefined, server: string) => boolean | undefined {
+  const failed = (attempt: string) => (error: unknown) =>
+    logger?.warn({ err: error, attempt }, 'callout: cannot record a result of a stored call');
+  return (event, callId, server) => {
+    const attempt = callId !== undefined && ATTEMPT_ID.test(callId) ? callId : undefined;
+    switch (event.Event) {
+      case 'UserEvent': {
+        if (attempt === undefined) return undefined;
+        // the alert-call dialplan's user events (docs/asterisk/extensions.conf)
+        const name = (field(event, 'UserEvent') ?? '').toLowerCase();
+        if (!ALERT_USER_EVENTS.has(name)) return undefined;
+        const digit = field(event, 'Digit')?.trim();
+        if (name !== 'switchboarddtmf' || digit === undefined) return true;
+        if (statusOfDigit(digit) === undefined) return true;
+        logger?.info(
+          { attempt, digit, server },
+          'callout: key of a call not followed here (AMI reconnect or restart) routed to its attempt',
+        );
+        sink.digit(attempt, digit).catch(failed(attempt));
+        return true;
+      }
+      case 'OriginateResponse': {
+        if (attempt === undefined) return undefined;
+        const reasonText = field(event, 'Reason');
+        const reason = reasonText === undefined || reasonText === '' ? NaN : Number(reasonText);
+        let outcome = outcomeFromReason(Number.isFinite(reason) ? reason : undefined);
+        if (outcome === 'answered' && field(event, 'Response') !== 'Success') outcome = 'failed';
+        logger?.info(
+          { attempt, outcome, server },
+          'callout: outcome of a call whose follower was lost routed to its attempt',
+        );
+        if (outcome !== 'answered') {
+          sink.finished(attempt, outcome, 'originate_response').catch(failed(attempt));
+          return undefined;
+        }
+        const uniqueid = field(event, 'Uniqueid');
+        if (uniqueid !== undefined && uniqueid !== '' && uniqueid !== '<null>') {
+          sink.placed(attempt, uniqueid).catch(failed(attempt));
+        }
+        return undefined;
+      }
+      case 'Hangup': {
+        if (attempt !== undefined) {
+          sink.finished(attempt, 'answered', 'hangup').catch(failed(attempt));
+          return undefined;
+        }
+        if (field(event, 'Context') !== context) return undefined;
+        const uniqueid = field(event, 'Uniqueid');
+        if (uniqueid === undefined || uniqueid === '' || uniqueid === '<null>') return undefined;
+        sink
+          .attemptByProviderCallId(uniqueid)
+          .then((found) => {
+            if (found === undefined) return;
+            logger?.info(
+              { attempt: found, server },
+              'callout: hang-up of a call not followed here routed to its attempt',
+            );
+            return sink.finished(found, 'answered', 'hangup');
+          })
+          .catch(failed(uniqueid));
+        return undefined;
+      }
+      default:
+        return undefined;
+    }
+  };
+}
+
 /** Builds the Asterisk provider. */
 export function createAsteriskProvider(options: AsteriskProviderOptions): CalloutProvider {
   const mediaDir = resolve(options.mediaDir);
@@ -70,9 +168,16 @@ export function createAsteriskProvider(options: AsteriskProviderOptions): Callou
     }
     return file;
   };
+  let listening = false;
   return {
     name: 'asterisk',
     ready: () => options.clients().some((c) => c.connected),
+    listen(sink: StoredAttemptSink) {
+      if (listening) return;
+      listening = true;
+      const listener = storedCallListener(sink, options.context, options.logger);
+      for (const client of options.clients()) routerFor(client).setStoredListener(listener);
+    },
     async dial(request: DialRequest, sink: AttemptSink) {
       let variables: Record<string, string>;
       let dialString: string;

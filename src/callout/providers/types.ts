@@ -38,6 +38,31 @@ export interface AttemptSink {
   finished(attemptId: string, outcome: AttemptOutcome, digit?: string): Promise<void>;
 }
 
+/**
+ * Where a provider reports what it learns about calls it does not follow: placed before an
+ * AMI reconnect (the follower was lost with the connection) or by another process (before
+ * `serve` restarted, or a second `serve` on the same database). Found by the call's id (the
+ * attempt id) or its provider call id; written to the stored attempt when it exists and is
+ * not finished (the database is the truth), else ignored.
+ */
+export interface StoredAttemptSink {
+  /** A valid key of such a call (`1` or `2`). */
+  digit(attemptId: string, digit: string): Promise<void>;
+  /** The provider's id of such a call (Asterisk `Uniqueid`), learnt from its answer. */
+  placed(attemptId: string, providerCallId: string): Promise<void>;
+  /** Its end, learnt from `source` (`Hangup`, `OriginateResponse`). */
+  finished(
+    attemptId: string,
+    outcome: AttemptOutcome,
+    source: 'hangup' | 'originate_response',
+  ): Promise<void>;
+  /**
+   * The attempt not yet finished (`dialing` or `unknown`) of this provider whose provider call
+   * id is `providerCallId`, if any.
+   */
+  attemptByProviderCallId(providerCallId: string): Promise<string | undefined>;
+}
+
 /** A telephony provider. */
 export interface CalloutProvider {
   /** `asterisk`, `twilio` or `dryrun` (stored on the event and attempt). */
@@ -55,6 +80,12 @@ export interface CalloutProvider {
    * never left. Missing = always ready.
    */
   ready?(): boolean;
+  /**
+   * Starts reporting results of calls this process does not follow (see
+   * {@link StoredAttemptSink}); called once by the service at start. Missing = none (Twilio
+   * routes its webhooks by `CallSid` already; dry run has nothing to follow).
+   */
+  listen?(sink: StoredAttemptSink): void;
   /** Releases resources (idempotent). */
   close?(): Promise<void>;
 }
