@@ -236,7 +236,7 @@ test('PostgreSQL cut behind a proxy: keys kept and written after, 503 + Retry-Af
         body: new URLSearchParams({
           sip_user_id: '123456789',
           token: 'a'.repeat(64),
-          app: 'com.example.app',
+          app: 'com.voipgrid.vialer',
         }).toString(),
       });
       assert.equal(push.status, 503);
