@@ -543,13 +543,19 @@ export const JenkinsSection = section(
     user: str('', 'Jenkins user'),
     token: str('', 'Jenkins API token'),
     intervalS: int(60, 1, 86_400, 'poll interval'),
-    extension: str('', 'ringer extension announcements go to'),
+    extension: str('', 'ringer extension announcements go to; empty = announce.extension'),
     failColors: Type.Array(Type.String({ minLength: 1 }), {
       default: ['red', 'yellow'],
-      description: 'job colors counted as failed (red = failed, yellow = unstable)',
+      description:
+        'job colors counted as failed (red = failed, yellow = unstable); a building job (*_anime) counts as the color it carries',
     }),
     template: str('Jenkins job {job} has failed.', 'sentence per failed job; {job} {url} {color}'),
     recoveryTemplate: str('', 'sentence when a job recovers; empty = no announcement'),
+    firstPoll: oneOf(
+      ['record', 'announce'],
+      'record',
+      'first poll with no stored state: record = only record it, announce = announce every failed job (as xgong-jenkins with an empty state file)',
+    ),
     language: str('en', 'TTS language', { pattern: '^[a-z]{2}(-[a-z]{2})?$' }),
     window: section(
       {
