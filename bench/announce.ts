@@ -83,7 +83,8 @@ export async function benchAnnounce(): Promise<BenchResult[]> {
     // 10,000 rows in the table (alone: the TTS messages above are removed), then a message in
     // front of all: every row moves.
     await module.repository.db.deleteFrom('announce_message').execute();
-    const rows = items.map((item) => ({
+    const rows = items.map((item, i) => ({
+      public_id: `bench-${i}`,
       description: '',
       extension: '42300',
       kind: 'audio',

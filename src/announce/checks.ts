@@ -11,7 +11,18 @@ import { access, mkdir, stat } from 'node:fs/promises';
 import path from 'node:path';
 import type { Config } from '../config/schema.ts';
 import { ExtensionAllowList } from '../telephony/allowlist.ts';
-import { TelephonyValidationError, validateDialTemplate } from '../telephony/dialstring.ts';
+import {
+  TelephonyValidationError,
+  validateDialplanName,
+  validateDialTemplate,
+} from '../telephony/dialstring.ts';
+
+/**
+ * Characters of a sound path handed to the dialplan. Gong's `[xgong]` context runs
+ * `System(rm ${AUDIO_FILE}.wav)`, i.e. the value goes through a shell: only characters no
+ * shell treats specially (no glob, no `#`, no `=`...).
+ */
+const SOUND_PATH = /^[0-9A-Za-z_./-]+$/;
 
 /**
  * Checks that call files can be placed: `spoolDir` is an existing directory this process may
@@ -45,8 +56,12 @@ export async function checkSpoolDir(options: {
 /**
  * What the configuration schema cannot check in `announce` (used by `config check` and at
  * start): `announce.extension` and every `announce.allowedExtensions` entry are valid,
- * `announce.dialString` is a valid template, and, when the Jenkins watcher runs in the same
- * process, `jenkins.extension` (or the default) is an extension the announce module dials.
+ * `announce.dialString` is a valid template, `announce.context` a dialplan name,
+ * `announce.soundVariable` not `SWITCHBOARD_CALL_ID`, `announce.soundsDir` (resolved) made of
+ * `0-9 A-Z a-z _ . / -` only (its paths reach the dialplan, and a shell in Gong's),
+ * `announce.listen` not the same address as `http.listen`, and, when the Jenkins watcher runs
+ * in the same process, `jenkins.extension` (or the default) is an extension the announce
+ * module dials.
  * @returns the problems, each naming its key.
  */
 export function checkAnnounceConfig(config: Config): { key: string; reason: string }[] {
@@ -72,6 +87,31 @@ export function checkAnnounceConfig(config: Config): { key: string; reason: stri
     validateDialTemplate(config.announce.dialString, 'announce.dialString');
   } catch (error) {
     invalid(error, 'announce.dialString');
+  }
+  try {
+    validateDialplanName(config.announce.context, 'announce.context');
+  } catch (error) {
+    invalid(error, 'announce.context');
+  }
+  if (config.announce.soundVariable === 'SWITCHBOARD_CALL_ID') {
+    problems.push({
+      key: 'announce.soundVariable',
+      reason: 'SWITCHBOARD_CALL_ID is the call id variable; name another (Gong: AUDIO_FILE)',
+    });
+  }
+  const sounds = path.resolve(config.announce.soundsDir);
+  if (!SOUND_PATH.test(sounds)) {
+    problems.push({
+      key: 'announce.soundsDir',
+      reason: `${JSON.stringify(sounds)} must contain only 0-9 A-Z a-z _ . / - (its files are passed to the dialplan, and Gong's passes them to a shell)`,
+    });
+  }
+  const listen = config.announce.listen;
+  if (listen !== '' && listen === config.http.listen && !listen.endsWith(':0')) {
+    problems.push({
+      key: 'announce.listen',
+      reason: `is http.listen (${listen}), which already serves the Gong API; set another HOST:PORT or ''`,
+    });
   }
   const jenkins = config.jenkins;
   if (jenkins.enabled && extensions !== undefined) {

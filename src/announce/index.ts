@@ -34,10 +34,12 @@ import type { Database, MigrationSet } from '../store/db.ts';
 import { ExtensionAllowList } from '../telephony/allowlist.ts';
 import type { CallEventSource } from '../telephony/originate.ts';
 import { checkSpoolDir } from './checks.ts';
+import { type GongListener, startGongListener } from './listener.ts';
 import { callFilePlayer, originatePlayer, type PlayResult } from './playback.ts';
 import {
   AnnounceInputError,
   AnnounceQueueFullError,
+  AnnounceUnavailableError,
   announceMigrations,
   MessageRepository,
   type MessageRow,
@@ -47,10 +49,12 @@ import { announceRoutes } from './routes.ts';
 import { type AnnounceEventKind, AnnounceScheduler } from './scheduler.ts';
 
 export { checkAnnounceConfig, checkSpoolDir } from './checks.ts';
+export { type GongListener, startGongListener } from './listener.ts';
 export { callFilePlayer, originatePlayer, type PlayResult, playbackTarget } from './playback.ts';
 export {
   AnnounceInputError,
   AnnounceQueueFullError,
+  AnnounceUnavailableError,
   announceMigrations,
   MessageRepository,
   type MessageRow,
@@ -60,7 +64,8 @@ export { AnnounceScheduler, computeSchedule, type ScheduleItem } from './schedul
 
 /** A message as the API and the bus show it. Times are epoch ms. */
 export interface MessageView {
-  id: number;
+  /** Opaque string id (`public_id`): a uuid4, or an old integer id as a string. */
+  id: string;
   description: string;
   extension: string;
   /** Effective start (epoch ms). */
@@ -82,8 +87,12 @@ export interface AnnounceService {
    * Converts an audio file to 8 kHz mono 16-bit WAV with the leading silence and schedules
    * it. Its format is detected from the content against the allow-list (`src/media/format.ts`),
    * never from its name. The input file is left in place (the caller removes it).
+   * Without `extension` the message goes to `announce.extension` with
+   * `announce.defaultLeadingSilenceMs` of leading silence, else `announce.leadingSilenceMs`
+   * (Gong: 3 s and 1 s).
    * @throws {TelephonyValidationError} bad or missing extension, or one neither
    *   `announce.extension` nor matched by `announce.allowedExtensions`.
+   * @throws {AnnounceUnavailableError} messages cannot be placed now (call-file spool missing).
    * @throws {AnnounceInputError} field `audio`: code `unsupported_audio_format` (not an
    *   allowed format), `not_audio` (corrupt, no samples), `too_long` (over
    *   `announce.maxDurationS`).
@@ -103,6 +112,7 @@ export interface AnnounceService {
    * @throws {AnnounceQueueFullError} `announce.maxPending` messages already pending.
    * @throws {MediaError} `UNSUPPORTED_LANGUAGE`, `TTS_SERVICE_ERROR`, `TTS_HTTP_ERROR`, ...
    * @throws {TelephonyValidationError} bad, missing or not allowed extension.
+   * @throws {AnnounceUnavailableError} messages cannot be placed now (call-file spool missing).
    */
   addText(input: {
     text: string;
@@ -113,8 +123,12 @@ export interface AnnounceService {
   }): Promise<MessageView>;
   /** Pending messages by effective start; with `all`, every message (history included). */
   list(all?: boolean): Promise<MessageView[]>;
-  /** Cancels a message not yet played. @returns it, or undefined (unknown / already played). */
-  remove(id: number): Promise<MessageView | undefined>;
+  /**
+   * Cancels a message not yet played.
+   * @param id the id the API shows (compared exactly as a string).
+   * @returns it, or undefined (unknown / already played).
+   */
+  remove(id: string): Promise<MessageView | undefined>;
 }
 
 /** Dependencies of {@link createAnnounceModule}. */
@@ -140,6 +154,12 @@ export interface AnnounceModuleOptions {
   callFileTmpDir?: string;
   /** Worker's longest sleep, ms (default 1000). */
   pollMs?: number;
+  /**
+   * Why messages cannot be placed right now (e.g. the call-file spool is missing), or
+   * undefined when they can. While it answers a reason, adds are refused with
+   * {@link AnnounceUnavailableError} (503) and the worker leaves due messages queued.
+   */
+  unavailable?: () => Promise<string | undefined>;
 }
 
 /** The assembled module. */
@@ -158,7 +178,7 @@ export interface AnnounceModule {
 
 function toView(row: MessageRow): MessageView {
   return {
-    id: Number(row.id),
+    id: row.public_id,
     description: row.description,
     extension: row.extension,
     startMs: Number(row.due_at),
@@ -193,6 +213,8 @@ export function createAnnounceModule(options: AnnounceModuleOptions): AnnounceMo
   const settings = {
     dialString: config.dialString,
     context: config.context,
+    exten: config.contextExtension,
+    soundVariable: config.soundVariable,
     callerId: config.callerId,
     ringTimeS: config.ringTimeS,
     maxRetries: config.maxRetries,
@@ -239,6 +261,7 @@ export function createAnnounceModule(options: AnnounceModuleOptions): AnnounceMo
     maxRetries: options.playback === 'originate' ? config.maxRetries : 0,
     retryTimeS: config.retryTimeS,
     logger,
+    ...(options.unavailable ? { unavailable: options.unavailable } : {}),
     onEvent: (kind, row) => {
       publish(kind, row);
       if (kind === 'played' || kind === 'failed')
@@ -247,11 +270,21 @@ export function createAnnounceModule(options: AnnounceModuleOptions): AnnounceMo
     ...(options.pollMs === undefined ? {} : { pollMs: options.pollMs }),
   });
 
-  const resolveExtension = (value: string | undefined): string =>
-    extensions.resolve(value, 'extension');
-  const leadingSilenceS = config.leadingSilenceMs / 1000;
-  /** Refuses early (before any conversion) when the queue is full; re-checked at insert. */
+  /**
+   * The extension to dial and the leading silence: Gong's 3 s before a message to the default
+   * ringer (the request gave none), 1 s before one to an extension the request gave.
+   */
+  const resolveTarget = (value: string | undefined) => ({
+    extension: extensions.resolve(value, 'extension'),
+    leadingSilenceS:
+      (value === undefined || value === ''
+        ? config.defaultLeadingSilenceMs
+        : config.leadingSilenceMs) / 1000,
+  });
+  /** Refuses early (before any conversion) when messages cannot be placed or the queue is full. */
   const checkRoom = async (): Promise<void> => {
+    const reason = await options.unavailable?.();
+    if (reason !== undefined) throw new AnnounceUnavailableError(reason);
     if ((await repository.countPending()) >= config.maxPending) {
       throw new AnnounceQueueFullError(config.maxPending);
     }
@@ -288,7 +321,7 @@ export function createAnnounceModule(options: AnnounceModuleOptions): AnnounceMo
 
   const service: AnnounceService = {
     async addAudio(input) {
-      const extension = resolveExtension(input.extension);
+      const { extension, leadingSilenceS } = resolveTarget(input.extension);
       await checkRoom();
       const out = target();
       const info = await convertForAsterisk(input.file, out, {
@@ -318,7 +351,7 @@ export function createAnnounceModule(options: AnnounceModuleOptions): AnnounceMo
       }
     },
     async addText(input) {
-      const extension = resolveExtension(input.extension);
+      const { extension, leadingSilenceS } = resolveTarget(input.extension);
       if (input.text.trim() === '') throw new AnnounceInputError('text', 'must not be empty');
       if ([...input.text].length > config.textLimitChars) {
         throw new AnnounceInputError('text', `longer than ${config.textLimitChars} characters`);
@@ -397,49 +430,73 @@ export function resolvePlayback(
 export interface AnnounceServiceModule extends ServiceModule {
   /** The module built at `register` (undefined before, or when `announce.enabled` is false). */
   readonly instance: AnnounceModule | undefined;
+  /** The Gong listener on `announce.listen`, once started (undefined when off). */
+  readonly listener: GongListener | undefined;
 }
 
 /**
  * The announce module for `serve`: builds {@link createAnnounceModule} at `register` from
  * the context (first AMI client for Originate; events on the bus as `announce.<kind>`),
- * starts the worker at `start`. Does nothing when `announce.enabled` is false.
+ * mounts Gong's API on the main server; at `start` opens the Gong listener on
+ * `announce.listen` (unless '') and starts the worker. Does nothing when `announce.enabled`
+ * is false.
+ *
+ * Call-file playback and the spool directory: with `announce.playback: callfile` a missing
+ * or unwritable `announce.spoolDir` refuses the start (one line naming the key). With
+ * `auto` and no AMI server (call files by default, e.g. the embedded default on a machine
+ * without Asterisk) the service starts anyway: one warning line naming the keys, `/readyz`
+ * reports `announce` not ready, adds answer 503 `playback_unavailable` naming the problem,
+ * and the worker leaves queued messages alone, until the directory exists.
  */
 export function announceServiceModule(
   extra: Partial<Pick<AnnounceModuleOptions, 'speech' | 'play' | 'callFileTmpDir' | 'pollMs'>> = {},
 ): AnnounceServiceModule {
   let module: AnnounceModule | undefined;
+  let listener: GongListener | undefined;
   return {
     name: 'announce',
     migrations: [announceMigrations],
     async register(app: App, ctx: ServiceContext) {
-      if (!ctx.config.announce.enabled) return;
-      const playback = resolvePlayback(ctx.config.announce.playback, ctx.ami.clients.length);
+      const config = ctx.config.announce;
+      if (!config.enabled) return;
+      const playback = resolvePlayback(config.playback, ctx.ami.clients.length);
+      let unavailable: (() => Promise<string | undefined>) | undefined;
       if (playback === 'callfile') {
-        // Accepting messages that can never be placed is worse than not starting.
         const spool = {
-          spoolDir: ctx.config.announce.spoolDir,
+          spoolDir: config.spoolDir,
           ...(extra.callFileTmpDir ? { tmpDir: extra.callFileTmpDir } : {}),
         };
+        const why =
+          config.playback === 'auto'
+            ? 'announce.playback is auto and no AMI server is configured (ami.servers), so messages are call files'
+            : 'announce.playback is callfile';
         const problem = await checkSpoolDir(spool);
-        if (problem !== undefined) {
-          const why =
-            ctx.config.announce.playback === 'auto'
-              ? 'announce.playback is auto and no AMI server is configured, so messages are call files'
-              : 'announce.playback is callfile';
+        if (problem !== undefined && config.playback === 'callfile') {
+          // Asked for call files explicitly: accepting messages that can never be placed is
+          // worse than not starting.
           throw new Error(
             `announce.spoolDir: ${problem} (${why}; create it, or set announce.enabled: false)`,
           );
         }
-        ctx.readiness.add('announce', async () => {
+        if (problem !== undefined) {
+          ctx.logger.warn(
+            { module: 'announce' },
+            `announce: announce.spoolDir: ${problem} (${why}); the Gong API answers 503 until it exists or ami.servers is set`,
+          );
+        }
+        unavailable = async () => {
           const now = await checkSpoolDir(spool);
-          return now === undefined
-            ? { ok: true }
-            : { ok: false, detail: `announce.spoolDir: ${now}` };
+          return now === undefined ? undefined : `announce.spoolDir: ${now} (${why})`;
+        };
+        const check = unavailable;
+        ctx.readiness.add('announce', async () => {
+          const now = await check();
+          return now === undefined ? { ok: true } : { ok: false, detail: now };
         });
       }
       module = createAnnounceModule({
         ...extra,
-        config: ctx.config.announce,
+        config,
         tts: ctx.config.tts,
         auth: ctx.config.auth,
         database: ctx.db,
@@ -448,18 +505,43 @@ export function announceServiceModule(
         ami: () => ctx.ami.clients[0],
         publish: (key, message) => void ctx.bus.publish(key, message),
         originUuid: ctx.config.instance.uuid,
+        ...(unavailable ? { unavailable } : {}),
       });
       await app.register(module.plugin);
       ctx.logger.info({ module: 'announce', playback }, 'announce: Gong API mounted');
     },
-    async start() {
-      await module?.start();
+    async start(ctx: ServiceContext) {
+      if (!module) return;
+      const config = ctx.config.announce;
+      if (config.listen !== '') {
+        listener = await startGongListener({
+          listen: config.listen,
+          plugin: module.plugin,
+          http: ctx.config.http,
+          logger: ctx.logger.child({ module: 'announce', listener: 'gong' }),
+          metrics: ctx.metrics,
+        });
+        ctx.logger.info(
+          { module: 'announce', url: listener.url },
+          'announce: Gong API also listening on announce.listen',
+        );
+      }
+      try {
+        await module.start();
+      } catch (error) {
+        await listener?.close().catch(() => undefined);
+        throw error;
+      }
     },
     async stop() {
+      await listener?.close();
       await module?.stop();
     },
     get instance() {
       return module;
+    },
+    get listener() {
+      return listener;
     },
   };
 }

@@ -2,8 +2,9 @@
  * Playing one announcement on the ringer, two ways:
  *
  * - **originate** (default when an AMI server is configured): AMI `Originate` (Async) of
- *   `dialString` with the validated extension, into `context` (`s`, 1), channel variable
- *   `SWITCHBOARD_MESSAGE` = the file without `.wav` (what `Playback` wants), `Timeout` =
+ *   `dialString` with the validated extension, into `context` / `exten` (`s`), priority 1,
+ *   channel variable `soundVariable` (`SWITCHBOARD_MESSAGE`) = the file without `.wav` (what
+ *   `Playback` wants), `Timeout` =
  *   ring time, `CallerID` from config. The call is followed to its end (`originate()` of
  *   `src/telephony/`); answered = played, busy / no answer / congestion / failure = retried by
  *   the scheduler up to `maxRetries`. Source: Asterisk `manager.c` `action_originate`.
@@ -14,7 +15,11 @@
  *   message is recorded as `spooled` (its outcome is Asterisk's). Source: Asterisk
  *   `pbx_spool.c` / the `call-file` sample documentation.
  *
- * The dialplan both enter is `docs/asterisk/extensions.conf` `[switchboard-announce]`.
+ * The dialplan both enter is `docs/asterisk/extensions.conf` `[switchboard-announce]`, or,
+ * configured with `context: xgong`, `soundVariable: AUDIO_FILE`, Gong's installed
+ * `[xgong]` context (`etc/asterisk/extensions_extra.d/xgong.conf`: `Answer(1000)`,
+ * `Playback(${AUDIO_FILE})`, `System(rm ${AUDIO_FILE}.wav)`). Call files are named
+ * `announce-<id>.call` with the message's public id.
  *
  * @module
  */
@@ -45,8 +50,12 @@ export interface PlayResult {
 export interface PlaybackSettings {
   /** Channel template, e.g. `Local/{extension}` or `PJSIP/{extension}`. */
   dialString: string;
-  /** Dialplan context playing `SWITCHBOARD_MESSAGE`. */
+  /** Dialplan context playing the message (`switchboard-announce`; Gong: `xgong`). */
   context: string;
+  /** Extension in `context` (`s`). */
+  exten: string;
+  /** Channel variable holding the sound file without `.wav` (`SWITCHBOARD_MESSAGE`; Gong: `AUDIO_FILE`). */
+  soundVariable: string;
   /** Caller ID shown on the ringer. */
   callerId: string;
   /** Ring time, s. */
@@ -57,15 +66,21 @@ export interface PlaybackSettings {
   retryTimeS: number;
 }
 
-/** The channel variables and target every playback uses (validated; throws on bad input). */
+/**
+ * The channel, dialplan target and channel variables every playback uses: the sound file
+ * (without `.wav`) in `soundVariable`, and `SWITCHBOARD_CALL_ID` =
+ * `announce-<public id>-<attempt>` (echoed by Switchboard's dialplan; ignored by Gong's).
+ * @throws {TelephonyValidationError} a value that fails validation.
+ */
 export function playbackTarget(settings: PlaybackSettings, message: MessageRow) {
   return {
     channel: expandDialString(settings.dialString, { extension: message.extension }),
     context: settings.context,
+    exten: settings.exten,
     variables: {
-      SWITCHBOARD_MESSAGE: asteriskSoundName(message.audio_path),
-      SWITCHBOARD_CALL_ID: `announce-${message.id}-${message.attempts + 1}`,
-    },
+      [settings.soundVariable]: asteriskSoundName(message.audio_path),
+      SWITCHBOARD_CALL_ID: `announce-${message.public_id}-${message.attempts + 1}`,
+    } as Record<string, string>,
   };
 }
 
@@ -81,14 +96,14 @@ export function originatePlayer(
     const target = playbackTarget(settings, message);
     const ami = client();
     if (ami === undefined) return { status: 'failed', outcome: 'no_ami', retry: true };
-    const { SWITCHBOARD_CALL_ID: callId, ...variables } = target.variables;
+    const { SWITCHBOARD_CALL_ID: callId = '', ...variables } = target.variables;
     try {
       const result = await originate(
         ami,
         {
           dialString: target.channel,
           context: target.context,
-          exten: 's',
+          exten: target.exten,
           priority: 1,
           callerId: settings.callerId,
           timeoutMs: settings.ringTimeS * 1000,
@@ -127,7 +142,7 @@ export interface CallFileSettings extends PlaybackSettings {
 }
 
 /**
- * A player that places call files (`announce-<id>.call`, mtime = the effective start).
+ * A player that places call files (`announce-<public id>.call`, mtime = the effective start).
  * @returns a function placing one message's call file.
  */
 export function callFilePlayer(
@@ -143,14 +158,14 @@ export function callFilePlayer(
         retryTimeS: settings.retryTimeS,
         waitTimeS: settings.ringTimeS,
         context: target.context,
-        extension: 's',
+        extension: target.exten,
         priority: 1,
         variables: target.variables,
       },
       {
         spoolDir: settings.spoolDir,
         ...(settings.tmpDir ? { tmpDir: settings.tmpDir } : {}),
-        name: `announce-${message.id}.call`,
+        name: `announce-${message.public_id}.call`,
         startAt: new Date(Number(message.due_at)),
       },
     );

@@ -2,9 +2,13 @@
  * The announcements' table `announce_message`: every message, scheduled or done (history),
  * with its requested and effective start, its audio file and its outcome.
  *
- * Time columns are epoch ms (`src/store/db.ts` conventions); the id is the integer Gong's API
- * shows (`autoIncrementId`). `due_at` is the *effective* start computed by
- * `scheduler.ts` (`computeSchedule`); `requested_at` is what the client asked for.
+ * Time columns are epoch ms (`src/store/db.ts` conventions). Two ids: `id`, the integer row
+ * id used inside (`autoIncrementId`: claims, leases, schedule order), and `public_id`, the
+ * opaque string Gong's API, call files and bus events show: a uuid4 for new messages, as Gong
+ * (`server.py` `extract_message`); rows created before it existed got their integer id as a
+ * string (migration `public_id`), so an id a client kept from then still resolves.
+ * `due_at` is the *effective* start computed by `scheduler.ts` (`computeSchedule`);
+ * `requested_at` is what the client asked for.
  *
  * States: `scheduled` → `playing` (claimed by a worker with a lease, AMI Originate under way)
  * → `played` | `failed`; `scheduled` → `spooled` (call-file playback: handed to Asterisk);
@@ -14,6 +18,7 @@
  *
  * @module
  */
+import { randomUUID } from 'node:crypto';
 import { type Kysely, sql } from 'kysely';
 import {
   autoIncrementId,
@@ -50,6 +55,17 @@ export class AnnounceQueueFullError extends Error {
   }
 }
 
+/**
+ * Messages cannot be placed right now (e.g. call-file playback without its spool directory):
+ * becomes a 503 `playback_unavailable` in the API naming the problem. Nothing was stored.
+ */
+export class AnnounceUnavailableError extends Error {
+  constructor(reason: string) {
+    super(`announcements cannot be placed: ${reason}`);
+    this.name = 'AnnounceUnavailableError';
+  }
+}
+
 /** Every state a message goes through. */
 export type MessageStatus = 'scheduled' | 'playing' | 'played' | 'failed' | 'spooled' | 'cancelled';
 
@@ -58,8 +74,10 @@ export const PENDING_STATUSES: readonly MessageStatus[] = ['scheduled', 'playing
 
 /** One row of `announce_message`. Times are epoch ms. */
 export interface MessageRow {
-  /** Gong's integer id. */
+  /** Row id (internal: claims, leases, order); never shown by the API. */
   id: number;
+  /** The id Gong's API shows: a uuid4 (new rows), or the old integer id as a string. */
+  public_id: string;
   /** Free text from the client (`description`), '' when none. */
   description: string;
   /** The validated extension the ringer is dialled at. */
@@ -130,6 +148,24 @@ export const announceMigrations: MigrationSet = defineMigrations('announce', [
         .execute();
     },
   },
+  {
+    // Gong's ids are strings (uuid4); rows of existing databases keep their integer id as
+    // a string, so DELETE /messages/<old id> still finds them.
+    name: 'public_id',
+    async up(db) {
+      await db.schema
+        .alterTable('announce_message')
+        .addColumn('public_id', 'text', (c) => c.notNull().defaultTo(''))
+        .execute();
+      await sql`update announce_message set public_id = cast(id as text)`.execute(db);
+      await db.schema
+        .createIndex('announce_message_public_id')
+        .unique()
+        .on('announce_message')
+        .column('public_id')
+        .execute();
+    },
+  },
 ]);
 
 /** What {@link MessageRepository.insert} needs. */
@@ -194,12 +230,22 @@ export class MessageRepository {
     });
   }
 
-  /** One message by id, or undefined. */
+  /** One message by row id, or undefined. */
   async get(id: number): Promise<MessageRow | undefined> {
     const row = await this.db
       .selectFrom('announce_message')
       .selectAll()
       .where('id', '=', id)
+      .executeTakeFirst();
+    return row ? normalize(row) : undefined;
+  }
+
+  /** One message by the id the API shows (`public_id`, compared exactly), or undefined. */
+  async find(publicId: string): Promise<MessageRow | undefined> {
+    const row = await this.db
+      .selectFrom('announce_message')
+      .selectAll()
+      .where('public_id', '=', publicId)
       .executeTakeFirst();
     return row ? normalize(row) : undefined;
   }
@@ -214,13 +260,14 @@ export class MessageRepository {
 
   /**
    * Cancels a message still `scheduled` (not claimed by a worker).
+   * @param publicId the id the API shows (`public_id`).
    * @returns the cancelled row, or undefined when it is unknown or no longer scheduled.
    */
-  async cancel(id: number, nowMs = Date.now()): Promise<MessageRow | undefined> {
+  async cancel(publicId: string, nowMs = Date.now()): Promise<MessageRow | undefined> {
     const row = await this.db
       .updateTable('announce_message')
       .set({ status: 'cancelled', outcome: 'deleted', finished_at: nowMs })
-      .where('id', '=', id)
+      .where('public_id', '=', publicId)
       .where('status', '=', 'scheduled')
       .where((eb) => eb.or([eb('lease_until', 'is', null), eb('lease_until', '<=', nowMs)]))
       .returningAll()
@@ -288,6 +335,25 @@ export class MessageRepository {
   }
 
   /**
+   * Gives a claimed row back to the queue as it was (`scheduled`, the attempt not counted),
+   * when it could not be handed over at all (the call-file spool vanished meanwhile).
+   */
+  async unclaim(id: number, owner: string): Promise<void> {
+    await this.db
+      .updateTable('announce_message')
+      .set((eb) => ({
+        status: 'scheduled',
+        attempts: eb('attempts', '-', 1),
+        lease_until: null,
+        lease_owner: null,
+      }))
+      .where('id', '=', id)
+      .where('lease_owner', '=', owner)
+      .where('status', '=', 'playing')
+      .execute();
+  }
+
+  /**
    * Marks `playing` rows whose lease expired before `nowMs` as `failed`/`interrupted` (their
    * worker died mid-call: they are never played again).
    * @returns the rows changed.
@@ -327,6 +393,7 @@ async function insertScheduled(
     .insertInto('announce_message')
     .values({
       ...message,
+      public_id: randomUUID(),
       due_at: message.requested_at,
       status: 'scheduled',
       outcome: '',

@@ -8,12 +8,18 @@
  *   (form-encoded, multipart or JSON).
  * - `DELETE /messages/{id}`: only a message not yet played; 404 otherwise.
  *
+ * Ids are opaque strings, as Gong's (`str(uuid.uuid4())` in `server.py`): a uuid4 for new
+ * messages, the old integer as a string for rows created before (clients build
+ * `'/messages/' + m['id']`). `extension` is optional everywhere: without it the message goes
+ * to `announce.extension` (Gong's default ringer `42300@default`).
+ *
  * `start` is `YYYY-MM-DDTHH:MM:SS` in the server's local time (Gong's format; also shown in
  * answers) or ISO 8601 with an offset (`...Z`, `...+09:00`); missing or empty = now. Errors
  * answer `{"error": "<reason>", "code": "<machine code>"}` with 400 (bad input; codes
  * `unsupported_audio_format`, `not_audio`, `too_long` for audio), 401/403 (access rule), 404,
  * 409 `too_many_pending` (`announce.maxPending`), 413 (upload over `uploadLimitBytes`), 502
- * (TTS service error).
+ * (TTS service error), 503 `playback_unavailable` (messages cannot be placed now: call files
+ * without their spool directory; the reason names the config key).
  *
  * An upload is stored under a name of ours (`upload-<random>`, no extension: the client's
  * file name is never used) and its format is detected from its content.
@@ -26,15 +32,26 @@ import { mkdir, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import multipart from '@fastify/multipart';
-import type { FastifyRequest } from 'fastify';
+import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { AuthConfig } from '../config/schema.ts';
 import { createAccessRule } from '../http/auth.ts';
-import { type ErrorFormatter, fieldError, HttpError, useErrorFormatter } from '../http/errors.ts';
+import {
+  type ErrorFormatter,
+  fieldError,
+  HttpError,
+  sendError,
+  toErrorInfo,
+  useErrorFormatter,
+} from '../http/errors.ts';
 import type { App } from '../http/server.ts';
 import { MediaError } from '../media/errors.ts';
 import { TelephonyValidationError } from '../telephony/dialstring.ts';
 import type { AnnounceService, MessageView } from './index.ts';
-import { AnnounceInputError, AnnounceQueueFullError } from './repository.ts';
+import {
+  AnnounceInputError,
+  AnnounceQueueFullError,
+  AnnounceUnavailableError,
+} from './repository.ts';
 
 /** Gong's error shape: `{"error": reason, "code": machine code}` (plus `field` when known). */
 export const gongErrorFormatter: ErrorFormatter = (error) => ({
@@ -93,9 +110,15 @@ export function formatLocal(ms: number): string {
   return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())}T${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`;
 }
 
-/** Maps service errors to HTTP errors (validation → 400, full queue → 409, TTS service → 502). */
+/**
+ * Maps service errors to HTTP errors (validation → 400, full queue → 409, TTS service → 502,
+ * playback unavailable → 503).
+ */
 export function toHttpError(error: unknown): unknown {
   if (error instanceof TelephonyValidationError) return new HttpError(400, error.message);
+  if (error instanceof AnnounceUnavailableError) {
+    return new HttpError(503, error.message, 'playback_unavailable');
+  }
   if (error instanceof AnnounceInputError) return new HttpError(400, error.message, error.code);
   if (error instanceof AnnounceQueueFullError) {
     return new HttpError(409, error.message, 'too_many_pending');
@@ -113,6 +136,20 @@ export function toHttpError(error: unknown): unknown {
     }
   }
   return error;
+}
+
+/**
+ * Answers a 503 `playback_unavailable` quietly: an expected state (the reason was logged once
+ * at start), not a server fault to log with its stack on every request.
+ * @returns the reply, or undefined when `error` is something else (to rethrow).
+ */
+function answerUnavailable(
+  error: unknown,
+  request: FastifyRequest,
+  reply: FastifyReply,
+): FastifyReply | undefined {
+  if (!(error instanceof HttpError) || error.code !== 'playback_unavailable') return undefined;
+  return sendError(reply, request, toErrorInfo(error), gongErrorFormatter);
 }
 
 /**
@@ -205,7 +242,7 @@ export async function announceRoutes(app: App, options: AnnounceRoutesOptions): 
           'Schedule an uploaded audio file (multipart: audio, extension, start, description)',
       },
     },
-    async (request) => {
+    async (request, reply) => {
       if (!request.isMultipart()) {
         throw new HttpError(
           400,
@@ -246,6 +283,8 @@ export async function announceRoutes(app: App, options: AnnounceRoutesOptions): 
           });
         return view(message, false);
       } catch (error) {
+        const quiet = answerUnavailable(error, request, reply);
+        if (quiet) return quiet;
         const e = error as { statusCode?: number; code?: string };
         if (e.code === 'FST_REQ_FILE_TOO_LARGE' || e.statusCode === 413) {
           throw new HttpError(
@@ -269,7 +308,7 @@ export async function announceRoutes(app: App, options: AnnounceRoutesOptions): 
         summary: 'Schedule a synthesized message (text, extension, start, description, language)',
       },
     },
-    async (request: FastifyRequest) => {
+    async (request: FastifyRequest, reply: FastifyReply) => {
       let fields: Record<string, unknown>;
       if (request.isMultipart()) {
         const parts = Object.create(null) as Record<string, string>;
@@ -291,18 +330,21 @@ export async function announceRoutes(app: App, options: AnnounceRoutesOptions): 
       const startMs = parseStart(field(fields, 'start'));
       const extension = field(fields, 'extension');
       const language = field(fields, 'language');
-      const message = await service
-        .addText({
+      try {
+        const message = await service.addText({
           text,
           ...(extension ? { extension } : {}),
           ...(language ? { language } : {}),
           description: field(fields, 'description') ?? '',
           startMs,
-        })
-        .catch((error: unknown) => {
-          throw toHttpError(error);
         });
-      return view(message, false);
+        return view(message, false);
+      } catch (error) {
+        const http = toHttpError(error);
+        const quiet = answerUnavailable(http, request, reply);
+        if (quiet) return quiet;
+        throw http;
+      }
     },
   );
 
@@ -311,9 +353,10 @@ export async function announceRoutes(app: App, options: AnnounceRoutesOptions): 
     { schema: { tags: ['announce'], summary: 'Delete a message not yet played (404 otherwise)' } },
     async (request) => {
       const { id } = request.params as { id: string };
-      if (!/^\d{1,15}$/.test(id))
+      // Opaque: uuid4s and old integer ids alike, compared exactly; nothing else can match.
+      if (!/^[0-9A-Za-z-]{1,64}$/.test(id))
         throw new HttpError(404, `message ${JSON.stringify(id.slice(0, 20))} not found`);
-      const cancelled = await service.remove(Number(id));
+      const cancelled = await service.remove(id);
       if (!cancelled) throw new HttpError(404, `message ${id} not found or already played`);
       return view(cancelled, true);
     },

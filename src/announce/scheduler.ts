@@ -80,6 +80,11 @@ export interface SchedulerOptions {
   pollMs?: number;
   /** This worker's lease owner id (default random). */
   owner?: string;
+  /**
+   * Why messages cannot be played now (e.g. the call-file spool is missing), or undefined.
+   * While it gives a reason, the worker claims nothing: due messages stay queued, in order.
+   */
+  unavailable?: () => Promise<string | undefined>;
 }
 
 /** The worker plus the schedule operations used by the API. */
@@ -91,6 +96,8 @@ export class AnnounceScheduler {
   #running = false;
   #loop: Promise<void> | undefined;
   #wake: (() => void) | undefined;
+  /** The last reason given by `unavailable` (logged once per change). */
+  #blocked: string | undefined;
 
   constructor(options: SchedulerOptions) {
     this.#o = options;
@@ -142,9 +149,17 @@ export class AnnounceScheduler {
       if (last?.finished !== null && last?.finished !== undefined) {
         floor = Math.max(floor, Number(last.finished) + this.#o.gapS * 1000);
       }
+      // A call file placed late (the spool was missing, or after a restart) rings from when
+      // it was placed (finished_at), not from its overdue start.
       const spooled = await trx
         .selectFrom('announce_message')
-        .select((eb) => eb.fn.max(sql<number>`due_at + duration_ms`).as('end'))
+        .select((eb) =>
+          eb.fn
+            .max(
+              sql<number>`(case when finished_at > due_at then finished_at else due_at end) + duration_ms`,
+            )
+            .as('end'),
+        )
         .where('status', '=', 'spooled')
         .executeTakeFirst();
       if (spooled?.end !== null && spooled?.end !== undefined) {
@@ -245,6 +260,28 @@ export class AnnounceScheduler {
    */
   async tick(nowMs = Date.now()): Promise<boolean> {
     const { repository } = this.#o;
+    const blocked = await this.#o.unavailable?.();
+    if (blocked !== undefined) {
+      // Logged once per reason, and only when a due message is actually held (the reason
+      // itself was logged at start).
+      if (blocked !== this.#blocked) {
+        const due = await repository.db
+          .selectFrom('announce_message')
+          .select((eb) => eb.fn.countAll<number>().as('n'))
+          .where('status', '=', 'scheduled')
+          .where('due_at', '<=', nowMs)
+          .executeTakeFirst();
+        if (Number(due?.n ?? 0) > 0) {
+          this.#o.logger.warn({ reason: blocked }, 'announce: due messages held, cannot be placed');
+          this.#blocked = blocked;
+        }
+      }
+      return false;
+    }
+    if (this.#blocked !== undefined) {
+      this.#o.logger.info('announce: held messages can be placed again');
+      this.#blocked = undefined;
+    }
     const leaseMs = 10 * 60_000;
     const [claimed] = await claimDue<MessageRow>(repository.database, {
       table: 'announce_message',
@@ -263,6 +300,13 @@ export class AnnounceScheduler {
     try {
       result = await this.#o.play(message);
     } catch (error) {
+      const reason = await this.#o.unavailable?.().catch(() => undefined);
+      if (reason !== undefined) {
+        // Never handed over (the spool went away under us): queued again, held until back.
+        this.#o.logger.warn({ id, reason }, 'announce: message not placed, queued again');
+        await repository.unclaim(id, this.#owner);
+        return true;
+      }
       this.#o.logger.error({ err: error, id }, 'announce: playback failed');
       result = { status: 'failed', outcome: 'error' };
     }

@@ -514,28 +514,58 @@ export const CalloutSection = section(
 export const AnnounceSection = section(
   {
     enabled: bool(true, 'mount the Gong API (/messages)'),
-    port: int(9600, 0, 65535, 'port used when the Gong API is the only API enabled'),
+    listen: formatted(
+      'switchboard-listen',
+      '127.0.0.1:9600',
+      "HOST:PORT of a second listener serving only the Gong API (Gong's port 9600), besides http.listen; empty = off",
+      true,
+    ),
     playback: oneOf(
       ['auto', 'originate', 'callfile'],
       'auto',
       'auto = originate when AMI is configured, else callfile',
     ),
-    dialString: str('PJSIP/{extension}', 'channel of the ringer; {extension} is validated'),
+    dialString: str(
+      'Local/{extension}',
+      'channel of the ringer; {extension} is validated (Gong: Local/{extension})',
+    ),
     extension: str(
-      '',
-      'ringer extension used when a request gives none (always allowed); empty = required',
+      '42300@default',
+      "ringer extension used when a request gives none (always allowed; Gong's default); empty = required",
     ),
     allowedExtensions: Type.Array(Type.String({ minLength: 1, maxLength: 80 }), {
       default: [],
       description:
         'other extensions a request may give: exact values, or patterns starting with _ (X 0-9, Z 1-9, N 2-9, [1-5], final . or !); see docs/security.md',
     }),
-    context: str('switchboard-announce', 'dialplan context that plays the message'),
+    context: str(
+      'switchboard-announce',
+      "dialplan context that plays the message (Gong's installed dialplan: xgong)",
+    ),
+    contextExtension: str('s', 'extension in announce.context the answered call enters', {
+      pattern: '^[0-9A-Za-z_*#+.-]{1,80}$',
+    }),
+    soundVariable: str(
+      'SWITCHBOARD_MESSAGE',
+      "channel variable holding the sound file without .wav (Gong's dialplan: AUDIO_FILE)",
+      { pattern: '^[A-Za-z][A-Za-z0-9_]{0,63}$' },
+    ),
     spoolDir: str('/var/spool/asterisk/outgoing', 'Asterisk call-file spool directory'),
     soundsDir: str('./data/sounds', 'where converted audio files are kept'),
     ringTimeS: int(30, 1, 600, 'ring time of the ringer'),
     gapS: int(5, 0, 3600, 'pause between two messages'),
-    leadingSilenceMs: int(1_000, 0, 60_000, 'silence added before each message'),
+    leadingSilenceMs: int(
+      1_000,
+      0,
+      60_000,
+      'silence added before a message to an extension the request gave (Gong: 1 s)',
+    ),
+    defaultLeadingSilenceMs: int(
+      3_000,
+      0,
+      60_000,
+      'silence added before a message without extension, played on announce.extension (Gong: 3 s)',
+    ),
     uploadLimitBytes: int(20_971_520, 1024, 1_073_741_824, 'largest audio upload'),
     rawAudioFormat: oneOf(
       ['none', 'ulaw', 'alaw'],
@@ -566,13 +596,19 @@ export const JenkinsSection = section(
     user: str('', 'Jenkins user'),
     token: str('', 'Jenkins API token'),
     intervalS: int(60, 1, 86_400, 'poll interval'),
-    extension: str('', 'ringer extension announcements go to'),
+    extension: str('', 'ringer extension announcements go to; empty = announce.extension'),
     failColors: Type.Array(Type.String({ minLength: 1 }), {
       default: ['red', 'yellow'],
-      description: 'job colors counted as failed (red = failed, yellow = unstable)',
+      description:
+        'job colors counted as failed (red = failed, yellow = unstable); a building job (*_anime) counts as the color it carries',
     }),
     template: str('Jenkins job {job} has failed.', 'sentence per failed job; {job} {url} {color}'),
     recoveryTemplate: str('', 'sentence when a job recovers; empty = no announcement'),
+    firstPoll: oneOf(
+      ['record', 'announce'],
+      'record',
+      'first poll with no stored state: record = only record it, announce = announce every failed job (as xgong-jenkins with an empty state file)',
+    ),
     language: str('en', 'TTS language', { pattern: '^[a-z]{2}(-[a-z]{2})?$' }),
     window: section(
       {

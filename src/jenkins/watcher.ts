@@ -1,7 +1,8 @@
 /**
  * The Jenkins watcher (Gong's `xgong-jenkins`, issue 5): polls Jenkins' JSON API, compares
  * each job's state with the previous poll's (kept in the database, table `jenkins_job`) and
- * announces the jobs that have just failed, one sentence per job.
+ * announces the jobs that have just failed: one sentence per job, all of one poll in ONE
+ * announcement (one ringer call), joined with `. ` as `xgong-jenkins` `announce_jobs`.
  *
  * Source: Jenkins remote access API, `GET <jenkins>/api/json?tree=jobs[name,url,color,jobs[...]]`
  * (folders and multibranch projects nest their jobs under `jobs`; a folder has no `color`),
@@ -9,15 +10,18 @@
  * `yellow` (unstable), `grey`/`notbuilt`/`disabled`/`aborted`, with `_anime` appended while
  * a build runs.
  *
- * Rules: a job counts as failed when its color (without `_anime`) is in `failColors`; a job
- * being built (`*_anime`) keeps its previous state; a job failed now and not failed at the
- * previous poll is announced; with a `recoveryTemplate`, a job failed before and not failed
- * now is announced as recovered. The first poll with an empty state only records it (nothing
- * is announced). Outside the window (weekdays / hours) Jenkins is not polled at all, so
- * failures that happened meanwhile are announced when the window opens (as Gong's
- * weekdays-only cron). Jenkins unreachable or answering garbage: retried, logged, nothing
- * announced, state untouched. A job whose announcement fails keeps its previous state (it is
- * announced at the next poll).
+ * Rules: a job counts as failed when its color without `_anime` is in `failColors`: a job
+ * being built counts as the color it carries (`red_anime` = failed, as xgong-jenkins'
+ * `^(red|yellow)`: the color is the last build's result, `_anime` only says a new build
+ * runs); a job failed now and not failed at the previous poll is announced; with a
+ * `recoveryTemplate`, a job failed before and not failed now is announced as recovered (in
+ * the same announcement, after the failures). The first poll with an empty state follows
+ * `firstPoll`: `record` (default) only records it, `announce` announces every failed job as
+ * xgong-jenkins with an empty state file. Outside the window (weekdays / hours) Jenkins is
+ * not polled at all, so failures that happened meanwhile are announced when the window
+ * opens (as Gong's weekdays-only cron). Jenkins unreachable or answering garbage: retried,
+ * logged, nothing announced, state untouched. When the announcement fails, the jobs in it
+ * keep their previous state (they are announced at the next poll).
  *
  * @module
  */
@@ -162,12 +166,34 @@ export function spokenName(name: string): string {
     .trim();
 }
 
+/**
+ * Joins the sentences of one poll into one announcement, as xgong-jenkins (`". ".join`):
+ * `a est cassé` + `b est cassé` → `a est cassé. b est cassé`; a sentence already ending with
+ * `.`, `!` or `?` (Switchboard's default template) is followed by a space only, so the
+ * speech engine never reads `..`.
+ */
+export function joinSentences(sentences: readonly string[]): string {
+  let out = '';
+  for (const raw of sentences) {
+    const sentence = raw.trim();
+    if (sentence === '') continue;
+    if (out === '') out = sentence;
+    else out += /[.!?]$/.test(out) ? ` ${sentence}` : `. ${sentence}`;
+  }
+  return out;
+}
+
+/** Jenkins' color without the "build in progress" suffix (`red_anime` → `red`). */
+export function baseColor(color: string): string {
+  return color.replace(/_anime$/, '');
+}
+
 /** Fills `{job}` `{url}` `{color}` of a template. */
 export function sentence(template: string, job: JenkinsJob): string {
   return template
     .replaceAll('{job}', spokenName(job.name))
     .replaceAll('{url}', job.url)
-    .replaceAll('{color}', job.color.replace(/_anime$/, ''));
+    .replaceAll('{color}', baseColor(job.color));
 }
 
 /** True when `at` is inside the window (empty weekdays = every day; hours local, [from, to)). */
@@ -184,8 +210,10 @@ export type Announcer = (text: string) => Promise<void>;
 export interface PollResult {
   /** `ok`, `outside_window`, `jenkins_error`. */
   status: 'ok' | 'outside_window' | 'jenkins_error';
-  /** Sentences announced. */
+  /** The announcement made (at most one per poll: every sentence joined), or empty. */
   announced: string[];
+  /** Jobs in it (full names): newly failed, then recovered. */
+  jobsAnnounced?: string[];
   /** Jobs seen. */
   jobs: number;
   /** True when this poll only recorded the first state. */
@@ -268,36 +296,50 @@ export class JenkinsWatcher {
     }
     const previous = await this.state();
     const baseline = previous.size === 0;
+    const announceBaseline = baseline && config.firstPoll === 'announce';
     const failColors = new Set(config.failColors);
-    const announced: string[] = [];
+    const failures: { job: JenkinsJob; text: string }[] = [];
+    const recoveries: { job: JenkinsJob; text: string }[] = [];
     const updates: JenkinsJobRow[] = [];
     for (const job of jobs) {
-      if (job.color.endsWith('_anime')) continue; // building: keep the previous state
-      const failed = failColors.has(job.color) ? 1 : 0;
+      // A build in progress carries the last result's color (xgong-jenkins: ^(red|yellow)).
+      const failed = failColors.has(baseColor(job.color)) ? 1 : 0;
       const before = previous.get(job.name);
-      let text: string | undefined;
-      if (!baseline && failed === 1 && before?.failed !== 1) text = sentence(config.template, job);
-      if (!baseline && failed === 0 && before?.failed === 1 && config.recoveryTemplate !== '') {
-        text = sentence(config.recoveryTemplate, job);
-      }
-      if (text !== undefined) {
-        try {
-          await this.#o.announce(text);
-          announced.push(text);
-          logger.info({ job: job.name, color: job.color }, 'jenkins: announced');
-        } catch (error) {
-          logger.error(
-            { job: job.name, err: (error as Error).message },
-            'jenkins: announcement failed; retried next poll',
-          );
-          continue; // keep the previous state: announced at the next poll
-        }
+      if ((!baseline || announceBaseline) && failed === 1 && before?.failed !== 1) {
+        failures.push({ job, text: sentence(config.template, job) });
+      } else if (
+        !baseline &&
+        failed === 0 &&
+        before?.failed === 1 &&
+        config.recoveryTemplate !== ''
+      ) {
+        recoveries.push({ job, text: sentence(config.recoveryTemplate, job) });
       }
       if (before?.color !== job.color || before.failed !== failed) {
         updates.push({ name: job.name, color: job.color, failed, updated_at: now.getTime() });
       }
     }
-    for (const row of updates) {
+    const included = [...failures, ...recoveries];
+    const announced: string[] = [];
+    let pending = updates;
+    if (included.length > 0) {
+      const text = joinSentences(included.map((i) => i.text));
+      const names = included.map((i) => i.job.name);
+      try {
+        await this.#o.announce(text);
+        announced.push(text);
+        logger.info({ jobs: names }, 'jenkins: announced');
+      } catch (error) {
+        logger.error(
+          { jobs: names, err: (error as Error).message },
+          'jenkins: announcement failed; retried next poll',
+        );
+        // Keep these jobs' previous state: they are announced at the next poll.
+        const held = new Set(names);
+        pending = updates.filter((row) => !held.has(row.name));
+      }
+    }
+    for (const row of pending) {
       await this.#db
         .insertInto('jenkins_job')
         .values(row)
@@ -308,7 +350,13 @@ export class JenkinsWatcher {
         )
         .execute();
     }
-    return { status: 'ok', announced, jobs: jobs.length, ...(baseline ? { baseline: true } : {}) };
+    return {
+      status: 'ok',
+      announced,
+      jobs: jobs.length,
+      ...(announced.length > 0 ? { jobsAnnounced: included.map((i) => i.job.name) } : {}),
+      ...(baseline ? { baseline: true } : {}),
+    };
   }
 
   /** Polls now, then every `intervalS`, until {@link stop}. */

@@ -32,13 +32,7 @@ import { AmiRunner } from '../calls/live.ts';
 import type { EventContext, Reporter } from '../calls/reporter.ts';
 import { type ConfigProblem, redactUrl } from '../config/load.ts';
 import type { AmiServerConfig, Config } from '../config/schema.ts';
-import {
-  createLogger,
-  createServer,
-  parseListen,
-  Readiness,
-  type SwitchboardServer,
-} from '../http/server.ts';
+import { createLogger, createServer, Readiness, type SwitchboardServer } from '../http/server.ts';
 import { createMetrics, type Metrics } from '../metrics.ts';
 import type { SseStream } from '../sinks/sse.ts';
 import { type WebhookEvent, WebhookSink } from '../sinks/webhook.ts';
@@ -393,7 +387,7 @@ export function createService(options: ServiceOptions): Service {
       ...(options.sseKeepAliveMs === undefined ? {} : { sseKeepAliveMs: options.sseKeepAliveMs }),
     });
     for (const module of modules) await module.register?.(server.app, context);
-    const address = await server.listen(httpListenAddress(config));
+    const address = await server.listen();
     log.info({ url: address.url }, 'HTTP server listening');
 
     // 6. Registered, then AMI in the background, then the modules.
@@ -482,21 +476,4 @@ export function createService(options: ServiceOptions): Service {
       return stopping;
     },
   };
-}
-
-/** The default of `http.listen` (see src/config/schema.ts). */
-const DEFAULT_LISTEN = '127.0.0.1:8080';
-
-/**
- * Where the HTTP server listens: `http.listen`, except when Gong's API is the only seed API
- * enabled (`announce.enabled`, `callout.enabled` and `push.enabled` false) and `http.listen`
- * is left at its default: then Gong's port (`announce.port`, default 9600) on the same host,
- * so Gong's existing clients work unchanged.
- */
-export function httpListenAddress(config: Config): string {
-  const gongOnly = config.announce.enabled && !config.callout.enabled && !config.push.enabled;
-  if (!gongOnly || config.http.listen !== DEFAULT_LISTEN || config.announce.port === 0) {
-    return config.http.listen;
-  }
-  return `${parseListen(config.http.listen).host}:${config.announce.port}`;
 }

@@ -4,7 +4,8 @@
  *
  * Source: Asterisk `pbx_spool.c` and the sample `call-file` documentation: `Channel`,
  * `CallerID`, `MaxRetries`, `RetryTime`, `WaitTime`, `Context`/`Extension`/`Priority` or
- * `Application`/`Data`, `Set: NAME=value`, `Account`, `Archive`. Asterisk scans
+ * `Application`/`Data`, `Setvar: NAME=value` (Asterisk 1.2 and later also read `Set:`; every
+ * version, and Gong's call files, use `Setvar:`), `Account`, `Archive`. Asterisk scans
  * `/var/spool/asterisk/outgoing`; a file whose modification time is in the future is held
  * back until then. It must appear complete and at once: written elsewhere on the same
  * filesystem, then renamed into the spool directory (Asterisk's own advice).
@@ -47,7 +48,7 @@ export interface CallFileSpec {
   application?: string;
   /** Arguments of `application` (checked like a variable value). */
   data?: string;
-  /** Channel variables, written as `Set: NAME=value` lines (checked by `validateVariables`). */
+  /** Channel variables, written as `Setvar: NAME=value` lines (checked by `validateVariables`). */
   variables?: Readonly<Record<string, string>>;
   /** CDR account code. */
   account?: string;
@@ -102,7 +103,7 @@ export function renderCallFile(spec: CallFileSpec): string {
     lines.push(`Priority: ${validateDialplanName(String(spec.priority ?? 1), 'priority')}`);
   }
   for (const assignment of validateVariables(spec.variables ?? {}))
-    lines.push(`Set: ${assignment}`);
+    lines.push(`Setvar: ${assignment}`);
   if (spec.account !== undefined && spec.account !== '') {
     lines.push(`Account: ${validateDialplanName(spec.account, 'account')}`);
   }

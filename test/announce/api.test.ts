@@ -46,7 +46,7 @@ describe('Gong API with Originate playback (PBX simulator)', () => {
         { name: `a.${format}`, path: sine(dir, format) },
       );
       assert.equal(res.status, 200, JSON.stringify(res.body));
-      const row = await s.module.instance?.repository.get(res.body.id as number);
+      const row = await s.module.instance?.repository.find(res.body.id as string);
       assert.ok(row);
       const info = soxi(row.audio_path);
       assert.deepEqual([info.rate, info.channels, info.bits], [8000, 1, 16]);
@@ -68,7 +68,7 @@ describe('Gong API with Originate playback (PBX simulator)', () => {
         { name: 'a.wav', path: audio },
       );
       assert.equal(res.status, 200, JSON.stringify(res.body));
-      return res.body as { id: number; start: string };
+      return res.body as { id: string; start: string };
     };
     // Slot = 1.5 s audio + 2 s ring + 1 s gap = 4.5 s.
     const b = await add(10, 'b');
@@ -135,8 +135,8 @@ describe('Gong API with Originate playback (PBX simulator)', () => {
       language: 'en',
     });
     assert.equal(res.status, 200, JSON.stringify(res.body));
-    const id = res.body.id as number;
-    const row = await s.module.instance?.repository.get(id);
+    const id = res.body.id as string;
+    const row = await s.module.instance?.repository.find(id);
     assert.ok(row);
     // Generous budgets: TTS synthesis + conversion on a loaded 2-core machine can take seconds.
     await sim.waitForAction('Originate', () => sim.originates().length > before, 30_000);

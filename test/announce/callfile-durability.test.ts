@@ -35,12 +35,12 @@ describe('call-file playback', () => {
         description: 'lunch',
       });
       assert.equal(res.status, 200, JSON.stringify(res.body));
-      const id = res.body.id as number;
+      const id = res.body.id as string;
       const file = join(spool, `announce-${id}.call`);
       await until(() =>
         readdirSync(spool, { withFileTypes: true }).length > 0 ? true : undefined,
       );
-      const row = await s.module.instance?.repository.get(id);
+      const row = await s.module.instance?.repository.find(id);
       assert.ok(row);
       assert.deepEqual(readdirSync(spool), [`announce-${id}.call`]);
       const content = readFileSync(file, 'utf8');
@@ -55,8 +55,8 @@ describe('call-file playback', () => {
           'Context: switchboard-announce',
           'Extension: s',
           'Priority: 1',
-          `Set: SWITCHBOARD_MESSAGE=${row.audio_path.replace(/\.wav$/, '')}`,
-          `Set: SWITCHBOARD_CALL_ID=announce-${id}-1`,
+          `Setvar: SWITCHBOARD_MESSAGE=${row.audio_path.replace(/\.wav$/, '')}`,
+          `Setvar: SWITCHBOARD_CALL_ID=announce-${id}-1`,
           '',
         ].join('\n'),
       );
@@ -133,7 +133,7 @@ for (const kind of ['sqlite', 'postgres'] as const) {
       await repo.db
         .updateTable('announce_message')
         .set({ status: 'playing', lease_owner: 'dead', lease_until: Date.now() - 1 })
-        .where('id', '=', c.body.id as number)
+        .where('public_id', '=', c.body.id as string)
         .execute();
       first = undefined;
       await s.close();
@@ -143,7 +143,7 @@ for (const kind of ['sqlite', 'postgres'] as const) {
       await (db.db as typeof repo.db)
         .updateTable('announce_message')
         .set({ requested_at: now, due_at: now })
-        .where('id', 'in', [a.body.id as number, b.body.id as number])
+        .where('public_id', 'in', [a.body.id as string, b.body.id as string])
         .execute();
       await db.close();
       s = await start(opts);

@@ -83,11 +83,13 @@ export function announceYaml(dir: string, extra = ''): string {
   return `announce:
   soundsDir: ${join(dir, 'sounds')}
   spoolDir: ${join(dir, 'spool', 'outgoing')}
+  dialString: PJSIP/{extension}
   extension: '42300'
   allowedExtensions: ['_423XX', '_5XX']
   ringTimeS: 2
   gapS: 1
   leadingSilenceMs: 500
+  defaultLeadingSilenceMs: 500
   uploadLimitBytes: 1000000
   textLimitChars: 300
   maxRetries: 1
@@ -146,7 +148,7 @@ export async function postForm(
 }
 
 export interface ApiMessage {
-  id: number;
+  id: string;
   description: string;
   start: string;
   extension: string;
@@ -186,4 +188,104 @@ export function localStart(ms: number): string {
   const d = new Date(ms);
   const p = (n: number) => String(n).padStart(2, '0');
   return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())}T${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`;
+}
+
+/**
+ * Seconds of silence at the start of a 16-bit PCM WAV (first sample with |x| > 64, as the
+ * converted announcement files: 8 kHz mono).
+ */
+export function leadingSilenceS(file: string): number {
+  const wav = readFileSync(file);
+  let offset = 12;
+  let rate = 8000;
+  let channels = 1;
+  while (offset + 8 <= wav.length) {
+    const id = wav.toString('latin1', offset, offset + 4);
+    const size = wav.readUInt32LE(offset + 4);
+    if (id === 'fmt ') {
+      channels = wav.readUInt16LE(offset + 10);
+      rate = wav.readUInt32LE(offset + 12);
+    } else if (id === 'data') {
+      const start = offset + 8;
+      const end = Math.min(wav.length, start + size);
+      for (let i = start; i + 1 < end; i += 2) {
+        if (Math.abs(wav.readInt16LE(i)) > 64) return (i - start) / 2 / channels / rate;
+      }
+      return (end - start) / 2 / channels / rate;
+    }
+    offset += 8 + size + (size % 2);
+  }
+  throw new Error(`${file}: no data chunk`);
+}
+
+/** Where the original Gong is mirrored (git dir), for the tests that read its files. */
+export const XGONG_GIT_DIR =
+  process.env.SWITCHBOARD_XGONG_GIT_DIR ?? '/work/.mirror/wazo-platform+xgong/repo';
+
+/** A file of the original Gong (`git show HEAD:<path>`), or undefined when not mirrored. */
+export function xgongFile(path: string): string | undefined {
+  try {
+    return execFileSync('git', ['--git-dir', XGONG_GIT_DIR, 'show', `HEAD:${path}`], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'ignore'],
+    });
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Gong's dialplan contract, what its `[xgong]` context (`etc/asterisk/extensions_extra.d/
+ * xgong.conf`) needs from a call file: the context, its extension (priority 1), the channel
+ * variable it plays, and the file it removes afterwards through `System()` (a shell).
+ * Read from the mirrored original when available, else the values it has (context `xgong`,
+ * `s`, `Playback(${AUDIO_FILE})`, `System(rm ${AUDIO_FILE}.wav)`).
+ */
+export function gongDialplanContract(): {
+  source: 'mirror' | 'known';
+  context: string;
+  exten: string;
+  variable: string;
+  removes: string;
+} {
+  const conf = xgongFile('xgong/etc/asterisk/extensions_extra.d/xgong.conf');
+  if (conf === undefined) {
+    return {
+      source: 'known',
+      context: 'xgong',
+      exten: 's',
+      variable: 'AUDIO_FILE',
+      // biome-ignore lint/suspicious/noTemplateCurlyInString: a dialplan variable
+      removes: '${AUDIO_FILE}.wav',
+    };
+  }
+  const context = /^\[([^\]]+)\]/m.exec(conf)?.[1];
+  const exten = /^exten\s*=>\s*([^,]+),1,/m.exec(conf)?.[1];
+  const variable = /Playback\(\$\{([A-Za-z0-9_]+)\}\)/.exec(conf)?.[1];
+  const removes = /System\(rm ([^)]+)\)/.exec(conf)?.[1];
+  if (!context || !exten || !variable || !removes) throw new Error('xgong.conf: unexpected shape');
+  return { source: 'mirror', context, exten, variable, removes };
+}
+
+/** Sends raw bytes to `port` and resolves with the raw HTTP answer (the server closes). */
+export async function rawHttp(port: number, request: Buffer): Promise<string> {
+  const { connect } = await import('node:net');
+  return new Promise((resolve, reject) => {
+    const socket = connect(port, '127.0.0.1');
+    let out = '';
+    socket.setEncoding('utf8');
+    socket.on('data', (chunk: string) => {
+      out += chunk;
+      // One answer: headers plus Content-Length bytes of body.
+      const split = out.indexOf('\r\n\r\n');
+      const length = /\r\ncontent-length: (\d+)/i.exec(out.slice(0, split));
+      if (split >= 0 && length && Buffer.byteLength(out.slice(split + 4)) >= Number(length[1])) {
+        socket.end();
+        resolve(out);
+      }
+    });
+    socket.on('error', reject);
+    socket.on('end', () => resolve(out));
+    socket.write(request);
+  });
 }

@@ -135,12 +135,15 @@ describe('hostile uploads and extensions (Originate playback, PBX simulator)', (
       { name: 'a.m3u', path: sine(dir, 'wav') },
     );
     assert.equal(res.status, 200, JSON.stringify(res.body));
-    const row = await s.module.instance?.repository.get(res.body.id as number);
+    const row = await s.module.instance?.repository.find(res.body.id as string);
     assert.ok(row);
     const info = soxi(row.audio_path);
     assert.deepEqual([info.rate, info.channels, info.bits], [8000, 1, 16]);
     assert.ok(Math.abs(info.durationS - 1.5) < 0.05, `duration ${info.durationS}`);
-    assert.equal((await fetch(`${s.url}/messages/${row.id}`, { method: 'DELETE' })).status, 200);
+    assert.equal(
+      (await fetch(`${s.url}/messages/${row.public_id}`, { method: 'DELETE' })).status,
+      200,
+    );
   });
 
   test('MP3, Ogg, FLAC and AIFF uploads named x.bin are detected and converted', async () => {
@@ -151,12 +154,15 @@ describe('hostile uploads and extensions (Originate playback, PBX simulator)', (
         { name: 'x.bin', path: sine(dir, format) },
       );
       assert.equal(res.status, 200, `${format}: ${JSON.stringify(res.body)}`);
-      const row = await s.module.instance?.repository.get(res.body.id as number);
+      const row = await s.module.instance?.repository.find(res.body.id as string);
       assert.ok(row);
       const info = soxi(row.audio_path);
       assert.deepEqual([info.rate, info.channels, info.bits], [8000, 1, 16], format);
       assert.ok(Math.abs(info.durationS - 1.5) < 0.1, `${format}: duration ${info.durationS}`);
-      assert.equal((await fetch(`${s.url}/messages/${row.id}`, { method: 'DELETE' })).status, 200);
+      assert.equal(
+        (await fetch(`${s.url}/messages/${row.public_id}`, { method: 'DELETE' })).status,
+        200,
+      );
     }
     assert.deepEqual(files(uploads), []);
   });
@@ -326,15 +332,15 @@ for (const kind of ['sqlite', 'postgres'] as const) {
 }
 
 describe('call-file playback needs the spool directory (announce.spoolDir)', () => {
-  test('a missing spool directory refuses the start with one line naming the key', async () => {
+  test('playback: callfile with a missing spool directory refuses the start with one line naming the key', async () => {
     const dir = tempDir('sb-spool-');
-    const config = testConfig({}, announceYaml(dir));
+    const config = testConfig({}, announceYaml(dir, '  playback: callfile\n'));
     config.push.enabled = false;
     const service = createService({ config, modules: [announceServiceModule({ pollMs: 100 })] });
     await assert.rejects(service.start(), (error: Error) => {
       assert.equal(
         error.message,
-        `announce.spoolDir: ${join(dir, 'spool', 'outgoing')} does not exist (announce.playback is auto and no AMI server is configured, so messages are call files; create it, or set announce.enabled: false)`,
+        `announce.spoolDir: ${join(dir, 'spool', 'outgoing')} does not exist (announce.playback is callfile; create it, or set announce.enabled: false)`,
       );
       return true;
     });
@@ -345,7 +351,7 @@ describe('call-file playback needs the spool directory (announce.spoolDir)', () 
     const file = join(dir, 'switchboard.yaml');
     writeFileSync(
       file,
-      `log:\n  level: warn\ndatabase:\n  url: ${join(dir, 'db.sqlite')}\n${announceYaml(dir)}`,
+      `log:\n  level: warn\ndatabase:\n  url: ${join(dir, 'db.sqlite')}\n${announceYaml(dir, '  playback: callfile\n')}`,
     );
     const cli = startCli(
       ['serve', '--config', file, '--listen', '127.0.0.1:0'],

@@ -89,6 +89,7 @@ for (const kind of ['sqlite', 'postgres'] as const) {
       const base = Date.now() + 86_400_000;
       const rows = Array.from({ length: 10_000 }, (_, i) => ({
         ...message(base + (i % 97) * 1000),
+        public_id: `bulk-${i}`,
         due_at: base + (i % 97) * 1000,
         status: 'scheduled',
         outcome: '',

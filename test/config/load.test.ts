@@ -38,7 +38,7 @@ describe('loadConfig: defaults', () => {
     assert.equal(config.push.budgetMs, 4000);
     assert.equal(config.push.intervalMs, 1000);
     assert.equal(config.push.maxPushes, 3);
-    assert.equal(config.announce.port, 9600);
+    assert.equal(config.announce.listen, '127.0.0.1:9600');
     assert.equal(config.amqp.exchange, 'xivo');
   });
 

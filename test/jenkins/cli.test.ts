@@ -129,6 +129,7 @@ jenkins:
       status: 'ok',
       announced: ['Jenkins job team api tests has failed.'],
       jobs: 2,
+      jobsAnnounced: ['team/api_tests'],
     });
     assert.deepEqual(gong.posts, [
       { text: 'Jenkins job team api tests has failed.', extension: '42399', language: 'en' },

@@ -42,7 +42,14 @@ function tree(colors: Map<string, string>, base: string) {
   return { _class: 'hudson.model.Hudson', jobs: root };
 }
 
-export async function startFakeJenkins(initial: Record<string, string>): Promise<FakeJenkins> {
+/**
+ * Starts the fake. `auth: false` answers without Basic auth (xgong-jenkins sends none);
+ * `/api/json` is answered with or without `tree=` (xgong-jenkins asks without).
+ */
+export async function startFakeJenkins(
+  initial: Record<string, string>,
+  options: { auth?: boolean } = {},
+): Promise<FakeJenkins> {
   const colors = new Map(Object.entries(initial));
   const requests: string[] = [];
   let server: Server;
@@ -58,11 +65,11 @@ export async function startFakeJenkins(initial: Record<string, string>): Promise
   server = createServer((req, res) => {
     requests.push(req.url ?? '');
     const expected = `Basic ${Buffer.from(`${JENKINS_USER}:${JENKINS_TOKEN}`).toString('base64')}`;
-    if (req.headers.authorization !== expected) {
+    if (options.auth !== false && req.headers.authorization !== expected) {
       res.writeHead(401, { 'www-authenticate': 'Basic realm="Jenkins"' }).end();
       return;
     }
-    if (!req.url?.startsWith('/api/json?tree=')) {
+    if (req.url !== '/api/json' && !req.url?.startsWith('/api/json?tree=')) {
       res.writeHead(404).end();
       return;
     }

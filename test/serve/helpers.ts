@@ -67,6 +67,8 @@ export function testConfig(
   });
   config.log.level = 'silent';
   config.http.docs = true;
+  // Tests run in parallel: never Gong's fixed port 9600 (announce.listen), a free one instead.
+  if (config.announce.listen === '127.0.0.1:9600') config.announce.listen = '127.0.0.1:0';
   if (overrides.exchange !== undefined) config.amqp.exchange = overrides.exchange;
   if (overrides.name !== undefined) config.instance.name = overrides.name;
   for (const server of config.ami.servers) {

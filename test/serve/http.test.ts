@@ -4,8 +4,7 @@ import assert from 'node:assert/strict';
 import { createServer, type IncomingMessage } from 'node:http';
 import { after, describe, test } from 'node:test';
 import type { BusMessage } from '../../src/bus/bus.ts';
-import { loadConfig } from '../../src/config/load.ts';
-import { createService, httpListenAddress, type Service } from '../../src/serve/service.ts';
+import { createService, type Service } from '../../src/serve/service.ts';
 import { verifySignature } from '../../src/sinks/webhook.ts';
 import { fakePbx, fixtureEvents, readSse, testConfig, until } from './helpers.ts';
 
@@ -248,21 +247,5 @@ describe('serve with the embedded PBX simulator', () => {
     } finally {
       await service.stop();
     }
-  });
-});
-
-describe('Gong compatibility port', () => {
-  test("Gong's API alone on the default listen address moves to announce.port (9600)", () => {
-    const gongOnly = loadConfig({
-      text: 'callout: {enabled: false}\npush: {enabled: false}\n',
-      env: {},
-    });
-    assert.equal(httpListenAddress(gongOnly), '127.0.0.1:9600');
-    const explicit = loadConfig({
-      text: 'http: {listen: "0.0.0.0:7000"}\ncallout: {enabled: false}\npush: {enabled: false}\n',
-      env: {},
-    });
-    assert.equal(httpListenAddress(explicit), '0.0.0.0:7000');
-    assert.equal(httpListenAddress(loadConfig({ text: '', env: {} })), '127.0.0.1:8080');
   });
 });

@@ -5,6 +5,15 @@ import { join } from 'node:path';
 export const ROOT = join(import.meta.dirname, '..', '..');
 export const BIN = join(ROOT, 'bin', 'switchboard.js');
 
+/**
+ * The children's environment: this process's, plus `SWITCHBOARD_ANNOUNCE_LISTEN` on a free
+ * port unless set, so that `serve` processes of tests running in parallel never all bind
+ * Gong's fixed port 9600 (`announce.listen`).
+ */
+function childEnv(): NodeJS.ProcessEnv {
+  return { SWITCHBOARD_ANNOUNCE_LISTEN: '127.0.0.1:0', ...process.env };
+}
+
 export interface CliResult {
   code: number | null;
   stdout: string;
@@ -14,7 +23,11 @@ export interface CliResult {
 /** Runs `switchboard ...args` to completion, optionally feeding `stdin`. */
 export function runCli(args: readonly string[], stdin?: string): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], { cwd: ROOT, stdio: 'pipe' });
+    const child = spawn(process.execPath, [BIN, ...args], {
+      cwd: ROOT,
+      stdio: 'pipe',
+      env: childEnv(),
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
@@ -44,7 +57,11 @@ export function startCli(
   command: string[] = [process.execPath, BIN],
 ): RunningCli {
   const [exe, ...pre] = command as [string, ...string[]];
-  const child = spawn(exe, [...pre, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(exe, [...pre, ...args], {
+    cwd: ROOT,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: childEnv(),
+  });
   let stdout = '';
   let stderr = '';
   child.stdout?.setEncoding('utf8').on('data', (chunk: string) => {

@@ -178,6 +178,8 @@ export function serveConfigYaml(
     `  spoolDir: ${join(dir, 'spool')}`,
     `  soundsDir: ${join(dir, 'sounds')}`,
     '  extension: "100"',
+    // Tests run in parallel: never Gong's fixed port 9600 (announce.listen), a free one.
+    '  listen: "127.0.0.1:0"',
     'callout:',
     `  mediaDir: ${join(dir, 'callout')}`,
     'push:',

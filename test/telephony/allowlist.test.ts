@@ -180,7 +180,13 @@ describe('config check of the announce section', () => {
       checkServiceConfig(config(`announce:\n  extension: '42300'\n${jenkins('')}`)),
       [],
     );
-    assert.equal(checkServiceConfig(config(jenkins(''))).at(0)?.key, 'jenkins.extension');
+    // No ringer at all: announce.extension emptied and no jenkins.extension.
+    assert.equal(
+      checkServiceConfig(config(`announce:\n  extension: ''\n${jenkins('')}`)).at(0)?.key,
+      'jenkins.extension',
+    );
+    // The embedded default ringer (Gong's 42300@default) serves a watcher without extension.
+    assert.deepEqual(checkServiceConfig(config(jenkins(''))), []);
     // Not checked when the announce module is off (the watcher may post to another Gong).
     assert.deepEqual(
       checkServiceConfig(config(`announce:\n  enabled: false\n${jenkins('1')}`)),
