@@ -21,8 +21,9 @@ export type AmiEvent = AmiMessage & { Event: string };
  * `constructor`, `hasOwnProperty`, the `__proto__` accessor, ...): every name a PBX sends is
  * an own data property, every other name is `undefined`, and nothing can be added to the
  * prototype. An empty prototype rather than none because V8 keeps objects created with
- * `Object.create(null)` or `{ __proto__: null }` in dictionary mode, 20 to 50 times slower
- * to build than objects of a constructor (measured: bench/ami.ts).
+ * `Object.create(null)` or `{ __proto__: null }` in dictionary mode: on Node 24, a 16-key
+ * message built as `{ __proto__: null, ... }` took about 35 times as long as with a
+ * constructor, and its field reads are hash lookups.
  */
 export const MESSAGE_PROTOTYPE: object = Object.freeze(Object.create(null));
 
