@@ -117,7 +117,9 @@ function checkEvent(value: unknown): string | undefined {
   if (!Object.hasOwn(event, 'Event') || typeof event.Event !== 'string') {
     return 'event without an "Event" string';
   }
-  for (const key of Object.keys(event)) {
+  // for-in rather than Object.keys: no array per event (JSON.parse objects have only own
+  // enumerable keys).
+  for (const key in event) {
     const item = event[key];
     if (typeof item === 'string') continue;
     if (Array.isArray(item) && item.every((v) => typeof v === 'string')) continue;
