@@ -183,7 +183,10 @@ interface ServiceMetrics {
  * `event` of `switchboard_ami_events_received_total` a documented AMI event name or `other`
  * (`amiEventLabel`), `reason` and `kind` fixed sets, call events the engine's kinds.
  */
-function serviceMetrics(metrics: Metrics, engines: () => AmiRunner | undefined): ServiceMetrics {
+function serviceMetrics(
+  metrics: Metrics,
+  currentRunner: () => AmiRunner | undefined,
+): ServiceMetrics {
   const registry = metrics.registry;
   const reuse = <T>(name: string, make: () => T): T =>
     (registry.getSingleMetric(name) as T | undefined) ?? make();
@@ -197,7 +200,7 @@ function serviceMetrics(metrics: Metrics, engines: () => AmiRunner | undefined):
           labelNames: ['server'],
           registers: [registry],
           collect() {
-            const runner = engines();
+            const runner = currentRunner();
             if (runner === undefined) return;
             for (const [server, engine] of runner.engines) this.set({ server }, size(engine));
           },
