@@ -18,11 +18,14 @@ export {
   AmiAuthError,
   AmiDisconnectedError,
   AmiError,
+  AmiLimitError,
+  AmiMessageSkippedError,
+  type AmiSkipReason,
   AmiTimeoutError,
   AmiUrlError,
 } from './ami/errors.ts';
 export type { AmiEvent, AmiMessage } from './ami/message.ts';
-export { field, fields } from './ami/message.ts';
+export { field, fields, inheritsNothing, MESSAGE_PROTOTYPE } from './ami/message.ts';
 export { type AmiAction, AmiParser, AmiProtocolError, serializeAction } from './ami/protocol.ts';
 export {
   createRecordingWriter,

@@ -16,16 +16,24 @@ import {
   AmiAuthError,
   AmiDisconnectedError,
   AmiError,
+  AmiLimitError,
+  AmiMessageSkippedError,
   AmiTimeoutError,
   AmiUrlError,
 } from './errors.ts';
-import type { AmiEvent, AmiMessage } from './message.ts';
+import { type AmiEvent, type AmiMessage, field } from './message.ts';
 import {
   type AmiAction,
   AmiParser,
+  DEFAULT_MAX_HEADERS,
   DEFAULT_MAX_MESSAGE_BYTES,
   serializeAction,
 } from './protocol.ts';
+
+/** Default {@link AmiClientOptions.maxPendingActions}. */
+export const DEFAULT_MAX_PENDING_ACTIONS = 10_000;
+/** Default {@link AmiClientOptions.maxEventListEvents}. */
+export const DEFAULT_MAX_EVENT_LIST_EVENTS = 100_000;
 
 /** Reconnect backoff: delay before attempt n (0-based) is `random() * min(maxDelayMs, initialDelayMs * factor^n)` ("full jitter"). */
 export interface AmiBackoffOptions {
@@ -72,8 +80,24 @@ export interface AmiClientOptions {
    * (the service's "start, report not ready, keep retrying"). A refused login always rejects.
    */
   retryInitialConnect?: boolean;
-  /** Largest accepted AMI message, in bytes. Default 1 MiB. */
+  /**
+   * Largest accepted AMI message, in bytes; a bigger one is skipped (`'skipped'` event,
+   * reason `too_large`) and the connection stays up. Default 1 MiB.
+   */
   maxMessageBytes?: number;
+  /** Most lines in one message; beyond, the message is skipped (`too_many_headers`). Default 10,000. */
+  maxHeaders?: number;
+  /**
+   * Most actions waiting for their answer at once; beyond, {@link AmiClient.action} rejects
+   * at once with {@link AmiLimitError} (nothing is sent). Default 10,000.
+   */
+  maxPendingActions?: number;
+  /**
+   * Most events collected for one action's event list (e.g. `CoreShowChannels`); a longer
+   * list rejects the action with {@link AmiLimitError} and its remaining events are
+   * ordinary events. Default 100,000.
+   */
+  maxEventListEvents?: number;
   /** Random source in [0, 1) for the backoff jitter (tests). Default `Math.random`. */
   random?: () => number;
 }
@@ -111,6 +135,11 @@ export interface AmiClientEvents {
   disconnect: [server: string, error: Error | undefined];
   /** Connection-level problems (refused connection, protocol error, refused login). Only emitted when a listener exists. */
   error: [error: Error, server: string];
+  /**
+   * A message was skipped (too large, too many lines, or its handling threw); the connection
+   * stays up and the next messages are processed. Counted in {@link AmiClient.skippedMessages}.
+   */
+  skipped: [error: AmiMessageSkippedError, server: string];
 }
 
 /** Options of {@link AmiClient.events} / {@link AmiPool.events}. */
@@ -374,10 +403,6 @@ interface Pending {
 
 type State = 'idle' | 'connecting' | 'connected' | 'waiting' | 'closed';
 
-function first(value: string | string[] | undefined): string | undefined {
-  return typeof value === 'string' || value === undefined ? value : value[0];
-}
-
 /**
  * A connection to one Asterisk server.
  *
@@ -416,7 +441,11 @@ export class AmiClient extends EventEmitter<AmiClientEvents> {
   readonly #backoff: AmiBackoffOptions;
   readonly #retryInitial: boolean;
   readonly #maxMessageBytes: number;
+  readonly #maxHeaders: number;
+  readonly #maxPending: number;
+  readonly #maxListEvents: number;
   readonly #random: () => number;
+  #skipped = 0;
   readonly #idPrefix = randomBytes(4).toString('hex');
   #idCounter = 0;
   #state: State = 'idle';
@@ -447,6 +476,9 @@ export class AmiClient extends EventEmitter<AmiClientEvents> {
     this.#backoff = { ...options.reconnect };
     this.#retryInitial = options.retryInitialConnect ?? false;
     this.#maxMessageBytes = options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
+    this.#maxHeaders = options.maxHeaders ?? DEFAULT_MAX_HEADERS;
+    this.#maxPending = options.maxPendingActions ?? DEFAULT_MAX_PENDING_ACTIONS;
+    this.#maxListEvents = options.maxEventListEvents ?? DEFAULT_MAX_EVENT_LIST_EVENTS;
     this.#random = options.random ?? Math.random;
     this.name = options.name ?? `${this.#host}:${this.#port}`;
   }
@@ -459,6 +491,11 @@ export class AmiClient extends EventEmitter<AmiClientEvents> {
   /** Number of actions waiting for their answer. */
   get pendingActions(): number {
     return this.#pending.size;
+  }
+
+  /** Messages skipped so far (see the `'skipped'` event), over every connection. */
+  get skippedMessages(): number {
+    return this.#skipped;
   }
 
   /**
@@ -489,6 +526,8 @@ export class AmiClient extends EventEmitter<AmiClientEvents> {
    * @throws {AmiTimeoutError} no complete answer within `timeoutMs`.
    * @throws {AmiDisconnectedError} not logged in, or the connection dropped before the answer.
    * @throws {AmiProtocolError} a key or value contains CR/LF (nothing is sent).
+   * @throws {AmiLimitError} `maxPendingActions` actions already wait (nothing is sent), or
+   *   the answer's event list grew beyond `maxEventListEvents`.
    */
   action(action: AmiAction, options: AmiActionOptions = {}): Promise<AmiActionResult> {
     if (!this.#loggedIn) {
@@ -557,6 +596,15 @@ export class AmiClient extends EventEmitter<AmiClientEvents> {
     if (socket === undefined || socket.destroyed) {
       return Promise.reject(new AmiDisconnectedError(this.name));
     }
+    if (this.#pending.size >= this.#maxPending) {
+      return Promise.reject(
+        new AmiLimitError(
+          this.name,
+          action.Action,
+          `AMI action ${action.Action} on ${this.name} refused: ${this.#pending.size} actions already wait for an answer (maxPendingActions)`,
+        ),
+      );
+    }
     const id = this.#nextId();
     let text: string;
     try {
@@ -600,10 +648,24 @@ export class AmiClient extends EventEmitter<AmiClientEvents> {
     }, this.#connectTimeoutMs);
     const parser = new AmiParser({
       maxMessageBytes: this.#maxMessageBytes,
+      maxHeaders: this.#maxHeaders,
       onBanner: (banner) => {
         this.banner = banner;
       },
-      onMessage: (message) => this.#dispatch(message),
+      onMessage: (message) => {
+        // One message that cannot be handled never costs the connection nor the rest of
+        // the chunk: it is skipped, counted and reported.
+        try {
+          this.#dispatch(message);
+        } catch (error) {
+          const detail = error instanceof Error ? error.message : String(error);
+          this.#skip(new AmiMessageSkippedError(this.name, 'handler_failed', detail, error));
+        }
+      },
+      onError: (error) => {
+        const reason = error.code === 'TOO_MANY_HEADERS' ? 'too_many_headers' : 'too_large';
+        this.#skip(new AmiMessageSkippedError(this.name, reason, error.message, error));
+      },
     });
     let closeError: Error | undefined;
     socket.on(this.#tls === false ? 'connect' : 'secureConnect', () => {
@@ -620,6 +682,8 @@ export class AmiClient extends EventEmitter<AmiClientEvents> {
       );
     });
     socket.on('data', (chunk: Buffer) => {
+      // The parser reports bad messages to onError and does not throw; anything else
+      // thrown here is a bug, and a fresh connection is the safest way out of it.
       try {
         parser.push(chunk);
       } catch (error) {
@@ -643,7 +707,7 @@ export class AmiClient extends EventEmitter<AmiClientEvents> {
     try {
       if (this.#auth === 'md5') {
         const { response } = await this.#send({ Action: 'Challenge', AuthType: 'MD5' }, timeoutMs);
-        const challenge = first(response.Challenge) ?? '';
+        const challenge = field(response, 'Challenge') ?? '';
         const key = createHash('md5')
           .update(challenge + this.#secret)
           .digest('hex');
@@ -739,6 +803,15 @@ export class AmiClient extends EventEmitter<AmiClientEvents> {
     if (this.listenerCount('error') > 0) this.emit('error', error, this.name);
   }
 
+  #skip(error: AmiMessageSkippedError): void {
+    this.#skipped++;
+    try {
+      this.emit('skipped', error, this.name);
+    } catch {
+      // A failing 'skipped' listener must not bring back what skipping avoids.
+    }
+  }
+
   #startPing(): void {
     if (this.#pingIntervalMs <= 0) return;
     this.#pingTimer = setInterval(() => {
@@ -768,35 +841,49 @@ export class AmiClient extends EventEmitter<AmiClientEvents> {
 
   #dispatch(message: AmiMessage): void {
     const event = message.Event;
-    const rawId = message.ActionID;
+    const id = field(message, 'ActionID');
     if (event !== undefined) {
-      if (rawId !== undefined && this.#pending.size > 0) {
-        const pending = this.#pending.get(first(rawId) as string);
+      if (id !== undefined && this.#pending.size > 0) {
+        const pending = this.#pending.get(id);
         if (pending?.events !== undefined) {
-          pending.events.push(message as AmiEvent);
-          const list = first(message.EventList);
+          const list = field(message, 'EventList');
           if (list === 'Complete' || list === 'Cancelled') {
-            this.#settle(first(rawId) as string, pending);
+            pending.events.push(message as AmiEvent);
+            this.#settle(id, pending);
             pending.resolve({ response: pending.response as AmiMessage, events: pending.events });
+            return;
           }
-          return;
+          if (pending.events.length >= this.#maxListEvents) {
+            // A list that never ends (or is absurdly long): stop collecting it. Its further
+            // events are ordinary events from now on.
+            this.#settle(id, pending);
+            pending.reject(
+              new AmiLimitError(
+                this.name,
+                pending.action,
+                `AMI action ${pending.action} on ${this.name}: event list longer than ${this.#maxListEvents} events (maxEventListEvents)`,
+              ),
+            );
+          } else {
+            pending.events.push(message as AmiEvent);
+            return;
+          }
         }
       }
       this.emit('event', message as AmiEvent, this.name);
       if (this.#hub.active) this.#hub.push(message as AmiEvent, this.name);
       return;
     }
-    if (rawId === undefined) return;
-    const id = first(rawId) as string;
+    if (id === undefined) return;
     const pending = this.#pending.get(id);
     if (pending === undefined || pending.events !== undefined) return; // late or unknown
-    const response = first(message.Response);
+    const response = field(message, 'Response');
     if (response === 'Error') {
       this.#settle(id, pending);
       pending.reject(new AmiActionError(this.name, pending.action, message));
       return;
     }
-    const list = first(message.EventList);
+    const list = field(message, 'EventList');
     if (list !== undefined && list.toLowerCase() === 'start') {
       pending.response = message;
       pending.events = [];
@@ -840,6 +927,7 @@ export class AmiPool extends EventEmitter<AmiClientEvents> {
       });
       client.on('connect', (server) => this.emit('connect', server));
       client.on('disconnect', (server, error) => this.emit('disconnect', server, error));
+      client.on('skipped', (error, server) => this.emit('skipped', error, server));
       client.on('error', (error, server) => {
         if (this.listenerCount('error') > 0) this.emit('error', error, server);
       });

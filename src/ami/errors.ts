@@ -78,6 +78,49 @@ export class AmiDisconnectedError extends AmiError {
   }
 }
 
+/** Why {@link AmiMessageSkippedError} skipped a message. */
+export type AmiSkipReason =
+  /** Larger than `maxMessageBytes` (the parser's `MESSAGE_TOO_LARGE`). */
+  | 'too_large'
+  /** More lines than `maxHeaders` (the parser's `TOO_MANY_HEADERS`). */
+  | 'too_many_headers'
+  /** Handling the message threw (the client's dispatch or an `'event'` listener). */
+  | 'handler_failed';
+
+/**
+ * One message from the server could not be handled and was skipped; the connection stays up
+ * and the following messages are processed. Emitted as the client's `'skipped'` event. The
+ * message names the reason (and the handler's error), never field values.
+ */
+export class AmiMessageSkippedError extends AmiError {
+  /** Why the message was skipped. */
+  readonly reason: AmiSkipReason;
+  constructor(server: string, reason: AmiSkipReason, detail: string, cause?: unknown) {
+    super(
+      `AMI message from ${server} skipped (${reason}): ${detail}`,
+      server,
+      cause === undefined ? undefined : { cause },
+    );
+    this.name = 'AmiMessageSkippedError';
+    this.reason = reason;
+  }
+}
+
+/**
+ * An action refused by a bound of the client, never sent or no longer followed: too many
+ * actions waiting for an answer (`maxPendingActions`), or an event list longer than
+ * `maxEventListEvents`.
+ */
+export class AmiLimitError extends AmiError {
+  /** Name of the action. */
+  readonly action: string;
+  constructor(server: string, action: string, message: string) {
+    super(message, server);
+    this.name = 'AmiLimitError';
+    this.action = action;
+  }
+}
+
 /** An AMI URL that cannot be used; the message never contains the secret. */
 export class AmiUrlError extends Error {
   constructor(message: string) {

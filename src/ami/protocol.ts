@@ -10,22 +10,28 @@
  * @module
  */
 import { StringDecoder } from 'node:string_decoder';
-import type { AmiMessage } from './message.ts';
+import { type AmiMessage, emptyMessage, MESSAGE_PROTOTYPE } from './message.ts';
 
 /** Default {@link AmiParserOptions.maxMessageBytes}: 1 MiB. */
 export const DEFAULT_MAX_MESSAGE_BYTES = 1024 * 1024;
+
+/** Default {@link AmiParserOptions.maxHeaders}: 10,000 lines (`Key: value` or output lines). */
+export const DEFAULT_MAX_HEADERS = 10_000;
 
 /** What went wrong in an {@link AmiProtocolError}. */
 export type AmiProtocolErrorCode =
   /** A message grew beyond `maxMessageBytes` before its terminating blank line. */
   | 'MESSAGE_TOO_LARGE'
+  /** A message has more than `maxHeaders` lines. */
+  | 'TOO_MANY_HEADERS'
   /** An action or message to serialize has a key or value with CR/LF, or a malformed key. */
   | 'INVALID_FIELD';
 
 /**
- * A violation of the AMI framing, raised by {@link AmiParser.push} (oversized message) and by
- * {@link serializeAction} / {@link serializeMessage} (header injection: CR or LF in a key or
- * value). Messages never include field values, so no secret can leak through them.
+ * A violation of the AMI framing, reported by {@link AmiParser} (oversized message, too many
+ * headers) and raised by {@link serializeAction} / {@link serializeMessage} (header injection:
+ * CR or LF in a key or value). Messages never include field values, so no secret can leak
+ * through them.
  */
 export class AmiProtocolError extends Error {
   /** Machine-readable reason. */
@@ -44,11 +50,24 @@ export interface AmiParserOptions {
   /** Called once with the banner line (e.g. `Asterisk Call Manager/11.0.0`), if one is sent. */
   onBanner?: (banner: string) => void;
   /**
-   * Largest accepted message in bytes (UTF-8, line endings included); a bigger one makes
-   * {@link AmiParser.push} throw {@link AmiProtocolError} `MESSAGE_TOO_LARGE` instead of
-   * buffering it. Default {@link DEFAULT_MAX_MESSAGE_BYTES}.
+   * Largest accepted message in bytes (UTF-8, line endings included); a bigger one is
+   * discarded ({@link AmiProtocolError} `MESSAGE_TOO_LARGE`) instead of buffered. Default
+   * {@link DEFAULT_MAX_MESSAGE_BYTES}.
    */
   maxMessageBytes?: number;
+  /**
+   * Most lines in one message (`Key: value` lines and command output lines); a message with
+   * more is discarded ({@link AmiProtocolError} `TOO_MANY_HEADERS`). Default
+   * {@link DEFAULT_MAX_HEADERS}.
+   */
+  maxHeaders?: number;
+  /**
+   * Called for every discarded message: the parser drops what it buffered of that message
+   * and every further line up to the blank line that ends it, then goes on with the next
+   * message. Without it, {@link AmiParser.push} throws the error instead (the rest of that
+   * chunk is lost; the parser still resumes at the next message boundary).
+   */
+  onError?: (error: AmiProtocolError) => void;
 }
 
 const END_COMMAND = '--END COMMAND--';
@@ -76,27 +95,31 @@ interface ShapeNode {
   readonly dup: boolean;
   /** Messages completed at this node so far (a builder is compiled at {@link COMPILE_AFTER}). */
   hits: number;
-  /** Builds the message from the values array: an object literal with this path's keys. */
-  build: ((values: string[]) => AmiMessage) | undefined;
+  /** Builds the message from the values array: a constructor storing this path's keys. */
+  build: MessageBuilder | undefined;
 }
 
 /** A shape gets its compiled builder after this many messages. */
 const COMPILE_AFTER = 3;
 
+/** A compiled message constructor: `new build(values)` is the message of one shape. */
+type MessageBuilder = new (values: string[]) => AmiMessage;
+
 /**
- * Compiles `values => ({"Key1": values[0], "Key2": values[1], ...})` for one key sequence.
- * Object literals get one hidden class per shape and internalized keys, about ten times
- * faster than adding properties one by one. Keys are embedded as JSON string literals (no
- * code injection possible) and `__proto__` as a computed key so that it stays an own data
- * property. Returns undefined where code generation is disabled.
+ * Compiles a constructor `function (v) { this["Key1"] = v[0]; this["Key2"] = v[1]; ... }`
+ * for one key sequence, with {@link MESSAGE_PROTOTYPE} as its prototype: messages of one
+ * shape share one hidden class and internalized keys, about ten times faster than adding
+ * properties one by one. Keys are embedded as JSON string literals (no code injection
+ * possible); since the prototype chain has no `__proto__` accessor, `this["__proto__"] = v`
+ * stores an own data property like any other key. Returns undefined where code generation is
+ * disabled.
  */
-function compileBuilder(keys: readonly string[]): ((values: string[]) => AmiMessage) | undefined {
-  const props = keys.map((key, i) => {
-    const literal = JSON.stringify(key);
-    return key === '__proto__' ? `[${literal}]: v[${i}]` : `${literal}: v[${i}]`;
-  });
+function compileBuilder(keys: readonly string[]): MessageBuilder | undefined {
+  const body = keys.map((key, i) => `this[${JSON.stringify(key)}] = v[${i}];`).join('\n');
   try {
-    return new Function('v', `return {${props.join(', ')}};`) as (values: string[]) => AmiMessage;
+    const build = new Function('v', body) as unknown as MessageBuilder;
+    build.prototype = MESSAGE_PROTOTYPE;
+    return build;
   } catch {
     return undefined;
   }
@@ -105,23 +128,18 @@ function compileBuilder(keys: readonly string[]): ((values: string[]) => AmiMess
 /** Bound on the shape trie (nodes); beyond it messages are built generically. */
 const MAX_SHAPE_NODES = 20_000;
 
+/**
+ * Longest key kept in the shape trie, in characters (real AMI keys have fewer than 40);
+ * messages with a longer key are built generically, so that the trie's memory stays bounded
+ * (at most {@link MAX_SHAPE_NODES} keys of this length).
+ */
+const MAX_SHAPE_KEY_CHARS = 128;
+
+/**
+ * Adds one `key: value` line to a message being built generically. `message` inherits
+ * nothing, so `message[key]` is only ever undefined, a string or an array of this message.
+ */
 function setField(message: AmiMessage, key: string, value: string): void {
-  if (key === '__proto__') {
-    // Never a prototype change: define (or extend) an own data property.
-    const own = Object.getOwnPropertyDescriptor(message, key)?.value as
-      | string
-      | string[]
-      | undefined;
-    const merged =
-      own === undefined ? value : typeof own === 'string' ? [own, value] : [...own, value];
-    Object.defineProperty(message, key, {
-      value: merged,
-      enumerable: true,
-      writable: true,
-      configurable: true,
-    });
-    return;
-  }
   const previous = message[key];
   if (previous === undefined) {
     message[key] = value;
@@ -140,23 +158,31 @@ function setField(message: AmiMessage, key: string, value: string): void {
  * - Bare `\n` line endings are accepted as well as `\r\n`.
  * - A key that repeats within one message keeps every value: the value becomes a `string[]`
  *   in wire order (see {@link AmiMessage}).
+ * - Every message inherits nothing ({@link MESSAGE_PROTOTYPE}): a key named like an
+ *   `Object.prototype` member (`toString`, `constructor`, `__proto__`, ...) is an ordinary
+ *   own field.
  * - `Response: Follows` with raw output (Asterisk <= 13) yields the output lines under the key
  *   `Output`, the same key Asterisk 14+ uses (a string for one line, an array for several);
  *   use `fields(message, 'Output')` to read both styles alike.
  * - The value is everything after `Key:` minus one leading space (no other trimming). Lines
  *   without a colon are ignored, except the banner (first line of the stream) and command
  *   output.
+ * - Bounded: a message over `maxMessageBytes` or `maxHeaders` is discarded up to its closing
+ *   blank line and reported to `onError`; the next message is parsed as usual. Memory per
+ *   connection stays below about `maxMessageBytes` plus the shape trie (bounded too).
  *
  * Speed: lines are found with `indexOf` (no regular expressions, no per-byte loops) and keys
- * are matched against a trie of the key sequences already seen, so a message is built by
- * cloning a template object and storing its values, without creating key strings.
+ * are matched against a trie of the key sequences already seen, so a message is built by a
+ * compiled constructor per shape, without creating key strings.
  */
 export class AmiParser {
   /** The banner line, once received. */
   banner: string | undefined;
   readonly #onMessage: (message: AmiMessage) => void;
   readonly #onBanner: ((banner: string) => void) | undefined;
+  readonly #onError: ((error: AmiProtocolError) => void) | undefined;
   readonly #maxBytes: number;
+  readonly #maxHeaders: number;
   readonly #decoder = new StringDecoder('utf8');
   /** Unterminated last line of the previous chunk. */
   #partial = '';
@@ -176,40 +202,56 @@ export class AmiParser {
   };
   #node: ShapeNode = this.#root;
   #nodeCount = 0;
-  /** The current message left the trie (too many shapes, or command output). */
+  /** The current message left the trie (too many shapes, long key, or command output). */
   #generic = false;
   #firstLine = true;
   #mode = NORMAL;
   #output: string[] = [];
+  /** Discarding a message that broke a bound: every line up to the next blank line. */
+  #skipping = false;
+  /** While skipping: the current (unterminated) line has seen a character other than CR. */
+  #skipDirty = false;
 
   constructor(options: AmiParserOptions) {
     this.#onMessage = options.onMessage;
     this.#onBanner = options.onBanner;
+    this.#onError = options.onError;
     this.#maxBytes = options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
+    this.#maxHeaders = options.maxHeaders ?? DEFAULT_MAX_HEADERS;
   }
 
   /**
    * Parses one chunk of the stream. Messages completed by this chunk are delivered
    * synchronously, before `push` returns.
    *
-   * @throws {AmiProtocolError} `MESSAGE_TOO_LARGE` when a message exceeds `maxMessageBytes`;
-   *   the parser then discards its buffered state (the connection should be dropped).
+   * @throws {AmiProtocolError} `MESSAGE_TOO_LARGE` / `TOO_MANY_HEADERS` when a message breaks
+   *   a bound and no `onError` is given (the message is discarded; the rest of the chunk is
+   *   lost).
    */
   push(chunk: Buffer | string): void {
     const s = typeof chunk === 'string' ? chunk : this.#decoder.write(chunk);
     let start = 0;
-    if (this.#partial.length > 0) {
+    if (this.#skipping) {
+      start = this.#skipLines(s, 0);
+      if (start === -1) return;
+    } else if (this.#partial.length > 0) {
       // Complete the carried line on its own, so that `s` stays a flat string.
       const nl = s.indexOf('\n');
       if (nl === -1) {
         this.#partial += s;
-        if (this.#messageChars + this.#partial.length > this.#maxBytes) this.#tooLarge();
+        if (this.#messageChars + this.#partial.length > this.#maxBytes) {
+          this.#discard('MESSAGE_TOO_LARGE', true);
+        }
         return;
       }
       const head = this.#partial + s.slice(0, nl + 1);
       this.#partial = '';
       this.#scan(head, 0);
       start = nl + 1;
+      if (this.#skipping) {
+        start = this.#skipLines(s, start);
+        if (start === -1) return;
+      }
     }
     this.#scan(s, start);
   }
@@ -228,7 +270,8 @@ export class AmiParser {
       const next = nl + 1;
       if (this.#mode !== NORMAL) {
         this.#specialLine(s, pos, end, next - pos);
-        pos = next;
+        pos = this.#skipping ? this.#skipLines(s, next) : next;
+        if (pos === -1) return;
         continue;
       }
       if (end === pos) {
@@ -250,7 +293,12 @@ export class AmiParser {
       }
       this.#firstLine = false;
       this.#messageChars += next - pos;
-      if (this.#messageChars > this.#maxBytes) this.#tooLarge();
+      if (this.#messageChars > this.#maxBytes || this.#depth >= this.#maxHeaders) {
+        this.#discard(this.#depth >= this.#maxHeaders ? 'TOO_MANY_HEADERS' : 'MESSAGE_TOO_LARGE');
+        pos = this.#skipLines(s, next);
+        if (pos === -1) return;
+        continue;
+      }
       const valueStart = colon + 1 < end && s.charCodeAt(colon + 1) === 32 ? colon + 2 : colon + 1;
       const value = s.slice(valueStart, end);
       const keyLength = colon - pos;
@@ -261,7 +309,7 @@ export class AmiParser {
         const last = node.last;
         let child = last !== undefined && last.key === sliced ? last : node.children.get(sliced);
         if (child === undefined) {
-          if (this.#nodeCount < MAX_SHAPE_NODES) {
+          if (this.#nodeCount < MAX_SHAPE_NODES && keyLength <= MAX_SHAPE_KEY_CHARS) {
             // A flat, internalized copy: a slice would keep the whole chunk alive.
             const copy = Object.keys({ [sliced]: 0 })[0] as string;
             this.#nodeCount++;
@@ -301,7 +349,34 @@ export class AmiParser {
     }
     if (pos < len) {
       this.#partial = pos === 0 ? s : s.slice(pos);
-      if (this.#messageChars + this.#partial.length > this.#maxBytes) this.#tooLarge();
+      if (this.#messageChars + this.#partial.length > this.#maxBytes) {
+        this.#discard('MESSAGE_TOO_LARGE', true);
+      }
+    }
+  }
+
+  /**
+   * While skipping a discarded message: drops lines up to and including the blank line that
+   * ends it. Returns the position after that blank line (skipping is over), or -1 when `s`
+   * ended first (skipping goes on with the next chunk).
+   */
+  #skipLines(s: string, from: number): number {
+    let pos = from;
+    while (true) {
+      const nl = s.indexOf('\n', pos);
+      if (nl === -1) {
+        const rest = s.length - pos;
+        if (rest > 0 && !(rest === 1 && s.charCodeAt(pos) === 13)) this.#skipDirty = true;
+        return -1;
+      }
+      const blank =
+        !this.#skipDirty && (nl === pos || (nl === pos + 1 && s.charCodeAt(pos) === 13));
+      this.#skipDirty = false;
+      pos = nl + 1;
+      if (blank) {
+        this.#skipping = false;
+        return pos;
+      }
     }
   }
 
@@ -315,6 +390,8 @@ export class AmiParser {
     for (let i = 0; i < this.#depth; i++) incomplete += `${this.#keys[i]}: ${this.#values[i]}\n`;
     incomplete += rest;
     this.#reset();
+    this.#skipping = false;
+    this.#skipDirty = false;
     return incomplete;
   }
 
@@ -328,12 +405,24 @@ export class AmiParser {
     this.#output = [];
   }
 
-  #tooLarge(): never {
+  /**
+   * Drops the current message and reports why. `skip`: the message has not ended yet, so the
+   * lines up to its blank line are dropped too (`midLine`: inside an unterminated line).
+   */
+  #discard(code: 'MESSAGE_TOO_LARGE' | 'TOO_MANY_HEADERS', midLine = false, skip = true): void {
     this.#reset();
-    throw new AmiProtocolError(
-      'MESSAGE_TOO_LARGE',
-      `AMI message larger than maxMessageBytes (${this.#maxBytes} bytes)`,
+    if (skip) {
+      this.#skipping = true;
+      this.#skipDirty = midLine;
+    }
+    const error = new AmiProtocolError(
+      code,
+      code === 'MESSAGE_TOO_LARGE'
+        ? `AMI message larger than maxMessageBytes (${this.#maxBytes} bytes) discarded`
+        : `AMI message with more than maxHeaders (${this.#maxHeaders}) lines discarded`,
     );
+    if (this.#onError === undefined) throw error;
+    this.#onError(error);
   }
 
   /** Builds the current message, resets the per-message state and delivers it. */
@@ -347,20 +436,25 @@ export class AmiParser {
       for (let i = 0; i < depth; i++) {
         bytes += Buffer.byteLength(keys[i] as string) + Buffer.byteLength(values[i] as string) + 4;
       }
-      if (bytes > this.#maxBytes) this.#tooLarge();
+      if (output !== undefined) for (const line of output) bytes += Buffer.byteLength(line) + 2;
+      if (bytes > this.#maxBytes) {
+        // Complete already: nothing left to skip.
+        this.#discard('MESSAGE_TOO_LARGE', false, false);
+        return;
+      }
     }
     let message: AmiMessage | undefined;
     const node = this.#node;
     if (!this.#generic && !node.dup) {
       const build = node.build;
       if (build !== undefined) {
-        message = build(values);
+        message = new build(values);
       } else if (++node.hits === COMPILE_AFTER) {
         node.build = compileBuilder(keys.slice(0, depth));
       }
     }
     if (message === undefined) {
-      message = {};
+      message = emptyMessage();
       for (let i = 0; i < depth; i++) setField(message, keys[i] as string, values[i] as string);
     }
     if (output !== undefined) {
@@ -377,17 +471,24 @@ export class AmiParser {
 
   /** A line while in one of the `Response: Follows` modes. */
   #specialLine(s: string, pos: number, end: number, lineChars: number): void {
+    if (this.#mode === FOLLOWS_HEADERS && end === pos) {
+      this.#finish();
+      return;
+    }
     this.#messageChars += lineChars;
-    if (this.#messageChars > this.#maxBytes) this.#tooLarge();
+    if (this.#messageChars > this.#maxBytes) {
+      this.#discard('MESSAGE_TOO_LARGE');
+      return;
+    }
     if (this.#mode === FOLLOWS_HEADERS) {
-      if (end === pos) {
-        this.#finish();
-        return;
-      }
       const colon = s.indexOf(':', pos);
       if (colon !== -1 && colon < end) {
         const key = s.slice(pos, colon);
         if (key === 'ActionID' || key === 'Privilege' || key === 'Message' || key === 'Output') {
+          if (this.#depth >= this.#maxHeaders) {
+            this.#discard('TOO_MANY_HEADERS');
+            return;
+          }
           const valueStart =
             colon + 1 < end && s.charCodeAt(colon + 1) === 32 ? colon + 2 : colon + 1;
           this.#keys[this.#depth] = key;
@@ -407,6 +508,10 @@ export class AmiParser {
       const output = this.#output;
       this.#output = [];
       this.#finish(output);
+      return;
+    }
+    if (this.#depth + this.#output.length >= this.#maxHeaders) {
+      this.#discard('TOO_MANY_HEADERS');
       return;
     }
     this.#output.push(line);

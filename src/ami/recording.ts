@@ -104,11 +104,27 @@ function valueEnd(s: string, start: number): number {
   return -1;
 }
 
+/**
+ * Why `value` is not an event of the recording format, or undefined when it is: an object
+ * whose own `Event` is a string and whose every value is a string or an array of strings
+ * (any key, including `__proto__` or `constructor`: `JSON.parse` makes them own properties).
+ */
 function checkEvent(value: unknown): string | undefined {
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     return 'expected an AMI event object';
   }
-  if (typeof (value as AmiMessage).Event !== 'string') return 'event without an "Event" string';
+  const event = value as AmiMessage;
+  if (!Object.hasOwn(event, 'Event') || typeof event.Event !== 'string') {
+    return 'event without an "Event" string';
+  }
+  // for-in rather than Object.keys: no array per event (JSON.parse objects have only own
+  // enumerable keys).
+  for (const key in event) {
+    const item = event[key];
+    if (typeof item === 'string') continue;
+    if (Array.isArray(item) && item.every((v) => typeof v === 'string')) continue;
+    return `the value of ${JSON.stringify(key.length > 40 ? `${key.slice(0, 40)}...` : key)} is neither a string nor an array of strings`;
+  }
   return undefined;
 }
 

@@ -208,10 +208,19 @@ export class AmiServer extends EventEmitter<AmiServerEvents> {
     socket.setNoDelay(true);
     const connection = new AmiServerConnection(socket);
     this.#connections.add(connection);
+    // Like Asterisk, a bad action costs the client an error answer, not its connection: an
+    // oversized message is skipped, a handler that fails answers `Response: Error`.
     const parser = new AmiParser({
       onMessage: (message) => {
-        this.#onAction(message, connection).catch(() => socket.destroy());
+        this.#onAction(message, connection).catch(() => {
+          try {
+            connection.respond(message, { Response: 'Error', Message: 'Internal error' });
+          } catch {
+            // Not even an error answer can be written (e.g. CR/LF in the ActionID).
+          }
+        });
       },
+      onError: () => undefined,
     });
     socket.on('data', (chunk: Buffer) => {
       try {

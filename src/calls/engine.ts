@@ -6,7 +6,9 @@
  * One engine follows one Asterisk server. Events that refer to a channel or bridge the
  * engine has never seen (it attached mid-call) are skipped; every channel and bridge is
  * forgotten once Asterisk says it is gone (`Hangup`, `BridgeDestroy`), so the state stays
- * bounded by the calls in progress.
+ * bounded by the calls in progress. A PBX that never says so (a flood of `Newchannel`
+ * without `Hangup`) cannot grow it beyond `maxChannels` / `maxBridges`: the oldest are
+ * forgotten, each reported to `onLimit`.
  */
 import { type AmiEvent, field as str } from '../ami/message.ts';
 import {
@@ -25,6 +27,21 @@ import {
 } from './channel.ts';
 import type { CallEvent, HangupReason } from './events.ts';
 
+/** Default {@link CallEngineOptions.maxChannels}: live channels kept per server. */
+export const DEFAULT_MAX_CHANNELS = 50_000;
+/** Default {@link CallEngineOptions.maxBridges}: live bridges kept per server. */
+export const DEFAULT_MAX_BRIDGES = 25_000;
+/**
+ * Most channels one bridge, or one channel's open dials, is followed with: beyond, further
+ * members (`BridgeEnter`) or dials (`DialBegin`) are skipped, so that one hostile bridge or
+ * dial cannot make every event cost time proportional to the whole state. Far above what a
+ * call can use (a conference beyond it reports nothing anyway: call events need two phones).
+ */
+export const MAX_LINKS_PER_CHANNEL = 1_000;
+
+/** What a bound made the engine forget: a live channel or a live bridge (the oldest). */
+export type EngineLimitKind = 'channel' | 'bridge';
+
 /** Receives every call event, synchronously, in the order the engine reports them. */
 export type CallEventListener = (event: CallEvent) => void;
 
@@ -41,6 +58,16 @@ export interface CallEngineOptions {
   resetOnFullyBooted?: boolean;
   /** Told about skipped events (unknown channel or bridge, unknown transfer type). */
   onSkip?: (reason: string, event: AmiEvent) => void;
+  /**
+   * Most live channels kept; a new channel beyond it makes the engine forget the oldest one
+   * (no call event is reported for it; its later events are skipped as unknown). Default
+   * {@link DEFAULT_MAX_CHANNELS}; config `ami.maxChannels`.
+   */
+  maxChannels?: number;
+  /** Most live bridges kept, same policy. Default {@link DEFAULT_MAX_BRIDGES}; config `ami.maxBridges`. */
+  maxBridges?: number;
+  /** Told about every channel or bridge forgotten because of `maxChannels` / `maxBridges`. */
+  onLimit?: (kind: EngineLimitKind, uniqueid: string) => void;
 }
 
 /** One channel as Asterisk lists it in a `CoreShowChannel` event (action `CoreShowChannels`). */
@@ -110,22 +137,85 @@ export class CallEngine {
   /** Live bridges by `BridgeUniqueid`. */
   readonly bridges = new Map<string, Bridge>();
 
-  /** While a resync is pending: the Uniqueids that live events touched since it began. */
+  /** Channels and bridges forgotten so far because of `maxChannels` / `maxBridges`. */
+  readonly forgotten = { channels: 0, bridges: 0 };
+
+  /**
+   * While a resync is pending: the Uniqueids that live events touched since it began (at
+   * most `maxChannels`; beyond, newer ones are not recorded).
+   */
   #touched: Set<string> | null = null;
   readonly #emit: CallEventListener;
   readonly #resetOnFullyBooted: boolean;
   readonly #onSkip: ((reason: string, event: AmiEvent) => void) | undefined;
+  readonly #onLimit: ((kind: EngineLimitKind, uniqueid: string) => void) | undefined;
+  readonly #maxChannels: number;
+  readonly #maxBridges: number;
 
   constructor(options: CallEngineOptions) {
     this.#emit = options.onCallEvent;
     this.#resetOnFullyBooted = options.resetOnFullyBooted ?? true;
     this.#onSkip = options.onSkip;
+    this.#onLimit = options.onLimit;
+    this.#maxChannels = Math.max(1, options.maxChannels ?? DEFAULT_MAX_CHANNELS);
+    this.#maxBridges = Math.max(1, options.maxBridges ?? DEFAULT_MAX_BRIDGES);
+  }
+
+  /** The bounds in force: `maxChannels` and `maxBridges`. */
+  get limits(): { maxChannels: number; maxBridges: number } {
+    return { maxChannels: this.#maxChannels, maxBridges: this.#maxBridges };
   }
 
   /** Forgets every channel and bridge. */
   reset(): void {
     this.channels.clear();
     this.bridges.clear();
+  }
+
+  /** Adds (or replaces) a live channel, forgetting the oldest one when the bound is reached. */
+  #addChannel(channel: Channel): void {
+    if (this.channels.size >= this.#maxChannels && !this.channels.has(channel.uniqueid)) {
+      const oldest = this.channels.values().next().value as Channel;
+      this.#forgetChannel(oldest);
+    }
+    this.channels.set(channel.uniqueid, channel);
+  }
+
+  /** Drops a channel the bound pushed out, and every link of other state to it. */
+  #forgetChannel(channel: Channel): void {
+    this.channels.delete(channel.uniqueid);
+    this.#touched?.delete(channel.uniqueid);
+    if (channel.bridge !== null) channel.bridge.peers.delete(channel);
+    channel.bridge = null;
+    if (channel.fwdLocal !== null) channel.fwdLocal.backLocal = null;
+    if (channel.backLocal !== null) channel.backLocal.fwdLocal = null;
+    const dialer = channel.backDial;
+    if (dialer !== null) {
+      const index = dialer.fwdDials.indexOf(channel);
+      if (index !== -1) dialer.fwdDials.splice(index, 1);
+    }
+    for (const dialed of channel.fwdDials) if (dialed.backDial === channel) dialed.backDial = null;
+    channel.fwdDials = [];
+    this.forgotten.channels++;
+    this.#onLimit?.('channel', channel.uniqueid);
+  }
+
+  /** Adds a live bridge, forgetting the oldest one when the bound is reached. */
+  #addBridge(bridge: Bridge): void {
+    if (this.bridges.size >= this.#maxBridges && !this.bridges.has(bridge.uniqueid)) {
+      const oldest = this.bridges.values().next().value as Bridge;
+      this.bridges.delete(oldest.uniqueid);
+      for (const peer of oldest.peers) if (peer.bridge === oldest) peer.bridge = null;
+      oldest.peers.clear();
+      this.forgotten.bridges++;
+      this.#onLimit?.('bridge', oldest.uniqueid);
+    }
+    this.bridges.set(bridge.uniqueid, bridge);
+  }
+
+  #touch(uniqueid: string): void {
+    const touched = this.#touched;
+    if (touched !== null && touched.size < this.#maxChannels) touched.add(uniqueid);
   }
 
   /**
@@ -233,12 +323,17 @@ export class CallEngine {
       (channel) => !present.has(channel.uniqueid) && !touched.has(channel.uniqueid),
     );
     gone.sort((a, b) => Number(b.isLocal) - Number(a.isLocal));
-    for (const channel of gone) {
+    // Open dials to them end with them: one pass over the channels, not one per channel gone
+    // (that was quadratic: 50,000 channels gone at once took minutes).
+    const goneSet = new Set(gone);
+    if (goneSet.size > 0) {
       for (const other of this.channels.values()) {
-        if (other.fwdDials.includes(channel)) {
-          other.fwdDials = other.fwdDials.filter((dialed) => dialed !== channel);
+        if (other.fwdDials.some((dialed) => goneSet.has(dialed))) {
+          other.fwdDials = other.fwdDials.filter((dialed) => !goneSet.has(dialed));
         }
       }
+    }
+    for (const channel of gone) {
       channel.backDial = null;
       if (channel.bridge !== null) {
         channel.bridge.peers.delete(channel);
@@ -251,7 +346,7 @@ export class CallEngine {
       let channel = this.channels.get(uniqueid);
       if (channel === undefined) {
         channel = new Channel(channelInit(item));
-        this.channels.set(uniqueid, channel);
+        this.#addChannel(channel);
       } else {
         const state = int(str(item, 'ChannelState'));
         if (!Number.isNaN(state)) channel.state = state;
@@ -270,8 +365,9 @@ export class CallEngine {
         let bridge = this.bridges.get(bridgeId);
         if (bridge === undefined) {
           bridge = new Bridge(bridgeId);
-          this.bridges.set(bridgeId, bridge);
+          this.#addBridge(bridge);
         }
+        if (bridge.peers.size >= MAX_LINKS_PER_CHANNEL) continue;
         bridge.peers.add(channel);
         channel.bridge = bridge;
         this.#bridgeEntered(channel);
@@ -284,7 +380,7 @@ export class CallEngine {
 
   #channel(event: AmiEvent, key: string): Channel | undefined {
     const uniqueid = str(event, key);
-    if (this.#touched !== null && uniqueid !== undefined) this.#touched.add(uniqueid);
+    if (this.#touched !== null && uniqueid !== undefined) this.#touch(uniqueid);
     const channel = uniqueid === undefined ? undefined : this.channels.get(uniqueid);
     if (channel === undefined) this.#onSkip?.(`unknown channel ${key}=${uniqueid}`, event);
     return channel;
@@ -305,8 +401,8 @@ export class CallEngine {
       return;
     }
     const channel = new Channel(channelInit(event));
-    this.channels.set(channel.uniqueid, channel);
-    this.#touched?.add(channel.uniqueid);
+    this.#addChannel(channel);
+    this.#touch(channel.uniqueid);
   }
 
   #onNewstate(event: AmiEvent): void {
@@ -398,6 +494,10 @@ export class CallEngine {
     if (channel === undefined) return;
     const destination = this.#channel(event, 'DestUniqueid');
     if (destination === undefined) return;
+    if (channel.fwdDials.length >= MAX_LINKS_PER_CHANNEL) {
+      this.#onSkip?.('too many open dials on one channel', event);
+      return;
+    }
     channel.isCalling = true;
     channel.fwdDials.push(destination);
     destination.backDial = channel;
@@ -495,7 +595,7 @@ export class CallEngine {
   #onBridgeCreate(event: AmiEvent): void {
     const uniqueid = str(event, 'BridgeUniqueid');
     if (uniqueid === undefined || this.bridges.has(uniqueid)) return;
-    this.bridges.set(uniqueid, new Bridge(uniqueid));
+    this.#addBridge(new Bridge(uniqueid));
   }
 
   #onBridgeEnter(event: AmiEvent): void {
@@ -503,6 +603,10 @@ export class CallEngine {
     if (channel === undefined) return;
     const bridge = this.#bridge(event, 'BridgeUniqueid');
     if (bridge === undefined) return;
+    if (bridge.peers.size >= MAX_LINKS_PER_CHANNEL && !bridge.peers.has(channel)) {
+      this.#onSkip?.('too many channels in one bridge', event);
+      return;
+    }
     bridge.peers.add(channel);
     channel.bridge = bridge;
     this.#bridgeEntered(channel);

@@ -4,9 +4,16 @@
  * with what Asterisk reports (`CoreShowChannels`), so calls in progress survive a reconnect
  * and calls already up when Switchboard attaches are followed from then on.
  */
-import { AmiClient, type AmiClientOptions } from '../ami/client.ts';
+import { AmiClient, type AmiClientOptions, DEFAULT_MAX_EVENT_LIST_EVENTS } from '../ami/client.ts';
+import type { AmiMessageSkippedError } from '../ami/errors.ts';
 import type { AmiEvent } from '../ami/message.ts';
-import { CallEngine } from './engine.ts';
+import {
+  CallEngine,
+  DEFAULT_MAX_BRIDGES,
+  DEFAULT_MAX_CHANNELS,
+  type EngineLimitKind,
+} from './engine.ts';
+import { type RateLimitedNotice, rateLimitedNotice } from './ratelimit.ts';
 import {
   amiEventHandler,
   dispatchCallEvent,
@@ -23,6 +30,22 @@ export interface AmiRunnerOptions {
   onReporterError?: ReporterErrorHandler;
   /** Timeout of the `CoreShowChannels` action after a (re)connect, in ms. Default 10000. */
   resyncTimeoutMs?: number;
+  /**
+   * What a hostile or broken PBX causes: skipped messages, channels and bridges forgotten
+   * because of `maxChannels` / `maxBridges`. Rate-limited (see `warningIntervalMs`).
+   * Default: `onStatus`.
+   */
+  onWarning?: (message: string) => void;
+  /** Shortest interval between two warnings of one kind and server, in ms. Default 10000. */
+  warningIntervalMs?: number;
+  /** Live channels kept per server (see `CallEngineOptions.maxChannels`). Default 50,000. */
+  maxChannels?: number;
+  /** Live bridges kept per server (see `CallEngineOptions.maxBridges`). Default 25,000. */
+  maxBridges?: number;
+  /** Called for every channel or bridge an engine forgot because of a bound (for metrics). */
+  onLimit?: (server: string, kind: EngineLimitKind) => void;
+  /** Called for every message a client skipped (for metrics). */
+  onSkipped?: (server: string, error: AmiMessageSkippedError) => void;
 }
 
 /**
@@ -43,6 +66,8 @@ export class AmiRunner {
   readonly #reporter: Reporter;
   readonly #status: (message: string) => void;
   readonly #resyncTimeoutMs: number;
+  readonly #options: AmiRunnerOptions;
+  readonly #notices: RateLimitedNotice[] = [];
   #stopped = false;
 
   /**
@@ -55,23 +80,66 @@ export class AmiRunner {
     options: AmiRunnerOptions = {},
   ) {
     this.#reporter = reporter;
+    this.#options = options;
     this.#status = options.onStatus ?? (() => {});
     this.#resyncTimeoutMs = options.resyncTimeoutMs ?? 10_000;
     const onError: ReporterErrorHandler =
       options.onReporterError ??
       ((error) =>
         this.#status(`reporter failed: ${error instanceof Error ? error.message : String(error)}`));
+    // The resync's event list must be able to hold every channel the engine may keep.
+    const listEvents = Math.max(DEFAULT_MAX_EVENT_LIST_EVENTS, (options.maxChannels ?? 0) + 1);
     this.clients = servers.map((server) =>
-      server instanceof AmiClient ? server : new AmiClient(server),
+      server instanceof AmiClient
+        ? server
+        : new AmiClient({ maxEventListEvents: listEvents, ...server }),
     );
     for (const client of this.clients) this.#attach(client, onError);
   }
 
+  /** A rate-limited warning about `server`, stopped with the runner. */
+  #notice(format: (count: number) => string): RateLimitedNotice {
+    const warn = this.#options.onWarning ?? this.#status;
+    const notice = rateLimitedNotice(this.#options.warningIntervalMs ?? 10_000, (count) => {
+      if (!this.#stopped) warn(format(count));
+    });
+    this.#notices.push(notice);
+    return notice;
+  }
+
   #attach(client: AmiClient, onError: ReporterErrorHandler): void {
     const context: EventContext = { server: client.name };
+    const server = client.name;
+    const maxChannels = this.#options.maxChannels ?? DEFAULT_MAX_CHANNELS;
+    const maxBridges = this.#options.maxBridges ?? DEFAULT_MAX_BRIDGES;
+    const forgotten: Record<EngineLimitKind, RateLimitedNotice> = {
+      channel: this.#notice(
+        (count) =>
+          `${server}: ${count} channel(s) forgotten: more than ${maxChannels} live channels (ami.maxChannels); the oldest are dropped and report no call events`,
+      ),
+      bridge: this.#notice(
+        (count) =>
+          `${server}: ${count} bridge(s) forgotten: more than ${maxBridges} live bridges (ami.maxBridges); the oldest are dropped`,
+      ),
+    };
+    let lastSkip: AmiMessageSkippedError | undefined;
+    const skipped = this.#notice(
+      (count) => `${server}: ${count} AMI message(s) skipped; last: ${lastSkip?.message ?? ''}`,
+    );
     const engine = new CallEngine({
       resetOnFullyBooted: false,
       onCallEvent: (event) => dispatchCallEvent(this.#reporter, event, context, onError),
+      maxChannels,
+      maxBridges,
+      onLimit: (kind) => {
+        forgotten[kind].hit();
+        this.#options.onLimit?.(server, kind);
+      },
+    });
+    client.on('skipped', (error) => {
+      lastSkip = error;
+      skipped.hit();
+      this.#options.onSkipped?.(server, error);
     });
     this.engines.set(client.name, engine);
     const onAmiEvent = amiEventHandler(this.#reporter, context, onError);
@@ -134,6 +202,7 @@ export class AmiRunner {
   /** Logs off every server, then calls the reporter's `close()`. */
   async stop(): Promise<void> {
     if (this.#stopped) return;
+    for (const notice of this.#notices) notice.flush();
     this.#stopped = true;
     await Promise.allSettled(this.clients.map((client) => client.close()));
     await this.#reporter.close?.();

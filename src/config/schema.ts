@@ -222,6 +222,18 @@ export const AmiServer = item(
 export const AmiSection = section(
   {
     servers: Type.Array(AmiServer, { default: [], description: 'Asterisk servers' }),
+    maxChannels: int(
+      50_000,
+      1,
+      10_000_000,
+      'live channels followed per server; beyond, the oldest are forgotten (counted, logged)',
+    ),
+    maxBridges: int(
+      25_000,
+      1,
+      10_000_000,
+      'live bridges followed per server; beyond, the oldest are forgotten (counted, logged)',
+    ),
   },
   'Asterisk Manager Interface',
 );

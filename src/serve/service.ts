@@ -21,12 +21,14 @@ import type { Logger } from 'pino';
 import { Counter, Gauge } from 'prom-client';
 import { type AmiClientOptions, parseAmiUrl } from '../ami/client.ts';
 import { AmiAuthError } from '../ami/errors.ts';
+import { amiEventLabel } from '../ami/known-events.ts';
 import type { AmiEvent } from '../ami/message.ts';
 import { checkAnnounceConfig } from '../announce/checks.ts';
 import type { Bus } from '../bus/bus.ts';
 import { compileBindingKey } from '../bus/bus.ts';
 import { type CreateBusOptions, createBus } from '../bus/index.ts';
 import { type CallEventLike, XivoPublisher } from '../bus/xivo.ts';
+import type { CallEngine } from '../calls/engine.ts';
 import type { CallEvent } from '../calls/events.ts';
 import { AmiRunner } from '../calls/live.ts';
 import type { EventContext, Reporter } from '../calls/reporter.ts';
@@ -165,13 +167,41 @@ export function amiClientOptions(
 interface ServiceMetrics {
   amiConnected: Gauge<'server'>;
   amiEvents: Counter<'server' | 'event'>;
+  amiSkipped: Counter<'server' | 'reason'>;
+  engineForgotten: Counter<'server' | 'kind'>;
+  engineChannels: Gauge<'server'>;
+  engineBridges: Gauge<'server'>;
   callEvents: Counter<'event'>;
 }
 
-function serviceMetrics(metrics: Metrics): ServiceMetrics {
+/**
+ * The service's metrics. Every label value is bounded: `server` is a configured server name,
+ * `event` of `switchboard_ami_events_received_total` a documented AMI event name or `other`
+ * (`amiEventLabel`), `reason` and `kind` fixed sets, call events the engine's kinds.
+ */
+function serviceMetrics(
+  metrics: Metrics,
+  currentRunner: () => AmiRunner | undefined,
+): ServiceMetrics {
   const registry = metrics.registry;
   const reuse = <T>(name: string, make: () => T): T =>
     (registry.getSingleMetric(name) as T | undefined) ?? make();
+  const engineGauge = (name: string, help: string, size: (engine: CallEngine) => number) =>
+    reuse(
+      name,
+      () =>
+        new Gauge({
+          name,
+          help,
+          labelNames: ['server'],
+          registers: [registry],
+          collect() {
+            const runner = currentRunner();
+            if (runner === undefined) return;
+            for (const [server, engine] of runner.engines) this.set({ server }, size(engine));
+          },
+        }),
+    );
   return {
     amiConnected: reuse(
       'switchboard_ami_connected',
@@ -188,10 +218,40 @@ function serviceMetrics(metrics: Metrics): ServiceMetrics {
       () =>
         new Counter({
           name: 'switchboard_ami_events_received_total',
-          help: 'AMI events received, by server and event name',
+          help: 'AMI events received, by server and event name (documented Asterisk names; any other name counts as other)',
           labelNames: ['server', 'event'],
           registers: [registry],
         }),
+    ),
+    amiSkipped: reuse(
+      'switchboard_ami_messages_skipped_total',
+      () =>
+        new Counter({
+          name: 'switchboard_ami_messages_skipped_total',
+          help: 'AMI messages skipped, by server and reason (too_large, too_many_headers, handler_failed); the connection stays up',
+          labelNames: ['server', 'reason'],
+          registers: [registry],
+        }),
+    ),
+    engineForgotten: reuse(
+      'switchboard_call_engine_forgotten_total',
+      () =>
+        new Counter({
+          name: 'switchboard_call_engine_forgotten_total',
+          help: 'Live channels and bridges the call engine forgot because ami.maxChannels / ami.maxBridges was reached, by server and kind (channel, bridge)',
+          labelNames: ['server', 'kind'],
+          registers: [registry],
+        }),
+    ),
+    engineChannels: engineGauge(
+      'switchboard_call_engine_channels',
+      'Live channels the call engine follows, by server',
+      (engine) => engine.channels.size,
+    ),
+    engineBridges: engineGauge(
+      'switchboard_call_engine_bridges',
+      'Live bridges the call engine follows, by server',
+      (engine) => engine.bridges.size,
     ),
     callEvents: reuse(
       'switchboard_call_events_total',
@@ -240,7 +300,6 @@ export function createService(options: ServiceOptions): Service {
   const metrics = options.metrics ?? createMetrics();
   const modules = [...(options.modules ?? [])];
   const flushTimeoutMs = options.busFlushTimeoutMs ?? 5000;
-  const m = serviceMetrics(metrics);
   const streams = new Set<SseStream>();
 
   let context: ServiceContext | undefined;
@@ -248,6 +307,7 @@ export function createService(options: ServiceOptions): Service {
   let db: Database | undefined;
   let bus: Bus | undefined;
   let runner: AmiRunner | undefined;
+  const m = serviceMetrics(metrics, () => runner);
   let simulator: EmbeddedSimulator | undefined;
   let webhooks: Webhook[] = [];
   const started: ServiceModule[] = [];
@@ -330,7 +390,7 @@ export function createService(options: ServiceOptions): Service {
     const amiLog = logger.child({ component: 'ami' });
     const reporter: Reporter = {
       onAmiEvent(event: AmiEvent, ctx: EventContext) {
-        m.amiEvents.inc({ server: ctx.server, event: String(event.Event) });
+        m.amiEvents.inc({ server: ctx.server, event: amiEventLabel(event.Event) });
         try {
           publisher.ami(event);
         } catch (error) {
@@ -354,6 +414,11 @@ export function createService(options: ServiceOptions): Service {
     const readiness = new Readiness();
     runner = new AmiRunner(servers, reporter, {
       onStatus: (message) => amiLog.info(message),
+      onWarning: (message) => amiLog.warn(message),
+      maxChannels: config.ami.maxChannels,
+      maxBridges: config.ami.maxBridges,
+      onLimit: (server, kind) => m.engineForgotten.inc({ server, kind }),
+      onSkipped: (server, error) => m.amiSkipped.inc({ server, reason: error.reason }),
     });
     for (const client of runner.clients) {
       m.amiConnected.set({ server: client.name }, 0);

@@ -27,6 +27,17 @@ export const CHANNEL_STATE_DESC: Readonly<Record<string, string>> = {
   '9': 'Pre-ring',
 };
 
+/**
+ * The description of a channel state (`ChannelState` value), '' for an unknown one. Looks
+ * at own keys only: a `ChannelState: constructor` from a recording reads as unknown.
+ */
+export function channelStateDesc(state: string): string {
+  return Object.hasOwn(CHANNEL_STATE_DESC, state) ? (CHANNEL_STATE_DESC[state] as string) : '';
+}
+
+/** Default {@link ChannelTable} bound: live channels kept. */
+export const DEFAULT_SIM_MAX_CHANNELS = 100_000;
+
 /** One live channel as the table keeps it (all values are AMI strings). */
 export interface LiveChannel {
   Channel: string;
@@ -81,10 +92,19 @@ function hms(ms: number): string {
 export class ChannelTable {
   readonly #live = new Map<string, LiveChannel>();
   readonly #now: () => number;
+  readonly #max: number;
+  /** Channels forgotten because the table was full (the oldest go first). */
+  forgotten = 0;
 
-  /** @param now clock for `Duration`, in ms. Default `Date.now`. */
-  constructor(now: () => number = Date.now) {
+  /**
+   * @param now clock for `Duration`, in ms. Default `Date.now`.
+   * @param maxChannels most channels kept; a `Newchannel` beyond it forgets the oldest one
+   *   (a recording or script that never hangs up cannot grow the table). Default
+   *   {@link DEFAULT_SIM_MAX_CHANNELS}.
+   */
+  constructor(now: () => number = Date.now, maxChannels = DEFAULT_SIM_MAX_CHANNELS) {
     this.#now = now;
+    this.#max = Math.max(1, maxChannels);
   }
 
   /** Number of live channels. */
@@ -122,10 +142,14 @@ export class ChannelTable {
         return;
       case 'Newchannel': {
         const state = field(event, 'ChannelState') ?? '0';
+        if (this.#live.size >= this.#max && !this.#live.has(uniqueid)) {
+          this.#live.delete(this.#live.keys().next().value as string);
+          this.forgotten++;
+        }
         this.#live.set(uniqueid, {
           Channel: field(event, 'Channel') ?? '',
           ChannelState: state,
-          ChannelStateDesc: field(event, 'ChannelStateDesc') ?? CHANNEL_STATE_DESC[state] ?? '',
+          ChannelStateDesc: field(event, 'ChannelStateDesc') ?? channelStateDesc(state),
           CallerIDNum: field(event, 'CallerIDNum') ?? '',
           CallerIDName: field(event, 'CallerIDName') ?? '',
           ConnectedLineNum: field(event, 'ConnectedLineNum') ?? '',

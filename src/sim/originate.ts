@@ -13,7 +13,7 @@
  * @module
  */
 import type { AmiEvent, AmiMessage } from '../ami/message.ts';
-import { CHANNEL_STATE_DESC, type LiveChannel } from './channels.ts';
+import { channelStateDesc, type LiveChannel } from './channels.ts';
 import type { SimDialplan, SimScript, SimUserEvent } from './script.ts';
 
 function one(message: AmiMessage, key: string): string | undefined {
@@ -103,11 +103,12 @@ export function parseOriginate(action: AmiMessage): OriginateRequest | { error: 
     : segments.length > 1 && tech.toLowerCase() !== 'local'
       ? (segments[segments.length - 1] ?? '')
       : first;
-  const variables: Record<string, string> = {};
+  // A Map, then Object.fromEntries: a variable named like `__proto__` stays an own entry.
+  const variables = new Map<string, string>();
   for (const item of all(action, 'Variable')) {
     for (const pair of item.split(',')) {
       const eq = pair.indexOf('=');
-      if (eq > 0) variables[pair.slice(0, eq).trim()] = pair.slice(eq + 1);
+      if (eq > 0) variables.set(pair.slice(0, eq).trim(), pair.slice(eq + 1));
     }
   }
   const cid = parseCallerId(one(action, 'CallerID') ?? '');
@@ -126,7 +127,7 @@ export function parseOriginate(action: AmiMessage): OriginateRequest | { error: 
     callerIdNum: cid.num,
     timeoutMs: timeout === undefined || timeout === '' ? 30_000 : Number(timeout),
     async: /^(true|yes|1|on|y|t)$/i.test(one(action, 'Async') ?? ''),
-    variables,
+    variables: Object.fromEntries(variables),
     channelId: one(action, 'ChannelId') || undefined,
     otherChannelId: one(action, 'OtherChannelId') || undefined,
     account: one(action, 'Account') ?? '',
@@ -296,7 +297,7 @@ export class SimCall {
     return {
       Channel: name,
       ChannelState: String(state),
-      ChannelStateDesc: CHANNEL_STATE_DESC[String(state)] ?? '',
+      ChannelStateDesc: channelStateDesc(String(state)),
       CallerIDNum: '<unknown>',
       CallerIDName: '<unknown>',
       ConnectedLineNum: '<unknown>',
@@ -314,7 +315,7 @@ export class SimCall {
 
   #setState(chan: Chan, state: number): void {
     chan.ChannelState = String(state);
-    chan.ChannelStateDesc = CHANNEL_STATE_DESC[String(state)] ?? '';
+    chan.ChannelStateDesc = channelStateDesc(String(state));
     this.#chanEvent('Newstate', 'call,all', chan);
   }
 
@@ -490,14 +491,16 @@ export class SimCall {
   #userEvent(event: SimUserEvent): void {
     const chan = this.chan1;
     if (chan === undefined) return;
-    const fields: Record<string, string> = { UserEvent: event.name };
+    const entries: [string, string][] = [['UserEvent', event.name]];
     const base = snapshot(chan);
     for (const [key, value] of Object.entries(event.fields)) {
       // A name every channel event already has would replace it: skipped (validateDialplan refuses it).
-      if (key in base || key === 'Event' || key === 'Privilege' || key === 'UserEvent') continue;
-      fields[key] = this.#expand(value);
+      if (Object.hasOwn(base, key) || key === 'Event' || key === 'Privilege' || key === 'UserEvent')
+        continue;
+      entries.push([key, this.#expand(value)]);
     }
-    this.#chanEvent('UserEvent', 'user,all', chan, fields);
+    // Object.fromEntries: a field named like `__proto__` or `toString` stays an own field.
+    this.#chanEvent('UserEvent', 'user,all', chan, Object.fromEntries(entries));
   }
 
   /**

@@ -260,7 +260,8 @@ export function validateScript(where: string, value: unknown): Partial<SimScript
 function userEventOf(at: string, item: unknown): SimUserEvent {
   if (!isRecord(item) || typeof item.name !== 'string' || !/^[\w.-]+$/.test(item.name))
     throw new SimScriptError(`${at}: expected {name, fields} or null`);
-  const fields: Record<string, string> = {};
+  // Entries, then Object.fromEntries: a name like `__proto__` stays an own field.
+  const entries: [string, string][] = [];
   if (item.fields !== undefined) {
     if (!isRecord(item.fields)) throw new SimScriptError(`${at}.fields: expected an object`);
     for (const [name, text] of Object.entries(item.fields)) {
@@ -270,10 +271,10 @@ function userEventOf(at: string, item: unknown): SimUserEvent {
         throw new SimScriptError(
           `${at}.fields.${name}: reserved (a field every channel event has)`,
         );
-      fields[name] = text;
+      entries.push([name, text]);
     }
   }
-  return { name: item.name, fields };
+  return { name: item.name, fields: Object.fromEntries(entries) };
 }
 
 /**

@@ -59,6 +59,11 @@ export interface SimulatorOptions {
   onAction?: (action: RecordedAction) => void;
   /** Actions kept in {@link Simulator.actions}; older ones are dropped. Default 10000. */
   maxRecordedActions?: number;
+  /**
+   * Live channels kept in {@link Simulator.channels}; beyond, the oldest are forgotten (a
+   * replayed recording that never hangs up cannot grow the simulator). Default 100,000.
+   */
+  maxChannels?: number;
 }
 
 /** One action the simulator received. `Secret` and `Key` of logins are replaced by `***`. */
@@ -94,8 +99,8 @@ function one(message: AmiMessage, key: string): string | undefined {
 export class Simulator extends EventEmitter<SimulatorEvents> {
   /** The underlying AMI server. */
   readonly server: AmiServer;
-  /** The live channels (what `CoreShowChannels` answers). */
-  readonly channels = new ChannelTable();
+  /** The live channels (what `CoreShowChannels` answers), bounded by `maxChannels`. */
+  readonly channels: ChannelTable;
   /** Every action received, oldest first (bounded by `maxRecordedActions`). */
   readonly actions: RecordedAction[] = [];
   /** Every accepted Originate's call, oldest first. */
@@ -122,6 +127,7 @@ export class Simulator extends EventEmitter<SimulatorEvents> {
   constructor(options: SimulatorOptions = {}) {
     super();
     this.#options = options;
+    this.channels = new ChannelTable(Date.now, options.maxChannels);
     this.host = options.host ?? '127.0.0.1';
     this.#username = options.username ?? 'switchboard';
     this.#secret = options.secret ?? 'switchboard';

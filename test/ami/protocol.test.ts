@@ -3,13 +3,15 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import type { AmiMessage } from '../../src/ami/message.ts';
-import { fields } from '../../src/ami/message.ts';
+import { fields, inheritsNothing } from '../../src/ami/message.ts';
 import {
   AmiParser,
   AmiProtocolError,
   serializeAction,
   serializeMessage,
 } from '../../src/ami/protocol.ts';
+
+import { PROTOTYPE_NAMES, valueFor } from '../support/hostile.ts';
 
 const RECORDINGS = join(import.meta.dirname, '../fixtures/asterisk22/recordings');
 
@@ -31,16 +33,25 @@ function asteriskSide(rawLog: string): string {
   return out.endsWith('\n\n') ? out.slice(0, -1) : out;
 }
 
+/**
+ * Parses `chunks`; `messages` are plain copies (for deepEqual against literals), `raw` the
+ * parser's own objects, each checked to inherit nothing.
+ */
 function parseAll(chunks: (string | Buffer)[], maxMessageBytes?: number) {
   const messages: AmiMessage[] = [];
+  const raw: AmiMessage[] = [];
   const banners: string[] = [];
   const parser = new AmiParser({
-    onMessage: (m) => messages.push(m),
+    onMessage: (m) => {
+      assert.ok(inheritsNothing(m), 'a parsed message inherits nothing');
+      raw.push(m);
+      messages.push({ ...m });
+    },
     onBanner: (b) => banners.push(b),
     ...(maxMessageBytes === undefined ? {} : { maxMessageBytes }),
   });
   for (const chunk of chunks) parser.push(chunk);
-  return { messages, banners, parser };
+  return { messages, raw, banners, parser };
 }
 
 const LOGIN_OK =
@@ -113,10 +124,10 @@ describe('AmiParser', () => {
 
   test('empty values and __proto__ keys stay own string properties', () => {
     for (let r = 0; r < 5; r++) {
-      const { messages } = parseAll(['Event: X\r\nAccountCode: \r\n__proto__: evil\r\n\r\n']);
-      const m = messages[0] as AmiMessage;
+      const { raw } = parseAll(['Event: X\r\nAccountCode: \r\n__proto__: evil\r\n\r\n']);
+      const m = raw[0] as AmiMessage;
       assert.equal(m.AccountCode, '');
-      assert.equal(Object.getPrototypeOf(m), Object.prototype);
+      assert.ok(inheritsNothing(m));
       assert.equal(Object.getOwnPropertyDescriptor(m, '__proto__')?.value, 'evil');
     }
   });
@@ -187,6 +198,103 @@ describe('AmiParser', () => {
       parseAll([`Event: S\r\nData: ${'x'.repeat(900)}\r\n\r\n`], 1000).messages.length,
       1,
     );
+  });
+
+  test('a header named like any Object.prototype member is an own field, whatever the path', () => {
+    // Each name alone (first messages of a shape are built generically, later ones by the
+    // compiled constructor), twice (repeated key: an array), and all in one message.
+    for (const name of PROTOTYPE_NAMES) {
+      const once = `Event: UserEvent\r\nUserEvent: X\r\n${name}: ${valueFor(name)}\r\n\r\n`;
+      const twice = `Event: UserEvent\r\n${name}: a\r\n${name}: b\r\n${name}: c\r\n\r\n`;
+      const after = 'Event: After\r\n\r\n';
+      const { raw } = parseAll([once.repeat(6) + twice + after]);
+      assert.equal(raw.length, 8, name);
+      for (const m of raw.slice(0, 6)) {
+        assert.deepEqual(Object.keys(m), ['Event', 'UserEvent', name], name);
+        assert.equal(Object.getOwnPropertyDescriptor(m, name)?.value, valueFor(name), name);
+        assert.equal(m[name], valueFor(name), name);
+      }
+      assert.deepEqual(raw[6]?.[name], ['a', 'b', 'c'], name);
+      assert.equal(raw[7]?.Event, 'After');
+      // A name that was not sent reads as undefined, never as the inherited member.
+      const other = PROTOTYPE_NAMES.find((n) => n !== name) as string;
+      assert.equal((raw[0] as AmiMessage)[other], undefined, `${other} absent`);
+      assert.equal(other in (raw[0] as AmiMessage), false, `${other} not in`);
+    }
+    const all = `Event: UserEvent\r\n${PROTOTYPE_NAMES.map((n) => `${n}: ${valueFor(n)}\r\n`).join('')}\r\n`;
+    const { raw } = parseAll([all.repeat(5)]);
+    assert.equal(raw.length, 5);
+    for (const m of raw) {
+      for (const name of PROTOTYPE_NAMES) assert.equal(m[name], valueFor(name), name);
+      assert.deepEqual(Object.keys(m), ['Event', ...PROTOTYPE_NAMES]);
+      assert.equal(
+        JSON.stringify(m),
+        JSON.stringify(
+          Object.fromEntries([
+            ['Event', 'UserEvent'],
+            ...PROTOTYPE_NAMES.map((n) => [n, valueFor(n)]),
+          ]),
+        ),
+      );
+    }
+  });
+
+  test('onError: an oversized message is skipped up to its blank line and the next ones are parsed', () => {
+    const big = `Event: Big\r\nData: ${'x'.repeat(5000)}\r\nMore: 1\r\n\r\n`;
+    const unterminated = `Event: Long\r\nData: ${'y'.repeat(3000)}`;
+    const wire = `Event: One\r\n\r\n${big}Event: Two\r\n\r\n${unterminated}\r\n\r\nEvent: Three\r\n\r\n`;
+    const bytes = Buffer.from(wire);
+    for (const size of [1, 7, 64, 999, 4096, bytes.length]) {
+      const names: string[] = [];
+      const errors: AmiProtocolError[] = [];
+      const parser = new AmiParser({
+        maxMessageBytes: 1000,
+        onMessage: (m) => names.push(String(m.Event)),
+        onError: (e) => errors.push(e),
+      });
+      for (let i = 0; i < bytes.length; i += size) parser.push(bytes.subarray(i, i + size));
+      assert.deepEqual(names, ['One', 'Two', 'Three'], `chunks of ${size}`);
+      assert.deepEqual(
+        errors.map((e) => e.code),
+        ['MESSAGE_TOO_LARGE', 'MESSAGE_TOO_LARGE'],
+        `chunks of ${size}`,
+      );
+    }
+  });
+
+  test('maxHeaders: a message with too many lines is skipped (onError) or throws', () => {
+    const many = `Event: Many\r\n${'ChanVariable: a=1\r\n'.repeat(50)}\r\n`;
+    const names: string[] = [];
+    const errors: string[] = [];
+    const parser = new AmiParser({
+      maxHeaders: 20,
+      onMessage: (m) => names.push(String(m.Event)),
+      onError: (e) => errors.push(e.code),
+    });
+    parser.push(`Event: A\r\n\r\n${many}Event: B\r\n${'X: 1\r\n'.repeat(19)}\r\n`);
+    // Command output lines count too.
+    parser.push(
+      `Response: Follows\r\nActionID: 1\r\n${'line\n'.repeat(30)}--END COMMAND--\r\n\r\nEvent: C\r\n\r\n`,
+    );
+    assert.deepEqual(names, ['A', 'B', 'C']);
+    assert.deepEqual(errors, ['TOO_MANY_HEADERS', 'TOO_MANY_HEADERS']);
+    const strict = new AmiParser({ maxHeaders: 20, onMessage: () => undefined });
+    assert.throws(
+      () => strict.push(many),
+      (e: unknown) => e instanceof AmiProtocolError && e.code === 'TOO_MANY_HEADERS',
+    );
+  });
+
+  test('long keys and many shapes: messages stay correct beyond the shape trie bounds', () => {
+    const long = 'K'.repeat(500);
+    const { raw } = parseAll([`Event: L\r\n${long}: v\r\n\r\n`.repeat(5)]);
+    for (const m of raw) assert.equal(m[long], 'v');
+    let wire = '';
+    for (let i = 0; i < 25_000; i++) wire += `Event: S\r\nKey${i}: ${i}\r\n\r\n`;
+    const many = parseAll([wire]);
+    assert.equal(many.raw.length, 25_000);
+    assert.equal(many.raw[24_999]?.Key24999, '24999');
+    assert.ok(many.raw.every((m) => inheritsNothing(m)));
   });
 
   test('every Asterisk 22 recording: the events of the << blocks equal the .json file', () => {

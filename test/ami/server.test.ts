@@ -83,7 +83,7 @@ test('failed login answers Authentication failed and closes; actions before logi
 test('MD5 challenge login and handler replies (success and error)', async () => {
   const socket = net.connect(port, '127.0.0.1');
   const messages: Record<string, string | string[]>[] = [];
-  const parser = new AmiParser({ onMessage: (m) => messages.push(m) });
+  const parser = new AmiParser({ onMessage: (m) => messages.push({ ...m }) });
   socket.on('data', (d) => parser.push(d));
   const next = async (count: number) => {
     while (messages.length < count) await new Promise((resolve) => setTimeout(resolve, 5));
