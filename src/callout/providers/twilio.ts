@@ -234,7 +234,9 @@ export async function twilioWebhookRoutes(app: App, options: TwilioWebhookOption
     await verify(request);
     const attempt = await load(request);
     const body = (request.body ?? {}) as Record<string, unknown>;
-    const outcome = STATUS_OUTCOMES[String(body.CallStatus ?? '')];
+    const status = String(body.CallStatus ?? '');
+    // own keys only: `CallStatus=constructor` must not read Object.prototype
+    const outcome = Object.hasOwn(STATUS_OUTCOMES, status) ? STATUS_OUTCOMES[status] : undefined;
     if (outcome) await options.service.recordOutcome(attempt.id, outcome);
     return reply.code(204).send();
   });
