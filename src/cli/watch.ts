@@ -6,6 +6,7 @@ import { Command } from 'commander';
 import { parseAmiUrl } from '../ami/client.ts';
 import { AmiRunner } from '../calls/live.ts';
 import { consoleReporter, LineWriter } from '../sinks/console.ts';
+import { CliError, EXIT } from './errors.ts';
 import { formatOption, resolveFormat } from './output.ts';
 import { untilSignal } from './signals.ts';
 
@@ -30,11 +31,27 @@ export function watchCommand(): Command {
         showServer: options.ami.length > 1,
         showTime: true,
       });
+      // Until every server is logged in, status lines wait: when the start fails, the line
+      // saying why is the command's error line, printed once (not as a status, then again).
+      let held: string[] | undefined = [];
+      const print = (message: string): void => {
+        process.stderr.write(`switchboard: ${message}\n`);
+      };
       const runner = new AmiRunner(options.ami.map(parseAmiUrl), reporter, {
-        onStatus: (message) => process.stderr.write(`switchboard: ${message}\n`),
+        onStatus: (message) => (held === undefined ? print(message) : held.push(message)),
       });
       try {
-        await runner.start();
+        try {
+          await runner.start();
+        } catch (error) {
+          const reason = error instanceof Error ? error.message : String(error);
+          const own = held?.find((line) => line.endsWith(`: ${reason}`));
+          for (const line of held ?? []) if (line !== own) print(line);
+          held = undefined;
+          throw new CliError(own ?? reason, EXIT.failure, { cause: error });
+        }
+        for (const line of held ?? []) print(line);
+        held = undefined;
         await untilSignal();
       } finally {
         await runner.stop();

@@ -11,10 +11,24 @@ export interface CliResult {
   stderr: string;
 }
 
+/** Where and with what environment a command runs (default: the repository, this process's env). */
+export interface CliOptions {
+  cwd?: string;
+  env?: NodeJS.ProcessEnv;
+}
+
 /** Runs `switchboard ...args` to completion, optionally feeding `stdin`. */
-export function runCli(args: readonly string[], stdin?: string): Promise<CliResult> {
+export function runCli(
+  args: readonly string[],
+  stdin?: string,
+  options: CliOptions = {},
+): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [BIN, ...args], { cwd: ROOT, stdio: 'pipe' });
+    const child = spawn(process.execPath, [BIN, ...args], {
+      cwd: options.cwd ?? ROOT,
+      env: options.env ?? process.env,
+      stdio: 'pipe',
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
@@ -42,9 +56,14 @@ export interface RunningCli {
 export function startCli(
   args: readonly string[],
   command: string[] = [process.execPath, BIN],
+  options: CliOptions = {},
 ): RunningCli {
   const [exe, ...pre] = command as [string, ...string[]];
-  const child = spawn(exe, [...pre, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(exe, [...pre, ...args], {
+    cwd: options.cwd ?? ROOT,
+    env: options.env ?? process.env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   let stdout = '';
   let stderr = '';
   child.stdout?.setEncoding('utf8').on('data', (chunk: string) => {
