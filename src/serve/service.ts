@@ -126,8 +126,8 @@ export interface ReloadResult {
 export const RELOADABLE_KEYS: readonly string[] = ['log.level', 'auth', 'webhooks'];
 
 /**
- * The keys (`section.key`, or `section` for a whole-section change) whose values differ
- * between two configurations, in schema order. Values are compared, never reported.
+ * The keys (`section.key`, e.g. `http.listen`, `auth.tokens`) whose values differ between two
+ * configurations, in the order of `before`'s sections. Values are compared, never reported.
  */
 export function changedKeys(before: Config, after: Config): string[] {
   const keys: string[] = [];
