@@ -53,11 +53,12 @@ function brokerAddress(url: string): string {
  * reported in one line, and `listen` keeps trying (as it does after a broker restart).
  * @throws CliError when the broker refused the login or the virtual host.
  */
-async function probeBroker(url: string): Promise<void> {
+async function probeBroker(url: string): Promise<'reachable' | 'unreachable'> {
   const { connect } = await import('amqplib');
   try {
     const connection = await connect(url, { timeout: 5000 });
     await connection.close().catch(() => {});
+    return 'reachable';
   } catch (error) {
     const text = (error as Error).message.replace(/\/\/[^@/]*@/g, '//***@');
     const at = brokerAddress(url);
@@ -72,16 +73,21 @@ async function probeBroker(url: string): Promise<void> {
       );
     }
     status(`cannot reach RabbitMQ at ${at}: ${fetchErrorReason(error)}; retrying (Ctrl-C stops)`);
+    return 'unreachable';
   }
 }
 
-/** The bus's warnings and errors as status lines (one each; the rest is not shown). */
-const busLogger: Logger = {
-  debug() {},
-  info() {},
-  warn: (fields, message) => statusWithCause(fields, message),
-  error: (fields, message) => statusWithCause(fields, message),
-};
+/**
+ * The bus's warnings and errors as status lines (one each; the rest is not shown), but not
+ * its first failed attempt when the probe has just said the same.
+ */
+function busLogger(probed: 'reachable' | 'unreachable'): Logger {
+  const warn = (fields: object, message?: string): void => {
+    if (probed === 'unreachable' && (fields as { attempt?: unknown }).attempt === 1) return;
+    statusWithCause(fields, message);
+  };
+  return { debug() {}, info() {}, warn, error: warn };
+}
 
 function statusWithCause(fields: object, message: string | undefined): void {
   const err = (fields as { err?: unknown }).err;
@@ -95,12 +101,15 @@ async function listenAmqp(
   keys: string[],
   queue: string | undefined,
 ): Promise<void> {
-  await probeBroker(url);
+  // Listening for Ctrl-C from the start: none finds the command without a listener.
+  const signal = untilSignal();
+  const probed = await Promise.race([probeBroker(url), signal.then(() => 'stopped' as const)]);
+  if (probed === 'stopped') return;
   const bus = new AmqpBus({
     url,
     exchange,
     connectionName: 'switchboard listen',
-    logger: busLogger,
+    logger: busLogger(probed),
   });
   const print = (message: BusMessage, routingKey: string): void => {
     process.stdout.write(`${JSON.stringify({ routing_key: routingKey, ...message })}\n`);
@@ -110,7 +119,6 @@ async function listenAmqp(
     queue === undefined
       ? keys.map((key) => bus.subscribe(key, print))
       : [bus.subscribeQueue(keys, print, { queue })];
-  const signal = untilSignal();
   const ready = Promise.all(subs.map((s) => s.ready)).then(() => 'ready' as const);
   const first = await Promise.race([ready, signal]);
   if (first === 'ready') {

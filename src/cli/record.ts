@@ -58,13 +58,16 @@ export function recordCommand(): Command {
       }, 1000);
       let failure: unknown;
       let recording = false;
+      const stop = untilSignal();
       try {
-        await client.connect();
-        recording = true;
-        process.stderr.write(
-          `switchboard: recording ${client.name} to ${options.out} (Ctrl-C stops)\n`,
-        );
-        await Promise.race([untilSignal(), writeFailure]);
+        await Promise.race([client.connect(), stop]);
+        recording = client.connected;
+        if (recording) {
+          process.stderr.write(
+            `switchboard: recording ${client.name} to ${options.out} (Ctrl-C stops)\n`,
+          );
+          await Promise.race([stop, writeFailure]);
+        }
       } catch (error) {
         failure = error;
       }

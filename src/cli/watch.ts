@@ -40,6 +40,7 @@ export function watchCommand(): Command {
       const runner = new AmiRunner(options.ami.map(parseAmiUrl), reporter, {
         onStatus: (message) => (held === undefined ? print(message) : held.push(message)),
       });
+      const stop = untilSignal();
       try {
         try {
           await runner.start();
@@ -52,7 +53,7 @@ export function watchCommand(): Command {
         }
         for (const line of held ?? []) print(line);
         held = undefined;
-        await untilSignal();
+        await stop;
       } finally {
         await runner.stop();
         await writer.flush();

@@ -175,6 +175,7 @@ describe('one line for each failure', () => {
     );
     cli.child.kill('SIGINT');
     assert.equal(await cli.exited, 0);
+    assert.equal(cli.stderr().match(/ECONNREFUSED/g)?.length, 1, 'said once');
     assert.doesNotMatch(cli.stderr(), /guest:guest/);
   });
 
