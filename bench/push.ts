@@ -52,7 +52,7 @@ async function bestOf(
     p99s.push(percentile(r.overheads, 99));
     if (process.env.BENCH_PUSH_DEBUG) {
       const m = await (await fetch(`${holder.url}/metrics`)).text();
-      const heap = /^switchboard_nodejs_heap_size_used_bytes (\S+)/m.exec(m)?.[1];
+      const heap = /^nodejs_heap_size_used_bytes (\S+)/m.exec(m)?.[1];
       const held = /^switchboard_push_held_calls (\S+)/m.exec(m)?.[1];
       console.error(
         `round ${round}: heap used ${Number(heap) / 1e6} MB, held ${held}, rss ${peakRssMb(holder.pid)}`,

@@ -2,13 +2,17 @@
  * Prometheus metrics of the process: one prom-client registry per application (not the global
  * default registry, so several servers can live in one test process), served at `/metrics`.
  *
- * Every metric name starts with `switchboard_`, including the process metrics
- * (`switchboard_process_cpu_seconds_total`, `switchboard_nodejs_heap_size_used_bytes`, ...).
- * Feature modules register their own metrics on {@link Metrics.registry}.
+ * The process and Node.js metrics carry prom-client's standard names, without a prefix
+ * (`process_cpu_seconds_total`, `process_resident_memory_bytes`, `nodejs_heap_size_used_bytes`,
+ * `nodejs_eventloop_lag_p99_seconds`, ...), so stock Node.js dashboards work unchanged.
+ * Switchboard's own metrics start with `switchboard_`, including
+ * `switchboard_build_info{version,node}` (always 1). Feature modules register their own
+ * metrics on {@link Metrics.registry}.
  */
-import { collectDefaultMetrics, Histogram, Registry } from 'prom-client';
+import { collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
+import { VERSION } from './version.ts';
 
-/** Prefix of every Switchboard metric. */
+/** Prefix of every Switchboard metric (the process and Node.js metrics have none). */
 export const METRIC_PREFIX = 'switchboard_';
 
 /** The application's registry and the built-in metrics. */
@@ -30,13 +34,20 @@ export interface CreateMetricsOptions {
 }
 
 /**
- * Creates the application's metrics registry with process metrics and the HTTP histogram.
- * Call once per application; pass the result to `createServer` and to the feature modules.
+ * Creates the application's metrics registry with the process metrics, the build information
+ * and the HTTP histogram. Call once per application; pass the result to `createServer` and
+ * to the feature modules.
  */
 export function createMetrics(options: CreateMetricsOptions = {}): Metrics {
   const registry = new Registry();
-  if (options.processMetrics ?? true)
-    collectDefaultMetrics({ register: registry, prefix: METRIC_PREFIX });
+  if (options.processMetrics ?? true) collectDefaultMetrics({ register: registry });
+  const buildInfo = new Gauge({
+    name: `${METRIC_PREFIX}build_info`,
+    help: 'Always 1: the running version of Switchboard and of Node.js, as labels',
+    labelNames: ['version', 'node'] as const,
+    registers: [registry],
+  });
+  buildInfo.set({ version: VERSION, node: process.versions.node }, 1);
   const httpRequestDuration = new Histogram({
     name: `${METRIC_PREFIX}http_request_duration_seconds`,
     help: 'HTTP request duration in seconds, by route pattern, method and status code',

@@ -160,6 +160,8 @@ class RecordingScanner {
   #opened = false;
   #closed = false;
   #needComma = false;
+  /** An event has been read (problems are then "malformed", not "not a recording"). */
+  #seen = false;
 
   constructor(file: string, maxElement: number) {
     this.#file = file;
@@ -195,10 +197,23 @@ class RecordingScanner {
       this.#buf = this.#buf.slice(i);
     }
     const events = this.#format === 'array' ? this.#array(false) : this.#jsonl(false);
+    if (events.length > 0) this.#seen = true;
     if (this.#buf.length > this.#maxElement) {
       throw this.#error(this.#line, `element larger than ${this.#maxElement} characters`);
     }
     return events;
+  }
+
+  /**
+   * The problem with an element: for the first element of the input (no event read yet) a
+   * problem means the input is some other JSON (a package.json, a config), not a recording,
+   * and is said so instead of "malformed JSON" at a line of a file never meant to be one.
+   */
+  #elementProblem(first: boolean, problem: string): string {
+    if (!first || this.#seen) return problem;
+    return this.#format === 'array'
+      ? 'not a recording: expected a JSON array of AMI event objects, each with an "Event" string'
+      : 'not a recording: expected JSON Lines, one AMI event object with an "Event" string per line';
   }
 
   /** Events of the unterminated rest; checks that the input is complete. */
@@ -244,13 +259,14 @@ class RecordingScanner {
       const text = region.slice(pos, nl);
       if (text.trim().length > 0) {
         let value: unknown;
+        const first = events.length === 0;
         try {
           value = JSON.parse(text);
         } catch (error) {
-          throw this.#error(line, parseProblem(error), error);
+          throw this.#error(line, this.#elementProblem(first, parseProblem(error)), error);
         }
         const problem = checkEvent(value);
-        if (problem !== undefined) throw this.#error(line, problem);
+        if (problem !== undefined) throw this.#error(line, this.#elementProblem(first, problem));
         events.push(value as AmiEvent);
       }
       pos = nl + 1;
@@ -270,6 +286,7 @@ class RecordingScanner {
     }
     const fast = this.#arrayFast(s, pos);
     if (fast === undefined) return this.#arrayExact(s, pos, final);
+    if (fast.events.length > 0) this.#seen = true;
     // The rest (an incomplete element, `]`) goes through the exact scanner.
     const rest = this.#arrayExact(this.#buf, 0, final);
     return rest.length === 0 ? fast.events : fast.events.concat(rest);
@@ -332,7 +349,10 @@ class RecordingScanner {
         continue;
       }
       if (c !== 123 /* { */) {
-        throw this.#error(this.#lineAt(s, pos), 'expected an AMI event object');
+        throw this.#error(
+          this.#lineAt(s, pos),
+          this.#elementProblem(starts.length === 0, 'expected an AMI event object'),
+        );
       }
       const end = valueEnd(s, pos);
       if (end === -1) {
@@ -364,7 +384,7 @@ class RecordingScanner {
           } catch (error) {
             throw this.#error(
               this.#lineAt(s, start) + errorLineOffset(text, error),
-              parseProblem(error),
+              this.#elementProblem(i === 0, parseProblem(error)),
               error,
             );
           }
@@ -372,7 +392,12 @@ class RecordingScanner {
       }
       for (let i = 0; i < parsed.length; i++) {
         const problem = checkEvent(parsed[i]);
-        if (problem !== undefined) throw this.#error(this.#lineAt(s, starts[i] as number), problem);
+        if (problem !== undefined) {
+          throw this.#error(
+            this.#lineAt(s, starts[i] as number),
+            this.#elementProblem(i === 0, problem),
+          );
+        }
       }
       events = parsed as AmiEvent[];
     }

@@ -1,14 +1,22 @@
 /**
  * `switchboard config check [--config FILE] [--print]`: validates the configuration (file,
  * then `SWITCHBOARD_*` variables) exactly as `serve` would, without starting anything.
- * Prints every problem on stderr, one line each naming the key
- * (`config: amqp.url: expected a URL (amqp:// or amqps://)`), and exits 1; or prints `ok`
+ * The file: `--config`, else `SWITCHBOARD_CONFIG`, else `/etc/switchboard/switchboard.yaml`
+ * when it exists, with its `conf.d/` overlays. Prints every problem on stderr, one line each
+ * naming the key (`switchboard: config: amqp.url: expected a URL (amqp:// or amqps://)`),
+ * and exits 1; or prints `ok`
  * (and with `--print` the effective configuration as YAML, secrets replaced by `***`) and
  * exits 0.
  */
 import { Command } from 'commander';
 import { stringify } from 'yaml';
-import { ConfigError, type ConfigProblem, loadConfig, redactConfig } from '../config/load.ts';
+import {
+  ConfigError,
+  type ConfigProblem,
+  DEFAULT_CONFIG_FILE,
+  loadConfig,
+  redactConfig,
+} from '../config/load.ts';
 import { checkServiceConfig } from '../serve/service.ts';
 import { CliError, EXIT } from './errors.ts';
 
@@ -24,20 +32,21 @@ export function configCommand(): Command {
       let problems: ConfigProblem[];
       let config: ReturnType<typeof loadConfig> | undefined;
       try {
-        config = loadConfig(flags.config === undefined ? {} : { file: flags.config });
+        config = loadConfig({
+          ...(flags.config === undefined ? {} : { file: flags.config }),
+          defaultFile: DEFAULT_CONFIG_FILE,
+        });
         problems = checkServiceConfig(config);
       } catch (error) {
         if (!(error instanceof ConfigError)) throw error;
         problems = error.problems;
       }
       if (problems.length > 0 || config === undefined) {
-        for (const p of problems) {
-          process.stderr.write(
-            `config: ${p.key}${p.source ? ` (from ${p.source})` : ''}: ${p.reason}\n`,
-          );
-        }
+        // One line per problem, naming the key: `switchboard: config: http.listen: ...`.
         throw new CliError(
-          `invalid configuration (${problems.length} problem${problems.length === 1 ? '' : 's'})`,
+          problems
+            .map((p) => `config: ${p.key}${p.source ? ` (from ${p.source})` : ''}: ${p.reason}`)
+            .join('\n'),
           EXIT.failure,
         );
       }

@@ -4,7 +4,9 @@
  * stderr and an exit code.
  */
 import { Command, CommanderError } from 'commander';
+import { VERSION } from '../version.ts';
 import { configCommand } from './config.ts';
+import { doctorCommand } from './doctor.ts';
 import { CliError, EXIT } from './errors.ts';
 import { jenkinsWatchCommand } from './jenkins-watch.ts';
 import { listenCommand } from './listen.ts';
@@ -20,6 +22,11 @@ export function program(): Command {
     .description(
       'Call events from the Asterisk Manager Interface, the XiVO message bus, alert calls, announcements and mobile wake-up',
     )
+    .version(
+      `switchboard ${VERSION} (Node ${process.versions.node})`,
+      '-V, --version',
+      'print the version and exit',
+    )
     .option('-v, --verbose', 'print stack traces and debug details on errors')
     .showHelpAfterError()
     .exitOverride();
@@ -32,6 +39,7 @@ export function program(): Command {
     listenCommand(),
     simCommand(),
     jenkinsWatchCommand(),
+    doctorCommand(),
   ]) {
     // addCommand() does not pass these on: usage errors must throw, not exit the process.
     command.copyInheritedSettings(root);
@@ -59,7 +67,10 @@ export async function main(argv: readonly string[]): Promise<number> {
     }
     const verbose = root.opts<{ verbose?: boolean }>().verbose === true;
     const message = error instanceof Error ? error.message : String(error);
-    process.stderr.write(`switchboard: ${message.split('\n')[0]}\n`);
+    // A CliError's lines are each a problem of their own (every bad configuration key);
+    // any other error is one line.
+    const lines = error instanceof CliError ? message.split('\n') : [message.split('\n')[0]];
+    for (const line of lines) process.stderr.write(`switchboard: ${line}\n`);
     if (verbose && error instanceof Error && error.stack) process.stderr.write(`${error.stack}\n`);
     return error instanceof CliError ? error.exitCode : EXIT.failure;
   }

@@ -7,7 +7,7 @@
  * otherwise it polls every `jenkins.intervalS` until Ctrl-C.
  */
 import { Command } from 'commander';
-import { createLogger, parseListen } from '../http/server.ts';
+import { createLogger, parseListen, resolveLogFormat } from '../http/server.ts';
 import { httpAnnouncer } from '../jenkins/index.ts';
 import { JenkinsWatcher, jenkinsMigrations } from '../jenkins/watcher.ts';
 import { migrate, openDatabase } from '../store/db.ts';
@@ -41,7 +41,11 @@ export function jenkinsWatchCommand(): Command {
           ...(flags.database === undefined ? {} : { database: flags.database }),
         });
         if (config.jenkins.url === '') throw new CliError('jenkins.url is not configured');
-        const logger = createLogger(config.log.level, process.stderr as never);
+        const logger = createLogger(
+          config.log.level,
+          process.stderr as never,
+          resolveLogFormat(config.log.format as 'auto', process.stderr),
+        );
         const db = await openDatabase(config.database.url, { poolSize: 2 });
         try {
           await migrate(db, [jenkinsMigrations]);

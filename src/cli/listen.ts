@@ -18,9 +18,10 @@
  */
 import { Command } from 'commander';
 import { AmqpBus } from '../bus/amqp.ts';
-import { type BusMessage, bindingKeyProblem } from '../bus/bus.ts';
-import { ConfigError, loadConfig, redactUrl } from '../config/load.ts';
-import { CliError, EXIT } from './errors.ts';
+import { type BusMessage, bindingKeyProblem, type Logger } from '../bus/bus.ts';
+import { ConfigError, DEFAULT_CONFIG_FILE, loadConfig, redactUrl } from '../config/load.ts';
+import { fetchErrorReason } from '../http/fetch-error.ts';
+import { CliError, configFailure, EXIT } from './errors.ts';
 import { untilSignal } from './signals.ts';
 
 interface ListenFlags {
@@ -35,13 +36,81 @@ function status(message: string): void {
   process.stderr.write(`switchboard: ${message}\n`);
 }
 
+/** Where a broker URL points, without its credentials: `host:port/vhost`. */
+function brokerAddress(url: string): string {
+  try {
+    const parsed = new URL(url);
+    const vhost = decodeURIComponent(parsed.pathname.slice(1)) || '/';
+    return `${parsed.hostname}:${parsed.port || (parsed.protocol === 'amqps:' ? 5671 : 5672)} (vhost ${vhost})`;
+  } catch {
+    return redactUrl(url);
+  }
+}
+
+/**
+ * One connection attempt before listening, so that what cannot work says so at once: a
+ * refused login or virtual host stops with one line (exit 1); an unreachable broker is
+ * reported in one line, and `listen` keeps trying (as it does after a broker restart).
+ * @throws CliError when the broker refused the login or the virtual host.
+ */
+async function probeBroker(url: string): Promise<'reachable' | 'unreachable'> {
+  const { connect } = await import('amqplib');
+  try {
+    const connection = await connect(url, { timeout: 5000 });
+    await connection.close().catch(() => {});
+    return 'reachable';
+  } catch (error) {
+    const text = (error as Error).message.replace(/\/\/[^@/]*@/g, '//***@');
+    const at = brokerAddress(url);
+    if (/ACCESS[-_]REFUSED/.test(text)) {
+      throw new CliError(
+        `RabbitMQ at ${at} refused the login (403 ACCESS-REFUSED): check the user and password of --amqp / amqp.url`,
+      );
+    }
+    if (/Expected ConnectionOpenOk|NOT[-_]ALLOWED/.test(text)) {
+      throw new CliError(
+        `RabbitMQ at ${at} refused the virtual host: it does not exist, or the user has no permission on it`,
+      );
+    }
+    status(`cannot reach RabbitMQ at ${at}: ${fetchErrorReason(error)}; retrying (Ctrl-C stops)`);
+    return 'unreachable';
+  }
+}
+
+/**
+ * The bus's warnings and errors as status lines (one each; the rest is not shown), but not
+ * its first failed attempt when the probe has just said the same.
+ */
+function busLogger(probed: 'reachable' | 'unreachable'): Logger {
+  const warn = (fields: object, message?: string): void => {
+    if (probed === 'unreachable' && (fields as { attempt?: unknown }).attempt === 1) return;
+    statusWithCause(fields, message);
+  };
+  return { debug() {}, info() {}, warn, error: warn };
+}
+
+function statusWithCause(fields: object, message: string | undefined): void {
+  const err = (fields as { err?: unknown }).err;
+  const cause = typeof err === 'string' ? err.replace(/^Error: /, '') : undefined;
+  status(`${message ?? 'bus'}${cause === undefined ? '' : ` (${cause})`}`);
+}
+
 async function listenAmqp(
   url: string,
   exchange: string,
   keys: string[],
   queue: string | undefined,
 ): Promise<void> {
-  const bus = new AmqpBus({ url, exchange, connectionName: 'switchboard listen' });
+  // Listening for Ctrl-C from the start: none finds the command without a listener.
+  const signal = untilSignal();
+  const probed = await Promise.race([probeBroker(url), signal.then(() => 'stopped' as const)]);
+  if (probed === 'stopped') return;
+  const bus = new AmqpBus({
+    url,
+    exchange,
+    connectionName: 'switchboard listen',
+    logger: busLogger(probed),
+  });
   const print = (message: BusMessage, routingKey: string): void => {
     process.stdout.write(`${JSON.stringify({ routing_key: routingKey, ...message })}\n`);
   };
@@ -50,7 +119,6 @@ async function listenAmqp(
     queue === undefined
       ? keys.map((key) => bus.subscribe(key, print))
       : [bus.subscribeQueue(keys, print, { queue })];
-  const signal = untilSignal();
   const ready = Promise.all(subs.map((s) => s.ready)).then(() => 'ready' as const);
   const first = await Promise.race([ready, signal]);
   if (first === 'ready') {
@@ -76,7 +144,7 @@ async function listenSse(base: string, token: string | undefined, keys: string[]
     });
   } catch (error) {
     if (abort.signal.aborted) return;
-    throw new CliError(`cannot reach ${redactUrl(base)}: ${(error as Error).message}`);
+    throw new CliError(`cannot reach ${redactUrl(base)}: ${fetchErrorReason(error)}`);
   }
   if (!response.ok || response.body === null) {
     const text = await response.text().catch(() => '');
@@ -141,15 +209,13 @@ export function listenCommand(): Command {
       try {
         const config = loadConfig({
           ...(flags.config === undefined ? {} : { file: flags.config }),
+          defaultFile: DEFAULT_CONFIG_FILE,
           ...(flags.amqp === undefined ? {} : { overrides: { amqp: flags.amqp } }),
         });
         url = config.amqp.url;
         exchange = config.amqp.exchange;
       } catch (error) {
-        if (error instanceof ConfigError) {
-          process.stderr.write(`${error.message}\n`);
-          throw new CliError('invalid configuration');
-        }
+        if (error instanceof ConfigError) throw configFailure(error);
         throw error;
       }
       if (url === undefined || url === '') {

@@ -13,9 +13,11 @@
  */
 import { Command, InvalidArgumentError } from 'commander';
 import { loadConfig } from '../config/load.ts';
+import { listenFailure } from '../http/server.ts';
 import { parseListen, simulatorOptionsFromConfig } from '../sim/config.ts';
 import { loadScriptFile } from '../sim/script.ts';
 import { type SimulatorOptions, startSimulator } from '../sim/simulator.ts';
+import { CliError, EXIT } from './errors.ts';
 import { untilSignal } from './signals.ts';
 
 /** Options of `switchboard sim` as commander parses them. */
@@ -113,7 +115,16 @@ export function simCommand(): Command {
           process.stderr.write(`switchboard sim: action ${JSON.stringify(action.fields)}\n`);
         };
       }
-      const sim = await startSimulator(simOptions);
+      const sim = await startSimulator(simOptions).catch((error: unknown) => {
+        const address = `${simOptions.host ?? '127.0.0.1'}:${simOptions.port ?? 5038}`;
+        const failure = listenFailure(
+          error,
+          'PBX simulator',
+          address,
+          '--listen (or simulator.listen in --config)',
+        );
+        throw failure === error ? failure : new CliError(failure.message, EXIT.failure);
+      });
       const host = sim.host.includes(':') ? `[${sim.host}]` : sim.host;
       process.stderr.write(
         `switchboard sim: listening on tcp://${simOptions.username ?? 'switchboard'}:***@${host}:${sim.port}${

@@ -2,12 +2,14 @@
  * Loading the configuration: YAML file, then `SWITCHBOARD_*` environment variables, then CLI
  * overrides, then defaults, then validation against {@link ConfigSchema}.
  *
- * Precedence (highest first): `overrides` (CLI flags) > environment > file > schema defaults.
+ * Precedence (highest first): `overrides` (CLI flags) > environment > overlay files
+ * (`conf.d/*.yaml` next to the main file, in lexical order) > the main file > schema defaults.
  * Errors name the key and never echo the value (values may be secrets).
  */
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
+import path from 'node:path';
 import type { TSchema } from 'typebox';
 import { Value } from 'typebox/value';
 import { parseDocument } from 'yaml';
@@ -55,13 +57,21 @@ export interface ConfigOverrides {
   redis?: string;
 }
 
+/** The configuration file `switchboard` commands read when neither `--config` nor `SWITCHBOARD_CONFIG` is given (only when it exists). */
+export const DEFAULT_CONFIG_FILE = '/etc/switchboard/switchboard.yaml';
+
 /** Inputs of {@link loadConfig}. */
 export interface LoadConfigOptions {
   /**
-   * YAML file path. Undefined: `env.SWITCHBOARD_CONFIG` if set, else no file (defaults only).
-   * A file given but unreadable is an error.
+   * YAML file path. Undefined: `env.SWITCHBOARD_CONFIG` if set, else `defaultFile` when it
+   * exists, else no file (defaults only). A file given but unreadable is an error.
    */
   file?: string;
+  /**
+   * The file used when neither `file`, `text` nor `SWITCHBOARD_CONFIG` is given, and only if
+   * it exists (the commands pass {@link DEFAULT_CONFIG_FILE}). Default: none.
+   */
+  defaultFile?: string;
   /** YAML text used instead of reading `file` (`file` then only names it in errors). */
   text?: string;
   /** Environment (default `process.env`); `SWITCHBOARD_<SECTION>_<KEY>` variables override. */
@@ -403,6 +413,16 @@ function semanticChecks(config: Config): ConfigProblem[] {
     }
     names.add(server.name);
   });
+  const hooks = new Map<string, number>();
+  config.webhooks.endpoints.forEach((endpoint, i) => {
+    const first = hooks.get(endpoint.name);
+    if (endpoint.name !== '' && first !== undefined) {
+      problems.push({
+        key: `webhooks.endpoints[${i}].name`,
+        reason: `duplicate webhook name (same as webhooks.endpoints[${first}])`,
+      });
+    } else hooks.set(endpoint.name, i);
+  });
   problems.push(...pushChecks(config.push));
   return problems;
 }
@@ -440,6 +460,11 @@ function derivedUuid(name: string): string {
   return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-5${hex.slice(13, 16)}-${variant}${hex.slice(17, 20)}-${hex.slice(20, 32)}`;
 }
 
+/** The first line of a YAML error without its trailing position (`at line 3, column 1:`). */
+function yamlReason(message: string): string {
+  return (message.split('\n')[0] ?? '').replace(/ at line \d+, column \d+:?$/, '');
+}
+
 function readYaml(
   file: string | undefined,
   text: string | undefined,
@@ -459,13 +484,18 @@ function readYaml(
   }
   if (source === undefined) return { value: {}, problems: [] };
   const doc = parseDocument(source, { prettyErrors: true, uniqueKeys: true });
-  if (doc.errors.length > 0) {
+  const [first] = doc.errors;
+  if (first !== undefined) {
+    // The first error only: the ones after it usually follow from it (same place).
+    const at = first.linePos?.[0];
     return {
       value: {},
-      problems: doc.errors.map((e) => ({
-        key: label,
-        reason: `invalid YAML at line ${e.linePos?.[0]?.line ?? '?'}: ${e.code}`,
-      })),
+      problems: [
+        {
+          key: at === undefined ? label : `${label}:${at.line}:${at.col}`,
+          reason: `invalid YAML: ${yamlReason(first.message)} (${first.code})`,
+        },
+      ],
     };
   }
   const value: unknown = doc.toJS();
@@ -476,25 +506,117 @@ function readYaml(
   return { value, problems: [] };
 }
 
+/** The files a configuration is read from (see {@link resolveConfigFiles}). */
+export interface ConfigFiles {
+  /** The main file; undefined: none (defaults, environment and flags only). */
+  main: string | undefined;
+  /** The overlay files, in the order they are merged (lexical order of their names). */
+  overlays: string[];
+  /** Why the overlay directory could not be listed (it exists but is unreadable). */
+  problem?: ConfigProblem;
+}
+
+/** Name of the overlay directory next to the main file. */
+export const OVERLAY_DIR = 'conf.d';
+
+/**
+ * Which files {@link loadConfig} reads: the main file (`file`, else `SWITCHBOARD_CONFIG`,
+ * else `defaultFile` when it exists), then every `*.yaml` / `*.yml` file of the `conf.d/`
+ * directory next to it (names starting with `.` skipped), sorted by name (`10-ami.yaml`
+ * before `20-webhooks.yaml`), as Wazo's services read `/etc/wazo-<service>/conf.d/`. With `text`,
+ * no overlays.
+ */
+export function resolveConfigFiles(
+  options: Pick<LoadConfigOptions, 'file' | 'text' | 'env' | 'defaultFile'> = {},
+): ConfigFiles {
+  const env = options.env ?? process.env;
+  if (options.text !== undefined) return { main: options.file, overlays: [] };
+  let main = options.file ?? (env.SWITCHBOARD_CONFIG || undefined);
+  if (main === undefined && options.defaultFile !== undefined && existsSync(options.defaultFile)) {
+    main = options.defaultFile;
+  }
+  if (main === undefined) return { main, overlays: [] };
+  const dir = path.join(path.dirname(main), OVERLAY_DIR);
+  let names: string[];
+  try {
+    names = readdirSync(dir, { withFileTypes: true })
+      .filter((entry) => !entry.isDirectory() && /^[^.].*\.ya?ml$/.test(entry.name))
+      .map((entry) => entry.name)
+      .sort();
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code ?? 'error';
+    if (code === 'ENOENT' || code === 'ENOTDIR') return { main, overlays: [] };
+    return {
+      main,
+      overlays: [],
+      problem: { key: dir, reason: `cannot read the overlay directory (${code})` },
+    };
+  }
+  return { main, overlays: names.map((name) => path.join(dir, name)) };
+}
+
+/**
+ * Merges `overlay` into `target` (in place), the way Wazo merges its `conf.d` files: mappings
+ * are merged key by key, recursively; any other value (a list, a string, a number) replaces
+ * the one before it; `null` removes the key (back to the default). Records in `sources`
+ * which file set each path.
+ */
+function mergeInto(
+  target: Json,
+  overlay: Json,
+  file: string,
+  at: string[],
+  sources: Map<string, string>,
+): void {
+  for (const [key, value] of Object.entries(overlay)) {
+    const here = [...at, key];
+    const current = Object.hasOwn(target, key) ? target[key] : undefined;
+    if (value === null) {
+      delete target[key];
+    } else if (isObject(value) && isObject(current)) {
+      mergeInto(current, value, file, here, sources);
+      continue;
+    } else {
+      // defineProperty: a key named __proto__ stays a key (then reported as unknown).
+      Object.defineProperty(target, key, {
+        value,
+        enumerable: true,
+        writable: true,
+        configurable: true,
+      });
+    }
+    sources.set(here.join('.'), file);
+  }
+}
+
 /**
  * Loads, merges and validates the configuration.
  *
- * Order: YAML file (or `text`), then each `SWITCHBOARD_*` variable of `env` (see
+ * Order: the YAML file (or `text`; {@link resolveConfigFiles} says which file), then its
+ * `conf.d/` overlay files merged over it (mappings merged key by key, lists and other values
+ * replaced, `null` removes a key), then each `SWITCHBOARD_*` variable of `env` (see
  * {@link configEnvSettings} for the names; lists are comma- or space-separated, or a JSON/YAML
  * flow list), then `overrides`, then schema defaults. Derived values: an empty `instance.uuid`
  * becomes a stable UUID from the host name and `instance.name`; an empty `ami.servers[].name`
  * becomes `host:port`.
  *
  * @returns the complete, valid configuration.
- * @throws {ConfigError} listing every problem (unreadable file, invalid YAML, unknown keys or
- *   `SWITCHBOARD_<SECTION>_*` variables, invalid values), each naming its key.
+ * @throws {ConfigError} listing every problem (unreadable file, invalid YAML as
+ *   `file:line:column`, unknown keys or `SWITCHBOARD_<SECTION>_*` variables, invalid values),
+ *   each naming its key and, for a value from an overlay file or the environment, its origin.
  */
 export function loadConfig(options: LoadConfigOptions = {}): Config {
   const env = options.env ?? process.env;
-  const file = options.file ?? (options.text === undefined ? env.SWITCHBOARD_CONFIG : undefined);
-  const { value: raw, problems } = readYaml(file, options.text);
-  const fileUnusable = problems.length > 0;
+  const files = resolveConfigFiles(options);
+  const { value: raw, problems } = readYaml(files.main, options.text);
   const sources = new Map<string, string>();
+  if (files.problem !== undefined) problems.push(files.problem);
+  for (const overlay of files.overlays) {
+    const read = readYaml(overlay, undefined);
+    problems.push(...read.problems);
+    mergeInto(raw, read.value, overlay, [], sources);
+  }
+  const fileUnusable = problems.length > 0;
 
   const settings = configEnvSettings();
   const byName = new Map(settings.map((s) => [s.name, s]));
@@ -529,12 +651,15 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
   const config = applyDefaults(ConfigSchema as unknown as Schema, raw);
   if (!fileUnusable) {
     for (const problem of validateConfig(config)) {
-      const source = [...sources].find(
-        ([path]) =>
-          problem.key === path ||
-          problem.key.startsWith(`${path}.`) ||
-          problem.key.startsWith(`${path}[`),
-      )?.[1];
+      // The most precise origin: the longest path that is the key or contains it.
+      const source = [...sources]
+        .filter(
+          ([at]) =>
+            problem.key === at ||
+            problem.key.startsWith(`${at}.`) ||
+            problem.key.startsWith(`${at}[`),
+        )
+        .sort(([a], [b]) => b.length - a.length)[0]?.[1];
       problems.push(source ? { ...problem, source } : problem);
     }
   }
@@ -548,7 +673,30 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
       server.name = `${url.hostname}:${url.port || '5038'}`;
     }
   }
+  nameWebhooks(valid.webhooks.endpoints);
   return valid;
+}
+
+/**
+ * Fills empty `webhooks.endpoints[].name`: the URL's host (`hooks.example.com`,
+ * `10.0.0.5:8443`; never its path or query, which may carry a token), with `-<index>` added
+ * when another endpoint has the same name.
+ */
+function nameWebhooks(endpoints: Config['webhooks']['endpoints']): void {
+  const derived = endpoints.map((endpoint) => {
+    if (endpoint.name !== '') return endpoint.name;
+    try {
+      return new URL(endpoint.url).host;
+    } catch {
+      return 'webhook';
+    }
+  });
+  endpoints.forEach((endpoint, i) => {
+    if (endpoint.name !== '') return;
+    const name = derived[i] as string;
+    const taken = derived.filter((other) => other === name).length > 1;
+    endpoint.name = taken ? `${name}-${i}` : name;
+  });
 }
 
 const SECRET_KEY = /(secret|password|passphrase|token|apikey|authtoken|privatekey)$/i;

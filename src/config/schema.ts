@@ -195,8 +195,15 @@ export const LogLevel = oneOf(
   'minimum level logged',
 );
 
-/** `log`: structured logs (pino, JSON lines on stdout). */
-export const LogSection = section({ level: LogLevel }, 'logging');
+/** How logs are written: one readable line per entry, JSON lines, or pretty on a terminal only. */
+export const LogFormat = oneOf(
+  ['auto', 'pretty', 'json'],
+  'auto',
+  'auto = pretty on a terminal, JSON lines otherwise (journald, files, pipes)',
+);
+
+/** `log`: the process logs (pino; stdout, or stderr with `serve --print-events`). */
+export const LogSection = section({ level: LogLevel, format: LogFormat }, 'logging');
 
 /** One Asterisk server reached over AMI. */
 export const AmiServer = item(
@@ -314,6 +321,11 @@ export const RedisSection = section(
 export const WebhookEndpoint = item(
   {
     url: formatted('switchboard-http-url', undefined, 'URL call events are POSTed to'),
+    name: str(
+      '',
+      'name in logs and metrics (the URL never is: it may carry a token); empty = the URL host',
+      { pattern: '^[A-Za-z0-9._:-]*$', maxLength: 64 },
+    ),
     secret: str('', 'HMAC-SHA256 key of the signature header; empty = unsigned'),
     events: Type.Array(Type.String({ minLength: 1 }), {
       default: ['#'],

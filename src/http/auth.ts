@@ -23,6 +23,9 @@
  *
  * Secrets are compared with {@link constantTimeEqual} against every configured credential
  * (no early exit), so timing reveals neither a secret nor which entry matched.
+ *
+ * The lists can change while the server runs: a rule built from a section marked with
+ * {@link followAuth} reads the section's current lists at each request (SIGHUP reload).
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { BlockList, isIP } from 'node:net';
@@ -160,6 +163,29 @@ export interface AccessContext {
   networkTrusted?: boolean;
 }
 
+/**
+ * The symbol marking a live `auth` section ({@link followAuth}). An own enumerable symbol
+ * property, so that it survives the spread (`{ ...config.auth, module: 'callout' }`) with
+ * which modules build their access rules.
+ */
+const LIVE_AUTH = Symbol('switchboard.liveAuth');
+
+/** The fields of an `auth` section an access rule reads at each request when it is live. */
+type AuthLists = Pick<AccessRuleOptions, 'tokens' | 'users' | 'allowNetworks' | 'allowLoopback'>;
+
+/**
+ * Makes `section` (the `auth` configuration section) live: every access rule built from it,
+ * or from a spread copy of it, reads its `tokens`, `users`, `allowNetworks` and
+ * `allowLoopback` at each request instead of once. `serve` reloads the section in place on
+ * SIGHUP (assigning new lists; do not mutate a list in place). Returns `section`.
+ */
+export function followAuth<T extends object>(section: T): T {
+  if (!Object.hasOwn(section, LIVE_AUTH)) {
+    Object.defineProperty(section, LIVE_AUTH, { value: section, enumerable: true });
+  }
+  return section;
+}
+
 const principals = new WeakMap<FastifyRequest, Principal>();
 const matchers = new WeakMap<AccessRuleOptions, (address: string) => boolean>();
 
@@ -279,11 +305,32 @@ export function createAccessRule(
   createCidrMatcher(options.allowNetworks ?? []); // validate early
   const realm = options.realm ?? 'switchboard';
   const refuseAll = options.refuseCrossSite === 'all';
+  const live = (options as { [LIVE_AUTH]?: AuthLists })[LIVE_AUTH];
+  let current = options;
+  /** The options with the live section's lists (a new object only when one was replaced). */
+  const effective = (): AccessRuleOptions => {
+    if (live === undefined) return options;
+    if (
+      current.tokens !== live.tokens ||
+      current.users !== live.users ||
+      current.allowNetworks !== live.allowNetworks ||
+      current.allowLoopback !== live.allowLoopback
+    ) {
+      current = {
+        ...options,
+        tokens: live.tokens ?? [],
+        users: live.users ?? [],
+        allowNetworks: live.allowNetworks ?? [],
+        allowLoopback: live.allowLoopback ?? true,
+      };
+    }
+    return current;
+  };
   return async (request, reply) => {
     const client = clientOf(request);
     const crossSite =
       (refuseAll || !isSafeMethod(request.method)) && crossSiteOf(request) !== undefined;
-    const decision = decideAccess(options, request.headers.authorization, client.address, {
+    const decision = decideAccess(effective(), request.headers.authorization, client.address, {
       crossSite,
       networkTrusted: client.networkTrusted,
     });

@@ -3,7 +3,8 @@
  *
  * Built in: `/healthz`, `/readyz`, `/metrics`, OpenAPI at `/docs` (JSON at `/docs/json`),
  * form-encoded bodies wherever JSON is accepted, a body-size limit, request-duration metrics,
- * pino logs with Authorization headers and secrets redacted, graceful shutdown.
+ * pino logs (one line per request: method, URL with secret query parameters redacted,
+ * status, milliseconds; never headers), graceful shutdown.
  *
  * Feature modules add their routes as Fastify plugins, each owning its routes, schemas, hooks
  * (access rule) and error shape:
@@ -23,12 +24,15 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import Fastify, {
   type FastifyBaseLogger,
   type FastifyInstance,
+  type FastifyReply,
   type FastifyRequest,
+  LogController,
   type RawReplyDefaultExpression,
   type RawRequestDefaultExpression,
   type RawServerDefault,
 } from 'fastify';
 import pino, { type DestinationStream, type Logger } from 'pino';
+import pretty from 'pino-pretty';
 import { Counter } from 'prom-client';
 import { redactUrl, TRUST_PROXY_TRUE } from '../config/load.ts';
 import type { Config } from '../config/schema.ts';
@@ -90,21 +94,85 @@ export const REDACT_PATHS: readonly string[] = [
   '*.*.token',
 ];
 
-/** Serializes a request for logs: method, URL (secret query parameters redacted), IP, headers. */
+/** A request's path and query for logs, secret-looking query parameters replaced by `***`. */
+export function loggableUrl(url: string): string {
+  return redactUrl(`http://h${url}`).slice('http://h'.length);
+}
+
+/** Serializes a request for logs: method, URL (secret query parameters redacted), IP; never headers. */
 function serializeRequest(request: FastifyRequest) {
-  return {
-    method: request.method,
-    url: redactUrl(`http://h${request.url}`).slice('http://h'.length),
-    ip: request.ip,
-    headers: { ...request.headers },
-  };
+  return { method: request.method, url: loggableUrl(request.url), ip: request.ip };
 }
 
 /**
- * Creates the process logger: pino JSON lines, level from config, secrets redacted
- * ({@link REDACT_PATHS}). `destination` defaults to stdout (tests pass a stream to read logs).
+ * How {@link createLogger} writes: `json`, one JSON object per line (pino's format, `time`
+ * in epoch milliseconds: for journald, files and log shippers), or `pretty`, one readable
+ * line per entry (`[14:03:07.412] INFO: service: HTTP server listening {"url": ...}`).
  */
-export function createLogger(level: string, destination?: DestinationStream): Logger {
+export type LogFormat = 'json' | 'pretty';
+
+/**
+ * `log.format` resolved for a destination: `auto` is `pretty` when the destination is a
+ * terminal, `json` otherwise.
+ */
+export function resolveLogFormat(
+  format: 'auto' | LogFormat,
+  destination: { isTTY?: boolean } = process.stdout,
+): LogFormat {
+  if (format !== 'auto') return format;
+  return destination.isTTY === true ? 'pretty' : 'json';
+}
+
+/** pino-pretty's writer: one line per entry, `component: message`, then the other fields. */
+function prettyStream(destination: DestinationStream | undefined): DestinationStream {
+  const target =
+    destination === undefined || destination === (process.stdout as unknown)
+      ? 1
+      : destination === (process.stderr as unknown)
+        ? 2
+        : destination;
+  const tty = (target === 1 ? process.stdout : target === 2 ? process.stderr : target) as {
+    isTTY?: boolean;
+  };
+  return pretty({
+    destination: target,
+    sync: true,
+    colorize: tty.isTTY === true && process.env.NO_COLOR === undefined,
+    singleLine: true,
+    translateTime: 'SYS:HH:MM:ss.l',
+    // `http` repeats the request line the message already says.
+    ignore: 'pid,hostname,component,reqId,http',
+    messageFormat: '{if component}{component}: {end}{msg}',
+    errorLikeObjectKeys: [],
+  }) as DestinationStream;
+}
+
+/** An error as one line for the pretty format: `message (CODE)`, the causes after `: `. */
+function shortError(error: unknown): unknown {
+  if (!(error instanceof Error)) return error;
+  const parts: string[] = [];
+  let current: unknown = error;
+  for (let depth = 0; current instanceof Error && depth < 4; depth++) {
+    const code = (current as NodeJS.ErrnoException).code;
+    const message = current.message.split('\n')[0] ?? '';
+    parts.push(code !== undefined && !message.includes(code) ? `${message} (${code})` : message);
+    current = current.cause;
+  }
+  return parts.filter((p) => p !== '').join(': ');
+}
+
+/**
+ * Creates the process logger: pino, level from config, secrets redacted
+ * ({@link REDACT_PATHS}), as JSON lines or readable lines (`format`, see {@link LogFormat}).
+ * `destination` defaults to stdout (tests pass a stream to read logs). Child loggers follow
+ * the level of this logger when it changes (`logger.level = 'debug'`, SIGHUP reload) unless
+ * they were given a level of their own.
+ */
+export function createLogger(
+  level: string,
+  destination?: DestinationStream,
+  format: LogFormat = 'json',
+): Logger {
   const options = {
     level,
     redact: { paths: [...REDACT_PATHS], censor: '***' },
@@ -113,6 +181,25 @@ export function createLogger(level: string, destination?: DestinationStream): Lo
       err: pino.stdSerializers.err,
     },
   };
+  if (format === 'pretty') {
+    // One line: an error is its message (and code, and causes); the stack is in the JSON
+    // format. Under the key `error`, which pino-pretty then prints with the other fields
+    // (it sets `err` apart, on lines of its own).
+    return pino(
+      {
+        ...options,
+        serializers: { ...options.serializers, error: shortError },
+        formatters: {
+          log(object: Record<string, unknown>) {
+            if (!('err' in object)) return object;
+            const { err, ...rest } = object;
+            return { ...rest, error: err };
+          },
+        },
+      },
+      prettyStream(destination),
+    );
+  }
   return destination ? pino(options, destination) : pino(options);
 }
 
@@ -196,6 +283,65 @@ export function parseListen(listen: string): { host: string; port: number } {
   return { host: match[1] ?? match[2] ?? '', port: Number(match[3]) };
 }
 
+/**
+ * A listener that could not bind, as one sentence naming it, its address, the reason and the
+ * configuration key that moves it, e.g. `HTTP server: cannot listen on 127.0.0.1:8080:
+ * address already in use (EADDRINUSE; another process listens there); set http.listen
+ * (or --listen)`. Other errors are returned as they are.
+ */
+export function listenFailure(
+  error: unknown,
+  listener: string,
+  address: string,
+  key: string,
+): Error {
+  const code = (error as NodeJS.ErrnoException | undefined)?.code;
+  const why: Record<string, string> = {
+    EADDRINUSE: 'address already in use (EADDRINUSE; another process listens there)',
+    EACCES: 'permission denied (EACCES; ports below 1024 need privileges)',
+    EADDRNOTAVAIL: 'no such address on this machine (EADDRNOTAVAIL)',
+    ENOTFOUND: 'unknown host name (ENOTFOUND)',
+    EAI_AGAIN: 'host name not resolved (EAI_AGAIN)',
+  };
+  const reason = code === undefined ? undefined : why[code];
+  if (reason === undefined) return error instanceof Error ? error : new Error(String(error));
+  return new Error(`${listener}: cannot listen on ${address}: ${reason}; set ${key}`, {
+    cause: error,
+  });
+}
+
+/**
+ * Fastify's request logging, one line per request: `GET /api/v1/call?eventid=3 200 4.2 ms`
+ * at `info` (with `http: {method, url, statusCode, ms}` for JSON readers), when the response
+ * has been sent; `error` with the error when the response failed. Nothing when the request
+ * arrives, no "route not found" line (the request line says 404), never headers. A route's
+ * `logLevel` (`warn` for /healthz, /readyz, /metrics) silences its lines.
+ */
+class OneLineLogController extends LogController {
+  override incomingRequest(): void {}
+
+  override routeNotFound(): void {}
+
+  override requestCompleted(
+    error: Error | null | undefined,
+    request: FastifyRequest,
+    reply: FastifyReply,
+  ): void {
+    if (this.isLogDisabled(request)) return;
+    const ms = Math.round(reply.elapsedTime * 10) / 10;
+    const url = loggableUrl(request.url);
+    const http = { method: request.method, url, statusCode: reply.statusCode, ms };
+    const line = `${request.method} ${url} ${reply.statusCode} ${ms} ms`;
+    if (error) reply.log.error({ http, err: error }, `${line}: ${error.message}`);
+    else reply.log.info({ http }, line);
+  }
+
+  override defaultErrorLog(error: Error, request: FastifyRequest, reply: FastifyReply): void {
+    // 4xx are said by the request line; a 5xx is an error worth its own line, with the stack.
+    if (reply.statusCode >= 500) super.defaultErrorLog(error, request, reply);
+  }
+}
+
 const REQUEST_TIMEOUTS = 'switchboard_http_request_timeouts_total';
 const REQUEST_TIMEOUT_BODY =
   '{"error":"request_timeout","message":"request body not received in time","statusCode":408}';
@@ -264,6 +410,8 @@ export async function createServer(options: CreateServerOptions): Promise<Switch
   const backstopMs = Math.max(http.requestTimeoutMs, http.uploadTimeoutMs) + http.headersTimeoutMs;
   const app = Fastify({
     loggerInstance: logger,
+    // One line per request (Fastify's own are two, the first with every header).
+    logController: new OneLineLogController(),
     bodyLimit: http.bodyLimitBytes,
     trustProxy: proxies.length > 0 ? (address: string) => isTrustedProxy(address) : false,
     return503OnClosing: true,

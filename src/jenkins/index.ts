@@ -6,6 +6,8 @@
  * @module
  */
 import type { AnnounceService } from '../announce/index.ts';
+import { redactUrl } from '../config/load.ts';
+import { fetchErrorReason } from '../http/fetch-error.ts';
 import type { App } from '../http/server.ts';
 import type { ServiceContext, ServiceModule } from '../serve/module.ts';
 import { type Announcer, JenkinsWatcher, jenkinsMigrations } from './watcher.ts';
@@ -44,6 +46,10 @@ export function httpAnnouncer(
       body,
       headers: options.authorization ? { authorization: options.authorization } : {},
       signal: AbortSignal.timeout(30_000),
+    }).catch((error: unknown) => {
+      throw new Error(`Gong API at ${redactUrl(base)} unreachable: ${fetchErrorReason(error)}`, {
+        cause: error,
+      });
     });
     if (!response.ok) {
       throw new Error(

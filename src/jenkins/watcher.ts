@@ -29,6 +29,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type { Kysely } from 'kysely';
 import type { Logger } from 'pino';
 import type { JenkinsConfig } from '../config/schema.ts';
+import { fetchErrorReason } from '../http/fetch-error.ts';
 import { type Database, defineMigrations, type MigrationSet } from '../store/db.ts';
 
 /** One job as Jenkins reports it, flattened (`name` is the full path `folder/job`). */
@@ -145,7 +146,7 @@ export async function fetchJobs(options: FetchOptions): Promise<JenkinsJob[]> {
       signal: AbortSignal.timeout(options.timeoutMs ?? 10_000),
     });
   } catch (error) {
-    throw new JenkinsError(`Jenkins unreachable: ${(error as Error).message}`, { cause: error });
+    throw new JenkinsError(`Jenkins unreachable: ${fetchErrorReason(error)}`, { cause: error });
   }
   const text = await response.text().catch(() => '');
   if (!response.ok) throw new JenkinsError(`Jenkins answered HTTP ${response.status}`);

@@ -34,7 +34,14 @@ import { AmiRunner } from '../calls/live.ts';
 import type { EventContext, Reporter } from '../calls/reporter.ts';
 import { type ConfigProblem, redactUrl } from '../config/load.ts';
 import type { AmiServerConfig, Config } from '../config/schema.ts';
-import { createLogger, createServer, Readiness, type SwitchboardServer } from '../http/server.ts';
+import { followAuth } from '../http/auth.ts';
+import {
+  createLogger,
+  createServer,
+  listenFailure,
+  Readiness,
+  type SwitchboardServer,
+} from '../http/server.ts';
 import { createMetrics, type Metrics } from '../metrics.ts';
 import type { SseStream } from '../sinks/sse.ts';
 import { type WebhookEvent, WebhookSink } from '../sinks/webhook.ts';
@@ -88,10 +95,57 @@ export interface Service {
    * closes.
    */
   stop(): Promise<void>;
+  /**
+   * Applies a new configuration (already loaded and validated, e.g. from the files again on
+   * SIGHUP) to the running service, as far as that is safe without a restart: `log.level`,
+   * the `auth` section (tokens, users, networks: every access rule reads them at each
+   * request), and the `webhooks` section (endpoints whose settings are unchanged keep their
+   * queue; the others are replaced, the old ones finishing what they hold, bounded by
+   * `busFlushTimeoutMs`). Every other changed key is listed in `restartRequired` and keeps
+   * its old value.
+   * @throws Error listing {@link checkServiceConfig} problems (nothing is applied then).
+   */
+  reload(next: Config): ReloadResult;
   /** The shared resources, available after `start()` resolved. */
   readonly context: ServiceContext | undefined;
   /** The HTTP server, available after `start()` resolved. */
   readonly server: SwitchboardServer | undefined;
+}
+
+/** What {@link Service.reload} did, as configuration keys (`section.key`), never values. */
+export interface ReloadResult {
+  /** Changed keys now in effect, e.g. `log.level`, `auth.tokens`, `webhooks.endpoints`. */
+  applied: string[];
+  /** Changed keys that keep their old value until a restart, e.g. `http.listen`. */
+  restartRequired: string[];
+}
+
+/**
+ * Keys {@link Service.reload} applies: a section name (every key in it) or `section.key`.
+ * Everything else needs a restart.
+ */
+export const RELOADABLE_KEYS: readonly string[] = ['log.level', 'auth', 'webhooks'];
+
+/**
+ * The keys (`section.key`, e.g. `http.listen`, `auth.tokens`) whose values differ between two
+ * configurations, in the order of `before`'s sections. Values are compared, never reported.
+ */
+export function changedKeys(before: Config, after: Config): string[] {
+  const keys: string[] = [];
+  const a = before as unknown as Record<string, Record<string, unknown>>;
+  const b = after as unknown as Record<string, Record<string, unknown>>;
+  for (const section of Object.keys({ ...a, ...b })) {
+    const x = a[section] ?? {};
+    const y = b[section] ?? {};
+    for (const key of Object.keys({ ...x, ...y })) {
+      if (JSON.stringify(x[key]) !== JSON.stringify(y[key])) keys.push(`${section}.${key}`);
+    }
+  }
+  return keys;
+}
+
+function reloadable(key: string): boolean {
+  return RELOADABLE_KEYS.some((k) => key === k || key.startsWith(`${k}.`));
 }
 
 /**
@@ -270,6 +324,8 @@ function serviceMetrics(
 interface Webhook {
   accepts: (routingKey: string) => boolean;
   sink: WebhookSink;
+  /** The endpoint's settings (and `retryBaseMs`) as JSON: an unchanged endpoint keeps its sink on reload. */
+  settings: string;
 }
 
 async function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T | undefined> {
@@ -310,12 +366,74 @@ export function createService(options: ServiceOptions): Service {
   const m = serviceMetrics(metrics, () => runner);
   let simulator: EmbeddedSimulator | undefined;
   let webhooks: Webhook[] = [];
+  /** Sinks replaced by a reload, still delivering what they hold. */
+  const retiring = new Set<Promise<void>>();
   const started: ServiceModule[] = [];
   let starting: Promise<{ host: string; port: number; url: string }> | undefined;
   let stopping: Promise<void> | undefined;
   let registered = false;
 
   const log = logger.child({ component: 'service' });
+  // Every access rule built from this section follows its reloads.
+  followAuth(config.auth);
+
+  /** One sink per endpoint; an endpoint whose settings did not change keeps its sink. */
+  function buildWebhooks(section: Config['webhooks'], current: Webhook[]): Webhook[] {
+    return section.endpoints.map((endpoint) => {
+      const settings = JSON.stringify([endpoint, section.retryBaseMs]);
+      const kept = current.find((hook) => hook.settings === settings);
+      if (kept !== undefined) return kept;
+      const matchers = endpoint.events.map((pattern) => compileBindingKey(pattern));
+      return {
+        settings,
+        accepts: (routingKey: string) => matchers.some((match) => match(routingKey)),
+        sink: new WebhookSink({
+          targets: [
+            endpoint.secret === ''
+              ? { url: endpoint.url, name: endpoint.name }
+              : { url: endpoint.url, name: endpoint.name, secret: endpoint.secret },
+          ],
+          maxRetries: endpoint.maxRetries,
+          timeoutMs: endpoint.timeoutMs,
+          initialBackoffMs: section.retryBaseMs,
+          registry: metrics.registry,
+          logger: logger.child({ component: 'webhook', webhook: endpoint.name }),
+        }),
+      };
+    });
+  }
+
+  function reload(next: Config): ReloadResult {
+    const problems = checkServiceConfig(next);
+    if (problems.length > 0) {
+      throw new Error(problems.map((p) => `config: ${p.key}: ${p.reason}`).join('\n'));
+    }
+    const changed = changedKeys(config, next);
+    const applied = changed.filter(reloadable);
+    const restartRequired = changed.filter((key) => !reloadable(key));
+    if (applied.includes('log.level')) {
+      config.log.level = next.log.level;
+      logger.level = next.log.level;
+    }
+    if (applied.some((key) => key.startsWith('auth.'))) {
+      // In place: the modules and the access rules hold this object.
+      Object.assign(config.auth, next.auth);
+    }
+    if (applied.some((key) => key.startsWith('webhooks.'))) {
+      config.webhooks = next.webhooks;
+      if (starting !== undefined && stopping === undefined) {
+        const before = webhooks;
+        webhooks = buildWebhooks(next.webhooks, before);
+        for (const hook of before) {
+          if (webhooks.includes(hook)) continue;
+          const closing = hook.sink.close(flushTimeoutMs);
+          retiring.add(closing);
+          void closing.finally(() => retiring.delete(closing));
+        }
+      }
+    }
+    return { applied, restartRequired };
+  }
 
   async function doStart(): Promise<{ host: string; port: number; url: string }> {
     // 1. Database, every module's migrations.
@@ -359,29 +477,21 @@ export function createService(options: ServiceOptions): Service {
     const publisher = new XivoPublisher(bus, { originUuid: config.instance.uuid });
 
     // 3. Webhooks: one sink per endpoint, filtered by routing-key pattern on call.<event>.
-    webhooks = config.webhooks.endpoints.map((endpoint, i) => {
-      const matchers = endpoint.events.map((pattern) => compileBindingKey(pattern));
-      return {
-        accepts: (routingKey: string) => matchers.some((match) => match(routingKey)),
-        sink: new WebhookSink({
-          targets: [
-            endpoint.secret === ''
-              ? { url: endpoint.url }
-              : { url: endpoint.url, secret: endpoint.secret },
-          ],
-          maxRetries: endpoint.maxRetries,
-          timeoutMs: endpoint.timeoutMs,
-          initialBackoffMs: config.webhooks.retryBaseMs,
-          registry: metrics.registry,
-          logger: logger.child({ component: 'webhook', endpoint: i }),
-        }),
-      };
-    });
+    webhooks = buildWebhooks(config.webhooks, []);
 
     // 4. AMI: the configured servers, plus the embedded simulator when enabled.
     const servers = config.ami.servers.map((server) => amiClientOptions(server, options.ami));
     if (config.simulator.enabled) {
-      simulator = await startEmbeddedSimulator(config.simulator, logger);
+      try {
+        simulator = await startEmbeddedSimulator(config.simulator, logger);
+      } catch (error) {
+        throw listenFailure(
+          error,
+          'embedded PBX simulator',
+          config.simulator.listen,
+          'simulator.listen',
+        );
+      }
       servers.push({ ...simulator.clientOptions, retryInitialConnect: true, ...options.ami });
       log.info({ port: simulator.port }, 'embedded PBX simulator started');
     }
@@ -452,7 +562,12 @@ export function createService(options: ServiceOptions): Service {
       ...(options.sseKeepAliveMs === undefined ? {} : { sseKeepAliveMs: options.sseKeepAliveMs }),
     });
     for (const module of modules) await module.register?.(server.app, context);
-    const address = await server.listen();
+    let address: { host: string; port: number; url: string };
+    try {
+      address = await server.listen();
+    } catch (error) {
+      throw listenFailure(error, 'HTTP server', config.http.listen, 'http.listen (or --listen)');
+    }
     log.info({ url: address.url }, 'HTTP server listening');
 
     // 6. Registered, then AMI in the background, then the modules.
@@ -504,7 +619,7 @@ export function createService(options: ServiceOptions): Service {
     await runner?.stop().catch(() => {});
     await simulator?.close().catch(() => {});
     // 4. Webhooks (bounded), deregistration, bus flush (bounded), database.
-    await Promise.all(webhooks.map((hook) => hook.sink.close(flushTimeoutMs)));
+    await Promise.all([...webhooks.map((hook) => hook.sink.close(flushTimeoutMs)), ...retiring]);
     if (registered && context !== undefined) {
       context.publisher.deregistered({
         tags: ['switchboard', config.instance.uuid, config.instance.name],
@@ -528,6 +643,7 @@ export function createService(options: ServiceOptions): Service {
     get server() {
       return server;
     },
+    reload,
     start() {
       if (starting !== undefined) return starting;
       starting = doStart().catch(async (error: unknown) => {

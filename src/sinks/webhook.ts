@@ -22,10 +22,16 @@
  * A 2xx response is success. Network errors, timeouts, 408, 429 and 5xx are retried after
  * `initialBackoffMs * 2^(retry-1)` (capped at `maxBackoffMs`; a `Retry-After` in seconds
  * is honoured within the cap) up to `maxRetries` times; other statuses (4xx) fail at once.
+ *
+ * Logs: each failed attempt that will be retried at `warn`, with its cause (`HTTP 503`,
+ * `connect ECONNREFUSED 10.0.0.5:443`, `timed out after 5000 ms`); a delivery given up (or
+ * refused with a 4xx, or cut at close) at `error`. Per target at most one line of each kind
+ * per `logIntervalMs`; the lines held back are counted in the next one (`suppressed`).
  */
 import { createHmac, randomUUID, timingSafeEqual } from 'node:crypto';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import { Fifo, type Logger, silentLogger } from '../bus/bus.ts';
+import { fetchErrorReason } from '../http/fetch-error.ts';
 
 /** One webhook destination. */
 export interface WebhookTarget {
@@ -36,8 +42,8 @@ export interface WebhookTarget {
   /** Call event kinds to send (e.g. `['hangup', 'up']`); absent or empty: all. */
   events?: string[];
   /**
-   * Name used in metrics and logs. Default: the URL's origin and path (query string and
-   * credentials left out, as they may hold secrets).
+   * Name used in metrics (`target` label) and logs. Default: the URL's host (`host:port`):
+   * never its path, query string or credentials, which may hold a token.
    */
   name?: string;
 }
@@ -63,6 +69,12 @@ export interface WebhookSinkOptions {
   fetch?: typeof fetch;
   /** `User-Agent` header. Default `switchboard-webhook`. */
   userAgent?: string;
+  /**
+   * Shortest interval between two log lines of the same kind (failed attempt, dropped
+   * delivery) per target; lines in between are counted and the count is added to the next
+   * one (`suppressed`). Default 1000 ms.
+   */
+  logIntervalMs?: number;
 }
 
 /** A call event (conformance schema line shape); only `event` is relied upon. */
@@ -117,6 +129,8 @@ interface TargetState {
   running: boolean;
   abort: AbortController | undefined;
   wake: (() => void) | undefined;
+  attemptLog: RateLimitedLog;
+  dropLog: RateLimitedLog;
 }
 
 interface WebhookMetrics {
@@ -176,12 +190,36 @@ function webhookMetrics(registry?: Registry): WebhookMetrics {
 }
 
 function targetLabel(target: WebhookTarget): string {
-  if (target.name !== undefined) return target.name;
+  if (target.name !== undefined && target.name !== '') return target.name;
   try {
-    const u = new URL(target.url);
-    return `${u.origin}${u.pathname}`;
+    return new URL(target.url).host;
   } catch {
     return 'invalid-url';
+  }
+}
+
+/**
+ * At most one log line per `intervalMs`: {@link RateLimitedLog.allow} says whether to write
+ * now, and how many were held back since the last line written.
+ */
+class RateLimitedLog {
+  readonly #intervalMs: number;
+  #last = Number.NEGATIVE_INFINITY;
+  #held = 0;
+  constructor(intervalMs: number) {
+    this.#intervalMs = intervalMs;
+  }
+  /** `undefined`: skip this line (counted); a number: write it, with that many skipped before. */
+  allow(): number | undefined {
+    const now = Date.now();
+    if (now - this.#last < this.#intervalMs) {
+      this.#held++;
+      return undefined;
+    }
+    this.#last = now;
+    const held = this.#held;
+    this.#held = 0;
+    return held;
   }
 }
 
@@ -221,6 +259,7 @@ export class WebhookSink {
     this.#logger = options.logger ?? silentLogger;
     this.#fetch = options.fetch ?? globalThis.fetch;
     this.#userAgent = options.userAgent ?? 'switchboard-webhook';
+    const logIntervalMs = options.logIntervalMs ?? 1000;
     this.#targets = options.targets.map((target) => {
       let protocol = '';
       try {
@@ -237,6 +276,8 @@ export class WebhookSink {
         running: false,
         abort: undefined,
         wake: undefined,
+        attemptLog: new RateLimitedLog(logIntervalMs),
+        dropLog: new RateLimitedLog(logIntervalMs),
       };
     });
   }
@@ -331,15 +372,28 @@ export class WebhookSink {
     for (;;) {
       const job = state.queue.peek();
       if (job === undefined) break;
-      const result = this.#hardClosed ? 'closed' : await this.#deliver(state, job);
+      const { result, attempts, reason } = this.#hardClosed
+        ? { result: 'closed' as const, attempts: 0, reason: 'sink closed' }
+        : await this.#deliver(state, job);
       state.queue.shift();
       this.#metrics.queued.dec({ target: state.label });
       this.#metrics.deliveries.inc({ target: state.label, result });
       if (result !== 'delivered') {
-        this.#logger.warn(
-          { target: state.label, event: job.event, delivery: job.id, result },
-          'webhook delivery failed',
-        );
+        const suppressed = state.dropLog.allow();
+        if (suppressed !== undefined) {
+          this.#logger.error(
+            {
+              target: state.label,
+              event: job.event,
+              delivery: job.id,
+              result,
+              attempts,
+              reason,
+              ...(suppressed > 0 ? { suppressed } : {}),
+            },
+            `webhook ${state.label}: ${job.event} event dropped after ${attempts} attempt${attempts === 1 ? '' : 's'} (${result}: ${reason})`,
+          );
+        }
       }
     }
     state.running = false;
@@ -350,21 +404,36 @@ export class WebhookSink {
     }
   }
 
-  async #deliver(state: TargetState, job: Job): Promise<Result> {
+  async #deliver(
+    state: TargetState,
+    job: Job,
+  ): Promise<{ result: Result; attempts: number; reason: string }> {
     for (let attempt = 1; ; attempt++) {
       const outcome = await this.#attempt(state, job, attempt);
-      if (outcome.ok) return 'delivered';
-      if (this.#hardClosed) return 'closed';
-      if (!outcome.retryable) return 'rejected';
-      if (attempt > this.#maxRetries) return 'failed';
+      const reason = outcome.reason;
+      if (outcome.ok) return { result: 'delivered', attempts: attempt, reason };
+      if (this.#hardClosed) return { result: 'closed', attempts: attempt, reason };
+      if (!outcome.retryable) return { result: 'rejected', attempts: attempt, reason };
+      if (attempt > this.#maxRetries) return { result: 'failed', attempts: attempt, reason };
       let delayMs = Math.min(this.#maxBackoffMs, this.#initialBackoffMs * 2 ** (attempt - 1));
       if (outcome.retryAfterS !== undefined) {
         delayMs = Math.min(this.#maxBackoffMs, Math.max(delayMs, outcome.retryAfterS * 1000));
       }
-      this.#logger.debug(
-        { target: state.label, event: job.event, attempt, delayMs, reason: outcome.reason },
-        'webhook attempt failed; retrying',
-      );
+      const suppressed = state.attemptLog.allow();
+      if (suppressed !== undefined) {
+        this.#logger.warn(
+          {
+            target: state.label,
+            event: job.event,
+            delivery: job.id,
+            attempt,
+            delayMs,
+            reason,
+            ...(suppressed > 0 ? { suppressed } : {}),
+          },
+          `webhook ${state.label}: attempt ${attempt} failed (${reason}); retrying in ${delayMs} ms`,
+        );
+      }
       await new Promise<void>((resolve) => {
         const timer = setTimeout(done, delayMs);
         function done() {
@@ -374,7 +443,7 @@ export class WebhookSink {
         }
         state.wake = done;
       });
-      if (this.#hardClosed) return 'closed';
+      if (this.#hardClosed) return { result: 'closed', attempts: attempt, reason };
     }
   }
 
@@ -427,7 +496,7 @@ export class WebhookSink {
         target: state.label,
         outcome: timedOut ? 'timeout' : 'network',
       });
-      const reason = timedOut ? 'timeout' : err instanceof Error ? err.message : String(err);
+      const reason = timedOut ? `timed out after ${this.#timeoutMs} ms` : fetchErrorReason(err);
       return { ok: false, retryable: true, reason };
     } finally {
       clearTimeout(timer);

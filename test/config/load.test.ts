@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
@@ -12,6 +12,7 @@ import {
   REDACTED,
   redactConfig,
   redactUrl,
+  resolveConfigFiles,
 } from '../../src/config/load.ts';
 
 const EXAMPLE = new URL('../../switchboard.example.yaml', import.meta.url);
@@ -132,7 +133,25 @@ describe('loadConfig: errors name the key', () => {
 
   test('invalid YAML and an unreadable file are reported', () => {
     const yaml = problemsOf(() => loadConfig({ text: 'http: [', env: {} }));
-    assert.match(yaml.message, /invalid YAML at line/);
+    assert.match(yaml.message, /^config: file:1:\d+: invalid YAML: /);
+    // One line, with the line and the column of the first error (not one per follow-up).
+    const dir = mkdtempSync(join(tmpdir(), 'sb-yaml-'));
+    const file = join(dir, 'sb.yaml');
+    writeFileSync(file, 'http:\n  listen: 127.0.0.1:8080\n   docs: true\n');
+    const bad = problemsOf(() => loadConfig({ file, env: {} }));
+    assert.equal(bad.problems.length, 1);
+    assert.match(
+      bad.message,
+      new RegExp(
+        `^config: ${file.replaceAll('.', '\\.')}:2:11: invalid YAML: [^\\n]+ \\([A-Z_]+\\)$`,
+      ),
+    );
+    writeFileSync(file, 'log:\n  level: info\nlog:\n  level: debug\n');
+    assert.match(
+      problemsOf(() => loadConfig({ file, env: {} })).message,
+      /:3:1: invalid YAML: Map keys must be unique \(DUPLICATE_KEY\)$/,
+    );
+    rmSync(dir, { recursive: true });
     const missing = problemsOf(() => loadConfig({ file: '/nonexistent/sb.yaml', env: {} }));
     assert.match(
       missing.message,
@@ -361,5 +380,120 @@ describe('docs/configuration.md', () => {
       assert.ok(text.includes(`\`${setting.path.join('.')}\``), setting.path.join('.'));
       assert.ok(text.includes(`\`${setting.name}\``), setting.name);
     }
+  });
+});
+
+describe('loadConfig: default file and conf.d overlays', () => {
+  test('the default file is read when no file is named, only if it exists; SWITCHBOARD_CONFIG and --config win', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sb-default-'));
+    const main = join(dir, 'switchboard.yaml');
+    const other = join(dir, 'other.yaml');
+    writeFileSync(main, 'instance: {name: from-default}\n');
+    writeFileSync(other, 'instance: {name: from-env}\n');
+    assert.equal(loadConfig({ defaultFile: main, env: {} }).instance.name, 'from-default');
+    assert.equal(
+      loadConfig({ defaultFile: join(dir, 'missing.yaml'), env: {} }).instance.name,
+      'switchboard',
+    );
+    assert.equal(
+      loadConfig({ defaultFile: main, env: { SWITCHBOARD_CONFIG: other } }).instance.name,
+      'from-env',
+    );
+    assert.equal(loadConfig({ defaultFile: main, file: other, env: {} }).instance.name, 'from-env');
+    assert.deepEqual(resolveConfigFiles({ defaultFile: main, env: {} }), {
+      main,
+      overlays: [],
+    });
+    rmSync(dir, { recursive: true });
+  });
+
+  test('conf.d/*.yaml are merged over the main file in lexical order: mappings merged, lists replaced, null removes', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'sb-confd-'));
+    const main = join(dir, 'switchboard.yaml');
+    mkdirSync(join(dir, 'conf.d'));
+    writeFileSync(
+      main,
+      [
+        'http: {listen: 127.0.0.1:9000, docs: false}',
+        'log: {level: debug}',
+        'auth:',
+        '  allowNetworks: [10.0.0.0/8, 192.168.0.0/16]',
+        'instance: {name: main}',
+        '',
+      ].join('\n'),
+    );
+    writeFileSync(
+      join(dir, 'conf.d', '20-later.yaml'),
+      'http: {listen: 127.0.0.1:9002}\nlog: {level: null}\n',
+    );
+    writeFileSync(
+      join(dir, 'conf.d', '10-first.yaml'),
+      'http: {listen: 127.0.0.1:9001}\nauth: {allowNetworks: [172.16.0.0/12]}\n',
+    );
+    writeFileSync(join(dir, 'conf.d', 'notes.txt'), 'not: yaml: at all: [');
+    writeFileSync(join(dir, 'conf.d', '.hidden.yaml'), 'instance: {name: hidden}\n');
+    writeFileSync(join(dir, 'conf.d', '30-x.yml'), 'instance: {name: from-yml}\n');
+    const files = resolveConfigFiles({ file: main, env: {} });
+    assert.deepEqual(files.overlays, [
+      join(dir, 'conf.d', '10-first.yaml'),
+      join(dir, 'conf.d', '20-later.yaml'),
+      join(dir, 'conf.d', '30-x.yml'),
+    ]);
+    const config = loadConfig({ file: main, env: {} });
+    assert.equal(config.http.listen, '127.0.0.1:9002', 'the last file wins');
+    assert.equal(config.http.docs, false, 'mappings are merged: keys of the main file stay');
+    assert.deepEqual(config.auth.allowNetworks, ['172.16.0.0/12'], 'lists are replaced');
+    assert.equal(config.log.level, 'info', 'null removes the key: back to the default');
+    assert.equal(config.instance.name, 'from-yml');
+    // Environment and flags still win over every file.
+    assert.equal(
+      loadConfig({ file: main, env: { SWITCHBOARD_HTTP_LISTEN: '127.0.0.1:9999' } }).http.listen,
+      '127.0.0.1:9999',
+    );
+
+    // A bad value in an overlay names the file it came from; invalid YAML names file:line:col.
+    writeFileSync(join(dir, 'conf.d', '40-bad.yaml'), 'http:\n  listen: nowhere\n');
+    writeFileSync(join(dir, 'conf.d', '50-broken.yaml'), 'amqp:\n  url: [\n');
+    const error = problemsOf(() => loadConfig({ file: main, env: {} }));
+    assert.match(
+      error.message,
+      new RegExp(
+        `^config: ${join(dir, 'conf.d', '50-broken.yaml').replaceAll('.', '\\.')}:\\d+:\\d+: invalid YAML`,
+        'm',
+      ),
+    );
+    rmSync(join(dir, 'conf.d', '50-broken.yaml'));
+    const sourced = problemsOf(() => loadConfig({ file: main, env: {} }));
+    assert.equal(
+      sourced.message,
+      `config: http.listen (from ${join(dir, 'conf.d', '40-bad.yaml')}): expected HOST:PORT (e.g. 127.0.0.1:8080 or [::1]:8080)`,
+    );
+    rmSync(dir, { recursive: true });
+  });
+
+  test('webhook names: empty = the URL host (never the path or query), made unique; duplicates refused', () => {
+    const config = loadConfig({
+      text: [
+        'webhooks:',
+        '  endpoints:',
+        '    - {url: "https://hooks.example.com/services/T0/B0/secret-path?token=abc"}',
+        '    - {url: "https://hooks.example.com/other"}',
+        '    - {url: "http://10.0.0.5:8443/x"}',
+        '    - {url: "http://crm.example/x", name: crm}',
+        '',
+      ].join('\n'),
+      env: {},
+    });
+    assert.deepEqual(
+      config.webhooks.endpoints.map((e) => e.name),
+      ['hooks.example.com-0', 'hooks.example.com-1', '10.0.0.5:8443', 'crm'],
+    );
+    const error = problemsOf(() =>
+      loadConfig({
+        text: 'webhooks:\n  endpoints:\n    - {url: "http://a/", name: x}\n    - {url: "http://b/", name: x}\n',
+        env: {},
+      }),
+    );
+    assert.match(error.message, /webhooks\.endpoints\[1\]\.name: duplicate webhook name/);
   });
 });

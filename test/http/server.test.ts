@@ -12,6 +12,7 @@ import {
   parseListen,
   type SwitchboardServer,
 } from '../../src/http/server.ts';
+import { VERSION } from '../../src/version.ts';
 
 function testConfig(overrides: { bodyLimitBytes?: number; trustProxy?: boolean } = {}) {
   const config = defaultConfig();
@@ -148,10 +149,27 @@ describe('http server', () => {
     );
     assert.match(text, /route="unmatched",method="GET",status_code="404"/);
     assert.ok(!text.includes('/demo/items/42'), 'ids never become labels');
-    assert.match(text, /^switchboard_process_cpu_seconds_total/m);
+    // The standard process and Node.js names (stock dashboards), the rest switchboard_*.
+    assert.match(text, /^process_cpu_seconds_total /m);
+    assert.match(text, /^process_resident_memory_bytes /m);
+    assert.match(text, /^nodejs_heap_size_used_bytes /m);
+    assert.match(text, /^nodejs_eventloop_lag_p99_seconds /m);
+    assert.match(
+      text,
+      new RegExp(
+        `^switchboard_build_info\\{version="${VERSION.replaceAll('.', '\\.')}",node="${process.versions.node.replaceAll('.', '\\.')}"\\} 1$`,
+        'm',
+      ),
+    );
     for (const line of text.split('\n')) {
       const name = /^([a-z_:]+)[{ ]/.exec(line)?.[1];
-      if (name) assert.ok(name.startsWith('switchboard_'), `${name} is prefixed`);
+      if (name) {
+        assert.ok(/^(switchboard|process|nodejs)_/.test(name), `${name}: unexpected prefix`);
+        assert.ok(
+          !name.startsWith('switchboard_process_') && !name.startsWith('switchboard_nodejs_'),
+          name,
+        );
+      }
     }
   });
 
@@ -234,9 +252,22 @@ describe('http server', () => {
       headers: { authorization: 'Bearer header-secret-456', cookie: 'sid=cookie-secret-789' },
     });
     await sleep(50);
-    const written = logs.lines.slice(before).join('\n');
-    assert.match(written, /incoming request/);
-    assert.match(written, /"authorization":"\*\*\*"/);
+    const lines = logs.lines.slice(before);
+    const written = lines.join('\n');
+    // One line per request: method, URL (secret query parameters redacted), status, ms.
+    assert.equal(lines.length, 1, written);
+    const entry = JSON.parse(lines[0] as string) as {
+      level: number;
+      msg: string;
+      http: { method: string; url: string; statusCode: number; ms: number };
+    };
+    assert.equal(entry.level, 30);
+    assert.deepEqual(
+      { ...entry.http, ms: typeof entry.http.ms },
+      { method: 'GET', url: '/demo/items/1?token=***&x=1', statusCode: 200, ms: 'number' },
+    );
+    assert.match(entry.msg, /^GET \/demo\/items\/1\?token=\*\*\*&x=1 200 [\d.]+ ms$/);
+    assert.doesNotMatch(written, /headers|authorization|cookie|user-agent/i, 'no header is logged');
     for (const secret of ['query-secret-123', 'header-secret-456', 'cookie-secret-789']) {
       assert.ok(!written.includes(secret), `${secret} leaked into logs`);
     }

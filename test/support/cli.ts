@@ -20,13 +20,23 @@ export interface CliResult {
   stderr: string;
 }
 
+/** Where and with what environment a command runs (default: the repository, this process's env). */
+export interface CliOptions {
+  cwd?: string;
+  env?: NodeJS.ProcessEnv;
+}
+
 /** Runs `switchboard ...args` to completion, optionally feeding `stdin`. */
-export function runCli(args: readonly string[], stdin?: string): Promise<CliResult> {
+export function runCli(
+  args: readonly string[],
+  stdin?: string,
+  options: CliOptions = {},
+): Promise<CliResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [BIN, ...args], {
-      cwd: ROOT,
+      cwd: options.cwd ?? ROOT,
+      env: options.env ?? childEnv(),
       stdio: 'pipe',
-      env: childEnv(),
     });
     let stdout = '';
     let stderr = '';
@@ -55,12 +65,13 @@ export interface RunningCli {
 export function startCli(
   args: readonly string[],
   command: string[] = [process.execPath, BIN],
+  options: CliOptions = {},
 ): RunningCli {
   const [exe, ...pre] = command as [string, ...string[]];
   const child = spawn(exe, [...pre, ...args], {
-    cwd: ROOT,
+    cwd: options.cwd ?? ROOT,
+    env: options.env ?? childEnv(),
     stdio: ['ignore', 'pipe', 'pipe'],
-    env: childEnv(),
   });
   let stdout = '';
   let stderr = '';

@@ -1,0 +1,354 @@
+/**
+ * `switchboard doctor`: checks what the service needs on this machine and from the servers
+ * its configuration names, one result per check (one line each), without starting anything.
+ *
+ * Checks, in order: the configuration; sox and the audio handlers of the upload allow-list
+ * (WAV and MP3 required: `libsox-fmt-all`); espeak-ng and its voices, Japanese included
+ * (when `tts.engine` is `espeak`); the database (SQLite: its directory; PostgreSQL: a login
+ * and `select version()`); each Asterisk server (`ami.servers`: login, then every
+ * {@link AmiProbe} of {@link DEFAULT_AMI_PROBES}); Redis (`PING`) and RabbitMQ (a connection)
+ * when configured; the call-file spool directory when announcements are placed as call files.
+ * Network checks run in parallel, each bounded by `timeoutMs`.
+ *
+ * Every detail is safe to print: URLs lose their passwords, secrets never appear.
+ *
+ * @module
+ */
+import { constants } from 'node:fs';
+import { access, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { AmiClient } from '../ami/client.ts';
+import { checkSpoolDir } from '../announce/checks.ts';
+import { redactUrl } from '../config/load.ts';
+import type { AmiServerConfig, Config } from '../config/schema.ts';
+import { MediaError } from '../media/errors.ts';
+import { runTool } from '../media/exec.ts';
+import { AUDIO_FORMATS, soxHandlers } from '../media/format.ts';
+import { EspeakEngine } from '../media/tts/espeak.ts';
+import { amiClientOptions, checkServiceConfig } from '../serve/service.ts';
+
+/** The result of one check: one line of `switchboard doctor`. */
+export interface DoctorResult {
+  /** What was checked: `config`, `sox`, `espeak-ng`, `database`, `ami pbx1`, `redis`, ... */
+  name: string;
+  ok: boolean;
+  /** What was found (version, address), or what is wrong and how to fix it. One line, no secret. */
+  detail: string;
+}
+
+/** The Debian packages that bring the external tools. */
+export const INSTALL_TOOLS = 'apt-get install sox libsox-fmt-all espeak-ng';
+
+/** Default bound of each network check, ms. */
+export const DOCTOR_TIMEOUT_MS = 5000;
+
+/** Options of {@link runDoctor}. */
+export interface DoctorOptions {
+  /** Bound of each network check (connect, login, first answer), ms. Default {@link DOCTOR_TIMEOUT_MS}. */
+  timeoutMs?: number;
+  /** Probes run on each AMI connection after the login. Default {@link DEFAULT_AMI_PROBES}. */
+  amiProbes?: readonly AmiProbe[];
+}
+
+/**
+ * A check run on a logged-in AMI connection (after the login succeeded), e.g. that the
+ * manager user's permission classes allow what Switchboard does. Resolves with a phrase to
+ * add to the line (or undefined), or rejects with what is wrong: the check fails with it.
+ */
+export type AmiProbe = (client: AmiClient, server: AmiServerConfig) => Promise<string | undefined>;
+
+/** `Ping`: the connection answers actions. */
+export const pingProbe: AmiProbe = async (client, server) => {
+  await client.action({ Action: 'Ping' }, { timeoutMs: server.actionTimeoutMs });
+  return undefined;
+};
+
+/** The probes `doctor` runs on each AMI server; add a probe here to extend the AMI check. */
+export const DEFAULT_AMI_PROBES: readonly AmiProbe[] = [pingProbe];
+
+function message(error: unknown): string {
+  return (error instanceof Error ? error.message : String(error)).split('\n')[0] ?? '';
+}
+
+async function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([
+      promise,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms (${what})`)), ms);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** The configuration checks `serve` makes at start, beyond the schema. */
+export function checkConfig(config: Config, files: string[]): DoctorResult {
+  const problems = checkServiceConfig(config);
+  if (problems.length > 0) {
+    return {
+      name: 'config',
+      ok: false,
+      detail: problems.map((p) => `${p.key}: ${p.reason}`).join('; '),
+    };
+  }
+  return {
+    name: 'config',
+    ok: true,
+    detail: files.length === 0 ? 'no file: defaults, environment and flags' : files.join(', '),
+  };
+}
+
+/** sox, and the handlers of the upload allow-list (WAV and MP3 required). */
+export async function checkSox(soxPath = 'sox'): Promise<DoctorResult> {
+  let version: string;
+  let handlers: Set<string>;
+  try {
+    const result = await runTool(soxPath, ['--version'], { timeoutMs: 10_000 });
+    version = /SoX v?(\S+)/.exec(result.stdout)?.[1] ?? result.stdout.trim();
+    handlers = await soxHandlers(soxPath);
+  } catch (error) {
+    const missing = error instanceof MediaError && error.code === 'TOOL_MISSING';
+    return {
+      name: 'sox',
+      ok: false,
+      detail: missing ? `not installed (${INSTALL_TOOLS})` : message(error),
+    };
+  }
+  const absent = Object.values(AUDIO_FORMATS).filter((f) => !handlers.has(f.soxHandler));
+  const required = absent.filter((f) => f.name === 'wav' || f.name === 'mp3');
+  if (required.length > 0) {
+    return {
+      name: 'sox',
+      ok: false,
+      detail: `SoX ${version} has no ${required.map((f) => f.label).join(' or ')} handler (apt-get install libsox-fmt-all)`,
+    };
+  }
+  const others =
+    absent.length === 0
+      ? ''
+      : `; no handler for ${absent.map((f) => f.label).join(', ')}: such uploads are refused`;
+  return { name: 'sox', ok: true, detail: `SoX ${version}, MP3 and WAV handlers${others}` };
+}
+
+/** espeak-ng with the voices of the configured languages, Japanese included. */
+export async function checkEspeak(config: Config): Promise<DoctorResult> {
+  if (config.tts.engine !== 'espeak') {
+    return { name: 'espeak-ng', ok: true, detail: `not used (tts.engine: ${config.tts.engine})` };
+  }
+  const binary = config.tts.espeakBinary;
+  const engine = new EspeakEngine({ binary, timeoutMs: 10_000 });
+  let version: string;
+  try {
+    const result = await runTool(binary, ['--version'], { timeoutMs: 10_000 });
+    version = /eSpeak NG text-to-speech: (\S+)/.exec(result.stdout)?.[1] ?? 'unknown version';
+    await engine.languages();
+  } catch (error) {
+    const missing = error instanceof MediaError && error.code === 'TOOL_MISSING';
+    return {
+      name: 'espeak-ng',
+      ok: false,
+      detail: missing ? `${binary} not installed (${INSTALL_TOOLS})` : message(error),
+    };
+  }
+  const wanted = new Set<string>(['ja', 'en']);
+  for (const language of [config.announce.language, config.jenkins.language]) {
+    wanted.add(language.toLowerCase());
+  }
+  for (const texts of [config.callout.head, config.callout.foot]) {
+    for (const byLanguage of Object.values(texts)) {
+      for (const language of Object.keys(byLanguage)) wanted.add(language.toLowerCase());
+    }
+  }
+  // The voice each language gets in production (EspeakEngine.voiceFor's rule).
+  const missing: string[] = [];
+  for (const language of wanted) {
+    await engine.voiceFor(language).catch(() => missing.push(language));
+  }
+  if (missing.length > 0) {
+    return {
+      name: 'espeak-ng',
+      ok: false,
+      detail: `espeak-ng ${version} has no voice for ${missing.join(', ')} (apt-get install espeak-ng-data)`,
+    };
+  }
+  return {
+    name: 'espeak-ng',
+    ok: true,
+    detail: `espeak-ng ${version}, voices for ${[...wanted].sort().join(', ')}`,
+  };
+}
+
+/** The database: PostgreSQL answers a login, or SQLite's directory can be written. */
+export async function checkDatabase(config: Config, timeoutMs: number): Promise<DoctorResult> {
+  const url = config.database.url;
+  if (/^postgres(ql)?:\/\//.test(url)) {
+    const { default: pg } = await import('pg');
+    const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: timeoutMs });
+    client.on('error', () => {});
+    try {
+      await withTimeout(client.connect(), timeoutMs, 'login');
+      const result = await withTimeout(client.query('show server_version'), timeoutMs, 'query');
+      const version = String(result.rows[0]?.server_version ?? '?');
+      return { name: 'database', ok: true, detail: `PostgreSQL ${version} at ${redactUrl(url)}` };
+    } catch (error) {
+      return { name: 'database', ok: false, detail: `${redactUrl(url)}: ${message(error)}` };
+    } finally {
+      await client.end().catch(() => {});
+    }
+  }
+  if (url === ':memory:' || url === 'sqlite::memory:') {
+    return { name: 'database', ok: true, detail: 'SQLite in memory (nothing is kept)' };
+  }
+  const file = path.resolve(url.replace(/^sqlite:/, ''));
+  // The first existing directory up from the file's: serve creates the missing ones.
+  let dir = path.dirname(file);
+  while (!(await stat(dir).catch(() => undefined)) && path.dirname(dir) !== dir) {
+    dir = path.dirname(dir);
+  }
+  const existing = await stat(file).catch(() => undefined);
+  try {
+    await access(existing ? file : dir, constants.W_OK);
+  } catch {
+    return {
+      name: 'database',
+      ok: false,
+      detail: `SQLite ${file}: ${existing ? 'the file' : dir} is not writable by this user`,
+    };
+  }
+  return {
+    name: 'database',
+    ok: true,
+    detail: `SQLite ${file}${existing ? '' : ' (created at the first start)'}`,
+  };
+}
+
+/**
+ * One Asterisk server: TCP connect and login with the configured user, then each probe.
+ * Never retries (a refused login is reported as Asterisk said it).
+ */
+export async function checkAmiServer(
+  server: AmiServerConfig,
+  options: { timeoutMs?: number; probes?: readonly AmiProbe[] } = {},
+): Promise<DoctorResult> {
+  const timeoutMs = options.timeoutMs ?? DOCTOR_TIMEOUT_MS;
+  const name = `ami ${server.name}`;
+  const client = new AmiClient({
+    ...amiClientOptions(server),
+    retryInitialConnect: false,
+    connectTimeoutMs: Math.min(server.connectTimeoutMs, timeoutMs),
+    pingIntervalMs: 0,
+    events: 'off',
+  });
+  client.on('error', () => {});
+  try {
+    await withTimeout(client.connect(), timeoutMs, 'login');
+    const notes: string[] = [];
+    for (const probe of options.probes ?? DEFAULT_AMI_PROBES) {
+      const note = await withTimeout(probe(client, server), timeoutMs, 'probe');
+      if (note !== undefined && note !== '') notes.push(note);
+    }
+    const banner = client.banner ?? 'AMI';
+    return {
+      name,
+      ok: true,
+      detail: [`logged in to ${redactUrl(server.url)} (${banner})`, ...notes].join('; '),
+    };
+  } catch (error) {
+    return { name, ok: false, detail: `${redactUrl(server.url)}: ${message(error)}` };
+  } finally {
+    await Promise.resolve(client.close()).catch(() => {});
+  }
+}
+
+/** Redis: connect and `PING`. */
+export async function checkRedis(url: string, timeoutMs: number): Promise<DoctorResult> {
+  const { Redis } = await import('ioredis');
+  const redis = new Redis(url, {
+    lazyConnect: true,
+    connectTimeout: timeoutMs,
+    maxRetriesPerRequest: 0,
+    enableOfflineQueue: false,
+    retryStrategy: () => null,
+  });
+  let cause: Error | undefined;
+  redis.on('error', (error: Error) => {
+    cause = error;
+  });
+  try {
+    await withTimeout(redis.connect(), timeoutMs, 'connect');
+    await withTimeout(redis.ping(), timeoutMs, 'PING');
+    const info = await withTimeout(redis.info('server'), timeoutMs, 'INFO');
+    const version = /redis_version:(\S+)/.exec(info)?.[1] ?? '?';
+    return { name: 'redis', ok: true, detail: `Redis ${version} at ${redactUrl(url)}` };
+  } catch (error) {
+    return { name: 'redis', ok: false, detail: `${redactUrl(url)}: ${message(cause ?? error)}` };
+  } finally {
+    redis.disconnect();
+  }
+}
+
+/** RabbitMQ: an AMQP connection with the configured user and virtual host. */
+export async function checkRabbitmq(url: string, timeoutMs: number): Promise<DoctorResult> {
+  const { connect } = await import('amqplib');
+  try {
+    const connection = await withTimeout(connect(url, { timeout: timeoutMs }), timeoutMs, 'AMQP');
+    const properties = (
+      connection as unknown as { connection?: { serverProperties?: Record<string, unknown> } }
+    ).connection?.serverProperties;
+    await connection.close().catch(() => {});
+    const version = typeof properties?.version === 'string' ? ` ${properties.version}` : '';
+    return { name: 'rabbitmq', ok: true, detail: `RabbitMQ${version} at ${redactUrl(url)}` };
+  } catch (error) {
+    return {
+      name: 'rabbitmq',
+      ok: false,
+      detail: `${redactUrl(url)}: ${message(error).replace(/\/\/[^@/]*@/g, '//***@')}`,
+    };
+  }
+}
+
+/** The call-file spool directory, when announcements are placed as call files. */
+export async function checkSpool(config: Config): Promise<DoctorResult | undefined> {
+  if (!config.announce.enabled) return undefined;
+  const clients = config.ami.servers.length + (config.simulator.enabled ? 1 : 0);
+  const playback =
+    config.announce.playback === 'auto'
+      ? clients > 0
+        ? 'originate'
+        : 'callfile'
+      : config.announce.playback;
+  if (playback !== 'callfile') return undefined;
+  const problem = await checkSpoolDir({ spoolDir: config.announce.spoolDir });
+  return problem === undefined
+    ? { name: 'spool', ok: true, detail: `${path.resolve(config.announce.spoolDir)} writable` }
+    : { name: 'spool', ok: false, detail: `announce.spoolDir: ${problem}` };
+}
+
+/**
+ * Runs every check for `config` (already loaded and valid; `files` are the files it came
+ * from, for the `config` line).
+ * @returns the results in the order of the module comment.
+ */
+export async function runDoctor(
+  config: Config,
+  files: string[],
+  options: DoctorOptions = {},
+): Promise<DoctorResult[]> {
+  const timeoutMs = options.timeoutMs ?? DOCTOR_TIMEOUT_MS;
+  const probes = options.amiProbes ?? DEFAULT_AMI_PROBES;
+  const pending: Promise<DoctorResult | undefined>[] = [
+    Promise.resolve(checkConfig(config, files)),
+    checkSox(),
+    checkEspeak(config),
+    checkDatabase(config, timeoutMs),
+    ...config.ami.servers.map((server) => checkAmiServer(server, { timeoutMs, probes })),
+    config.redis.url === '' ? Promise.resolve(undefined) : checkRedis(config.redis.url, timeoutMs),
+    config.amqp.url === '' ? Promise.resolve(undefined) : checkRabbitmq(config.amqp.url, timeoutMs),
+    checkSpool(config),
+  ];
+  const results = await Promise.all(pending);
+  return results.filter((result): result is DoctorResult => result !== undefined);
+}
