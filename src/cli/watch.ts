@@ -45,42 +45,49 @@ export function watchCommand(): Command {
       positiveInteger,
       DEFAULT_MAX_BRIDGES,
     )
-    .action(async (options: { ami: string[]; format?: string; maxChannels: number; maxBridges: number }) => {
-      const writer = new LineWriter(process.stdout, 1);
-      const format = resolveFormat(options.format);
-      const reporter = consoleReporter(writer, {
-        format,
-        showServer: options.ami.length > 1,
-        showTime: true,
-      });
-      // Until every server is logged in, status lines wait: when the start fails, the line
-      // saying why is the command's error line, printed once (not as a status, then again).
-      let held: string[] | undefined = [];
-      const print = (message: string): void => {
-        process.stderr.write(`switchboard: ${message}\n`);
-      };
-      const runner = new AmiRunner(options.ami.map(parseAmiUrl), reporter, {
-        onStatus: (message) => (held === undefined ? print(message) : held.push(message)),
-        maxChannels: options.maxChannels,
-        maxBridges: options.maxBridges,
-      });
-      const stop = untilSignal();
-      try {
+    .action(
+      async (options: {
+        ami: string[];
+        format?: string;
+        maxChannels: number;
+        maxBridges: number;
+      }) => {
+        const writer = new LineWriter(process.stdout, 1);
+        const format = resolveFormat(options.format);
+        const reporter = consoleReporter(writer, {
+          format,
+          showServer: options.ami.length > 1,
+          showTime: true,
+        });
+        // Until every server is logged in, status lines wait: when the start fails, the line
+        // saying why is the command's error line, printed once (not as a status, then again).
+        let held: string[] | undefined = [];
+        const print = (message: string): void => {
+          process.stderr.write(`switchboard: ${message}\n`);
+        };
+        const runner = new AmiRunner(options.ami.map(parseAmiUrl), reporter, {
+          onStatus: (message) => (held === undefined ? print(message) : held.push(message)),
+          maxChannels: options.maxChannels,
+          maxBridges: options.maxBridges,
+        });
+        const stop = untilSignal();
         try {
-          await runner.start();
-        } catch (error) {
-          const reason = error instanceof Error ? error.message : String(error);
-          const own = held?.find((line) => line.endsWith(`: ${reason}`));
-          for (const line of held ?? []) if (line !== own) print(line);
+          try {
+            await runner.start();
+          } catch (error) {
+            const reason = error instanceof Error ? error.message : String(error);
+            const own = held?.find((line) => line.endsWith(`: ${reason}`));
+            for (const line of held ?? []) if (line !== own) print(line);
+            held = undefined;
+            throw new CliError(own ?? reason, EXIT.failure, { cause: error });
+          }
+          for (const line of held ?? []) print(line);
           held = undefined;
-          throw new CliError(own ?? reason, EXIT.failure, { cause: error });
+          await stop;
+        } finally {
+          await runner.stop();
+          await writer.flush();
         }
-        for (const line of held ?? []) print(line);
-        held = undefined;
-        await stop;
-      } finally {
-        await runner.stop();
-        await writer.flush();
-      }
-    });
+      },
+    );
 }
