@@ -580,6 +580,8 @@ async function probeUserRead(
   }
   const timedOut = new Promise<boolean>((resolve) => {
     timer = setTimeout(() => resolve(false), timeoutMs);
+    // A probe left waiting never holds the process up (e.g. at a shutdown right after login).
+    timer.unref?.();
   });
   try {
     return (await Promise.race([back, timedOut])) ? 'granted' : 'missing';
