@@ -80,6 +80,8 @@ export interface AmiServerOptions {
   banner?: string;
   /** Send `FullyBooted` right after each login, like Asterisk 22. Default true. */
   fullyBooted?: boolean;
+  /** When this Asterisk started (`Date.now()` ms), for `FullyBooted`'s `Uptime`. Default: now. */
+  startedAtMs?: number;
 }
 
 /** Events of {@link AmiServer}: for tests that count connections and logins. */
@@ -170,11 +172,12 @@ export class AmiServer extends EventEmitter<AmiServerEvents> {
   readonly #actionClasses = new Map<string, readonly AmiClass[]>();
   readonly #server: net.Server;
   readonly #connections = new Set<AmiServerConnection>();
-  readonly #startedAt = Date.now();
+  readonly #startedAt: number;
 
   constructor(options: AmiServerOptions) {
     super();
     this.#options = options;
+    this.#startedAt = options.startedAtMs ?? Date.now();
     for (const [name, handler] of Object.entries(options.handlers ?? {})) {
       this.handle(name, handler);
     }

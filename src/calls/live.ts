@@ -91,7 +91,16 @@ interface ServerState {
   readonly logged: Map<string, string>;
   /** Counts the connections: results of an older one are dropped. */
   session: number;
+  /**
+   * When Asterisk started, by the `FullyBooted` (`Uptime`) of the current connection and of
+   * the last one that had it (`Date.now()` ms): a later start means it restarted meanwhile.
+   */
+  bootedAtMs: number | undefined;
+  previousBootedAtMs: number | undefined;
 }
+
+/** Two estimates of one start differ by less (`Uptime` is in whole seconds). */
+const RESTART_TOLERANCE_MS = 2000;
 
 /**
  * Runs the call engine on live AMI connections and reports to a {@link Reporter}.
@@ -195,6 +204,8 @@ export class AmiRunner {
       permissions: undefined,
       logged: new Map(),
       session: 0,
+      bootedAtMs: undefined,
+      previousBootedAtMs: undefined,
     };
     this.#states.set(server, state);
     const onAmiEvent = amiEventHandler(this.#reporter, context, onError);
@@ -203,6 +214,11 @@ export class AmiRunner {
       if (proved !== undefined) this.#proved(server, state);
       // The permission check's own probe: not a PBX event worth reporting or publishing.
       if (event.Event === 'UserEvent' && event.UserEvent === PROBE_USER_EVENT) return;
+      if (event.Event === 'FullyBooted') {
+        const uptimeS = Number(event.Uptime);
+        if (Number.isFinite(uptimeS) && uptimeS >= 0)
+          state.bootedAtMs = Date.now() - uptimeS * 1000;
+      }
       onAmiEvent?.(event);
       engine.handle(event);
     });
@@ -215,6 +231,8 @@ export class AmiRunner {
     client.on('disconnect', (server, error) => {
       // Read classes are fixed per login: the next one may have others.
       state.evidence.reset();
+      state.previousBootedAtMs = state.bootedAtMs ?? state.previousBootedAtMs;
+      state.bootedAtMs = undefined;
       if (!this.#stopped)
         this.#status(
           `${server}: connection lost${error ? ` (${error.message})` : ''}; reconnecting`,
@@ -256,7 +274,18 @@ export class AmiRunner {
       this.#status(`${client.name}: ${channels.length} channels in progress`);
     } catch (error) {
       if (session !== state.session) return;
-      engine.abortResync();
+      const booted = state.bootedAtMs;
+      const before = state.previousBootedAtMs;
+      if (booted !== undefined && before !== undefined && booted - before > RESTART_TOLERANCE_MS) {
+        // No list, but FullyBooted says Asterisk restarted meanwhile: the calls it had are
+        // over, for sure. Those that began since the login were touched and stay.
+        engine.resync([]);
+        this.#status(
+          `${client.name}: Asterisk restarted while the connection was down (FullyBooted Uptime ${Math.round((Date.now() - booted) / 1000)} s): the calls it had before are reported ended`,
+        );
+      } else {
+        engine.abortResync();
+      }
       if (this.#stopped) return;
       if (isPermissionDenied(error)) {
         const requirement = AMI_REQUIREMENTS.find(

@@ -158,6 +158,64 @@ describe('a manager user that may not run CoreShowChannels (read-only monitoring
   });
 });
 
+describe('Asterisk restarted while the connection was down, and the user may not list channels', () => {
+  test('FullyBooted says so: the calls it had are reported ended (Cause 16 assumed), nothing else', async () => {
+    const name = 'simple/ab_success_a_hangup';
+    const all = events(name);
+    const users = { switchboard: { secret: 's3cret', read: 'all', write: '' } };
+    // An Asterisk up for an hour...
+    const first = new AmiServer({ users, startedAtMs: Date.now() - 3_600_000 });
+    const port = await first.listen();
+    const out: CallEvent[] = [];
+    const statuses: string[] = [];
+    const runner = new AmiRunner(
+      [
+        {
+          port,
+          name: 'pbx',
+          username: 'switchboard',
+          secret: 's3cret',
+          pingIntervalMs: 0,
+          reconnect: { initialDelayMs: 10, maxDelayMs: 50 },
+        },
+      ],
+      { onCallEvent: (event) => void out.push(event) },
+      { onStatus: (message) => statuses.push(message), permissionProbeTimeoutMs: 300 },
+    );
+    cleanups.push(() => runner.stop());
+    await runner.start();
+    const upAt =
+      all.findIndex((e) => e.Event === 'BridgeEnter' && e.Channel === 'SIP/150010001-00000004') + 1;
+    for (const event of all.slice(0, upAt)) {
+      const { content: _content, ...wire } = event;
+      first.broadcast(wire as AmiEvent);
+    }
+    await until(() => out.some((e) => e.event === 'up'), 'the up');
+    // ...restarts: a new one on the same port, just started.
+    await first.close();
+    const second = new AmiServer({ users });
+    await second.listen(port);
+    cleanups.push(() => second.close());
+    await until(() => statuses.some((s) => s.includes('Asterisk restarted')), 'the reconnect');
+    const golden = loadGolden(name) as CallEvent[];
+    assert.deepStrictEqual(JSON.parse(JSON.stringify(out)), golden);
+    assert.equal(runner.engines.get('pbx')?.channels.size, 0);
+  });
+
+  test('without a restart the same reconnect reports nothing', async () => {
+    const pbx = await setUp({ read: 'all', write: '' });
+    const all = events('simple/ab_success_a_hangup');
+    const upAt =
+      all.findIndex((e) => e.Event === 'BridgeEnter' && e.Channel === 'SIP/150010001-00000004') + 1;
+    pbx.send(all.slice(0, upAt));
+    await until(() => pbx.out.some((e) => e.event === 'up'), 'the up');
+    pbx.server.dropConnections();
+    await until(() => pbx.logins() === 2, 'the reconnect');
+    assert.ok(!pbx.statuses.some((s) => s.includes('restarted')));
+    assert.ok(!pbx.out.some((e) => e.event === 'hangup'));
+  });
+});
+
 describe('CoreShowChannels answered with an error in the middle of a stream', () => {
   test('no call is lost: every call event of the stream, exactly as a straight replay', async () => {
     // 12 passes over the 30 recordings (30,000 events), each pass distinct calls, streamed
