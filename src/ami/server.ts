@@ -130,7 +130,7 @@ export class AmiServerConnection {
    */
   mayReceive(privilege: string | undefined): boolean {
     if (!this.eventsOn) return false;
-    if (privilege === undefined) return true;
+    if (privilege === undefined || this.sendEvents.size === AMI_CLASSES.length) return true;
     for (const name of parseClasses(privilege)) if (!this.sendEvents.has(name)) return false;
     return true;
   }
