@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
 import { AmiServer, type AmiServerUser } from '../../src/ami/server.ts';
+import { announceServiceModule } from '../../src/announce/index.ts';
 import { calloutServiceModule } from '../../src/callout/index.ts';
 import { createLogger } from '../../src/http/server.ts';
 import type { ServiceModule } from '../../src/serve/module.ts';
@@ -18,7 +19,10 @@ after(async () => {
 });
 
 /** serve (callout module, in-memory SQLite) on a fake Asterisk whose user has these classes. */
-async function serveAs(user: Omit<AmiServerUser, 'secret'>) {
+async function serveAs(
+  user: Omit<AmiServerUser, 'secret'>,
+  modules: ServiceModule[] = [calloutServiceModule() as unknown as ServiceModule],
+) {
   const server = new AmiServer({ users: { switchboard: { secret: 'amisecret', ...user } } });
   server.handle('CoreShowChannels', () => ({ events: [], complete: 'CoreShowChannelsComplete' }));
   const port = await server.listen();
@@ -29,7 +33,7 @@ async function serveAs(user: Omit<AmiServerUser, 'secret'>) {
   const service = createService({
     config,
     logger: createLogger('info', logs.stream),
-    modules: [calloutServiceModule() as unknown as ServiceModule],
+    modules,
     ami: { name: 'pbx1' },
     amiPermissionProbeTimeoutMs: 300,
   });
@@ -105,6 +109,19 @@ describe('serve: AMI permissions', () => {
       'alert calls cannot work: pbx1: lacks write class originate (Originate)',
     );
     assert.equal((await missing(url)).get('write originate'), 1);
+  });
+
+  test('announcements played by Originate: not ready without it', async () => {
+    const { url } = await serveAs({ read: 'all', write: 'reporting,user,call' }, [
+      announceServiceModule() as unknown as ServiceModule,
+    ]);
+    const ready = await readyz(url);
+    assert.equal(ready.status, 503);
+    assert.deepStrictEqual(ready.body.failed, ['ami-permissions:announce']);
+    assert.equal(
+      ready.body.checks['ami-permissions:announce']?.detail,
+      'announcements cannot work: pbx1: lacks write class originate (Originate)',
+    );
   });
 
   test('the recommended user (docs/ami.md): ready, nothing missing', async () => {
