@@ -473,7 +473,7 @@ export function describeMissing(
     const first = list[0] as AmiPermissionProblem;
     const setting =
       first.access === 'read'
-        ? `add ${first.classes[0]} to read = in manager.conf (and to events= of the AMI URL if set)`
+        ? `add ${first.classes[0]} to read = in manager.conf, and to events= of the AMI URL if it has one`
         : `add ${first.classes.at(-1)} to write = in manager.conf`;
     const effects = list.map((p) => `${FEATURE_NAMES[p.feature]}: ${p.effect}`).join('; ');
     lines.push(`${server}: the AMI user lacks ${need}: ${effects} (${setting})`);

@@ -187,7 +187,7 @@ describe('amiPermissions: what a client finds out about its own user', () => {
     const [line] = describeMissing('pbx1', problems);
     assert.equal(
       line,
-      'pbx1: the AMI user lacks read class user: alert calls: the key a callee presses (UserEvent SwitchboardDTMF) never arrives: every answered call counts as no answer and the person is called again (add user to read = in manager.conf (and to events= of the AMI URL if set))',
+      'pbx1: the AMI user lacks read class user: alert calls: the key a callee presses (UserEvent SwitchboardDTMF) never arrives: every answered call counts as no answer and the person is called again (add user to read = in manager.conf, and to events= of the AMI URL if it has one)',
     );
   });
 

@@ -318,7 +318,7 @@ describe('a manager user without read = user', () => {
       ['callout read user'],
     );
     assert.deepStrictEqual(pbx.warnings, [
-      'pbx: the AMI user lacks read class user: call events: user_event is never reported (UserEvent is of class user); alert calls: the key a callee presses (UserEvent SwitchboardDTMF) never arrives: every answered call counts as no answer and the person is called again (add user to read = in manager.conf (and to events= of the AMI URL if set))',
+      'pbx: the AMI user lacks read class user: call events: user_event is never reported (UserEvent is of class user); alert calls: the key a callee presses (UserEvent SwitchboardDTMF) never arrives: every answered call counts as no answer and the person is called again (add user to read = in manager.conf, and to events= of the AMI URL if it has one)',
     ]);
     // A recording with dialplan UserEvents: Asterisk does not send them to this user.
     const name = 'var_set/user_events';
