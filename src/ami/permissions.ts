@@ -238,8 +238,9 @@ export function writeClassesFrom(
 }
 
 /**
- * The read classes proven by the events of one connection: Asterisk sends an event only if
- * the session may read every class its `Privilege` names. Feed it every event from the login
+ * The read classes proven by the events of one connection: Asterisk sends an event
+ * (`manager_event`) only if the session may read every class its `Privilege` names. Feed it
+ * every event from the login
  * on; {@link reset} at a disconnect (read classes are fixed per login). Cheap: a `Privilege`
  * value already seen costs one set lookup.
  */
@@ -252,10 +253,15 @@ export class ReadEvidence {
     return this.#classes;
   }
 
-  /** Notes one event. Returns the classes it proved for the first time (usually none). */
+  /**
+   * Notes one event. Returns the classes it proved for the first time (usually none). Events
+   * with an `ActionID` prove nothing: the items of an action's answer (`Event: Status`,
+   * `Privilege: Call`) are sent whatever the user may read.
+   */
   observe(event: AmiEvent): AmiClass[] | undefined {
     const privilege = event.Privilege;
     if (typeof privilege !== 'string' || this.#privileges.has(privilege)) return undefined;
+    if (event.ActionID !== undefined) return undefined;
     if (this.#privileges.size < 256) this.#privileges.add(privilege);
     let added: AmiClass[] | undefined;
     for (const name of parseClasses(privilege)) {

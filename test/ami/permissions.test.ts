@@ -218,6 +218,15 @@ describe('amiPermissions: what a client finds out about its own user', () => {
     assert.deepEqual(evidence.observe({ Event: 'Newchannel', Privilege: 'call,all' }), ['call']);
     assert.equal(evidence.observe({ Event: 'Hangup', Privilege: 'call,all' }), undefined);
     assert.equal(evidence.observe({ Event: 'X' }), undefined);
+    // An item of an action's answer is sent whatever the user may read: no proof.
+    assert.equal(
+      evidence.observe({ Event: 'Status', Privilege: 'Call', ActionID: 'a-1' }),
+      undefined,
+    );
+    assert.equal(
+      evidence.observe({ Event: 'UserEvent', Privilege: 'user,all', ActionID: 'x' }),
+      undefined,
+    );
     assert.deepEqual(evidence.observe({ Event: 'QueueCallerAbandon', Privilege: 'agent,all' }), [
       'agent',
     ]);
