@@ -26,6 +26,19 @@ export {
 } from './ami/errors.ts';
 export type { AmiEvent, AmiMessage } from './ami/message.ts';
 export { field, fields, inheritsNothing, MESSAGE_PROTOTYPE } from './ami/message.ts';
+export {
+  AMI_REQUIREMENTS,
+  type AmiAccess,
+  type AmiClass,
+  type AmiFeature,
+  type AmiPermissionProblem,
+  type AmiPermissions,
+  amiPermissions,
+  describeMissing,
+  mayRun,
+  permissionProblems,
+  ReadEvidence,
+} from './ami/permissions.ts';
 export { type AmiAction, AmiParser, AmiProtocolError, serializeAction } from './ami/protocol.ts';
 export {
   createRecordingWriter,
@@ -34,7 +47,7 @@ export {
   readRecordingBatches,
 } from './ami/recording.ts';
 export { remapIdentifiers } from './ami/remap.ts';
-export { AmiServer } from './ami/server.ts';
+export { AmiServer, type AmiServerUser } from './ami/server.ts';
 export { CallEngine, type CallEngineOptions, hangupReason } from './calls/engine.ts';
 export type * from './calls/events.ts';
 export { CALL_EVENT_NAMES } from './calls/events.ts';

@@ -1,9 +1,16 @@
 /**
  * A minimal AMI server over real TCP, answering like Asterisk 22 (see
  * `test/fixtures/asterisk22/recordings/*.raw.txt`): banner, `Login` (plaintext and MD5
- * challenge), `Ping`, `Logoff`, `FullyBooted` after login, pluggable handlers for other
- * actions, and a fast broadcast path for streaming events. Used by tests and the PBX
- * simulator.
+ * challenge), `Ping`, `Logoff`, `ListCommands`, `UserEvent`, `FullyBooted` after login,
+ * pluggable handlers for other actions, and a fast broadcast path for streaming events. Used
+ * by tests and the PBX simulator.
+ *
+ * Each user can be given `read` and `write` classes as in `manager.conf` (default `all`);
+ * the server then plays that user as Asterisk 22 does (`main/manager.c`): an action whose
+ * classes the user may not write is answered `Response: Error` / `Message: Permission
+ * denied` (before any handler runs), `ListCommands` lists only the actions it may run, and
+ * an event is sent only if the user may read every class its `Privilege` names (masked by
+ * the login's `Events`), so `FullyBooted` needs read `system`.
  *
  * @module
  */
@@ -11,6 +18,13 @@ import { createHash, randomInt } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import net from 'node:net';
 import type { AmiEvent, AmiMessage } from './message.ts';
+import {
+  AMI_CLASSES,
+  AMI_CORE_ACTIONS,
+  type AmiClass,
+  parseClasses,
+  parseClassList,
+} from './permissions.ts';
 import { type AmiActionValue, AmiParser, serializeMessage } from './protocol.ts';
 
 /** The banner Asterisk 13–22 send. */
@@ -41,16 +55,33 @@ export type AmiActionHandler = (
   connection: AmiServerConnection,
 ) => AmiHandlerReply | undefined | Promise<AmiHandlerReply | undefined>;
 
+/** A manager user with its classes, as a `manager.conf` section has them. */
+export interface AmiServerUser {
+  secret: string;
+  /** `read =`: classes the user receives events of, e.g. `call,agent`. Default `all`. */
+  read?: string;
+  /** `write =`: classes of the actions the user may run, e.g. `originate,reporting`. Default `all`. */
+  write?: string;
+}
+
 /** Options of {@link AmiServer}. */
 export interface AmiServerOptions {
-  /** Accepted users: username → secret. */
-  users: Readonly<Record<string, string>>;
-  /** Handlers by action name (case-insensitive); they may override `Ping`, not `Login`/`Challenge`/`Logoff`. */
+  /** Accepted users: username → secret (`read = all`, `write = all`), or the user with its classes. */
+  users: Readonly<Record<string, string | AmiServerUser>>;
+  /** Handlers by action name (case-insensitive); they may override `Ping`, `ListCommands` and `UserEvent`, not `Login`/`Challenge`/`Logoff`. */
   handlers?: Readonly<Record<string, AmiActionHandler>>;
+  /**
+   * Write classes of actions that are not Asterisk core actions (by name, case-insensitive),
+   * e.g. `{ QueueStatus: 'agent' }`. A handled action that is neither here nor a core action
+   * may be run by every user.
+   */
+  actionClasses?: Readonly<Record<string, string>>;
   /** Banner line. Default {@link AMI_BANNER}. */
   banner?: string;
   /** Send `FullyBooted` right after each login, like Asterisk 22. Default true. */
   fullyBooted?: boolean;
+  /** When this Asterisk started (`Date.now()` ms), for `FullyBooted`'s `Uptime`. Default: now. */
+  startedAtMs?: number;
 }
 
 /** Events of {@link AmiServer}: for tests that count connections and logins. */
@@ -59,6 +90,9 @@ export interface AmiServerEvents {
   login: [connection: AmiServerConnection, ok: boolean];
   action: [action: AmiMessage, connection: AmiServerConnection];
 }
+
+/** Actions the server answers itself (besides Login, Challenge and Logoff). */
+const BUILT_IN: ReadonlySet<string> = new Set(['ping', 'listcommands', 'userevent']);
 
 function first(value: string | string[] | undefined): string | undefined {
   return typeof value === 'string' || value === undefined ? value : value[0];
@@ -70,14 +104,35 @@ export class AmiServerConnection {
   username: string | undefined;
   /** True after a successful login. */
   loggedIn = false;
-  /** False when the client logged in with `Events: off`. */
-  eventsOn = true;
+  /** The user's `read` classes (all until the login says otherwise). */
+  read: ReadonlySet<AmiClass> = new Set(AMI_CLASSES);
+  /** The user's `write` classes. */
+  write: ReadonlySet<AmiClass> = new Set(AMI_CLASSES);
+  /** Classes of the events sent to this connection: `read` masked by the login's `Events`. */
+  sendEvents: ReadonlySet<AmiClass> = new Set(AMI_CLASSES);
   readonly socket: net.Socket;
   /** The MD5 challenge handed out by `Challenge`. */
   challenge: string | undefined;
 
   constructor(socket: net.Socket) {
     this.socket = socket;
+  }
+
+  /** False when the client logged in with `Events: off` (or may read nothing). */
+  get eventsOn(): boolean {
+    return this.sendEvents.size > 0;
+  }
+
+  /**
+   * Whether Asterisk would send this connection an event of these classes (a `Privilege`
+   * value such as `call,all`): only if it may receive every one of them. An event without
+   * classes goes to every connection with events on.
+   */
+  mayReceive(privilege: string | undefined): boolean {
+    if (!this.eventsOn) return false;
+    if (privilege === undefined || this.sendEvents.size === AMI_CLASSES.length) return true;
+    for (const name of parseClasses(privilege)) if (!this.sendEvents.has(name)) return false;
+    return true;
   }
 
   /** Sends one message (keys in insertion order). @throws {AmiProtocolError} on CR/LF in a value. */
@@ -112,15 +167,22 @@ export class AmiServerConnection {
 export class AmiServer extends EventEmitter<AmiServerEvents> {
   readonly #options: AmiServerOptions;
   readonly #handlers = new Map<string, AmiActionHandler>();
+  /** Handled action names as given, by lower-case name (for `ListCommands`). */
+  readonly #handlerNames = new Map<string, string>();
+  readonly #actionClasses = new Map<string, readonly AmiClass[]>();
   readonly #server: net.Server;
   readonly #connections = new Set<AmiServerConnection>();
-  readonly #startedAt = Date.now();
+  readonly #startedAt: number;
 
   constructor(options: AmiServerOptions) {
     super();
     this.#options = options;
+    this.#startedAt = options.startedAtMs ?? Date.now();
     for (const [name, handler] of Object.entries(options.handlers ?? {})) {
-      this.#handlers.set(name.toLowerCase(), handler);
+      this.handle(name, handler);
+    }
+    for (const [name, classes] of Object.entries(options.actionClasses ?? {})) {
+      this.#actionClasses.set(name.toLowerCase(), parseClasses(classes));
     }
     this.#server = net.createServer((socket) => this.#accept(socket));
   }
@@ -128,6 +190,7 @@ export class AmiServer extends EventEmitter<AmiServerEvents> {
   /** Adds or replaces the handler of an action (case-insensitive name). */
   handle(action: string, handler: AmiActionHandler): void {
     this.#handlers.set(action.toLowerCase(), handler);
+    this.#handlerNames.set(action.toLowerCase(), action);
   }
 
   /** Starts listening; resolves with the port. */
@@ -152,20 +215,33 @@ export class AmiServer extends EventEmitter<AmiServerEvents> {
     return this.#connections;
   }
 
-  /** Sends an event to every logged-in connection with events on. Returns how many got it. */
+  /**
+   * Sends an event to every logged-in connection that may receive it (its `Privilege`, see
+   * {@link AmiServerConnection.mayReceive}). Returns how many got it.
+   */
   broadcast(event: AmiOutgoing & { Event: string }): number {
-    return this.broadcastRaw(serializeMessage(event));
+    const privilege = event.Privilege;
+    return this.broadcastRaw(
+      serializeMessage(event),
+      typeof privilege === 'string' ? privilege : undefined,
+    );
   }
 
   /**
    * Fast path: writes pre-serialized wire text (any number of complete events) to every
-   * logged-in connection with events on. Returns how many connections got it. Pair with
-   * {@link drain} to respect backpressure when streaming millions of events.
+   * logged-in connection with events on, or, with `privilege` (the events' `Privilege`,
+   * e.g. `call,all`), to those that may receive events of those classes. Returns how many
+   * connections got it. Pair with {@link drain} to respect backpressure when streaming
+   * millions of events.
    */
-  broadcastRaw(data: string | Buffer): number {
+  broadcastRaw(data: string | Buffer, privilege?: string): number {
     let count = 0;
     for (const connection of this.#connections) {
-      if (connection.loggedIn && connection.eventsOn && !connection.socket.destroyed) {
+      if (
+        connection.loggedIn &&
+        !connection.socket.destroyed &&
+        (privilege === undefined ? connection.eventsOn : connection.mayReceive(privilege))
+      ) {
         connection.socket.write(data);
         count++;
       }
@@ -258,10 +334,24 @@ export class AmiServer extends EventEmitter<AmiServerEvents> {
       return;
     }
     const handler = this.#handlers.get(name);
+    const known = handler !== undefined || BUILT_IN.has(name) || AMI_CORE_ACTIONS.has(name);
+    if (known && !this.#mayRun(connection, name)) {
+      // Asterisk checks `writeperm & authority` before running anything.
+      connection.respond(action, { Response: 'Error', Message: 'Permission denied' });
+      return;
+    }
     if (handler === undefined) {
       if (name === 'ping') {
         const nowS = Date.now() / 1000;
         connection.respond(action, { Ping: 'Pong', Timestamp: nowS.toFixed(6) });
+        return;
+      }
+      if (name === 'listcommands') {
+        this.#listCommands(action, connection);
+        return;
+      }
+      if (name === 'userevent') {
+        this.#userEvent(action, connection);
         return;
       }
       connection.respond(action, { Response: 'Error', Message: 'Invalid/unknown command' });
@@ -292,11 +382,61 @@ export class AmiServer extends EventEmitter<AmiServerEvents> {
     connection.sendRaw(text);
   }
 
+  /** Write classes that allow `name` (lower case): core table, then `actionClasses`; `[]` for any user. */
+  #classesOf(name: string): readonly AmiClass[] {
+    const extra = this.#actionClasses.get(name);
+    if (extra !== undefined) return extra;
+    return AMI_CORE_ACTIONS.get(name)?.classes ?? [];
+  }
+
+  #mayRun(connection: AmiServerConnection, name: string): boolean {
+    const classes = this.#classesOf(name);
+    return classes.length === 0 || classes.some((c) => connection.write.has(c));
+  }
+
+  /** `action_listcommands`: one `Name: synopsis (Priv: classes,all)` line per action the user may run. */
+  #listCommands(action: AmiMessage, connection: AmiServerConnection): void {
+    const names = new Map<string, string>();
+    for (const [key, info] of AMI_CORE_ACTIONS) names.set(key, info.name);
+    for (const key of this.#handlerNames.keys()) {
+      if (!names.has(key)) names.set(key, this.#handlerNames.get(key) as string);
+    }
+    const fields: Record<string, string> = {};
+    for (const [key, display] of names) {
+      if (!this.#mayRun(connection, key)) continue;
+      const classes = this.#classesOf(key);
+      const priv = classes.length === 0 ? '<none>' : `${classes.join(',')},all`;
+      const synopsis = AMI_CORE_ACTIONS.get(key)?.synopsis ?? `${display}.`;
+      fields[display] = `${synopsis} (Priv: ${priv})`;
+    }
+    connection.respond(action, fields);
+  }
+
+  /**
+   * `action_userevent`: acknowledges with `Message: Event Sent`, then raises `UserEvent` (class
+   * `user`) with every header of the action but `Action` and `UserEvent` (so the `ActionID`
+   * too), to every connection that may read `user`.
+   */
+  #userEvent(action: AmiMessage, connection: AmiServerConnection): void {
+    connection.respond(action, { Message: 'Event Sent' });
+    const event: Record<string, AmiActionValue> = {
+      Event: 'UserEvent',
+      Privilege: 'user,all',
+      UserEvent: first(action.UserEvent) ?? '',
+    };
+    for (const key of Object.keys(action)) {
+      if (key === 'Action' || key === 'UserEvent') continue;
+      event[key] = action[key] as string | string[];
+    }
+    this.broadcast(event as AmiOutgoing & { Event: string });
+  }
+
   #login(action: AmiMessage, connection: AmiServerConnection): void {
     const username = first(action.Username) ?? '';
-    const secret = Object.hasOwn(this.#options.users, username)
+    const user = Object.hasOwn(this.#options.users, username)
       ? this.#options.users[username]
       : undefined;
+    const secret = typeof user === 'object' ? user.secret : user;
     let ok = false;
     if (secret !== undefined) {
       if (first(action.AuthType)?.toLowerCase() === 'md5') {
@@ -318,11 +458,17 @@ export class AmiServer extends EventEmitter<AmiServerEvents> {
       connection.close();
       return;
     }
+    const classes: AmiServerUser = typeof user === 'object' ? user : { secret: '' };
     connection.loggedIn = true;
     connection.username = username;
-    connection.eventsOn = (first(action.Events) ?? 'on').toLowerCase() !== 'off';
+    connection.read = parseClassList(classes.read ?? 'all');
+    connection.write = parseClassList(classes.write ?? 'all');
+    // `set_eventmask`: the Events header (every read class when absent or empty) ∩ read.
+    const events = first(action.Events) ?? '';
+    const mask = events.trim() === '' ? connection.read : parseClassList(events);
+    connection.sendEvents = new Set([...connection.read].filter((name) => mask.has(name)));
     connection.respond(action, { Message: 'Authentication accepted' });
-    if (this.#options.fullyBooted ?? true) {
+    if ((this.#options.fullyBooted ?? true) && connection.sendEvents.has('system')) {
       const uptimeS = String(Math.floor((Date.now() - this.#startedAt) / 1000));
       connection.send({
         Event: 'FullyBooted',

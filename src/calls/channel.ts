@@ -78,12 +78,28 @@ export class Channel {
   isPickedUp = false;
   /** A `b_dial` (or `blind_transfer`) was reported with this channel as a target. */
   bDialSent = false;
+  /** A reported dial to this channel was still open at a resync (its DialEnd may have been missed). */
+  dialAcrossResync = false;
   /** The next ringing of this channel was already reported together with another target. */
   ignoreBDial = false;
   /** A transfer took over this caller's call: its hangup is not reported. */
   ignoreHangup = false;
   /** A blind transfer of this channel was announced by this transferer; its targets do not ring yet. */
   blindTransferer: Channel | null = null;
+  /** The party of the last `up` reported for this caller (or of the attended transfer that joined it). */
+  upTarget: Channel | null = null;
+  /**
+   * After a resync: the caller this channel was up with, gone while the connection was down.
+   * Its hangup is reported when this channel is with another phone or hangs up; not at all
+   * if this channel turns out transferred (it becomes the caller).
+   */
+  orphanOf: Channel | null = null;
+  /**
+   * First learnt from a `CoreShowChannel` (a resync), not from its `Newchannel`: its `exten`
+   * is where the channel was in the dialplan then, not the one it was created with, and its
+   * `callingPres` is unknown until a `NewCallerid`.
+   */
+  resynced = false;
 
   constructor(init: ChannelInit) {
     this.name = init.name;
@@ -100,9 +116,13 @@ export class Channel {
     this.isCalling = init.uniqueid === init.linkedid;
   }
 
-  /** An immutable copy of the reportable fields, in the schema's shape and key order. */
+  /**
+   * An immutable copy of the reportable fields, in the schema's shape and key order. A
+   * {@link resynced} channel's snapshot also has `resynced: true`, as a non-enumerable
+   * property: JSON output (and the schema's shape) never contains it.
+   */
   snapshot(): ChannelSnapshot {
-    return {
+    const snapshot: ChannelSnapshot = {
       name: this.name,
       uniqueid: this.uniqueid,
       linkedid: this.linkedid,
@@ -113,6 +133,8 @@ export class Channel {
       exten: this.exten,
       callingPres: this.callingPres,
     };
+    if (this.resynced) Object.defineProperty(snapshot, 'resynced', { value: true });
+    return snapshot;
   }
 }
 

@@ -39,6 +39,13 @@ export const DEFAULT_MAX_BRIDGES = 25_000;
  */
 export const MAX_LINKS_PER_CHANNEL = 1_000;
 
+/**
+ * The Q.850 cause assumed for a channel that ended while the connection was down: 16, normal
+ * clearing, by far the most common one (what `Hangup()` in the dialplan and a phone hanging
+ * up give). See {@link CallEngine.resync}.
+ */
+export const ASSUMED_HANGUP_CAUSE = 16;
+
 /** What a bound made the engine forget: a live channel or a live bridge (the oldest). */
 export type EngineLimitKind = 'channel' | 'bridge';
 
@@ -196,6 +203,7 @@ export class CallEngine {
     }
     for (const dialed of channel.fwdDials) if (dialed.backDial === channel) dialed.backDial = null;
     channel.fwdDials = [];
+    channel.orphanOf = null;
     this.forgotten.channels++;
     this.#onLimit?.('channel', channel.uniqueid);
   }
@@ -289,25 +297,50 @@ export class CallEngine {
   /**
    * Marks the start of a resynchronisation: call it when the `CoreShowChannels` action is
    * sent after a (re)connect, keep feeding live events to {@link handle} meanwhile, then
-   * call {@link resync} with the list. Channels that live events touched in between are
-   * newer than the list and are left as the events made them.
+   * call {@link resync} with the list, or {@link abortResync} when there is none. Channels
+   * that live events touched in between are newer than the list and are left as the events
+   * made them.
    */
   beginResync(): void {
     this.#touched = new Set();
   }
 
   /**
+   * Ends a resynchronisation for which Asterisk gave no list (the user may not run
+   * `CoreShowChannels`, the action failed or timed out): every channel is kept as it is and
+   * followed by its live events. Nothing is reported: a call that ended while the connection
+   * was down cannot be told from one still in progress, so no hangup is invented.
+   */
+  abortResync(): void {
+    this.#touched = null;
+  }
+
+  /**
    * Brings the engine in line with what Asterisk reports after a (re)connect, instead of
-   * forgetting everything as cacofonisk does.
+   * forgetting everything as cacofonisk does; docs/ami.md ("After a reconnect") has the
+   * table of what is reported for each thing that can happen while the connection was down.
    *
    * `channels` are the `CoreShowChannel` events of the `CoreShowChannels` action (their
-   * `BridgeId` gives bridge membership). Known channels that Asterisk no longer has ended
-   * while the connection was down: each is hung up as if a `Hangup` with `Cause: 0`
-   * (unknown) had arrived, so a caller's call reports `hangup` (`completed` if it was up,
-   * `cancelled` otherwise). Channels the engine did not know are added (they report from
-   * their next event on). Known channels get their state and bridge membership updated; a
-   * call that was answered during the outage reports its `up` now. Channels touched by live
-   * events since {@link beginResync} are left alone.
+   * `BridgeId` gives bridge membership). Channels touched by live events since
+   * {@link beginResync} are left alone; for the others, in this order:
+   *
+   * 1. Every dial reported before (`b_dial`) that ended meanwhile reports its one
+   *    `b_dial_end`: `answer` if the target is up now; `cancel` if the caller is gone, or if
+   *    another of its targets is up now; `noanswer` if only the target is gone. A dial whose
+   *    target began to ring unseen reports its `b_dial` first (as live events would have).
+   * 2. Known channels that Asterisk no longer has ended meanwhile: each is hung up as if a
+   *    `Hangup` with `Cause: 16` (normal clearing, the common cause) had arrived, so a
+   *    caller's call reports `hangup` `completed` if it was up, `no-answer` otherwise. A
+   *    caller that was up with a party that is still there reports it only once that party
+   *    is with another phone (now or later) or hangs up: if the party is handed on to a
+   *    phone nobody calls, that was a transfer, and no hangup is reported (as live).
+   * 3. Known channels get their state, caller ID, connected line and account code from the
+   *    list; unknown ones are added ({@link ChannelSnapshot.resynced}), `Local/` halves
+   *    paired by name as `LocalBridge` would have.
+   * 4. Bridge membership follows the list. A caller now in a bridge with another phone
+   *    reports `up` (a call answered meanwhile, or already up when Switchboard attached); so
+   *    does a caller now with another party than at its last `up` (transferred meanwhile),
+   *    and a phone left with another after its caller went (it becomes the caller).
    */
   resync(channels: readonly CoreShowChannel[]): void {
     const touched = this.#touched ?? new Set<string>();
@@ -317,42 +350,83 @@ export class CallEngine {
       const uniqueid = str(item, 'Uniqueid');
       if (uniqueid && !touched.has(uniqueid)) present.set(uniqueid, item);
     }
-    // Channels that ended while we were away: Local halves first, so that their partners'
+    const alive = (channel: Channel): boolean =>
+      this.channels.get(channel.uniqueid) === channel &&
+      (present.has(channel.uniqueid) || touched.has(channel.uniqueid));
+
+    // 1. Dials that ended while we were away: exactly one b_dial_end for each reported one.
+    const ended = this.#endDials(present, touched, alive);
+
+    // 2. Channels that ended while we were away: Local halves first, so that their partners'
     // links are cleared the way real hangups would have, then the phones.
-    const gone = [...this.channels.values()].filter(
-      (channel) => !present.has(channel.uniqueid) && !touched.has(channel.uniqueid),
-    );
+    const gone: Channel[] = [];
+    for (const channel of this.channels.values()) {
+      if (!present.has(channel.uniqueid) && !touched.has(channel.uniqueid)) gone.push(channel);
+    }
     gone.sort((a, b) => Number(b.isLocal) - Number(a.isLocal));
-    // Open dials to them end with them: one pass over the channels, not one per channel gone
+    // Open dials to them or ended end now: one pass over the channels, not one per channel
     // (that was quadratic: 50,000 channels gone at once took minutes).
     const goneSet = new Set(gone);
-    if (goneSet.size > 0) {
+    if (goneSet.size > 0 || ended.size > 0) {
+      const unlink = (dialed: Channel): boolean => goneSet.has(dialed) || ended.has(dialed);
       for (const other of this.channels.values()) {
-        if (other.fwdDials.some((dialed) => goneSet.has(dialed))) {
-          other.fwdDials = other.fwdDials.filter((dialed) => !goneSet.has(dialed));
+        if (other.fwdDials.length > 0 && other.fwdDials.some(unlink)) {
+          other.fwdDials = other.fwdDials.filter((dialed) => !unlink(dialed));
         }
       }
     }
+    for (const target of ended) target.backDial = null;
+    // A caller that went while the party it was connected to stayed: that party may have been
+    // transferred on (it is the caller then, see #bridgeEntered) or be about to hang up too;
+    // the caller's hangup waits until that is known (Channel.orphanOf).
+    const orphans: Channel[] = [];
     for (const channel of gone) {
       channel.backDial = null;
       if (channel.bridge !== null) {
         channel.bridge.peers.delete(channel);
         channel.bridge = null;
       }
-      this.#hangup(channel, 0);
+      const partner = channel.upTarget;
+      const left =
+        channel.isCalling &&
+        channel.isPickedUp &&
+        !channel.isLocal &&
+        !channel.ignoreHangup &&
+        channel.blindTransferer === null &&
+        partner !== null &&
+        partner.orphanOf === null &&
+        !goneSet.has(partner) &&
+        this.channels.get(partner.uniqueid) === partner;
+      if (left) {
+        partner.orphanOf = channel;
+        orphans.push(partner);
+      }
+      this.#hangup(channel, ASSUMED_HANGUP_CAUSE, !left);
     }
-    // Channels Asterisk has: add the unknown ones, update the known ones.
+
+    // 3. Channels Asterisk has: add the unknown ones, update the known ones.
+    const added: Channel[] = [];
     for (const [uniqueid, item] of present) {
       let channel = this.channels.get(uniqueid);
       if (channel === undefined) {
         channel = new Channel(channelInit(item));
+        channel.resynced = true;
         this.#addChannel(channel);
+        added.push(channel);
       } else {
         const state = int(str(item, 'ChannelState'));
         if (!Number.isNaN(state)) channel.state = state;
+        channel.callerIdName = cleanCallerIdPart(str(item, 'CallerIDName'));
+        channel.callerIdNum = cleanCallerIdPart(str(item, 'CallerIDNum'));
+        channel.connectedLineName = cleanCallerIdPart(str(item, 'ConnectedLineName'));
+        channel.connectedLineNum = cleanCallerIdPart(str(item, 'ConnectedLineNum'));
+        channel.accountCode = str(item, 'AccountCode') ?? channel.accountCode;
       }
     }
-    // Bridge membership: leave bridges Asterisk no longer reports, enter the reported ones.
+    this.#pairLocalHalves(added);
+
+    // 4. Bridge membership: leave bridges Asterisk no longer reports, enter the reported ones.
+    const entered: Channel[] = [];
     for (const [uniqueid, item] of present) {
       const channel = this.channels.get(uniqueid);
       if (channel === undefined) continue;
@@ -370,11 +444,163 @@ export class CallEngine {
         if (bridge.peers.size >= MAX_LINKS_PER_CHANNEL) continue;
         bridge.peers.add(channel);
         channel.bridge = bridge;
-        this.#bridgeEntered(channel);
+        entered.push(channel);
       }
     }
+    // A caller no longer with the party of its last `up`: its conversation with it is over,
+    // the next one (now, or when it is answered) is reported.
+    for (const uniqueid of present.keys()) {
+      const channel = this.channels.get(uniqueid);
+      if (channel === undefined || !channel.isCalling || !channel.isPickedUp) continue;
+      const partner = channel.upTarget;
+      const peers = bridgePeersRecursive(channel);
+      const partnerHere = partner !== null && this.channels.get(partner.uniqueid) === partner;
+      if (partnerHere && (peers.has(partner) || peers.size < 2)) continue;
+      channel.isPickedUp = false;
+      entered.push(channel);
+    }
+    for (const channel of entered) this.#bridgeEntered(channel);
     for (const [bridgeId, bridge] of this.bridges) {
       if (bridge.peers.size === 0) this.bridges.delete(bridgeId);
+    }
+    // A party not handed on and with another phone now: its caller's call ended meanwhile.
+    // One alone (ringing a transfer target, in a queue, ...) keeps it pending.
+    for (const partner of orphans) {
+      if (partner.orphanOf !== null && bridgePeersRecursive(partner).size >= 2) {
+        this.#releaseOrphan(partner);
+      }
+    }
+  }
+
+  /** The hangup of `channel`'s former caller, pending since a resync (see Channel.orphanOf). */
+  #releaseOrphan(channel: Channel): void {
+    const caller = channel.orphanOf;
+    if (caller === null) return;
+    channel.orphanOf = null;
+    this.#emit({
+      event: 'hangup',
+      caller: caller.snapshot(),
+      reason: hangupReason(ASSUMED_HANGUP_CAUSE, caller.state),
+    });
+  }
+
+  /**
+   * Step 1 of {@link resync}: the open dials (`DialBegin` without `DialEnd`) whose target no
+   * live event touched. A dial goes on while its target is listed and not up and its dialler
+   * and caller are there; every other one ended while we were away. Each ended dial that
+   * was reported reports its `b_dial_end` (target state from the list, caller's as last
+   * seen: the order live events have). Returns the targets of the ended dials; their links
+   * are cleared by the caller, after every reason was derived from intact links.
+   */
+  #endDials(
+    present: ReadonlyMap<string, CoreShowChannel>,
+    touched: ReadonlySet<string>,
+    alive: (channel: Channel) => boolean,
+  ): Set<Channel> {
+    const ended = new Set<Channel>();
+    for (const target of this.channels.values()) {
+      const dialer = target.backDial;
+      if (dialer === null || touched.has(target.uniqueid)) continue;
+      const item = present.get(target.uniqueid);
+      if (item !== undefined) {
+        const listed = int(str(item, 'ChannelState'));
+        if (!Number.isNaN(listed) && listed !== target.state) {
+          const before = target.state;
+          const rings =
+            !target.isLocal &&
+            !target.bDialSent &&
+            before === AST_STATE_DOWN &&
+            (listed === AST_STATE_RINGING || listed === AST_STATE_UP) &&
+            alive(dialer);
+          if (rings) {
+            // It began to ring (and maybe answered) unseen: the b_dial live events would
+            // have given, with the target ringing.
+            target.state = AST_STATE_RINGING;
+            this.#bDialRinging(target);
+          }
+          target.state = listed;
+        }
+      }
+      const caller = dialingChannel(target);
+      const answered = item !== undefined && target.state === AST_STATE_UP;
+      if (item !== undefined && !answered && alive(dialer) && alive(caller)) {
+        // Still dialling, as far as the list shows: its DialEnd may have gone by unseen all
+        // the same; then the target's Hangup ends it (#hangup).
+        if (target.bDialSent) target.dialAcrossResync = true;
+        continue;
+      }
+      ended.add(target);
+      if (!target.bDialSent || target.isLocal || caller.isLocal) continue;
+      let reason: string;
+      if (answered) reason = 'answer';
+      else if (!alive(caller)) reason = 'cancel';
+      else reason = this.#answeredElsewhere(caller, target, present) ? 'cancel' : 'noanswer';
+      // Its DialEnd may still come (an answered target is listed up before it): not twice.
+      target.bDialSent = false;
+      this.#emit({
+        event: 'b_dial_end',
+        caller: caller.snapshot(),
+        targets: [target.snapshot()],
+        reason,
+      });
+    }
+    return ended;
+  }
+
+  /**
+   * The `b_dial_end` of a dial kept open by a resync whose `DialEnd` went by while the
+   * connection was down: its target hangs up with the dial still open. The reason comes
+   * from the `Hangup` cause (17 `busy`, 26 `cancel`, 34/42 `congestion`, else `noanswer`),
+   * `cancel` if the caller is gone already.
+   */
+  #missedDialEnd(target: Channel, cause: number): void {
+    target.dialAcrossResync = false;
+    if (!target.bDialSent || target.backDial === null || target.isLocal) return;
+    const caller = dialingChannel(target);
+    if (caller.isLocal) return;
+    target.bDialSent = false;
+    let reason: string;
+    if (this.channels.get(caller.uniqueid) !== caller || cause === 26) reason = 'cancel';
+    else if (cause === 17) reason = 'busy';
+    else if (cause === 34 || cause === 42) reason = 'congestion';
+    else reason = 'noanswer';
+    this.#emit({
+      event: 'b_dial_end',
+      caller: caller.snapshot(),
+      targets: [target.snapshot()],
+      reason,
+    });
+  }
+
+  /** Another target of `caller`'s open dials is up in the list: one answered, the rest are cancelled. */
+  #answeredElsewhere(
+    caller: Channel,
+    target: Channel,
+    present: ReadonlyMap<string, CoreShowChannel>,
+  ): boolean {
+    for (const other of dialedChannels(caller)) {
+      if (other === target) continue;
+      const item = present.get(other.uniqueid);
+      if (item !== undefined && int(str(item, 'ChannelState')) === AST_STATE_UP) return true;
+    }
+    return false;
+  }
+
+  /** `Local/x@ctx-00000001;1` and `;2` learnt from a list: link them as `LocalBridge` does. */
+  #pairLocalHalves(added: readonly Channel[]): void {
+    const ones = new Map<string, Channel>();
+    for (const channel of added) {
+      if (channel.isLocal && channel.name.endsWith(';1') && channel.fwdLocal === null) {
+        ones.set(channel.name.slice(0, -2), channel);
+      }
+    }
+    if (ones.size === 0) return;
+    for (const channel of added) {
+      if (!channel.isLocal || !channel.name.endsWith(';2') || channel.backLocal !== null) continue;
+      const one = ones.get(channel.name.slice(0, -2));
+      if (one === undefined || this.channels.get(one.uniqueid) !== one) continue;
+      one.fwdLocal = channel;
+      channel.backLocal = one;
     }
   }
 
@@ -459,8 +685,11 @@ export class CallEngine {
     this.#hangup(channel, int(str(event, 'Cause')));
   }
 
-  #hangup(channel: Channel, cause: number): void {
-    if (!channel.isLocal) {
+  /** Forgets a channel that hung up; reports the hangup of a caller's call unless `report` is false. */
+  #hangup(channel: Channel, cause: number, report = true): void {
+    if (channel.dialAcrossResync) this.#missedDialEnd(channel, cause);
+    this.#releaseOrphan(channel);
+    if (!channel.isLocal && report) {
       const transferer = channel.blindTransferer;
       if (transferer !== null) {
         // A blind transfer was announced but its destination never rang.
@@ -526,6 +755,7 @@ export class CallEngine {
     const index = channel.fwdDials.indexOf(destination);
     if (index !== -1) channel.fwdDials.splice(index, 1);
     destination.backDial = null;
+    destination.dialAcrossResync = false;
   }
 
   /** A dialled phone started to ring: report it once, for all targets ringing with it. */
@@ -621,13 +851,41 @@ export class CallEngine {
     channel.bridge = null;
   }
 
-  /** Two phones (one calling) now share a bridge, possibly through Local channels: `up`. */
+  /**
+   * Two phones (one calling) now share a bridge, possibly through Local channels: `up`.
+   * After a resync, a phone whose caller went while the connection was down (`orphanOf`)
+   * and is now with a phone nobody calls was transferred to it: it becomes the caller, as a
+   * transferee does, and its former caller's hangup is not reported (as live); likewise if
+   * it is the caller itself (it dialled on). With another caller, that hangup is reported.
+   */
   #bridgeEntered(channel: Channel): void {
     const phones = bridgePeersRecursive(channel);
     if (phones.size < 2) return;
     const callers: Channel[] = [];
     const targets: Channel[] = [];
-    for (const phone of phones) (phone.isCalling ? callers : targets).push(phone);
+    let orphaned = 0;
+    for (const phone of phones) {
+      (phone.isCalling ? callers : targets).push(phone);
+      if (phone.orphanOf !== null) orphaned++;
+    }
+    if (orphaned > 0) {
+      const candidates = callers.length === 0 ? targets.filter((p) => p.orphanOf !== null) : [];
+      const heir = candidates.length === 1 ? candidates[0] : undefined;
+      if (heir !== undefined) {
+        heir.orphanOf = null;
+        heir.isCalling = true;
+        heir.isPickedUp = false;
+        callers.push(heir);
+        targets.splice(targets.indexOf(heir), 1);
+      }
+      for (const phone of phones) {
+        if (phone.orphanOf === null) continue;
+        // Calling now (it dialled on, or is the heir): handed on, its old caller's hangup is
+        // not reported. Called by someone else: its old caller's call is over.
+        if (callers.includes(phone)) phone.orphanOf = null;
+        else this.#releaseOrphan(phone);
+      }
+    }
     if (callers.length === 0) return;
     if (callers.length > 1) {
       // Several callers (e.g. after an AB-CB-AC transfer): the oldest channel stays the
@@ -647,6 +905,10 @@ export class CallEngine {
     if (caller === undefined || target === undefined || targets.length !== 1) return;
     if (!caller.isPickedUp) {
       caller.isPickedUp = true;
+      caller.upTarget = target;
+      // A blind transfer whose destination answered unseen (it rang while the connection
+      // was down): it did not fail, so no hangup for it at the caller's end (#hangup).
+      caller.blindTransferer = null;
       this.#emit({ event: 'up', caller: caller.snapshot(), target: target.snapshot() });
     }
   }
@@ -680,10 +942,18 @@ export class CallEngine {
       target = this.#channel(event, 'TransferTargetUniqueid');
       if (target === undefined) return;
     } else {
-      // Older Asterisk: find both in the destination bridge; the transferee shares the
-      // linkedid of the call before the transfer.
+      // Older Asterisk, or Asterisk 22 when the target already left the consultation
+      // bridge (cacofonisk crashed on it): find both in the destination bridge; the
+      // transferee shares the linkedid of the call before the transfer.
       const bridge = this.#bridge(event, 'DestBridgeUniqueid');
-      if (bridge === undefined || bridge.peers.size !== 2) return;
+      if (bridge === undefined) return;
+      if (bridge.peers.size !== 2) {
+        this.#onSkip?.(
+          'attended transfer: no transferee and target in the destination bridge',
+          event,
+        );
+        return;
+      }
       const [one, two] = [...bridge.peers] as [Channel, Channel];
       const linkedid = str(event, 'OrigTransfererLinkedid');
       if (one.linkedid === linkedid) [transferee, target] = [one, two];
@@ -709,6 +979,7 @@ export class CallEngine {
       str(event, 'TransferTargetCallerIDNum') ||
       '';
     target.isCalling = false;
+    transferee.upTarget = target;
     this.#emit({
       event: 'attended_transfer',
       caller: transferee.snapshot(),

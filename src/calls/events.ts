@@ -35,6 +35,16 @@ export interface ChannelSnapshot {
   exten: string;
   /** Raw `CID-CallingPres` of the last `NewCallerid`, or `null` if none was seen. */
   callingPres: string | null;
+  /**
+   * `true` when Switchboard first learnt of the channel from `CoreShowChannels` after a
+   * (re)connect, not from its `Newchannel` (it began while the connection was down, or
+   * before Switchboard attached). Such a channel's `exten` is the extension it was at when
+   * listed, not the one it was created with, and its `callingPres` is `null` (the list
+   * does not carry it) until a `NewCallerid`. Absent otherwise. Not enumerable, so JSON
+   * output (`replay`/`watch --format jsonl`, the bus, webhooks, SSE) never contains it and
+   * keeps cacofonisk's shape; spreading a snapshot (`{...snapshot}`) drops it too.
+   */
+  readonly resynced?: true;
 }
 
 /** `hangup.reason`: derived from the `Hangup` event's `Cause` and the caller's state. */

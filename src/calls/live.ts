@@ -2,11 +2,27 @@
  * The live runner: call events from one or more Asterisk servers (cacofonisk's `AmiRunner`),
  * one engine per server. Beyond cacofonisk, every (re)connect resynchronises the engine
  * with what Asterisk reports (`CoreShowChannels`), so calls in progress survive a reconnect
- * and calls already up when Switchboard attaches are followed from then on.
+ * and calls already up when Switchboard attaches are followed from then on; and checks what
+ * the manager user may read and run against what the enabled features need, saying so in the
+ * log (docs/ami.md).
  */
 import { AmiClient, type AmiClientOptions, DEFAULT_MAX_EVENT_LIST_EVENTS } from '../ami/client.ts';
 import type { AmiMessageSkippedError } from '../ami/errors.ts';
 import type { AmiEvent } from '../ami/message.ts';
+import {
+  AMI_REQUIREMENTS,
+  type AmiFeature,
+  type AmiPermissionProblem,
+  type AmiPermissions,
+  amiPermissions,
+  describeMissing,
+  describeNeed,
+  isPermissionDenied,
+  mayRun,
+  PROBE_USER_EVENT,
+  permissionProblems,
+  ReadEvidence,
+} from '../ami/permissions.ts';
 import {
   CallEngine,
   DEFAULT_MAX_BRIDGES,
@@ -46,7 +62,45 @@ export interface AmiRunnerOptions {
   onLimit?: (server: string, kind: EngineLimitKind) => void;
   /** Called for every message a client skipped (for metrics). */
   onSkipped?: (server: string, error: AmiMessageSkippedError) => void;
+  /**
+   * Features whose needs are checked against the manager user's permissions at every
+   * (re)connect (`amiPermissions`): one warning per missing class, naming what it breaks.
+   * Default `['calls']`.
+   */
+  features?: readonly AmiFeature[];
+  /** Longest wait for the read-`user` probe (`UserEvent`) to come back, in ms. Default 3000. */
+  permissionProbeTimeoutMs?: number;
+  /**
+   * Called after each (re)connect's permission check, and again when a later event proves a
+   * read class, with what was found and the requirements of `features` not (yet) met.
+   */
+  onPermissions?: (
+    server: string,
+    permissions: AmiPermissions,
+    problems: readonly AmiPermissionProblem[],
+  ) => void;
 }
+
+/** What the runner keeps per server beyond its engine. */
+interface ServerState {
+  /** Read classes the events of the current connection proved. */
+  readonly evidence: ReadEvidence;
+  /** The last permission check, updated by later evidence. */
+  permissions: AmiPermissions | undefined;
+  /** Missing permissions logged, by need (`read class user`), with their line. */
+  readonly logged: Map<string, string>;
+  /** Counts the connections: results of an older one are dropped. */
+  session: number;
+  /**
+   * When Asterisk started, by the `FullyBooted` (`Uptime`) of the current connection and of
+   * the last one that had it (`Date.now()` ms): a later start means it restarted meanwhile.
+   */
+  bootedAtMs: number | undefined;
+  previousBootedAtMs: number | undefined;
+}
+
+/** Two estimates of one start differ by less (`Uptime` is in whole seconds). */
+const RESTART_TOLERANCE_MS = 2000;
 
 /**
  * Runs the call engine on live AMI connections and reports to a {@link Reporter}.
@@ -68,6 +122,8 @@ export class AmiRunner {
   readonly #resyncTimeoutMs: number;
   readonly #options: AmiRunnerOptions;
   readonly #notices: RateLimitedNotice[] = [];
+  readonly #states = new Map<string, ServerState>();
+  readonly #features: readonly AmiFeature[];
   #stopped = false;
 
   /**
@@ -83,6 +139,7 @@ export class AmiRunner {
     this.#options = options;
     this.#status = options.onStatus ?? (() => {});
     this.#resyncTimeoutMs = options.resyncTimeoutMs ?? 10_000;
+    this.#features = options.features ?? ['calls'];
     const onError: ReporterErrorHandler =
       options.onReporterError ??
       ((error) =>
@@ -142,16 +199,40 @@ export class AmiRunner {
       this.#options.onSkipped?.(server, error);
     });
     this.engines.set(client.name, engine);
+    const state: ServerState = {
+      evidence: new ReadEvidence(),
+      permissions: undefined,
+      logged: new Map(),
+      session: 0,
+      bootedAtMs: undefined,
+      previousBootedAtMs: undefined,
+    };
+    this.#states.set(server, state);
     const onAmiEvent = amiEventHandler(this.#reporter, context, onError);
     client.on('event', (event: AmiEvent) => {
+      const proved = state.evidence.observe(event);
+      if (proved !== undefined) this.#proved(server, state);
+      // The permission check's own probe: not a PBX event worth reporting or publishing.
+      if (event.Event === 'UserEvent' && event.UserEvent === PROBE_USER_EVENT) return;
+      if (event.Event === 'FullyBooted') {
+        const uptimeS = Number(event.Uptime);
+        if (Number.isFinite(uptimeS) && uptimeS >= 0)
+          state.bootedAtMs = Date.now() - uptimeS * 1000;
+      }
       onAmiEvent?.(event);
       engine.handle(event);
     });
     client.on('connect', () => {
+      const session = ++state.session;
       this.#status(`${client.name}: connected`);
-      void this.#resync(client, engine);
+      void this.#resync(client, engine, state, session);
+      void this.#checkPermissions(client, state, session);
     });
     client.on('disconnect', (server, error) => {
+      // Read classes are fixed per login: the next one may have others.
+      state.evidence.reset();
+      state.previousBootedAtMs = state.bootedAtMs ?? state.previousBootedAtMs;
+      state.bootedAtMs = undefined;
       if (!this.#stopped)
         this.#status(
           `${server}: connection lost${error ? ` (${error.message})` : ''}; reconnecting`,
@@ -162,24 +243,127 @@ export class AmiRunner {
     });
   }
 
-  /** Asks Asterisk which channels exist and reconciles the engine with the answer. */
-  async #resync(client: AmiClient, engine: CallEngine): Promise<void> {
+  /**
+   * What the manager user of `server` may read and run, as last checked (at the last
+   * (re)connect, updated since by events that proved a read class); `undefined` before the
+   * first check completed.
+   */
+  permissions(server: string): AmiPermissions | undefined {
+    return this.#states.get(server)?.permissions;
+  }
+
+  /**
+   * Asks Asterisk which channels exist and reconciles the engine with the answer. Without an
+   * answer, every channel is kept and followed by its live events; nothing is reported.
+   */
+  async #resync(
+    client: AmiClient,
+    engine: CallEngine,
+    state: ServerState,
+    session: number,
+  ): Promise<void> {
     engine.beginResync();
     try {
       const result = await client.action(
         { Action: 'CoreShowChannels' },
         { timeoutMs: this.#resyncTimeoutMs },
       );
+      if (session !== state.session) return;
       const channels = result.events.filter((event) => event.Event === 'CoreShowChannel');
       engine.resync(channels);
       this.#status(`${client.name}: ${channels.length} channels in progress`);
     } catch (error) {
-      // Without the list, fall back to cacofonisk's behaviour: start from scratch.
-      engine.resync([]);
-      engine.reset();
+      if (session !== state.session) return;
+      const booted = state.bootedAtMs;
+      const before = state.previousBootedAtMs;
+      if (booted !== undefined && before !== undefined && booted - before > RESTART_TOLERANCE_MS) {
+        // No list, but FullyBooted says Asterisk restarted meanwhile: the calls it had are
+        // over, for sure. Those that began since the login were touched and stay.
+        engine.resync([]);
+        this.#status(
+          `${client.name}: Asterisk restarted while the connection was down (FullyBooted Uptime ${Math.round((Date.now() - booted) / 1000)} s): the calls it had before are reported ended`,
+        );
+      } else {
+        engine.abortResync();
+      }
+      if (this.#stopped) return;
+      if (isPermissionDenied(error)) {
+        const requirement = AMI_REQUIREMENTS.find(
+          (r) => r.feature === 'calls' && r.action === 'CoreShowChannels',
+        ) as (typeof AMI_REQUIREMENTS)[number];
+        this.#warnMissing(client.name, state, [{ ...requirement, state: 'missing' }]);
+        return;
+      }
       this.#status(
-        `${client.name}: could not list channels (${error instanceof Error ? error.message : String(error)}); calls in progress are not followed`,
+        `${client.name}: could not list channels (${error instanceof Error ? error.message : String(error)}); calls in progress are kept as they were and followed by their live events, none is reported hung up`,
       );
+    }
+  }
+
+  /** Checks the manager user's permissions after a (re)connect; logs what is missing. */
+  async #checkPermissions(client: AmiClient, state: ServerState, session: number): Promise<void> {
+    const permissions = await amiPermissions(client, {
+      evidence: state.evidence,
+      probeTimeoutMs: this.#options.permissionProbeTimeoutMs ?? 3000,
+    });
+    // A probe cut short by a disconnect proves nothing.
+    if (this.#stopped || session !== state.session || !client.connected) return;
+    state.permissions = permissions;
+    const problems = permissionProblems(permissions, this.#features);
+    this.#warnMissing(client.name, state, problems, true);
+    this.#status(summary(client.name, permissions, problems, this.#features));
+    this.#options.onPermissions?.(client.name, permissions, problems);
+  }
+
+  /** An event proved a read class: update the last check, say what is resolved. */
+  #proved(server: string, state: ServerState): void {
+    const permissions = state.permissions;
+    if (permissions === undefined) return;
+    let changed = false;
+    for (const name of state.evidence.classes) {
+      if (permissions.read[name] === 'granted') continue;
+      permissions.read[name] = 'granted';
+      if (name === 'user' && permissions.userReadBy === 'none') permissions.userReadBy = 'events';
+      changed = true;
+    }
+    if (!changed) return;
+    const problems = permissionProblems(permissions, this.#features);
+    this.#warnMissing(server, state, problems, true);
+    this.#options.onPermissions?.(server, permissions, problems);
+  }
+
+  /**
+   * One warning per missing permission, once: logged again only after it was resolved (a
+   * later check or event proved it) and went missing again. With `complete`, `problems` are
+   * every problem there is: a need logged before and absent now is reported resolved.
+   */
+  #warnMissing(
+    server: string,
+    state: ServerState,
+    problems: readonly AmiPermissionProblem[],
+    complete = false,
+  ): void {
+    const warn = this.#options.onWarning ?? this.#status;
+    const missing = problems.filter((problem) => problem.state === 'missing');
+    const lines = new Map<string, string>();
+    for (const problem of missing) {
+      const need = describeNeed(problem);
+      if (!lines.has(need)) {
+        const same = missing.filter((p) => describeNeed(p) === need);
+        lines.set(need, describeMissing(server, same)[0] as string);
+      }
+    }
+    for (const [need, line] of lines) {
+      if (state.logged.has(need)) continue;
+      state.logged.set(need, line);
+      if (!this.#stopped) warn(line);
+    }
+    if (!complete) return;
+    const open = new Set(problems.map((problem) => describeNeed(problem)));
+    for (const need of [...state.logged.keys()]) {
+      if (open.has(need)) continue;
+      state.logged.delete(need);
+      if (!this.#stopped) this.#status(`${server}: the AMI user now has ${need}`);
     }
   }
 
@@ -207,4 +391,37 @@ export class AmiRunner {
     await Promise.allSettled(this.clients.map((client) => client.close()));
     await this.#reporter.close?.();
   }
+}
+
+/**
+ * One status line: what the manager user may run and read, as far as the features care.
+ * E.g. `pbx1: AMI user checked: may run CoreShowChannels, Originate; reads call, user;
+ * not confirmed: read agent (Asterisk does not say; the first event of the class proves it)`.
+ */
+function summary(
+  server: string,
+  permissions: AmiPermissions,
+  problems: readonly AmiPermissionProblem[],
+  features: readonly AmiFeature[],
+): string {
+  const relevant = AMI_REQUIREMENTS.filter((r) => features.includes(r.feature));
+  const actions = [...new Set(relevant.flatMap((r) => (r.action === undefined ? [] : [r.action])))];
+  const runs = actions.filter((name) => mayRun(permissions, name) === 'granted');
+  const reads = [...new Set(relevant.filter((r) => r.access === 'read').flatMap((r) => r.classes))];
+  const granted = reads.filter((name) => permissions.read[name] === 'granted');
+  const parts = [
+    permissions.actions === undefined
+      ? 'actions unknown (ListCommands failed)'
+      : `may run ${runs.length > 0 ? runs.join(', ') : `none of ${actions.join(', ')}`}`,
+    `reads ${granted.length > 0 ? granted.join(', ') : 'nothing proven yet'}`,
+  ];
+  const unknown = [
+    ...new Set(problems.filter((p) => p.state === 'unknown').map((p) => describeNeed(p))),
+  ];
+  if (unknown.length > 0) {
+    parts.push(
+      `not confirmed: ${unknown.join(', ')} (Asterisk does not tell; the first event of the class proves it)`,
+    );
+  }
+  return `${server}: AMI user checked: ${parts.join('; ')}`;
 }

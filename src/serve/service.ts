@@ -23,11 +23,20 @@ import { type AmiClientOptions, parseAmiUrl } from '../ami/client.ts';
 import { AmiAuthError } from '../ami/errors.ts';
 import { amiEventLabel } from '../ami/known-events.ts';
 import type { AmiEvent } from '../ami/message.ts';
+import {
+  AMI_REQUIREMENTS,
+  type AmiFeature,
+  type AmiPermissionProblem,
+  describeNeed,
+  FEATURE_NAMES,
+} from '../ami/permissions.ts';
 import { checkAnnounceConfig } from '../announce/checks.ts';
+import { resolvePlayback } from '../announce/index.ts';
 import type { Bus } from '../bus/bus.ts';
 import { compileBindingKey } from '../bus/bus.ts';
 import { type CreateBusOptions, createBus } from '../bus/index.ts';
 import { type CallEventLike, XivoPublisher } from '../bus/xivo.ts';
+import { selectProvider } from '../callout/index.ts';
 import type { CallEngine } from '../calls/engine.ts';
 import type { CallEvent } from '../calls/events.ts';
 import { AmiRunner } from '../calls/live.ts';
@@ -71,6 +80,8 @@ export interface ServiceOptions {
   bus?: Partial<CreateBusOptions>;
   /** Extra options for every AMI client (tests: faster reconnects). */
   ami?: Partial<AmiClientOptions>;
+  /** Longest wait for the read-`user` probe at each AMI login, in ms (docs/ami.md). Default 3000. */
+  amiPermissionProbeTimeoutMs?: number;
   /** Longest wait for the bus to flush its buffer at stop. Default 5000 ms. */
   busFlushTimeoutMs?: number;
   /** Keep-alive interval of `/api/events` streams. Default 15000 ms. */
@@ -218,8 +229,34 @@ export function amiClientOptions(
   return options;
 }
 
+/**
+ * The features whose AMI permissions `serve` checks (docs/ami.md, "Permissions"): call events
+ * always; alert calls when the `callout` module runs, enabled, with the asterisk provider;
+ * announcements when the `announce` module runs, enabled, playing by `Originate`.
+ */
+export function amiFeatures(
+  config: Config,
+  amiServers: number,
+  modules: readonly { readonly name: string }[],
+): AmiFeature[] {
+  const runs = (name: string): boolean => modules.some((module) => module.name === name);
+  const features: AmiFeature[] = ['calls'];
+  if (runs('callout') && config.callout.enabled && selectProvider(config) === 'asterisk') {
+    features.push('callout');
+  }
+  if (
+    runs('announce') &&
+    config.announce.enabled &&
+    resolvePlayback(config.announce.playback, amiServers) === 'originate'
+  ) {
+    features.push('announce');
+  }
+  return features;
+}
+
 interface ServiceMetrics {
   amiConnected: Gauge<'server'>;
+  amiPermissionMissing: Gauge<'server' | 'access' | 'class'>;
   amiEvents: Counter<'server' | 'event'>;
   amiSkipped: Counter<'server' | 'reason'>;
   engineForgotten: Counter<'server' | 'kind'>;
@@ -264,6 +301,16 @@ function serviceMetrics(
           name: 'switchboard_ami_connected',
           help: '1 while logged in to the Asterisk server, 0 otherwise',
           labelNames: ['server'],
+          registers: [registry],
+        }),
+    ),
+    amiPermissionMissing: reuse(
+      'switchboard_ami_permission_missing',
+      () =>
+        new Gauge({
+          name: 'switchboard_ami_permission_missing',
+          help: 'Permission classes an enabled feature needs, by server, access (read, write) and class: 1 the manager user lacks it, 0 it has it; absent while it cannot be known (docs/ami.md)',
+          labelNames: ['server', 'access', 'class'],
           registers: [registry],
         }),
     ),
@@ -318,6 +365,79 @@ function serviceMetrics(
         }),
     ),
   };
+}
+
+/**
+ * `switchboard_ami_permission_missing` for one server: for every class a need of an enabled
+ * feature names (read `user`; write `system` or `reporting` for CoreShowChannels, ...), 1
+ * when a need naming it is not met, 0 when every need naming it is met; no series while that
+ * cannot be known (read `call` before any call event, for one).
+ */
+function setPermissionGauges(
+  gauge: Gauge<'server' | 'access' | 'class'>,
+  server: string,
+  problems: readonly AmiPermissionProblem[],
+  features: readonly AmiFeature[],
+): void {
+  const values = new Map<string, { access: string; name: string; value: number | undefined }>();
+  for (const requirement of AMI_REQUIREMENTS) {
+    if (!features.includes(requirement.feature)) continue;
+    const problem = problems.find(
+      (p) =>
+        p.feature === requirement.feature &&
+        p.access === requirement.access &&
+        p.action === requirement.action &&
+        p.classes === requirement.classes,
+    );
+    const value = problem === undefined ? 0 : problem.state === 'missing' ? 1 : undefined;
+    for (const name of requirement.classes) {
+      const key = `${requirement.access} ${name}`;
+      const before = values.get(key)?.value;
+      // Missing for one need beats met for another; unknown only when nothing is known.
+      const merged = before === 1 || value === 1 ? 1 : before === 0 || value === 0 ? 0 : undefined;
+      values.set(key, { access: requirement.access, name, value: merged });
+    }
+  }
+  for (const { access, name, value } of values.values()) {
+    const labels = { server, access, class: name };
+    if (value === undefined) gauge.remove(labels);
+    else gauge.set(labels, value);
+  }
+}
+
+/**
+ * The `/readyz` check `ami-permissions:<feature>`: not ready while a connected server's
+ * manager user lacks what the feature cannot work without (alert calls without read `user`
+ * or the `Originate` action, ...); ready, with the detail, when only part of it is lost or a
+ * need cannot be confirmed.
+ */
+function permissionReadiness(
+  feature: AmiFeature,
+  problemsByServer: ReadonlyMap<string, readonly AmiPermissionProblem[]>,
+  connected: ReadonlySet<string>,
+): { ok: boolean; detail?: string } {
+  const broken: string[] = [];
+  const degraded: string[] = [];
+  const unconfirmed: string[] = [];
+  for (const [server, problems] of problemsByServer) {
+    if (!connected.has(server)) continue;
+    for (const problem of problems) {
+      if (problem.feature !== feature) continue;
+      if (problem.state === 'unknown') unconfirmed.push(`${server}: ${describeNeed(problem)}`);
+      else
+        (problem.severity === 'broken' ? broken : degraded).push(
+          `${server}: lacks ${describeNeed(problem)}`,
+        );
+    }
+  }
+  const name = FEATURE_NAMES[feature];
+  if (broken.length > 0) {
+    return { ok: false, detail: `${name} cannot work: ${[...broken, ...degraded].join('; ')}` };
+  }
+  const parts: string[] = [];
+  if (degraded.length > 0) parts.push(`degraded: ${degraded.join('; ')}`);
+  if (unconfirmed.length > 0) parts.push(`not confirmed yet: ${unconfirmed.join('; ')}`);
+  return parts.length > 0 ? { ok: true, detail: parts.join('; ') } : { ok: true };
 }
 
 /** One webhook endpoint: its routing-key filter and its sink. */
@@ -522,6 +642,8 @@ export function createService(options: ServiceOptions): Service {
       },
     };
     const readiness = new Readiness();
+    const features = amiFeatures(config, servers.length, modules);
+    const permissionProblemsByServer = new Map<string, readonly AmiPermissionProblem[]>();
     runner = new AmiRunner(servers, reporter, {
       onStatus: (message) => amiLog.info(message),
       onWarning: (message) => amiLog.warn(message),
@@ -529,11 +651,31 @@ export function createService(options: ServiceOptions): Service {
       maxBridges: config.ami.maxBridges,
       onLimit: (server, kind) => m.engineForgotten.inc({ server, kind }),
       onSkipped: (server, error) => m.amiSkipped.inc({ server, reason: error.reason }),
+      features,
+      ...(options.amiPermissionProbeTimeoutMs === undefined
+        ? {}
+        : { permissionProbeTimeoutMs: options.amiPermissionProbeTimeoutMs }),
+      onPermissions: (server, _permissions, problems) => {
+        permissionProblemsByServer.set(server, problems);
+        setPermissionGauges(m.amiPermissionMissing, server, problems, features);
+      },
     });
+    const connected = new Set<string>();
+    for (const feature of features) {
+      readiness.add(`ami-permissions:${feature}`, () =>
+        permissionReadiness(feature, permissionProblemsByServer, connected),
+      );
+    }
     for (const client of runner.clients) {
       m.amiConnected.set({ server: client.name }, 0);
-      client.on('connect', () => m.amiConnected.set({ server: client.name }, 1));
-      client.on('disconnect', () => m.amiConnected.set({ server: client.name }, 0));
+      client.on('connect', () => {
+        connected.add(client.name);
+        m.amiConnected.set({ server: client.name }, 1);
+      });
+      client.on('disconnect', () => {
+        connected.delete(client.name);
+        m.amiConnected.set({ server: client.name }, 0);
+      });
       readiness.add(`ami:${client.name}`, () =>
         client.connected ? { ok: true } : { ok: false, detail: 'not connected to Asterisk' },
       );
