@@ -1,4 +1,7 @@
 /**
+ * (Over 500 lines on purpose: every query of the announce module lives here, the
+ * scheduler's included, issue 13 §3, next to the table's migrations.)
+ *
  * The announcements' table `announce_message`: every message, scheduled or done (history),
  * with its requested and effective start, its audio file and its outcome.
  *
