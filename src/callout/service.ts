@@ -309,12 +309,16 @@ export class CalloutService {
     for (const { attempt, person } of dials) {
       const placedAt = Date.now();
       this.#o.metrics?.dueToPlaced.observe(Math.max(0, placedAt - attempt.due_at) / 1000);
-      this.#o.onPlaced?.({
-        attemptId: attempt.id,
-        eventId: event.id,
-        dueAt: attempt.due_at,
-        placedAt,
-      });
+      try {
+        this.#o.onPlaced?.({
+          attemptId: attempt.id,
+          eventId: event.id,
+          dueAt: attempt.due_at,
+          placedAt,
+        });
+      } catch (error) {
+        this.#o.logger?.warn({ err: error, attempt: attempt.id }, 'callout: onPlaced failed');
+      }
       this.#notify.attemptDialing(attempt, person);
       const provider = this.#o.providers[attempt.provider] as CalloutProvider;
       const call = provider
