@@ -204,37 +204,38 @@ export async function reapExpiredAttempts(
   database: Database,
   nowMs: number,
 ): Promise<AttemptRow[]> {
-  return calloutDb(database)
-    .transaction()
-    .execute(async (trx) => {
-      // the events first, in id order (see lockEvents), as decisions and result groups do
-      const expired = await trx
-        .selectFrom('callout_attempt')
-        .select('id')
-        .where('state', '=', 'dialing')
-        .where('lease_until', '<=', nowMs)
-        .execute();
-      if (expired.length === 0) return [];
-      const ids = expired.map((a) => a.id);
-      await lockEventsOfAttempts(trx, database.dialect, ids);
-      const reaped = await trx
-        .updateTable('callout_attempt')
-        .set({ state: 'unknown', outcome: 'unknown', ended_at: nowMs, lease_owner: null })
-        .where('id', 'in', ids)
-        .where('state', '=', 'dialing')
-        .where('lease_until', '<=', nowMs)
-        .returningAll()
-        .execute();
-      if (reaped.length === 0) return [];
-      await trx
-        .updateTable('callout_person')
-        .set({ status: PERSON_STATUS.noAnswer })
-        .where('id', 'in', unique(reaped.map((a) => a.person_id)))
-        .where('status', 'is', null)
-        .execute();
-      await wakeEvents(trx, reaped, nowMs);
-      return reaped;
-    });
+  const db = calloutDb(database);
+  // Every round looks: one statement when nothing expired (the common case), no transaction.
+  const expired = await db
+    .selectFrom('callout_attempt')
+    .select('id')
+    .where('state', '=', 'dialing')
+    .where('lease_until', '<=', nowMs)
+    .execute();
+  if (expired.length === 0) return [];
+  const ids = expired.map((a) => a.id);
+  return db.transaction().execute(async (trx) => {
+    // the events first, in id order (see lockEvents), as decisions and result groups do;
+    // the attempts are fenced again (still dialing, lease over) under the lock
+    await lockEventsOfAttempts(trx, database.dialect, ids);
+    const reaped = await trx
+      .updateTable('callout_attempt')
+      .set({ state: 'unknown', outcome: 'unknown', ended_at: nowMs, lease_owner: null })
+      .where('id', 'in', ids)
+      .where('state', '=', 'dialing')
+      .where('lease_until', '<=', nowMs)
+      .returningAll()
+      .execute();
+    if (reaped.length === 0) return [];
+    await trx
+      .updateTable('callout_person')
+      .set({ status: PERSON_STATUS.noAnswer })
+      .where('id', 'in', unique(reaped.map((a) => a.person_id)))
+      .where('status', 'is', null)
+      .execute();
+    await wakeEvents(trx, reaped, nowMs);
+    return reaped;
+  });
 }
 
 /**
