@@ -263,6 +263,16 @@ export class CalloutService {
       type: request.calltype === 1 ? 'sequential' : 'parallel',
       testflg: String(request.testflg),
     });
+    this.#o.logger?.info(
+      {
+        event: id,
+        calltype: request.calltype,
+        testflg: request.testflg,
+        provider,
+        people: request.addressees.length,
+      },
+      'callout: escalation created',
+    );
     this.#publish('callout.event.created', 'callout_event_created', {
       eventid: id,
       type: request.calltype,
@@ -626,6 +636,17 @@ export class CalloutService {
       if (this.placedLog.length >= max) this.placedLog.splice(0, Math.ceil(max / 2));
       this.placedLog.push({ dueAt: attempt.due_at, placedAt });
       this.#o.metrics?.dueToPlaced.observe(Math.max(0, placedAt - attempt.due_at) / 1000);
+      this.#o.logger?.info(
+        {
+          event: event.id,
+          attempt: attempt.id,
+          n: attempt.n,
+          order: person.numorder,
+          ghid: person.ghid,
+          provider: attempt.provider,
+        },
+        'callout: call placed',
+      );
       this.#publish('callout.attempt.dialing', 'callout_attempt_dialing', {
         ...attemptData(attempt),
         order: person.numorder,
@@ -666,6 +687,13 @@ export class CalloutService {
       );
     }
     if (finished || failedProvider) {
+      this.#o.logger?.info(
+        {
+          event: event.id,
+          eventstatus: failedProvider ? EVENT_STATUS.error : EVENT_STATUS.finished,
+        },
+        'callout: escalation finished',
+      );
       this.#publish('callout.event.finished', 'callout_event_finished', {
         eventid: event.id,
         eventstatus: failedProvider ? EVENT_STATUS.error : EVENT_STATUS.finished,
@@ -831,6 +859,10 @@ export class CalloutService {
     let woke = false;
     for (const { answered, finished } of changes) {
       for (const attempt of answered) {
+        this.#o.logger?.info(
+          { event: attempt.event_id, attempt: attempt.id, digit: attempt.digit },
+          'callout: call answered with a key',
+        );
         this.#publish('callout.attempt.answered', 'callout_attempt_answered', attemptData(attempt));
       }
       for (const attempt of finished) {
@@ -838,6 +870,15 @@ export class CalloutService {
           outcome: attempt.outcome ?? 'unknown',
           answer: answerLabel(attempt.digit),
         });
+        this.#o.logger?.info(
+          {
+            event: attempt.event_id,
+            attempt: attempt.id,
+            outcome: attempt.outcome,
+            digit: attempt.digit,
+          },
+          'callout: call finished',
+        );
         this.#publish('callout.attempt.finished', 'callout_attempt_finished', attemptData(attempt));
       }
       woke ||= answered.length + finished.length > 0;
