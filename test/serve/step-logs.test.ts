@@ -152,6 +152,21 @@ test('serve logs one info line per step of alert calls, announcements and the Je
     [['app/build-main', 'red']],
   );
 
+  // The same steps as series (issue 14 §5).
+  const metrics = await (await fetch(`${url}/metrics`)).text();
+  const value = (series: string) =>
+    Number(new RegExp(`^${series.replace(/[{}]/g, '\\$&')} (\\S+)$`, 'm').exec(metrics)?.[1]);
+  // Two TTS messages: the one above and the Jenkins watcher's; the second may still be queued.
+  assert.equal(value('switchboard_announce_scheduled_total{kind="tts"}'), 2);
+  assert.ok(value('switchboard_announce_played_total') >= 1);
+  assert.equal(
+    value('switchboard_announce_duration_seconds_count'),
+    value('switchboard_announce_played_total'),
+  );
+  assert.equal(value('switchboard_jenkins_polls_total{result="ok"}'), 1);
+  assert.equal(value('switchboard_jenkins_jobs_failed_total'), 1);
+  assert.equal(value('switchboard_jenkins_poll_failures_total'), 0);
+
   for (const e of find('callout: call placed')) assert.equal(e.level, 30, 'info');
   assert.ok(!cli.stdout().includes(JENKINS_TOKEN), 'the Jenkins token is never logged');
   assert.ok(!cli.stdout().includes('Disk full'), 'the message text is not logged');
