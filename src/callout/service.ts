@@ -194,6 +194,7 @@ export class CalloutService {
       placed: (id, providerCallId) => this.#placed(id, providerCallId),
       digit: (id, digit) => this.recordDigit(id, digit),
       finished: (id, outcome, digit) => this.recordOutcome(id, outcome, digit),
+      unprepared: (id, reason) => this.recordUnprepared(id, reason),
     };
   }
 
@@ -994,6 +995,87 @@ export class CalloutService {
       await this.recordDigit(attemptId, digit);
     }
     await this.#enqueue({ kind: 'outcome', attemptId, outcome });
+  }
+
+  /**
+   * A call that could not be prepared (its message could not be synthesized: a missing
+   * tool, a TTS service down): in one transaction, the attempt ends `failed` and its event
+   * with status 99 (the seed's system error) and `reason` (shown in the history), if still
+   * waiting or in progress; the person keeps their status (no call was placed: never "no
+   * answer"). Logged (one error line with the reason) and published
+   * (`callout.attempt.finished`, `callout.event.finished` with `eventstatus` 99). Calls of
+   * the event already placed go on; their results are still written. When the database
+   * cannot be written, the attempt's outcome `failed` is kept as any result
+   * ({@link CalloutService.recordOutcome}).
+   */
+  async recordUnprepared(attemptId: string, reason: string): Promise<void> {
+    if (this.#dead) return;
+    const now = Date.now();
+    let changed: { attempt: AttemptRow | undefined; event: EventRow | undefined };
+    try {
+      changed = await this.#db.transaction().execute(async (trx) => {
+        const found = await trx
+          .selectFrom('callout_attempt')
+          .select('event_id')
+          .where('id', '=', attemptId)
+          .executeTakeFirst();
+        if (found === undefined) return { attempt: undefined, event: undefined };
+        // the event first (PostgreSQL; see lockEvents)
+        await lockEvents(trx, this.#o.database.dialect, [found.event_id]);
+        const event = await trx
+          .updateTable('callout_event')
+          .set({
+            status: EVENT_STATUS.error,
+            error: reason.slice(0, 500),
+            finished_at: now,
+            due_at: null,
+            lease_until: null,
+            lease_owner: null,
+          })
+          .where('id', '=', found.event_id)
+          .where('status', 'in', [EVENT_STATUS.waiting, EVENT_STATUS.inProgress])
+          .returningAll()
+          .executeTakeFirst();
+        const attempt = await trx
+          .updateTable('callout_attempt')
+          .set({
+            state: 'done',
+            outcome: 'failed',
+            ended_at: now,
+            lease_until: null,
+            lease_owner: null,
+          })
+          .where('id', '=', attemptId)
+          .where('state', '!=', 'done')
+          .returningAll()
+          .executeTakeFirst();
+        return { attempt, event };
+      });
+    } catch (error) {
+      this.#o.logger?.error(
+        { err: error, attempt: attemptId, reason },
+        'callout: cannot record that a call could not be prepared; recorded as failed',
+      );
+      await this.recordOutcome(attemptId, 'failed');
+      return;
+    }
+    if (this.#dead) return;
+    const { attempt, event } = changed;
+    if (attempt !== undefined) {
+      this.#o.metrics?.attempts.inc({ outcome: 'failed', answer: 'none' });
+      this.#publish('callout.attempt.finished', 'callout_attempt_finished', attemptData(attempt));
+    }
+    if (event !== undefined) {
+      this.#o.logger?.error(
+        { event: event.id, attempt: attemptId, eventstatus: EVENT_STATUS.error, reason },
+        'callout: escalation failed: a call could not be prepared (eventstatus 99, system error)',
+      );
+      this.#publish('callout.event.finished', 'callout_event_finished', {
+        eventid: event.id,
+        eventstatus: EVENT_STATUS.error,
+        error: event.error,
+      });
+    }
   }
 
   /** Number of calls this process is following. */

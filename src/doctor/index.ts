@@ -31,7 +31,7 @@ import {
 import { checkSpoolDir } from '../announce/checks.ts';
 import { redactUrl } from '../config/load.ts';
 import type { AmiServerConfig, Config } from '../config/schema.ts';
-import { MediaError } from '../media/errors.ts';
+import { INSTALL_TOOLS, MediaError } from '../media/errors.ts';
 import { runTool } from '../media/exec.ts';
 import { AUDIO_FORMATS, soxHandlers } from '../media/format.ts';
 import { EspeakEngine } from '../media/tts/espeak.ts';
@@ -47,7 +47,7 @@ export interface DoctorResult {
 }
 
 /** The Debian packages that bring the external tools. */
-export const INSTALL_TOOLS = 'apt-get install sox libsox-fmt-all espeak-ng';
+export { INSTALL_TOOLS };
 
 /** Default bound of each network check, ms. */
 export const DOCTOR_TIMEOUT_MS = 5000;
