@@ -563,6 +563,9 @@ export class CalloutService {
         lease_owner: null,
         ...(choice.started ? { started_at: now } : {}),
         ...(choice.done ? { finished_at: now } : {}),
+        ...(choice.failedProvider
+          ? { error: `provider ${event.provider} is not configured in this process` }
+          : {}),
       };
       const key = JSON.stringify(set);
       const update = updates.get(key) ?? { set, ids: [] };
