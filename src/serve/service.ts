@@ -684,7 +684,8 @@ export function createService(options: ServiceOptions): Service {
     const theDb = db;
     readiness.add('database', () => theDb.check());
     // sox / espeak-ng for the features that need them: checked now (logged) and in /readyz.
-    readiness.add('tools', toolReadiness(config, modules, logger.child({ component: 'tools' })));
+    const tools = toolReadiness(config, modules, logger.child({ component: 'tools' }));
+    readiness.add('tools', tools.check);
     const theBus = bus;
     readiness.add('bus', () =>
       theBus.isConnected()
@@ -733,6 +734,7 @@ export function createService(options: ServiceOptions): Service {
       await module.start?.(context);
       started.push(module);
     }
+    await tools.checked;
     log.info(
       {
         instance: config.instance.name,

@@ -49,6 +49,14 @@ export async function checkTools(config: Config, features: readonly string[]): P
   return results.filter((r) => !r.ok).map((r) => `${r.name}: ${r.detail}`);
 }
 
+/** What {@link toolReadiness} gives `serve`. */
+export interface ToolReadiness {
+  /** The `/readyz` check `tools`. */
+  check: ReadinessCheck;
+  /** Settles once the check at start is done (`serve` waits for it before saying it started). */
+  checked: Promise<void>;
+}
+
 /**
  * The tool check of `serve`: runs {@link checkTools} now (logging each problem once at
  * `error`, and once when they are all solved), and gives the `/readyz` check, not ready while
@@ -58,7 +66,7 @@ export function toolReadiness(
   config: Config,
   modules: readonly { readonly name: string }[],
   logger: Logger,
-): ReadinessCheck {
+): ToolReadiness {
   const features = toolFeatures(config, modules);
   let logged = new Set<string>();
   let checkedAt = 0;
@@ -80,8 +88,14 @@ export function toolReadiness(
     last = current;
     return current;
   };
-  if (features.length > 0) void run().catch(() => undefined);
-  return async (): Promise<CheckResult> => {
+  const checked =
+    features.length > 0
+      ? run().then(
+          () => undefined,
+          () => undefined,
+        )
+      : Promise.resolve();
+  const check = async (): Promise<CheckResult> => {
     if (features.length === 0) return { ok: true, detail: 'no feature needs sox or espeak-ng' };
     const problems =
       last === undefined || Date.now() - checkedAt > TOOLS_RECHECK_MS ? await run() : await last;
@@ -89,4 +103,5 @@ export function toolReadiness(
       ? { ok: true }
       : { ok: false, detail: `${problems.join('; ')} (needed by ${features.join(', ')})` };
   };
+  return { check, checked };
 }
