@@ -4,9 +4,9 @@
  * and, with `tts.engine: espeak`, espeak-ng with the voices of the configured languages.
  * Alert calls need them with the Asterisk provider (their message is synthesized), the
  * announce module always. Checked at start (one `error` line per missing tool, naming what it
- * breaks and the package that brings it) and in `/readyz` (check `tools`, looked at again at
- * most every {@link TOOLS_RECHECK_MS}: installing the package makes the service ready
- * without a restart). The checks are `switchboard doctor`'s (`src/doctor/`).
+ * breaks and the package that brings it) and in `/readyz` (check `tools`: the last result,
+ * looked at again in the background when older than {@link TOOLS_RECHECK_MS}: installing the
+ * package makes the service ready without a restart). The checks are `switchboard doctor`'s (`src/doctor/`).
  *
  * @module
  */
@@ -70,23 +70,31 @@ export function toolReadiness(
   const features = toolFeatures(config, modules);
   let logged = new Set<string>();
   let checkedAt = 0;
-  let last: Promise<string[]> | undefined;
+  let result: string[] | undefined;
+  let running: Promise<string[]> | undefined;
   const run = (): Promise<string[]> => {
+    if (running) return running;
     checkedAt = Date.now();
-    const current = checkTools(config, features).then((problems) => {
-      for (const problem of problems) {
-        if (logged.has(problem)) continue;
-        logger.error(
-          { tool: problem.split(':')[0], features },
-          `tools: ${problem}; ${features.join(' and ')} cannot work until it is installed (/readyz reports tools not ready)`,
-        );
-      }
-      if (problems.length === 0 && logged.size > 0) logger.info('tools: every needed tool found');
-      logged = new Set(problems);
-      return problems;
-    });
-    last = current;
-    return current;
+    running = checkTools(config, features)
+      .then((problems) => {
+        for (const problem of problems) {
+          if (logged.has(problem)) continue;
+          logger.error(
+            { tool: problem.split(':')[0], features },
+            `tools: ${problem}; ${features.join(' and ')} cannot work until it is installed (/readyz reports tools not ready)`,
+          );
+        }
+        if (problems.length === 0 && logged.size > 0) {
+          logger.info('tools: every needed tool found');
+        }
+        logged = new Set(problems);
+        result = problems;
+        return problems;
+      })
+      .finally(() => {
+        running = undefined;
+      });
+    return running;
   };
   const checked =
     features.length > 0
@@ -97,8 +105,9 @@ export function toolReadiness(
       : Promise.resolve();
   const check = async (): Promise<CheckResult> => {
     if (features.length === 0) return { ok: true, detail: 'no feature needs sox or espeak-ng' };
-    const problems =
-      last === undefined || Date.now() - checkedAt > TOOLS_RECHECK_MS ? await run() : await last;
+    // The last result at once; a stale one is looked at again in the background.
+    if (Date.now() - checkedAt > TOOLS_RECHECK_MS) void run().catch(() => undefined);
+    const problems = result ?? (await run());
     return problems.length === 0
       ? { ok: true }
       : { ok: false, detail: `${problems.join('; ')} (needed by ${features.join(', ')})` };
