@@ -109,7 +109,9 @@ test('without espeak-ng: logged at start, /readyz not ready naming it, alert cal
       .split('\n')
       .filter((line) => line.startsWith('{'))
       .map((line) => JSON.parse(line) as { level: number; msg: string; [key: string]: unknown });
-  const toolLines = entries().filter((e) => e.msg.startsWith('tools: espeak-ng'));
+  const toolLinesNow = () => entries().filter((e) => e.msg.startsWith('tools: espeak-ng'));
+  await until(() => toolLinesNow().length > 0, 'the tools line');
+  const toolLines = toolLinesNow();
   assert.equal(toolLines.length, 1, 'one line at start');
   assert.equal(toolLines[0]?.level, 50, 'at error');
   assert.match(
@@ -154,7 +156,9 @@ test('without espeak-ng: logged at start, /readyz not ready naming it, alert cal
     'no person counts as "no answer": no call was placed',
   );
   assert.equal(sim.originates().length, 0, 'nothing dialled');
-  const failed = entries().find((e) => e.msg.startsWith('callout: escalation failed'));
+  const failedLine = () => entries().find((e) => e.msg.startsWith('callout: escalation failed'));
+  await until(() => failedLine() !== undefined, 'the log line of the failed escalation');
+  const failed = failedLine();
   assert.equal(failed?.event, eventid);
   assert.equal(failed?.eventstatus, 99);
   assert.match(String(failed?.reason), /espeak-ng is not installed/);
