@@ -176,3 +176,58 @@ test('without espeak-ng: logged at start, /readyz not ready naming it, alert cal
   cli.child.kill('SIGTERM');
   assert.equal(await cli.exited, 0);
 });
+
+test('without sox: /readyz names it, and Gong answers 503 naming sox instead of 500', {
+  timeout: 120_000,
+}, async () => {
+  const dir = tempDir();
+  const bin = pathWithout(dir, ['sox', 'soxi', 'play', 'rec']);
+  assert.ok(existsSync(join(bin, 'espeak-ng')), 'espeak-ng is still there');
+  const port = await freePort();
+  const config = join(dir, 'switchboard.yaml');
+  writeFileSync(
+    config,
+    [
+      'log: {level: info}',
+      `database: {url: ${JSON.stringify(join(dir, 'switchboard.db'))}}`,
+      'callout: {enabled: false}',
+      'announce:',
+      `  soundsDir: ${JSON.stringify(join(dir, 'sounds'))}`,
+      "  listen: ''",
+      '  playback: originate',
+      'push: {enabled: false}',
+      '',
+    ].join('\n'),
+  );
+  const cli = startCli(
+    ['serve', '--config', config, '--listen', `127.0.0.1:${port}`],
+    [process.execPath, ENTRY],
+    { env: { ...process.env, PATH: bin } },
+  );
+  cleanups.push(() => cli.child.kill('SIGKILL'));
+  const url = `http://127.0.0.1:${port}`;
+  let detail = '';
+  await until(
+    async () => {
+      const response = await fetch(`${url}/readyz`).catch(() => undefined);
+      if (response === undefined) return false;
+      const body = (await response.json()) as { checks: Record<string, { detail?: string }> };
+      detail = body.checks.tools?.detail ?? '';
+      return response.status === 503 && detail !== '';
+    },
+    'readyz to report the tools',
+    60_000,
+  );
+  assert.match(detail, /^sox: not installed \(apt-get install sox libsox-fmt-all espeak-ng\)/);
+  assert.match(detail, /\(needed by announcements\)$/);
+  const tts = await fetch(`${url}/messages/tts/add`, {
+    method: 'POST',
+    body: new URLSearchParams({ text: 'Lunch is ready' }),
+  });
+  const answer = (await tts.json()) as { error: string; code: string };
+  assert.equal(tts.status, 503, JSON.stringify(answer));
+  assert.equal(answer.code, 'tool_missing');
+  assert.match(answer.error, /\bsox is not installed or not executable/);
+  cli.child.kill('SIGTERM');
+  assert.equal(await cli.exited, 0);
+});
