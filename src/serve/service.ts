@@ -189,6 +189,18 @@ export function checkServiceConfig(config: Config): ConfigProblem[] {
       reason: 'the name "simulator" is taken by the embedded simulator (simulator.enabled)',
     });
   }
+  const known = new Set(names.keys());
+  if (config.simulator.enabled) known.add('simulator');
+  for (const section of ['callout', 'announce'] as const) {
+    config[section].amiServers.forEach((name, i) => {
+      if (!known.has(name)) {
+        problems.push({
+          key: `${section}.amiServers[${i}]`,
+          reason: `no AMI server is named ${JSON.stringify(name)} (names: ${[...known].join(', ') || 'none'})`,
+        });
+      }
+    });
+  }
   problems.push(...checkAnnounceConfig(config));
   config.webhooks.endpoints.forEach((endpoint, i) => {
     endpoint.events.forEach((pattern, j) => {
