@@ -213,7 +213,10 @@ export class CallFollower {
     });
     this.#route = placedCalls(source).follow(callId, {
       event: (event) => this.#handle(event),
+      // Before the OriginateResponse, the client rejects the pending Originate itself
+      // (AmiConnectionLostError, handled in send()); after it, only this tells.
       disconnect: (error) =>
+        this.#responded &&
         this.#fail(
           new CallTrackingError(
             'AMI connection lost while following the call',
