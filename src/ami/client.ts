@@ -429,6 +429,52 @@ export function parseAmiUrl(url: string): AmiClientOptions {
   return withRedactedPrinting(options);
 }
 
+/** The keys of a configured AMI server that its URL may also give (`ami.servers[]`). */
+export interface AmiServerKeys {
+  /** The URL, `tcp://user:secret@host:5038?auth=md5&name=pbx1` (see {@link parseAmiUrl}). */
+  url: string;
+  /** `name` key; '' or absent = the URL's `name`, else `host:port`. */
+  name?: string;
+  /** `auth` key; absent = the URL's `auth`, else `plain`. */
+  auth?: 'plain' | 'md5';
+}
+
+/**
+ * THE meaning of a configured AMI server, the same for `serve`, `config check`, `doctor`,
+ * `watch` and `record`: the URL parsed by {@link parseAmiUrl}, its `name` and `auth`
+ * parameters filling the keys left empty, `host:port` the name when neither gives one.
+ * A key and a URL parameter that both say something must say the same.
+ *
+ * @returns client options (secret hidden when printed) with `name` and `auth` always set.
+ * @throws {AmiUrlError} the URL is unusable, or a key contradicts its parameter (the message
+ *   names both values, never the secret).
+ */
+export function amiServerOptions(server: AmiServerKeys): AmiClientOptions & {
+  name: string;
+  auth: 'plain' | 'md5';
+} {
+  const fromUrl = parseAmiUrl(server.url);
+  const shown = redactUrl(server.url);
+  const key = server.name ?? '';
+  if (key !== '' && fromUrl.name !== undefined && fromUrl.name !== key) {
+    throw new AmiUrlError(
+      `name ${JSON.stringify(key)} contradicts name=${fromUrl.name} in AMI URL ${shown} (give one)`,
+    );
+  }
+  if (server.auth !== undefined && fromUrl.auth !== undefined && fromUrl.auth !== server.auth) {
+    throw new AmiUrlError(
+      `auth ${server.auth} contradicts auth=${fromUrl.auth} in AMI URL ${shown} (give one)`,
+    );
+  }
+  const host = fromUrl.host ?? '127.0.0.1';
+  const hostPort = `${host.includes(':') ? `[${host}]` : host}:${fromUrl.port ?? 5038}`;
+  const name = key !== '' ? key : (fromUrl.name ?? hostPort);
+  const auth = server.auth ?? fromUrl.auth ?? 'plain';
+  fromUrl.name = name;
+  fromUrl.auth = auth;
+  return fromUrl as AmiClientOptions & { name: string; auth: 'plain' | 'md5' };
+}
+
 /** Adds `toJSON`, `toString` and `util.inspect` hooks that hide the secret (kept by spread). */
 function withRedactedPrinting(options: AmiClientOptions): AmiClientOptions {
   const printable = (self: AmiClientOptions): Record<string, unknown> => {
