@@ -8,7 +8,8 @@ import { amiServerOptions } from '../../src/ami/client.ts';
 import type { AmiMessage } from '../../src/ami/message.ts';
 import { AmiServer } from '../../src/ami/server.ts';
 import { ConfigError, loadConfig } from '../../src/config/load.ts';
-import { amiClientOptions, createService } from '../../src/serve/service.ts';
+import { amiClientOptions, checkServiceConfig, createService } from '../../src/serve/service.ts';
+import { connectedInOrder } from '../../src/telephony/placed-calls.ts';
 import { testConfig, until } from './helpers.ts';
 
 const cleanups: Array<() => Promise<unknown>> = [];
@@ -75,4 +76,32 @@ test('one reading of a server: URL parameters fill the keys; keys win only where
   for (const o of [options, watch]) {
     assert.deepEqual([o.name, o.auth, o.host, o.port], ['pbx1', 'md5', 'pbx', 5039]);
   }
+});
+
+test('callout/announce.amiServers: the connected servers in that order, unknown names refused', () => {
+  const clients = [
+    { name: 'pbx1', connected: false },
+    { name: 'pbx2', connected: true },
+    { name: 'pbx3', connected: true },
+  ];
+  assert.deepEqual(
+    connectedInOrder(clients).map((c) => c.name),
+    ['pbx2', 'pbx3'],
+  );
+  assert.deepEqual(
+    connectedInOrder(clients, ['pbx3', 'pbx1']).map((c) => c.name),
+    ['pbx3'],
+  );
+  const config = loadConfig({
+    text: [
+      'ami:',
+      "  servers: [{url: 'tcp://u:s@a?name=pbx1'}, {url: 'tcp://u:s@b?name=pbx2'}]",
+      'callout: {amiServers: [pbx2, pbx9]}',
+      'announce: {amiServers: [pbx1]}',
+    ].join('\n'),
+    env: {},
+  });
+  assert.deepEqual(checkServiceConfig(config), [
+    { key: 'callout.amiServers[1]', reason: 'no AMI server is named "pbx9" (names: pbx1, pbx2)' },
+  ]);
 });
