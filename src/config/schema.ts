@@ -824,6 +824,37 @@ export const TtsSection = section(
   'speech synthesis',
 );
 
+export const RetentionSection = section(
+  {
+    historyDays: int(
+      30,
+      0,
+      36_500,
+      'days finished alert-call escalations (with their people and calls) and finished announcements are kept; 0 = forever. Pending ones are never deleted',
+    ),
+    mediaGraceMinutes: int(
+      60,
+      0,
+      100_000,
+      'converted audio (one WAV per escalation, per announcement) is deleted this long after the escalation or announcement finished',
+    ),
+    ttsCacheDays: int(
+      30,
+      0,
+      36_500,
+      'speech cache entries not used for this many days are deleted; 0 = no age limit',
+    ),
+    ttsCacheMaxMB: int(
+      256,
+      0,
+      1_048_576,
+      'largest size of each speech cache directory, in MB (1,048,576 bytes); the least recently used entries go first; 0 = no cap',
+    ),
+    intervalMinutes: int(60, 1, 10_080, 'how often serve applies these rules (also once at start)'),
+  },
+  'what serve deletes, and when',
+);
+
 /** The whole configuration file. */
 export const ConfigSchema = Type.Object(
   {
@@ -842,6 +873,7 @@ export const ConfigSchema = Type.Object(
     jenkins: JenkinsSection,
     push: PushSection,
     tts: TtsSection,
+    retention: RetentionSection,
   },
   { additionalProperties: false, default: {} },
 );
@@ -866,6 +898,8 @@ export type PushConfig = Static<typeof PushSection>;
 export type PushAppConfig = Static<typeof PushApp>;
 /** The `tts` section. */
 export type TtsConfig = Static<typeof TtsSection>;
+/** The `retention` section. */
+export type RetentionConfig = Static<typeof RetentionSection>;
 /** The `simulator` section. */
 export type SimulatorConfig = Static<typeof SimulatorSection>;
 /** One simulator script. */

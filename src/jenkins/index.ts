@@ -10,6 +10,7 @@ import { redactUrl } from '../config/load.ts';
 import { fetchErrorReason } from '../http/fetch-error.ts';
 import type { App } from '../http/server.ts';
 import type { ServiceContext, ServiceModule } from '../serve/module.ts';
+import { jenkinsMetrics } from './metrics.ts';
 import { type Announcer, JenkinsWatcher, jenkinsMigrations } from './watcher.ts';
 
 export {
@@ -106,6 +107,7 @@ export function jenkinsServiceModule(
         config,
         database: ctx.db,
         logger: ctx.logger.child({ module: 'jenkins' }),
+        metrics: jenkinsMetrics(ctx.metrics.registry),
         announce: serviceAnnouncer(announce, {
           extension: config.extension,
           language: config.language,

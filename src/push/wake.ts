@@ -459,6 +459,15 @@ export class WakeService {
       const entry = deviceId === undefined ? undefined : held.entries.get(deviceId);
       const platform = entry?.device.platform ?? this.#onlyPlatform(held);
       const roundTripMs = Date.now() - sentMs;
+      this.#options.logger.info(
+        {
+          uniqueKey: response.uniqueKey,
+          device: deviceId,
+          platform,
+          available: response.available,
+        },
+        'push: app answered',
+      );
       if (Number.isFinite(roundTripMs) && roundTripMs >= 0 && roundTripMs < 3_600_000) {
         this.#options.metrics.roundTrip.observe(
           { platform: platform ?? 'unknown' },
@@ -546,6 +555,16 @@ export class WakeService {
         };
     if (result.ok) {
       metrics.pushesSent.inc({ platform: device.platform, kind });
+      logger.info(
+        {
+          uniqueKey: payload.unique_key,
+          device: device.id,
+          platform: device.platform,
+          kind,
+          ...('attempt' in payload ? { attempt: payload.attempt } : {}),
+        },
+        'push: notification sent',
+      );
     } else {
       metrics.pushesFailed.inc({ platform: device.platform, reason: result.reason });
       logger.warn(
@@ -654,7 +673,12 @@ export class WakeService {
     }
   }
 
+  /** Counts and logs (one line: `push: ACK` / `push: NAK` with its reason) the PBX's answer. */
   #count(answer: WakeAnswer): WakeAnswer {
+    this.#options.logger.info(
+      { uniqueKey: answer.uniqueKey, reason: answer.reason, platform: answer.platform },
+      `push: ${answer.status}`,
+    );
     this.#options.metrics.answers.inc({ status: answer.status, reason: answer.reason });
     this.#options.metrics.vialerAnswer(answer);
     return answer;

@@ -58,6 +58,7 @@ import { type Database, migrate, type OpenDatabaseOptions, openDatabase } from '
 import type { ServiceContext, ServiceModule } from './module.ts';
 import { serviceRoutes } from './routes.ts';
 import { type EmbeddedSimulator, startEmbeddedSimulator } from './simulator.ts';
+import { toolReadiness } from './tools.ts';
 
 /** Options of {@link createService}. Only `config` is required. */
 export interface ServiceOptions {
@@ -694,6 +695,9 @@ export function createService(options: ServiceOptions): Service {
     }
     const theDb = db;
     readiness.add('database', () => theDb.check());
+    // sox / espeak-ng for the features that need them: checked now (logged) and in /readyz.
+    const tools = toolReadiness(config, modules, logger.child({ component: 'tools' }));
+    readiness.add('tools', tools.check);
     const theBus = bus;
     readiness.add('bus', () =>
       theBus.isConnected()
@@ -742,6 +746,7 @@ export function createService(options: ServiceOptions): Service {
       await module.start?.(context);
       started.push(module);
     }
+    await tools.checked;
     log.info(
       {
         instance: config.instance.name,

@@ -153,6 +153,38 @@ describe('push API in one process (fake PBX, APNs, FCM, app)', () => {
     assert.equal((await register('gcm-device', 'fcm-token-2')).status, 201);
   });
 
+  test('each step logs one info line with its ids, never the device token', async () => {
+    s.logs.lines.length = 0;
+    assert.equal((await register('apns-device', 'apns-token-logged-never')).status, 201);
+    fakeApp(apns, { delayMs: 10 });
+    assert.equal((await incoming()).body, 'status=ACK');
+    await until(() => s.logs.text().includes('"push: ACK"'), 'the ACK line');
+    const entries = () =>
+      s.logs.lines.map((line) => JSON.parse(line) as Record<string, unknown> & { msg: string });
+    const one = (msg: string) => {
+      const found = entries().filter((e) => e.msg === msg);
+      assert.equal(found.length, 1, `${msg}: ${s.logs.text()}`);
+      return found[0] as Record<string, unknown>;
+    };
+    const sent = one('push: notification sent');
+    assert.deepEqual(
+      [sent.uniqueKey, sent.platform, sent.kind, sent.attempt, typeof sent.device],
+      ['1700000000.42', 'apns', 'call', 1, 'string'],
+    );
+    const answered = one('push: app answered');
+    assert.deepEqual(
+      [answered.uniqueKey, answered.device, answered.available],
+      ['1700000000.42', sent.device, true],
+    );
+    const ack = one('push: ACK');
+    assert.deepEqual([ack.uniqueKey, ack.reason, ack.level], ['1700000000.42', 'available', 30]);
+    await db.db.deleteFrom('push_device' as never).execute();
+    assert.equal((await incoming({ call_id: '1700000000.43' })).body, 'status=NAK');
+    const nak = one('push: NAK');
+    assert.deepEqual([nak.uniqueKey, nak.reason], ['1700000000.43', 'no_device']);
+    assert.ok(!s.logs.text().includes('apns-token-logged-never'), 'no device token in the logs');
+  });
+
   test('no device: NAK at once', async () => {
     const started = Date.now();
     assert.equal((await incoming()).body, 'status=NAK');

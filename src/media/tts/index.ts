@@ -11,7 +11,13 @@ import type { SpeechEngine } from './engine.ts';
 import { EspeakEngine } from './espeak.ts';
 import { VoiceRssEngine } from './voicerss.ts';
 
-export { CachedEngine, type CacheOptions, speechCacheKey } from './cache.ts';
+export {
+  CachedEngine,
+  type CacheOptions,
+  type PruneCacheOptions,
+  pruneSpeechCache,
+  speechCacheKey,
+} from './cache.ts';
 export {
   CommandEngine,
   type CommandEngineOptions,
