@@ -637,7 +637,14 @@ export function createService(options: ServiceOptions): Service {
         }
         if (extra !== undefined) {
           const result = extra.onCallEvent?.(event, ctx);
-          if (result instanceof Promise) result.catch(() => {});
+          if (result instanceof Promise) {
+            result.catch((error: unknown) =>
+              log.warn(
+                { err: error, event: event.event, server: ctx.server },
+                'extra reporter (--print-events) failed on a call event',
+              ),
+            );
+          }
         }
       },
     };
@@ -758,8 +765,12 @@ export function createService(options: ServiceOptions): Service {
       }
     }
     // 3. AMI, then the simulator.
-    await runner?.stop().catch(() => {});
-    await simulator?.close().catch(() => {});
+    await runner
+      ?.stop()
+      .catch((error: unknown) => log.warn({ err: error }, 'AMI runner stop failed'));
+    await simulator
+      ?.close()
+      .catch((error: unknown) => log.warn({ err: error }, 'embedded PBX simulator close failed'));
     // 4. Webhooks (bounded), deregistration, bus flush (bounded), database.
     await Promise.all([...webhooks.map((hook) => hook.sink.close(flushTimeoutMs)), ...retiring]);
     if (registered && context !== undefined) {
@@ -774,7 +785,7 @@ export function createService(options: ServiceOptions): Service {
       }
       await withTimeout(bus.close(flushTimeoutMs), flushTimeoutMs + 1000);
     }
-    await db?.close().catch(() => {});
+    await db?.close().catch((error: unknown) => log.warn({ err: error }, 'database close failed'));
     log.info('stopped');
   }
 
@@ -789,7 +800,9 @@ export function createService(options: ServiceOptions): Service {
     start() {
       if (starting !== undefined) return starting;
       starting = doStart().catch(async (error: unknown) => {
-        await this.stop().catch(() => {});
+        await this.stop().catch((stopError: unknown) =>
+          log.warn({ err: stopError }, 'stop after a failed start failed'),
+        );
         throw error;
       });
       return starting;

@@ -9,7 +9,10 @@ import { rmSync } from 'node:fs';
 import { after, before, beforeEach, describe, test } from 'node:test';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
+import pino from 'pino';
+import { createRedisCoordinator } from '../../src/push/wake.ts';
 import type { Database } from '../../src/store/db.ts';
+import { startProxy } from '../bus/helpers.ts';
 import { until } from '../serve/helpers.ts';
 import {
   basic,
@@ -217,6 +220,41 @@ describe('two processes sharing Redis and PostgreSQL', () => {
       assert.equal((await incoming(a.url)).body, 'status=ACK');
     } finally {
       await child.stop();
+    }
+  });
+});
+
+describe('redis coordinator: fire-and-forget commands that fail are logged', () => {
+  test('a hangup broadcast and a release with Redis unreachable: one warning each, with the call', async () => {
+    const proxy = await startProxy(Number(new URL(REDIS_URL).port || 6379));
+    const lines: Array<Record<string, unknown>> = [];
+    const logger = pino(
+      { level: 'warn' },
+      { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) },
+    );
+    const coordinator = createRedisCoordinator({
+      url: `redis://127.0.0.1:${proxy.port}`,
+      keyPrefix: `sbtest:${randomBytes(4).toString('hex')}:`,
+      commandTimeoutMs: 300,
+      logger,
+    });
+    try {
+      await coordinator.start({ onHangup() {}, onResponse: () => false });
+      await coordinator.hold('key-1', 10_000);
+      await proxy.cut();
+      coordinator.broadcastHangup('call-1');
+      coordinator.release('key-1');
+      const warned = (field: string, value: string) =>
+        lines.some((line) => line[field] === value && /push: cannot/.test(String(line.msg)));
+      await until(
+        () => warned('callId', 'call-1') && warned('uniqueKey', 'key-1'),
+        'a warning for the broadcast and one for the release',
+      );
+      const broadcast = lines.find((line) => line.callId === 'call-1');
+      assert.match(String(broadcast?.msg), /no cancel push/);
+    } finally {
+      await coordinator.stop();
+      await proxy.close();
     }
   });
 });

@@ -3,6 +3,7 @@
 import assert from 'node:assert/strict';
 import { createServer, type IncomingMessage } from 'node:http';
 import { after, describe, test } from 'node:test';
+import pino from 'pino';
 import type { BusMessage } from '../../src/bus/bus.ts';
 import { createService, type Service } from '../../src/serve/service.ts';
 import { verifySignature } from '../../src/sinks/webhook.ts';
@@ -244,6 +245,35 @@ describe('serve with the embedded PBX simulator', () => {
       assert.equal((await fetch(`${url}/readyz`)).status, 200);
       const metrics = await (await fetch(`${url}/metrics`)).text();
       assert.match(metrics, /switchboard_ami_connected\{server="simulator"\} 1/);
+    } finally {
+      await service.stop();
+    }
+  });
+
+  test('an extra reporter that rejects: one warning per event, with the event kind and server', async () => {
+    const config = testConfig({}, 'simulator:\n  enabled: true\n  listen: "127.0.0.1:0"\n');
+    const lines: Array<Record<string, unknown>> = [];
+    const logger = pino(
+      { level: 'warn' },
+      { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) },
+    );
+    const service = createService({
+      config,
+      logger,
+      reporter: {
+        onCallEvent: async (event) => {
+          if (event.event === 'up') throw new Error('printer gone');
+        },
+      },
+    });
+    try {
+      await service.start();
+      const failed = () =>
+        lines.filter((line) => /extra reporter/.test(String(line.msg)) && line.event === 'up');
+      await until(() => failed().length > 0, 'the warning about the failed reporter', 15_000);
+      const [line] = failed();
+      assert.equal(line?.server, 'simulator');
+      assert.match(JSON.stringify(line?.err), /printer gone/);
     } finally {
       await service.stop();
     }
