@@ -95,6 +95,12 @@ export interface DurableQueueOptions {
    * forgotten queue does not collect messages forever. Default 600000 (10 minutes).
    */
   expiresMs?: number;
+  /**
+   * Most messages delivered and not yet acknowledged (AMQP `basic.qos` prefetch count).
+   * Each message is acknowledged once its handler returned (or its promise resolved): a
+   * consumer that dies before that gets it again, redelivered by RabbitMQ. Default 100.
+   */
+  prefetch?: number;
 }
 
 class AmqpSubscription implements Subscription {
@@ -269,8 +275,10 @@ export class AmqpBus implements Bus {
    * Subscribes through a named, durable queue bound with every key of `bindingKeys`: unlike
    * {@link subscribe}'s exclusive auto-delete queue, it keeps existing while the connection
    * is down and across a broker restart, so (with persistent messages) a consumer loses
-   * nothing the publisher re-sends after the outage. Closing the subscription keeps the
-   * queue; RabbitMQ deletes it after `expiresMs` without a consumer.
+   * nothing the publisher re-sends after the outage. Each message is acknowledged after
+   * `handler` returned or its promise resolved, so a consumer that crashes first gets it
+   * again (at least once; a handler that throws or rejects has it requeued once). Closing the
+   * subscription keeps the queue; RabbitMQ deletes it after `expiresMs` without a consumer.
    * @throws TypeError when a binding key is malformed; Error when the bus is closed.
    */
   subscribeQueue(
@@ -572,10 +580,37 @@ export class AmqpBus implements Bus {
             arguments: { 'x-expires': durable.expiresMs ?? 600_000 },
           });
     for (const key of sub.bindingKeys) await ch.bindQueue(queue, this.#exchange, key);
+    // A durable queue is consumed with acknowledgements (at least once); the exclusive
+    // queue of `subscribe` dies with the connection anyway, so it is consumed without.
+    if (durable !== undefined) await ch.prefetch(durable.prefetch ?? 100);
     const { consumerTag } = await ch.consume(
       queue,
       (msg) => {
         if (msg === null || sub.closed) return;
+        /** Acknowledges (or rejects) a durable queue's message; no-op for `subscribe`. */
+        const settle = (handled: boolean) => {
+          if (durable === undefined) return;
+          try {
+            // A failed message is requeued once; failing again, it is dropped (logged).
+            if (handled) ch.ack(msg);
+            else ch.nack(msg, false, !msg.fields.redelivered);
+          } catch (err) {
+            // The channel closed meanwhile: RabbitMQ redelivers the message.
+            this.#logger.debug({ err: errorSummary(err), queue }, 'AMQP ack not sent');
+          }
+        };
+        const failed = (err: unknown) => {
+          this.#logger.error(
+            {
+              err,
+              bindingKey: sub.bindingKey,
+              routingKey: msg.fields.routingKey,
+              ...(durable === undefined ? {} : { requeued: !msg.fields.redelivered }),
+            },
+            'bus subscriber failed',
+          );
+          settle(false);
+        };
         let message: BusMessage;
         try {
           message = JSON.parse(msg.content.toString('utf8')) as BusMessage;
@@ -584,21 +619,22 @@ export class AmqpBus implements Bus {
             { err: errorSummary(err), routingKey: msg.fields.routingKey },
             'AMQP message is not JSON; skipped',
           );
+          settle(true);
           return;
         }
         this.#m.received.inc();
         try {
           const result = sub.handler(message, msg.fields.routingKey);
-          if (result !== undefined && typeof (result as Promise<void>).catch === 'function') {
-            (result as Promise<void>).catch((err: unknown) =>
-              this.#logger.error({ err, bindingKey: sub.bindingKey }, 'bus subscriber failed'),
-            );
+          if (result !== undefined && typeof (result as Promise<void>).then === 'function') {
+            (result as Promise<void>).then(() => settle(true), failed);
+          } else {
+            settle(true);
           }
         } catch (err) {
-          this.#logger.error({ err, bindingKey: sub.bindingKey }, 'bus subscriber failed');
+          failed(err);
         }
       },
-      { noAck: true, exclusive: durable === undefined },
+      { noAck: durable === undefined, exclusive: durable === undefined },
     );
     sub.queue = queue;
     sub.consumerTag = consumerTag;
