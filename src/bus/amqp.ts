@@ -43,14 +43,15 @@ import {
   silentLogger,
   validateBindingKey,
 } from './bus.ts';
+import { AMQP_BUS_DEFAULTS } from './defaults.ts';
 
 /** Options of {@link AmqpBus}. */
 export interface AmqpBusOptions {
   /** Broker URL, e.g. `amqp://guest:guest@127.0.0.1:5672/` (vhost after the slash). */
   url: string;
-  /** Topic exchange name, declared durable. Default `xivo` (seed, "Usage"). */
+  /** Topic exchange name, declared durable. Default `xivo` (seed, "Usage"). Defaults: {@link AMQP_BUS_DEFAULTS}. */
   exchange?: string;
-  /** Publish with delivery mode 2 (persistent). Default false (XiVO's messages are not). */
+  /** Publish with delivery mode 2 (persistent). Default true (the `amqp.persistent` default). */
   persistent?: boolean;
   /**
    * Messages other than raw AMI events (`call.*`, `callout.*`, `service.*`, ...) queued or
@@ -61,11 +62,11 @@ export interface AmqpBusOptions {
   amiBufferSize?: number;
   /** Messages sent but not yet confirmed at most (the confirm window). Default 1000. */
   confirmWindow?: number;
-  /** First reconnect delay after a failed attempt. Default 100 ms. */
+  /** First reconnect delay after a failed attempt. Default 500 ms. */
   reconnectInitialDelayMs?: number;
-  /** Largest reconnect delay (exponential backoff, factor 2, ±20% jitter). Default 10000 ms. */
+  /** Largest reconnect delay (exponential backoff, factor 2, ±20% jitter). Default 30000 ms. */
   reconnectMaxDelayMs?: number;
-  /** AMQP heartbeat requested when the URL has none. Default 10 s. */
+  /** AMQP heartbeat requested when the URL has none. Default 30 s. */
   heartbeatS?: number;
   /** TCP connect + AMQP handshake timeout. Default 5000 ms. */
   connectTimeoutMs?: number;
@@ -203,20 +204,24 @@ export class AmqpBus implements Bus {
    * @throws RangeError on a non-positive `bufferSize` or `confirmWindow`.
    */
   constructor(options: AmqpBusOptions) {
-    this.#exchange = options.exchange ?? 'xivo';
-    this.#publishOptions = { ...JSON_PROPS, persistent: options.persistent ?? false };
-    this.#bufferSize = options.bufferSize ?? 10_000;
-    this.#amiBufferSize = options.amiBufferSize ?? 10_000;
-    this.#window = options.confirmWindow ?? 1000;
+    this.#exchange = options.exchange ?? AMQP_BUS_DEFAULTS.exchange;
+    this.#publishOptions = {
+      ...JSON_PROPS,
+      persistent: options.persistent ?? AMQP_BUS_DEFAULTS.persistent,
+    };
+    this.#bufferSize = options.bufferSize ?? AMQP_BUS_DEFAULTS.bufferSize;
+    this.#amiBufferSize = options.amiBufferSize ?? AMQP_BUS_DEFAULTS.amiBufferSize;
+    this.#window = options.confirmWindow ?? AMQP_BUS_DEFAULTS.confirmWindow;
     if (!(this.#bufferSize >= 1)) throw new RangeError('bufferSize must be >= 1');
     if (!(this.#amiBufferSize >= 1)) throw new RangeError('amiBufferSize must be >= 1');
     if (!(this.#window >= 1)) throw new RangeError('confirmWindow must be >= 1');
-    this.#initialDelayMs = options.reconnectInitialDelayMs ?? 100;
-    this.#maxDelayMs = options.reconnectMaxDelayMs ?? 10_000;
-    this.#connectTimeoutMs = options.connectTimeoutMs ?? 5000;
+    this.#initialDelayMs =
+      options.reconnectInitialDelayMs ?? AMQP_BUS_DEFAULTS.reconnectInitialDelayMs;
+    this.#maxDelayMs = options.reconnectMaxDelayMs ?? AMQP_BUS_DEFAULTS.reconnectMaxDelayMs;
+    this.#connectTimeoutMs = options.connectTimeoutMs ?? AMQP_BUS_DEFAULTS.connectTimeoutMs;
     this.#connectionName = options.connectionName ?? 'switchboard';
     this.#logger = options.logger ?? silentLogger;
-    this.#url = withHeartbeat(options.url, options.heartbeatS ?? 10);
+    this.#url = withHeartbeat(options.url, options.heartbeatS ?? AMQP_BUS_DEFAULTS.heartbeatS);
     this.#metrics = busMetrics(options.registry);
     this.#drops = new DropLog('amqp', this.#metrics.dropped, this.#logger, 'error');
     const l = { bus: 'amqp' };

@@ -283,6 +283,19 @@ function article(type: string): string {
   return /^[aeiou]/.test(type) ? `an ${type}` : `a ${type}`;
 }
 
+/**
+ * Keys that existed and never had an effect, removed in 0.1 (issue 13): a file still setting
+ * one is refused with this reason (what to do instead), not silently accepted.
+ */
+export const REMOVED_KEYS: Readonly<Record<string, string>> = {
+  'webhooks.signatureHeader':
+    'removed (it never had an effect): the signature is always sent in X-Switchboard-Signature (docs/bus.md, Webhooks); delete the key',
+  'amqp.confirm':
+    'removed (it never had an effect): the AMQP bus always uses publisher confirms, which its buffering and in-order re-send rely on; delete the key',
+  'tts.sampleRateHz':
+    'removed (it never had an effect): files for Asterisk are always written as 8 kHz 16-bit mono (docs/announce.md); delete the key',
+};
+
 /** Turns one TypeBox error into problems (several for `required`). Never includes values. */
 function describe(error: TypeBoxError, root: unknown): ConfigProblem[] {
   const path = pointerToPath(error.instancePath, root);
@@ -290,7 +303,7 @@ function describe(error: TypeBoxError, root: unknown): ConfigProblem[] {
   const p = error.params;
   switch (error.keyword) {
     case 'boolean':
-      return [{ key, reason: 'unknown key' }];
+      return [{ key, reason: REMOVED_KEYS[key] ?? 'unknown key' }];
     case 'additionalProperties':
       return []; // reported per key by the 'boolean' errors
     case 'required':

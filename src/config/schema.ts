@@ -15,6 +15,8 @@
  */
 import Type, { type Static, type TSchema } from 'typebox';
 import Format from 'typebox/format';
+import { AMI_CLIENT_DEFAULTS as AMI } from '../ami/defaults.ts';
+import { AMQP_BUS_DEFAULTS as AMQP } from '../bus/defaults.ts';
 
 // ---------------------------------------------------------------------------------------------
 // Formats
@@ -214,12 +216,17 @@ export const AmiServer = item(
       'tcp://user:secret@host:5038 (tls:// for TLS); user and secret are the manager.conf login',
     ),
     name: str('', 'name in logs and metrics; empty = host:port'),
-    auth: oneOf(['plain', 'md5'], 'plain', 'login method: plain secret or md5 challenge'),
-    pingIntervalMs: int(20_000, 0, 3_600_000, 'keep-alive Ping interval; 0 = never'),
-    connectTimeoutMs: int(5_000, 100, 600_000, 'TCP connect + login timeout'),
-    actionTimeoutMs: int(10_000, 100, 600_000, 'time to wait for an action response'),
-    reconnectMinMs: int(500, 10, 600_000, 'first reconnect delay (doubles on each failure)'),
-    reconnectMaxMs: int(30_000, 10, 3_600_000, 'longest reconnect delay'),
+    auth: oneOf(['plain', 'md5'], AMI.auth, 'login method: plain secret or md5 challenge'),
+    pingIntervalMs: int(AMI.pingIntervalMs, 0, 3_600_000, 'keep-alive Ping interval; 0 = never'),
+    connectTimeoutMs: int(AMI.connectTimeoutMs, 100, 600_000, 'TCP (and TLS) connect timeout'),
+    actionTimeoutMs: int(AMI.actionTimeoutMs, 100, 600_000, 'time to wait for an action response'),
+    reconnectMinMs: int(
+      AMI.reconnectInitialDelayMs,
+      10,
+      600_000,
+      'first reconnect delay (doubles on each failure)',
+    ),
+    reconnectMaxMs: int(AMI.reconnectMaxDelayMs, 10, 3_600_000, 'longest reconnect delay'),
     tlsRejectUnauthorized: bool(true, 'verify the server certificate for tls://'),
   },
   'an Asterisk server',
@@ -254,24 +261,28 @@ export const AmqpSection = section(
       'amqp://user:pass@host:5672/vhost; empty = in-process bus',
       true,
     ),
-    exchange: str('xivo', 'topic exchange name', { minLength: 1 }),
-    persistent: bool(true, 'publish messages as persistent (delivery mode 2)'),
-    confirm: bool(true, 'use publisher confirms'),
+    exchange: str(AMQP.exchange, 'topic exchange name', { minLength: 1 }),
+    persistent: bool(AMQP.persistent, 'publish messages as persistent (delivery mode 2)'),
     bufferSize: int(
-      10_000,
+      AMQP.bufferSize,
       0,
       10_000_000,
       'messages other than raw AMI events (call, callout, service, ...) kept while the broker is unreachable; beyond: dropped and counted',
     ),
     amiBufferSize: int(
-      10_000,
+      AMQP.amiBufferSize,
       1,
       10_000_000,
       'raw AMI events (ami.*) kept while the broker is unreachable, a budget of their own; beyond: dropped first, counted',
     ),
-    heartbeatS: int(30, 0, 3600, 'AMQP heartbeat'),
-    reconnectMinMs: int(500, 10, 600_000, 'first reconnect delay (doubles on each failure)'),
-    reconnectMaxMs: int(30_000, 10, 3_600_000, 'longest reconnect delay'),
+    heartbeatS: int(AMQP.heartbeatS, 0, 3600, 'AMQP heartbeat'),
+    reconnectMinMs: int(
+      AMQP.reconnectInitialDelayMs,
+      10,
+      600_000,
+      'first reconnect delay (doubles on each failure)',
+    ),
+    reconnectMaxMs: int(AMQP.reconnectMaxDelayMs, 10, 3_600_000, 'longest reconnect delay'),
   },
   'message bus',
 );
@@ -329,7 +340,8 @@ export const WebhookEndpoint = item(
     secret: str('', 'HMAC-SHA256 key of the signature header; empty = unsigned'),
     events: Type.Array(Type.String({ minLength: 1 }), {
       default: ['#'],
-      description: 'routing-key patterns to send (* one word, # any), e.g. call.hangup',
+      description:
+        'call event kinds sent (e.g. hangup, up), or routing-key patterns (call.*, # any); empty = every call event',
     }),
     maxRetries: int(5, 0, 100, 'retries after a failure, with exponential backoff'),
     timeoutMs: int(5_000, 100, 600_000, 'request timeout'),
@@ -341,7 +353,6 @@ export const WebhookEndpoint = item(
 export const WebhooksSection = section(
   {
     endpoints: Type.Array(WebhookEndpoint, { default: [], description: 'webhook endpoints' }),
-    signatureHeader: str('X-Switchboard-Signature', 'header carrying sha256=<hex HMAC>'),
     retryBaseMs: int(1_000, 10, 600_000, 'first retry delay (doubles on each retry)'),
   },
   'webhooks',
@@ -809,7 +820,6 @@ export const TtsSection = section(
       'VoiceRSS',
     ),
     command: str('', 'external command: {text_file} {out_wav} {language} are replaced'),
-    sampleRateHz: int(8_000, 8_000, 48_000, 'sample rate of the files Asterisk plays'),
   },
   'speech synthesis',
 );

@@ -33,7 +33,6 @@ import {
 import { checkAnnounceConfig } from '../announce/checks.ts';
 import { resolvePlayback } from '../announce/index.ts';
 import type { Bus } from '../bus/bus.ts';
-import { compileBindingKey } from '../bus/bus.ts';
 import { type CreateBusOptions, createBus } from '../bus/index.ts';
 import { type CallEventLike, XivoPublisher } from '../bus/xivo.ts';
 import { selectProvider } from '../callout/index.ts';
@@ -53,7 +52,7 @@ import {
 } from '../http/server.ts';
 import { createMetrics, type Metrics } from '../metrics.ts';
 import type { SseStream } from '../sinks/sse.ts';
-import { type WebhookEvent, WebhookSink } from '../sinks/webhook.ts';
+import { type WebhookEvent, WebhookSink, webhookEventFilter } from '../sinks/webhook.ts';
 import { type Database, migrate, type OpenDatabaseOptions, openDatabase } from '../store/db.ts';
 import type { ServiceContext, ServiceModule } from './module.ts';
 import { serviceRoutes } from './routes.ts';
@@ -193,7 +192,7 @@ export function checkServiceConfig(config: Config): ConfigProblem[] {
   config.webhooks.endpoints.forEach((endpoint, i) => {
     endpoint.events.forEach((pattern, j) => {
       try {
-        compileBindingKey(pattern);
+        webhookEventFilter([pattern]);
       } catch (error) {
         problems.push({
           key: `webhooks.endpoints[${i}].events[${j}]`,
@@ -503,10 +502,9 @@ export function createService(options: ServiceOptions): Service {
       const settings = JSON.stringify([endpoint, section.retryBaseMs]);
       const kept = current.find((hook) => hook.settings === settings);
       if (kept !== undefined) return kept;
-      const matchers = endpoint.events.map((pattern) => compileBindingKey(pattern));
       return {
         settings,
-        accepts: (routingKey: string) => matchers.some((match) => match(routingKey)),
+        accepts: webhookEventFilter(endpoint.events),
         sink: new WebhookSink({
           targets: [
             endpoint.secret === ''

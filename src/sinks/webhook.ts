@@ -30,8 +30,33 @@
  */
 import { createHmac, randomUUID, timingSafeEqual } from 'node:crypto';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
-import { Fifo, type Logger, silentLogger } from '../bus/bus.ts';
+import { compileBindingKey, Fifo, type Logger, silentLogger } from '../bus/bus.ts';
+import { CALL_EVENT_NAMES } from '../calls/events.ts';
 import { fetchErrorReason } from '../http/fetch-error.ts';
+
+/**
+ * The filter of a webhook endpoint's `events` (`webhooks.endpoints[].events`), on the call
+ * event's routing key (`call.<kind>`). Each entry is a call event kind (`hangup`: routing key
+ * `call.hangup`) or a routing-key pattern (`*` one word, `#` zero or more: `call.*`, `#`);
+ * an empty list accepts every call event.
+ * @returns a predicate on routing keys such as `call.hangup`.
+ * @throws TypeError naming the entry when it is neither a call event kind nor a valid pattern.
+ */
+export function webhookEventFilter(events: readonly string[]): (routingKey: string) => boolean {
+  if (events.length === 0) return () => true;
+  const matchers = events.map((entry) => {
+    if ((CALL_EVENT_NAMES as readonly string[]).includes(entry)) {
+      return compileBindingKey(`call.${entry}`);
+    }
+    if (!/[.*#]/.test(entry)) {
+      throw new TypeError(
+        `${JSON.stringify(entry)} is not a call event kind (${CALL_EVENT_NAMES.join(', ')}) nor a routing-key pattern (call.*, #)`,
+      );
+    }
+    return compileBindingKey(entry);
+  });
+  return (routingKey) => matchers.some((match) => match(routingKey));
+}
 
 /** One webhook destination. */
 export interface WebhookTarget {
