@@ -11,6 +11,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import net from 'node:net';
 import tls from 'node:tls';
+import { backoffMs } from '../util/backoff.ts';
 import { AMI_CLIENT_DEFAULTS } from './defaults.ts';
 import {
   AmiActionError,
@@ -274,11 +275,13 @@ export function backoffDelayMs(
   options: AmiBackoffOptions = {},
   random: () => number = Math.random,
 ): number {
-  const initial = options.initialDelayMs ?? AMI_CLIENT_DEFAULTS.reconnectInitialDelayMs;
-  const max = options.maxDelayMs ?? AMI_CLIENT_DEFAULTS.reconnectMaxDelayMs;
-  const factor = options.factor ?? AMI_CLIENT_DEFAULTS.reconnectFactor;
-  const ceiling = Math.min(max, initial * factor ** Math.min(attempt, 64));
-  return Math.floor(random() * ceiling);
+  return backoffMs(attempt, {
+    initialMs: options.initialDelayMs ?? AMI_CLIENT_DEFAULTS.reconnectInitialDelayMs,
+    maxMs: options.maxDelayMs ?? AMI_CLIENT_DEFAULTS.reconnectMaxDelayMs,
+    factor: options.factor ?? AMI_CLIENT_DEFAULTS.reconnectFactor,
+    jitter: 'full',
+    random,
+  });
 }
 
 const REDACTED = '***';

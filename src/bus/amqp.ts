@@ -27,6 +27,7 @@
  */
 import { type Channel, type ChannelModel, type ConfirmChannel, connect } from 'amqplib';
 import type { Registry } from 'prom-client';
+import { backoffMs as backoff } from '../util/backoff.ts';
 import {
   type Bus,
   type BusHandler,
@@ -678,11 +679,10 @@ export class AmqpBus implements Bus {
 
 /**
  * Reconnect delay for attempt `attempt` (0-based): `initialMs * 2^attempt`, capped at
- * `maxMs`, with ±20% jitter. Exported for tests.
+ * `maxMs`, with ±20% jitter (util/backoff.ts). Exported for tests.
  */
 export function backoffMs(attempt: number, initialMs: number, maxMs: number): number {
-  const base = Math.min(maxMs, initialMs * 2 ** Math.min(attempt, 30));
-  return Math.round(Math.min(maxMs, base * (0.8 + Math.random() * 0.4)));
+  return backoff(attempt, { initialMs, maxMs, jitter: 0.2 });
 }
 
 function withHeartbeat(url: string, heartbeatS: number): string {

@@ -8,6 +8,7 @@
  * RabbitMQ (https://www.rabbitmq.com/tutorials/amqp-concepts#exchange-topic).
  */
 import { Counter, Gauge, type Registry } from 'prom-client';
+import { reuseMetric } from '../util/metrics.ts';
 
 /**
  * One bus message: the XiVO envelope `{name, origin_uuid, data}` (seed, "Events").
@@ -341,14 +342,6 @@ export interface BusMetrics {
   received: Counter<'bus'>;
 }
 
-function getOrCreate<T>(registry: Registry | undefined, name: string, make: () => T): T {
-  if (registry !== undefined) {
-    const existing = registry.getSingleMetric(name);
-    if (existing !== undefined) return existing as T;
-  }
-  return make();
-}
-
 /**
  * Creates (or reuses) the bus metrics on `registry`. Without a registry, the metrics exist
  * but are registered nowhere (useful in tests).
@@ -356,9 +349,9 @@ function getOrCreate<T>(registry: Registry | undefined, name: string, make: () =
 export function busMetrics(registry?: Registry): BusMetrics {
   const registers = registry === undefined ? [] : [registry];
   const counter = <L extends string>(name: string, help: string, labelNames: L[]) =>
-    getOrCreate(registry, name, () => new Counter<L>({ name, help, labelNames, registers }));
+    reuseMetric(registry, name, () => new Counter<L>({ name, help, labelNames, registers }));
   const gauge = <L extends string>(name: string, help: string, labelNames: L[]) =>
-    getOrCreate(registry, name, () => new Gauge<L>({ name, help, labelNames, registers }));
+    reuseMetric(registry, name, () => new Gauge<L>({ name, help, labelNames, registers }));
   return {
     published: counter(
       'switchboard_bus_messages_published_total',

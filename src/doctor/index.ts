@@ -26,6 +26,7 @@ import { runTool } from '../media/exec.ts';
 import { AUDIO_FORMATS, soxHandlers } from '../media/format.ts';
 import { EspeakEngine } from '../media/tts/espeak.ts';
 import { amiClientOptions, checkServiceConfig } from '../serve/service.ts';
+import { withTimeout } from '../util/timeout.ts';
 
 /** The result of one check: one line of `switchboard doctor`. */
 export interface DoctorResult {
@@ -68,20 +69,6 @@ export const DEFAULT_AMI_PROBES: readonly AmiProbe[] = [pingProbe];
 
 function message(error: unknown): string {
   return (error instanceof Error ? error.message : String(error)).split('\n')[0] ?? '';
-}
-
-async function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    return await Promise.race([
-      promise,
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms (${what})`)), ms);
-      }),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 /** The configuration checks `serve` makes at start, beyond the schema. */

@@ -37,6 +37,7 @@ import { Counter } from 'prom-client';
 import { redactUrl, TRUST_PROXY_TRUE } from '../config/load.ts';
 import type { Config } from '../config/schema.ts';
 import { createMetrics, type Metrics } from '../metrics.ts';
+import { reuseMetric } from '../util/metrics.ts';
 import { createCidrMatcher } from './auth.ts';
 import { registerBodyParsers } from './body.ts';
 import { setClientTrust } from './client.ts';
@@ -395,13 +396,16 @@ export async function createServer(options: CreateServerOptions): Promise<Switch
   const readiness = options.readiness ?? new Readiness();
 
   const http = config.http;
-  const requestTimeouts =
-    (metrics.registry.getSingleMetric(REQUEST_TIMEOUTS) as Counter | undefined) ??
-    new Counter({
-      name: REQUEST_TIMEOUTS,
-      help: 'Requests whose body did not arrive within http.requestTimeoutMs / uploadTimeoutMs (408, connection closed)',
-      registers: [metrics.registry],
-    });
+  const requestTimeouts = reuseMetric(
+    metrics.registry,
+    REQUEST_TIMEOUTS,
+    () =>
+      new Counter({
+        name: REQUEST_TIMEOUTS,
+        help: 'Requests whose body did not arrive within http.requestTimeoutMs / uploadTimeoutMs (408, connection closed)',
+        registers: [metrics.registry],
+      }),
+  );
   if (http.trustProxy === true) throw new Error(`config: http.trustProxy: ${TRUST_PROXY_TRUE}`);
   const proxies = Array.isArray(http.trustProxy) ? http.trustProxy : [];
   const isTrustedProxy = createCidrMatcher(proxies);

@@ -54,6 +54,8 @@ import { createMetrics, type Metrics } from '../metrics.ts';
 import type { SseStream } from '../sinks/sse.ts';
 import { type WebhookEvent, WebhookSink, webhookEventFilter } from '../sinks/webhook.ts';
 import { type Database, migrate, type OpenDatabaseOptions, openDatabase } from '../store/db.ts';
+import { reuseMetric } from '../util/metrics.ts';
+import { withTimeout } from '../util/timeout.ts';
 import type { ServiceContext, ServiceModule } from './module.ts';
 import { serviceRoutes } from './routes.ts';
 import { type EmbeddedSimulator, startEmbeddedSimulator } from './simulator.ts';
@@ -274,8 +276,7 @@ function serviceMetrics(
   currentRunner: () => AmiRunner | undefined,
 ): ServiceMetrics {
   const registry = metrics.registry;
-  const reuse = <T>(name: string, make: () => T): T =>
-    (registry.getSingleMetric(name) as T | undefined) ?? make();
+  const reuse = <T>(name: string, make: () => T): T => reuseMetric(registry, name, make);
   const engineGauge = (name: string, help: string, size: (engine: CallEngine) => number) =>
     reuse(
       name,
@@ -445,20 +446,6 @@ interface Webhook {
   sink: WebhookSink;
   /** The endpoint's settings (and `retryBaseMs`) as JSON: an unchanged endpoint keeps its sink on reload. */
   settings: string;
-}
-
-async function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T | undefined> {
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    return await Promise.race([
-      promise,
-      new Promise<undefined>((resolve) => {
-        timer = setTimeout(() => resolve(undefined), ms);
-      }),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 /**
@@ -781,7 +768,9 @@ export function createService(options: ServiceOptions): Service {
       if (status.buffered > 0) {
         log.info({ buffered: status.buffered }, 'flushing the bus buffer');
       }
-      await withTimeout(bus.close(flushTimeoutMs), flushTimeoutMs + 1000);
+      await withTimeout(bus.close(flushTimeoutMs), flushTimeoutMs + 1000, 'bus close').catch(
+        (error: unknown) => log.warn({ err: error }, 'bus close did not finish'),
+      );
     }
     await db?.close().catch((error: unknown) => log.warn({ err: error }, 'database close failed'));
     log.info('stopped');
