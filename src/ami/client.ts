@@ -12,6 +12,7 @@ import { EventEmitter } from 'node:events';
 import net from 'node:net';
 import tls from 'node:tls';
 import { backoffMs } from '../util/backoff.ts';
+import { REDACTED } from '../util/redact.ts';
 import { AMI_CLIENT_DEFAULTS } from './defaults.ts';
 import {
   AmiActionError,
@@ -284,7 +285,6 @@ export function backoffDelayMs(
   });
 }
 
-const REDACTED = '***';
 const inspectSymbol = Symbol.for('nodejs.util.inspect.custom');
 
 /** The options as safe to print: `secret` replaced by `***`. */

@@ -8,6 +8,7 @@
  * RabbitMQ (https://www.rabbitmq.com/tutorials/amqp-concepts#exchange-topic).
  */
 import { Counter, Gauge, type Registry } from 'prom-client';
+import type { Logger } from '../util/log.ts';
 import { reuseMetric } from '../util/metrics.ts';
 
 /**
@@ -242,21 +243,8 @@ export function compileBindingKey(bindingKey: string): (routingKey: string) => b
   return (routingKey) => matchWords(pattern, 0, routingKey.split('.'), 0);
 }
 
-/** The subset of a pino logger the bus and sinks use. Default: {@link silentLogger}. */
-export interface Logger {
-  debug(obj: object, msg?: string): void;
-  info(obj: object, msg?: string): void;
-  warn(obj: object, msg?: string): void;
-  error(obj: object, msg?: string): void;
-}
-
-/** A logger that discards everything (the default). */
-export const silentLogger: Logger = {
-  debug() {},
-  info() {},
-  warn() {},
-  error() {},
-};
+/** The logger type of the bus and the sinks (defined in util/log.ts). */
+export { type Logger, silentLogger } from '../util/log.ts';
 
 /**
  * A FIFO queue with O(1) push and shift (array plus head index, compacted lazily).

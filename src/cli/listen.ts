@@ -19,8 +19,9 @@
 import { Command } from 'commander';
 import { AmqpBus } from '../bus/amqp.ts';
 import { type BusMessage, bindingKeyProblem, type Logger } from '../bus/bus.ts';
-import { ConfigError, DEFAULT_CONFIG_FILE, loadConfig, redactUrl } from '../config/load.ts';
+import { ConfigError, DEFAULT_CONFIG_FILE, loadConfig } from '../config/load.ts';
 import { fetchErrorReason } from '../http/fetch-error.ts';
+import { redactUrl } from '../util/redact.ts';
 import { CliError, configFailure, EXIT } from './errors.ts';
 import { untilSignal } from './signals.ts';
 

@@ -17,6 +17,7 @@ import Type, { type Static, type TSchema } from 'typebox';
 import Format from 'typebox/format';
 import { AMI_CLIENT_DEFAULTS as AMI } from '../ami/defaults.ts';
 import { AMQP_BUS_DEFAULTS as AMQP } from '../bus/defaults.ts';
+import { isCidr } from '../util/cidr.ts';
 
 // ---------------------------------------------------------------------------------------------
 // Formats
@@ -40,18 +41,6 @@ function isListen(value: string): boolean {
   const match = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/.exec(value);
   if (!match) return false;
   return Number(match[2]) <= 65535;
-}
-
-/** An IPv4 or IPv6 address with an optional `/prefix` (a bare address is a single host). */
-function isCidr(value: string): boolean {
-  const [address, prefix, extra] = value.split('/');
-  if (address === undefined || extra !== undefined) return false;
-  const v4 = Format.IsIPv4(address);
-  const v6 = !v4 && Format.IsIPv6(address);
-  if (!v4 && !v6) return false;
-  if (prefix === undefined) return true;
-  if (!/^\d{1,3}$/.test(prefix)) return false;
-  return Number(prefix) <= (v4 ? 32 : 128);
 }
 
 /**

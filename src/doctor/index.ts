@@ -19,13 +19,13 @@ import { access, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { AmiClient } from '../ami/client.ts';
 import { checkSpoolDir } from '../announce/checks.ts';
-import { redactUrl } from '../config/load.ts';
 import type { AmiServerConfig, Config } from '../config/schema.ts';
 import { MediaError } from '../media/errors.ts';
 import { runTool } from '../media/exec.ts';
 import { AUDIO_FORMATS, soxHandlers } from '../media/format.ts';
 import { EspeakEngine } from '../media/tts/espeak.ts';
 import { amiClientOptions, checkServiceConfig } from '../serve/service.ts';
+import { redactUrl } from '../util/redact.ts';
 import { withTimeout } from '../util/timeout.ts';
 
 /** The result of one check: one line of `switchboard doctor`. */

@@ -34,11 +34,12 @@ import Fastify, {
 import pino, { type DestinationStream, type Logger } from 'pino';
 import pretty from 'pino-pretty';
 import { Counter } from 'prom-client';
-import { redactUrl, TRUST_PROXY_TRUE } from '../config/load.ts';
+import { TRUST_PROXY_TRUE } from '../config/load.ts';
 import type { Config } from '../config/schema.ts';
 import { createMetrics, type Metrics } from '../metrics.ts';
+import { createCidrMatcher } from '../util/cidr.ts';
 import { reuseMetric } from '../util/metrics.ts';
-import { createCidrMatcher } from './auth.ts';
+import { REDACTED, redactUrl } from '../util/redact.ts';
 import { registerBodyParsers } from './body.ts';
 import { setClientTrust } from './client.ts';
 import {
@@ -176,7 +177,7 @@ export function createLogger(
 ): Logger {
   const options = {
     level,
-    redact: { paths: [...REDACT_PATHS], censor: '***' },
+    redact: { paths: [...REDACT_PATHS], censor: REDACTED },
     serializers: {
       req: serializeRequest,
       err: pino.stdSerializers.err,

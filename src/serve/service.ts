@@ -40,7 +40,7 @@ import type { CallEngine } from '../calls/engine.ts';
 import type { CallEvent } from '../calls/events.ts';
 import { AmiRunner } from '../calls/live.ts';
 import type { EventContext, Reporter } from '../calls/reporter.ts';
-import { type ConfigProblem, redactUrl } from '../config/load.ts';
+import type { ConfigProblem } from '../config/load.ts';
 import type { AmiServerConfig, Config } from '../config/schema.ts';
 import { followAuth } from '../http/auth.ts';
 import {
@@ -55,6 +55,7 @@ import type { SseStream } from '../sinks/sse.ts';
 import { type WebhookEvent, WebhookSink, webhookEventFilter } from '../sinks/webhook.ts';
 import { type Database, migrate, type OpenDatabaseOptions, openDatabase } from '../store/db.ts';
 import { reuseMetric } from '../util/metrics.ts';
+import { redactUrl } from '../util/redact.ts';
 import { withTimeout } from '../util/timeout.ts';
 import type { ServiceContext, ServiceModule } from './module.ts';
 import { serviceRoutes } from './routes.ts';
