@@ -162,19 +162,7 @@ export async function listMessages(base: string, all = false): Promise<ApiMessag
   return body.messages;
 }
 
-/** Polls `check` every 50 ms until it returns a value (not undefined), or throws. */
-export async function until<T>(
-  check: () => Promise<T | undefined> | T | undefined,
-  timeoutMs = 10_000,
-): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check();
-    if (value !== undefined) return value;
-    if (Date.now() > end) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+export { until } from '../support/until.ts';
 
 /** Drops a PostgreSQL test schema. */
 export async function dropSchema(schema: string): Promise<void> {

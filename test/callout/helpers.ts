@@ -147,14 +147,7 @@ export async function waitHistory(
   throw new Error(`timeout waiting for history: ${JSON.stringify(last)}`);
 }
 
-export async function until(cond: () => boolean | Promise<boolean>, timeoutMs = 15_000) {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (await cond()) return;
-    await new Promise((r) => setTimeout(r, 10));
-  }
-  throw new Error('timeout');
-}
+export { until } from '../support/until.ts';
 
 /** The seed's sample request fields, in the seed's order (testflg given). */
 export function seedFields(testflg: '0' | '1', calltype = '1'): Array<[string, string]> {

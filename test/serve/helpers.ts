@@ -155,18 +155,7 @@ export async function readSse(
   };
 }
 
-/** Polls `condition` every 10 ms until true, or throws after `timeoutMs`. */
-export async function until(
-  condition: () => boolean | Promise<boolean>,
-  what: string,
-  timeoutMs = 10_000,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}
+export { until } from '../support/until.ts';
 
 /** A TCP port that was free a moment ago on 127.0.0.1 (bound, read, released). */
 export async function freePort(): Promise<number> {

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { after, afterEach, describe, test } from 'node:test';
 import type { AmiEvent } from '../../src/ami/message.ts';
 import { type Simulator, type SimulatorOptions, startSimulator } from '../../src/sim/index.ts';
+import { until } from '../support/until.ts';
 import { type Connected, callEvents, connect, shapes, sleep, wireEvents } from './helpers.ts';
 
 const open: Array<{ sim: Simulator; c?: Connected }> = [];
@@ -23,14 +24,6 @@ after(() => undefined);
 
 const notInUse = (events: readonly AmiEvent[]): number =>
   events.filter((e) => e.Event === 'DeviceStateChange' && e.State === 'NOT_INUSE').length;
-
-async function until(check: () => boolean, timeoutMs = 3000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > end) throw new Error('condition not met in time');
-    await sleep(5);
-  }
-}
 
 describe('Originate: the events of a real Asterisk 22', () => {
   test('Local/100@phones into context alert with key 1: same shape as dtmf_local.raw.txt', async () => {
