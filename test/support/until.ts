@@ -7,7 +7,7 @@ type Done<T> = Exclude<Awaited<T>, undefined | null | false | 0 | ''>;
  * Polls `check` until it returns a truthy value (or a promise of one), and returns that
  * value: `until(() => seen.includes('up'), 'the up event')`, or
  * `const row = await until(async () => (await find()) ?? undefined, 'the row')`.
- * Polls quickly at first (5 ms), then less often (up to every 100 ms).
+ * Polls quickly at first (5 ms), then less often (up to every 25 ms).
  * @param what what is waited for, named in the error; a number is taken as `timeoutMs`
  *   (the older `until(check, timeoutMs)` form).
  * @param timeoutMs how long before giving up. Default 10,000 ms: a limit against hanging,
@@ -28,6 +28,6 @@ export async function until<T>(
     if (value) return value as Done<T>;
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${label} (${limitMs} ms)`);
     await new Promise((resolve) => setTimeout(resolve, intervalMs));
-    intervalMs = Math.min(100, Math.ceil(intervalMs * 1.5));
+    intervalMs = Math.min(25, Math.ceil(intervalMs * 1.5));
   }
 }
