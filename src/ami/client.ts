@@ -404,7 +404,7 @@ export function parseAmiUrl(url: string): AmiClientOptions {
   if (parsed.hostname === '') throw new AmiUrlError(`AMI URL ${shown} has no host`);
   if (parsed.username === '') throw new AmiUrlError(`AMI URL ${shown} has no user`);
   if (parsed.password === '') throw new AmiUrlError(`AMI URL ${shown} has no secret`);
-  const port = parsed.port === '' ? 5038 : Number(parsed.port);
+  const port = parsed.port === '' ? AMI_CLIENT_DEFAULTS.port : Number(parsed.port);
   if (!Number.isInteger(port) || port <= 0 || port > 65535) {
     throw new AmiUrlError(`invalid port in AMI URL ${shown}`);
   }
