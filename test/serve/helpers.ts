@@ -1,6 +1,3 @@
-// Helpers of the serve tests: a fake Asterisk streaming conformance fixtures, a config for
-// a test service, and an SSE reader.
-import { createServer as createNetServer } from 'node:net';
 import type { AmiEvent } from '../../src/ami/message.ts';
 import { AmiServer } from '../../src/ami/server.ts';
 import { loadConfig } from '../../src/config/load.ts';
@@ -155,13 +152,5 @@ export async function readSse(
   };
 }
 
+export { freePort } from '../support/net.ts';
 export { until } from '../support/until.ts';
-
-/** A TCP port that was free a moment ago on 127.0.0.1 (bound, read, released). */
-export async function freePort(): Promise<number> {
-  const probe = createNetServer();
-  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
-  const { port } = probe.address() as { port: number };
-  await new Promise((resolve) => probe.close(resolve));
-  return port;
-}
