@@ -471,9 +471,9 @@ export function amiServerOptions(server: AmiServerKeys): AmiClientOptions & {
     );
   }
   const host = fromUrl.host ?? '127.0.0.1';
-  const hostPort = `${host.includes(':') ? `[${host}]` : host}:${fromUrl.port ?? 5038}`;
+  const hostPort = `${host.includes(':') ? `[${host}]` : host}:${fromUrl.port ?? AMI_CLIENT_DEFAULTS.port}`;
   const name = key !== '' ? key : (fromUrl.name ?? hostPort);
-  const auth = server.auth ?? fromUrl.auth ?? 'plain';
+  const auth = server.auth ?? fromUrl.auth ?? AMI_CLIENT_DEFAULTS.auth;
   fromUrl.name = name;
   fromUrl.auth = auth;
   return fromUrl as AmiClientOptions & { name: string; auth: 'plain' | 'md5' };
