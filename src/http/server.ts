@@ -40,6 +40,7 @@ import { createMetrics, type Metrics } from '../metrics.ts';
 import { createCidrMatcher } from '../util/cidr.ts';
 import { reuseMetric } from '../util/metrics.ts';
 import { REDACTED, redactUrl } from '../util/redact.ts';
+import { TimeoutError, withTimeout } from '../util/timeout.ts';
 import { registerBodyParsers } from './body.ts';
 import { setClientTrust } from './client.ts';
 import {
@@ -248,20 +249,18 @@ export class Readiness {
     const entries = [...this.#checks];
     const results = await Promise.all(
       entries.map(async ([name, check]): Promise<[string, CheckResult]> => {
-        let timer: NodeJS.Timeout | undefined;
         try {
-          const timeout = new Promise<CheckResult>((resolve) => {
-            timer = setTimeout(
-              () => resolve({ ok: false, detail: `timed out after ${this.checkTimeoutMs} ms` }),
-              this.checkTimeoutMs,
-            );
-          });
-          const value = await Promise.race([Promise.resolve().then(check), timeout]);
+          const value = await withTimeout(
+            Promise.resolve().then(check),
+            this.checkTimeoutMs,
+            `readiness check ${name}`,
+          );
           return [name, typeof value === 'boolean' ? { ok: value } : value];
         } catch (error) {
+          if (error instanceof TimeoutError) {
+            return [name, { ok: false, detail: `timed out after ${this.checkTimeoutMs} ms` }];
+          }
           return [name, { ok: false, detail: (error as Error).message || 'check failed' }];
-        } finally {
-          clearTimeout(timer);
         }
       }),
     );
