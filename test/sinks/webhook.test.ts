@@ -3,7 +3,12 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, describe, it } from 'node:test';
 import { Registry } from 'prom-client';
-import { signPayload, verifySignature, WebhookSink } from '../../src/sinks/webhook.ts';
+import {
+  signPayload,
+  verifySignature,
+  WebhookSink,
+  webhookEventFilter,
+} from '../../src/sinks/webhook.ts';
 import { metricValue } from '../bus/helpers.ts';
 
 interface Received {
@@ -56,6 +61,27 @@ after(async () => {
 
 const hangup = { event: 'hangup', caller: { name: 'SIP/1-1' }, reason: 'completed' };
 const bDial = { event: 'b_dial', caller: { name: 'SIP/1-1' }, targets: [] };
+
+describe('webhookEventFilter (webhooks.endpoints[].events)', () => {
+  it('event kinds, routing-key patterns, and empty = every call event', () => {
+    const kinds = webhookEventFilter(['hangup', 'up']);
+    assert.deepEqual(['call.hangup', 'call.up', 'call.b_dial'].map(kinds), [true, true, false]);
+    const pattern = webhookEventFilter(['call.*']);
+    assert.deepEqual(['call.hangup', 'call.user_event', 'ami.Hangup'].map(pattern), [
+      true,
+      true,
+      false,
+    ]);
+    for (const all of [webhookEventFilter([]), webhookEventFilter(['#'])]) {
+      assert.ok(['call.hangup', 'call.b_dial_end'].every(all));
+    }
+  });
+
+  it('an entry that is neither a kind nor a valid pattern throws naming it', () => {
+    assert.throws(() => webhookEventFilter(['hangpu']), /"hangpu" is not a call event kind/);
+    assert.throws(() => webhookEventFilter(['call*']), TypeError);
+  });
+});
 
 describe('WebhookSink', () => {
   it('signs the raw body with a timestamp and filters by event name', async () => {
