@@ -29,13 +29,14 @@ import {
   ReadEvidence,
 } from '../ami/permissions.ts';
 import { checkSpoolDir } from '../announce/checks.ts';
-import { redactUrl } from '../config/load.ts';
 import type { AmiServerConfig, Config } from '../config/schema.ts';
 import { INSTALL_TOOLS, MediaError } from '../media/errors.ts';
 import { runTool } from '../media/exec.ts';
 import { AUDIO_FORMATS, soxHandlers } from '../media/format.ts';
 import { EspeakEngine } from '../media/tts/espeak.ts';
 import { amiClientOptions, amiFeatures, checkServiceConfig } from '../serve/service.ts';
+import { redactUrl } from '../util/redact.ts';
+import { withTimeout } from '../util/timeout.ts';
 
 /** The result of one check: one line of `switchboard doctor`. */
 export interface DoctorResult {
@@ -129,20 +130,6 @@ export const DEFAULT_AMI_PROBES: readonly AmiProbe[] = [pingProbe, permissionsPr
 
 function message(error: unknown): string {
   return (error instanceof Error ? error.message : String(error)).split('\n')[0] ?? '';
-}
-
-async function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    return await Promise.race([
-      promise,
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms (${what})`)), ms);
-      }),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 /** The configuration checks `serve` makes at start, beyond the schema. */

@@ -6,7 +6,6 @@
  * @module
  */
 import type { AnnounceService } from '../announce/index.ts';
-import { redactUrl } from '../config/load.ts';
 import { fetchErrorReason } from '../http/fetch-error.ts';
 import type { App } from '../http/server.ts';
 import type { ServiceContext, ServiceModule } from '../serve/module.ts';
@@ -28,6 +27,8 @@ export {
   spokenName,
   type WatcherOptions,
 } from './watcher.ts';
+
+import { redactUrl } from '../util/redact.ts';
 
 /**
  * An {@link Announcer} posting to Gong's API (`POST <base>/messages/tts/add`, form-encoded

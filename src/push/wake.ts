@@ -198,7 +198,13 @@ export function createRedisCoordinator(options: RedisCoordinatorOptions): Coordi
       await cmd.multi().sadd(callKey(key), instance).pexpire(callKey(key), ttl).exec();
     },
     release(key) {
-      cmd.srem(callKey(key), instance).catch(() => {});
+      cmd.srem(callKey(key), instance).catch((error: unknown) => {
+        // Harmless for correctness (the set expires with the call's budget), but visible.
+        log?.warn(
+          { err: { message: (error as Error).message }, uniqueKey: key },
+          'push: cannot release a held call in redis (it expires with its budget)',
+        );
+      });
     },
     async forward(response) {
       const message = JSON.stringify({
@@ -218,7 +224,12 @@ export function createRedisCoordinator(options: RedisCoordinatorOptions): Coordi
       return Number(receivers) > 0;
     },
     broadcastHangup(callId) {
-      cmd.publish(hangupChannel, callId).catch(() => {});
+      cmd.publish(hangupChannel, callId).catch((error: unknown) => {
+        log?.warn(
+          { err: { message: (error as Error).message }, callId },
+          'push: cannot broadcast a hangup in redis: other processes send no cancel push for this call',
+        );
+      });
     },
     async stop() {
       await Promise.allSettled([sub.quit(), cmd.quit()]);
@@ -668,7 +679,12 @@ export class WakeService {
           entry.device,
           { type: 'cancel', unique_key: held.key, reason: cancelReason },
           'cancel',
-        ).catch(() => {});
+        ).catch((error: unknown) => {
+          this.#options.logger.warn(
+            { err: describe(error), device: entry.device.id, uniqueKey: held.key },
+            'push: cancel push failed',
+          );
+        });
       });
     }
   }
