@@ -131,6 +131,9 @@ async function planChunk(
       lease_owner: null,
       ...(choice.started ? { started_at: now } : {}),
       ...(choice.done ? { finished_at: now } : {}),
+      ...(choice.failedProvider
+        ? { error: `provider ${event.provider} is not configured in this process` }
+        : {}),
     };
     const key = JSON.stringify(set);
     const update = updates.get(key) ?? { set, ids: [] };

@@ -1,7 +1,9 @@
 /**
  * The bus notifier of the callout module: every `callout.*` message (docs/callout.md, "Bus")
- * is built here, from committed rows only (the service calls it after the commit). A publish
- * that throws is logged and dropped: the bus never holds back an escalation.
+ * is built here, from committed rows only (the service calls it after the commit), with the
+ * info log line of each step (escalation created, call placed, answered, finished,
+ * escalation finished). A publish that throws is logged and dropped: the bus never holds
+ * back an escalation.
  *
  * @module
  */
@@ -48,6 +50,16 @@ export class CalloutNotifier {
 
   /** `callout.event.created`. */
   eventCreated(event: EventRow, people: number): void {
+    this.#logger?.info(
+      {
+        event: event.id,
+        calltype: event.calltype,
+        testflg: event.testflg,
+        provider: event.provider,
+        people,
+      },
+      'callout: escalation created',
+    );
     this.#send('callout.event.created', 'callout_event_created', {
       eventid: event.id,
       type: event.calltype,
@@ -64,14 +76,44 @@ export class CalloutNotifier {
 
   /** `callout.event.finished` with `eventstatus` 2 (finished) or 99 (provider unavailable). */
   eventFinished(event: EventRow, failedProvider: boolean): void {
+    this.#logger?.info(
+      {
+        event: event.id,
+        eventstatus: failedProvider ? EVENT_STATUS.error : EVENT_STATUS.finished,
+      },
+      'callout: escalation finished',
+    );
     this.#send('callout.event.finished', 'callout_event_finished', {
       eventid: event.id,
       eventstatus: failedProvider ? EVENT_STATUS.error : EVENT_STATUS.finished,
     });
   }
 
+  /**
+   * `callout.event.finished` with `eventstatus` 99 and the event's `error` (a call could not
+   * be prepared).
+   */
+  eventFailed(event: EventRow): void {
+    this.#send('callout.event.finished', 'callout_event_finished', {
+      eventid: event.id,
+      eventstatus: EVENT_STATUS.error,
+      error: event.error,
+    });
+  }
+
   /** `callout.attempt.dialing`, with the person called. */
   attemptDialing(attempt: AttemptRow, person: PersonRow): void {
+    this.#logger?.info(
+      {
+        event: attempt.event_id,
+        attempt: attempt.id,
+        n: attempt.n,
+        order: person.numorder,
+        ghid: person.ghid,
+        provider: attempt.provider,
+      },
+      'callout: call placed',
+    );
     this.#send('callout.attempt.dialing', 'callout_attempt_dialing', {
       ...attemptData(attempt),
       order: person.numorder,
@@ -82,11 +124,29 @@ export class CalloutNotifier {
 
   /** `callout.attempt.answered` (a key was written). */
   attemptAnswered(attempt: AttemptRow): void {
+    this.#logger?.info(
+      { event: attempt.event_id, attempt: attempt.id, digit: attempt.digit },
+      'callout: call answered with a key',
+    );
     this.#send('callout.attempt.answered', 'callout_attempt_answered', attemptData(attempt));
   }
 
-  /** `callout.attempt.finished` (an outcome was written). */
-  attemptFinished(attempt: AttemptRow): void {
+  /**
+   * `callout.attempt.finished` (an outcome was written); with `log`, the step's info line
+   * too (a call that could not be prepared is logged by the service, as an error).
+   */
+  attemptFinished(attempt: AttemptRow, options: { log?: boolean } = {}): void {
+    if (options.log === true) {
+      this.#logger?.info(
+        {
+          event: attempt.event_id,
+          attempt: attempt.id,
+          outcome: attempt.outcome,
+          digit: attempt.digit,
+        },
+        'callout: call finished',
+      );
+    }
     this.#send('callout.attempt.finished', 'callout_attempt_finished', attemptData(attempt));
   }
 

@@ -1,4 +1,7 @@
 /**
+ * (Over 500 lines on purpose: every query of the callout module in one file, as issue 13 §3
+ * asks; tables and migrations are in tables.ts.)
+ *
  * Every query of the callout module (issue 13 §3: the service, the decision and the result
  * writer build no SQL themselves). Tables and migrations: tables.ts. Transactions that touch
  * several events lock them first, in id order ({@link lockEvents}, PostgreSQL), then
@@ -236,6 +239,60 @@ export async function reapExpiredAttempts(
     await wakeEvents(trx, reaped, nowMs);
     return reaped;
   });
+}
+
+/**
+ * A call that could not be prepared, in ONE transaction: its event (locked first) ends with
+ * status 99 and `reason` (at most 500 characters) if still waiting or in progress, and the
+ * attempt ends `failed` unless already `done`.
+ * @returns the attempt and the event changed (undefined: unchanged or unknown).
+ */
+export async function failUnprepared(
+  database: Database,
+  attemptId: string,
+  reason: string,
+  nowMs: number,
+): Promise<{ attempt: AttemptRow | undefined; event: EventRow | undefined }> {
+  return calloutDb(database)
+    .transaction()
+    .execute(async (trx) => {
+      const found = await trx
+        .selectFrom('callout_attempt')
+        .select('event_id')
+        .where('id', '=', attemptId)
+        .executeTakeFirst();
+      if (found === undefined) return { attempt: undefined, event: undefined };
+      // the event first (PostgreSQL; see lockEvents)
+      await lockEvents(trx, database.dialect, [found.event_id]);
+      const event = await trx
+        .updateTable('callout_event')
+        .set({
+          status: EVENT_STATUS.error,
+          error: reason.slice(0, 500),
+          finished_at: nowMs,
+          due_at: null,
+          lease_until: null,
+          lease_owner: null,
+        })
+        .where('id', '=', found.event_id)
+        .where('status', 'in', [EVENT_STATUS.waiting, EVENT_STATUS.inProgress])
+        .returningAll()
+        .executeTakeFirst();
+      const attempt = await trx
+        .updateTable('callout_attempt')
+        .set({
+          state: 'done',
+          outcome: 'failed',
+          ended_at: nowMs,
+          lease_until: null,
+          lease_owner: null,
+        })
+        .where('id', '=', attemptId)
+        .where('state', '!=', 'done')
+        .returningAll()
+        .executeTakeFirst();
+      return { attempt, event };
+    });
 }
 
 /**

@@ -1,4 +1,7 @@
 /**
+ * (A little over 500 lines: the service's public API, every method documented; its logic is
+ * in the parts listed below.)
+ *
  * The escalation service of the alert calls (Barista, issue 4, section 2), durable. It wires
  * the parts of the module, each in its own file:
  *
@@ -41,6 +44,7 @@ import {
   attemptByProviderCallId,
   type EventHistory,
   type EventRow,
+  failUnprepared,
   liveAttemptIdByProviderCallId,
   loadEvent,
   type PersonRow,
@@ -78,6 +82,7 @@ export class CalloutService {
       placed: (id, providerCallId) => this.#placed(id, providerCallId),
       digit: (id, digit) => this.recordDigit(id, digit),
       finished: (id, outcome, digit) => this.recordOutcome(id, outcome, digit),
+      unprepared: (id, reason) => this.recordUnprepared(id, reason),
     };
     this.#notify = new CalloutNotifier(options.publish, options.logger);
     this.#results = new ResultWriter({
@@ -372,7 +377,7 @@ export class CalloutService {
           outcome: attempt.outcome ?? 'unknown',
           answer: answerLabel(attempt.digit),
         });
-        this.#notify.attemptFinished(attempt);
+        this.#notify.attemptFinished(attempt, { log: true });
       }
       woke ||= answered.length + finished.length > 0;
     }
@@ -431,6 +436,45 @@ export class CalloutService {
       await this.recordDigit(attemptId, digit);
     }
     await this.#write({ kind: 'outcome', attemptId, outcome });
+  }
+
+  /**
+   * A call that could not be prepared (its message could not be synthesized: a missing
+   * tool, a TTS service down): in one transaction, the attempt ends `failed` and its event
+   * with status 99 (the seed's system error) and `reason` (shown in the history), if still
+   * waiting or in progress; the person keeps their status (no call was placed: never "no
+   * answer"). Logged (one error line with the reason) and published
+   * (`callout.attempt.finished`, `callout.event.finished` with `eventstatus` 99). Calls of
+   * the event already placed go on; their results are still written. When the database
+   * cannot be written, the attempt's outcome `failed` is kept as any result
+   * ({@link CalloutService.recordOutcome}).
+   */
+  async recordUnprepared(attemptId: string, reason: string): Promise<void> {
+    if (this.#dead) return;
+    let changed: { attempt: AttemptRow | undefined; event: EventRow | undefined };
+    try {
+      changed = await failUnprepared(this.#o.database, attemptId, reason, Date.now());
+    } catch (error) {
+      this.#o.logger?.error(
+        { err: error, attempt: attemptId, reason },
+        'callout: cannot record that a call could not be prepared; recorded as failed',
+      );
+      await this.recordOutcome(attemptId, 'failed');
+      return;
+    }
+    if (this.#dead) return;
+    const { attempt, event } = changed;
+    if (attempt !== undefined) {
+      this.#o.metrics?.attempts.inc({ outcome: 'failed', answer: 'none' });
+      this.#notify.attemptFinished(attempt);
+    }
+    if (event !== undefined) {
+      this.#o.logger?.error(
+        { event: event.id, attempt: attemptId, eventstatus: EVENT_STATUS.error, reason },
+        'callout: escalation failed: a call could not be prepared (eventstatus 99, system error)',
+      );
+      this.#notify.eventFailed(event);
+    }
   }
 
   /** Number of calls this process is following. */

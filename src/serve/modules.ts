@@ -7,10 +7,14 @@ import { calloutServiceModule } from '../callout/index.ts';
 import { jenkinsServiceModule } from '../jenkins/index.ts';
 import { pushServiceModule } from '../push/index.ts';
 import type { ServiceModule } from './module.ts';
+import { retentionServiceModule } from './retention.ts';
 
-/** Every feature module: alert calls, announcements, the Jenkins watcher, mobile wake-up. */
+/**
+ * Every feature module: alert calls, announcements, the Jenkins watcher, mobile wake-up, and
+ * the retention of their history and files.
+ */
 export function featureModules(): ServiceModule[] {
   const announce = announceServiceModule();
   const jenkins = jenkinsServiceModule(() => announce.instance?.service);
-  return [calloutServiceModule(), announce, jenkins, pushServiceModule()];
+  return [calloutServiceModule(), announce, jenkins, pushServiceModule(), retentionServiceModule()];
 }

@@ -28,6 +28,7 @@ import { sendError } from '../http/errors.ts';
 import type { App } from '../http/server.ts';
 import type { Metrics } from '../metrics.ts';
 import { type SseStream, streamBusAsSse } from '../sinks/sse.ts';
+import { reuseMetric } from '../util/metrics.ts';
 
 /** Options of {@link serviceRoutes}. */
 export interface ServiceRoutesOptions {
@@ -54,8 +55,7 @@ const SSE_RETRY_AFTER_S = 10;
 
 function sseMetrics(metrics: Metrics | undefined) {
   const registers = metrics ? [metrics.registry] : [];
-  const reuse = <T>(name: string, make: () => T): T =>
-    (metrics?.registry.getSingleMetric(name) as T | undefined) ?? make();
+  const reuse = <T>(name: string, make: () => T): T => reuseMetric(metrics?.registry, name, make);
   return {
     open: reuse(
       'switchboard_sse_streams',
