@@ -52,7 +52,7 @@ import {
   type SwitchboardServer,
 } from '../http/server.ts';
 import { createMetrics, type Metrics } from '../metrics.ts';
-import type { SseStream } from '../sinks/sse.ts';
+import { BusHistory, type SseStream } from '../sinks/sse.ts';
 import { type WebhookEvent, WebhookSink } from '../sinks/webhook.ts';
 import { type Database, migrate, type OpenDatabaseOptions, openDatabase } from '../store/db.ts';
 import type { ServiceContext, ServiceModule } from './module.ts';
@@ -477,6 +477,7 @@ export function createService(options: ServiceOptions): Service {
   const modules = [...(options.modules ?? [])];
   const flushTimeoutMs = options.busFlushTimeoutMs ?? 5000;
   const streams = new Set<SseStream>();
+  const history = new BusHistory();
 
   let context: ServiceContext | undefined;
   let server: SwitchboardServer | undefined;
@@ -595,6 +596,8 @@ export function createService(options: ServiceOptions): Service {
       'bus created',
     );
     const publisher = new XivoPublisher(bus, { originUuid: config.instance.uuid });
+    // The recent messages, for Last-Event-ID replay of /api/events (binds in the background).
+    void history.start(bus).catch(() => {});
 
     // 3. Webhooks: one sink per endpoint, filtered by routing-key pattern on call.<event>.
     webhooks = buildWebhooks(config.webhooks, []);
@@ -699,6 +702,7 @@ export function createService(options: ServiceOptions): Service {
       auth: config.auth,
       streams,
       metrics,
+      history,
       sseMaxStreams: config.http.sseMaxStreams,
       sseMaxBufferedBytes: config.http.sseMaxBufferedBytes,
       ...(options.sseKeepAliveMs === undefined ? {} : { sseKeepAliveMs: options.sseKeepAliveMs }),
@@ -757,6 +761,7 @@ export function createService(options: ServiceOptions): Service {
         log.error({ err: error, module: module.name }, 'module stop failed');
       }
     }
+    await history.stop().catch(() => {});
     // 3. AMI, then the simulator.
     await runner?.stop().catch(() => {});
     await simulator?.close().catch(() => {});
