@@ -50,8 +50,8 @@ import {
   type Coordinator,
   createMemoryCoordinator,
   createRedisCoordinator,
-  WakeService,
   type WakeRecord,
+  WakeService,
 } from './wake.ts';
 
 export type { AccountChecker, AccountDecision } from './accounts.ts';

@@ -25,8 +25,9 @@
  * (or the id is from another process), an `event: reset` tells the client to reload its
  * state from the APIs, then the live messages follow.
  */
-import type { ServerResponse } from 'node:http';
+
 import { randomBytes } from 'node:crypto';
+import type { ServerResponse } from 'node:http';
 import {
   type Bus,
   type BusMessage,
