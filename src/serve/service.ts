@@ -715,6 +715,9 @@ export function createService(options: ServiceOptions): Service {
       throw listenFailure(error, 'HTTP server', config.http.listen, 'http.listen (or --listen)');
     }
     log.info({ url: address.url }, 'HTTP server listening');
+    if (modules.some((module) => module.name === 'console')) {
+      log.info({ url: `${address.url}/` }, `console: open ${address.url}/ in a browser`);
+    }
 
     // 6. Registered, then AMI in the background, then the modules.
     publisher.registered({

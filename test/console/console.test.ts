@@ -134,9 +134,23 @@ describe('console against serve --simulator', () => {
     assert.match(await played.innerText(), /played/);
   });
 
-  test('wake-ups view: devices and recent wake-ups (none yet)', async () => {
+  test('wake-ups view: a wake-up of the PBX appears live with its answer and reason', async () => {
     await page.goto(`${serve.base}/#/wakeups`);
     await page.getByText('No wake-up yet.').waitFor(WAIT);
+    // The PBX asks to wake an account without a device: answered NAK no_device at once.
+    const response = await fetch(`${serve.base}/api/incoming-call/`, {
+      method: 'POST',
+      body: new URLSearchParams({
+        sip_user_id: '123456789',
+        phonenumber: '0501234567',
+        caller_id: '山田花子',
+      }),
+    });
+    assert.match(await response.text(), /NAK/);
+    const row = page.locator('tr', { hasText: '123456789' });
+    await row.waitFor(WAIT);
+    assert.match(await row.innerText(), /NAK\s+no_device/);
+    assert.ok(!(await page.content()).includes('token'), 'no token shown');
     await screenshot(page, 'wakeups');
   });
 
