@@ -99,10 +99,22 @@ export async function screenshot(page: Page, name: string): Promise<void> {
 }
 
 /** Waits until the element with `data-testid` shows exactly `text` (no time assertion: the wait is bounded only so that a broken page fails). */
-export async function waitForText(page: Page, testId: string, text: string): Promise<void> {
+export async function waitForText(
+  page: Page,
+  testId: string,
+  text: string,
+  timeoutMs = 60_000,
+): Promise<void> {
+  // A function, not a string: the page's Content-Security-Policy forbids eval.
   await page.waitForFunction(
-    `document.querySelector(${JSON.stringify(`[data-testid="${testId}"]`)})?.textContent === ${JSON.stringify(text)}`,
-    undefined,
-    { timeout: 60_000 },
+    ([selector, wanted]) =>
+      (globalThis as unknown as DomLike).document.querySelector(selector)?.textContent === wanted,
+    [`[data-testid="${testId}"]`, text] as const,
+    { timeout: timeoutMs },
   );
+}
+
+/** The little of the DOM the predicates above use (the tests are type-checked without DOM types). */
+interface DomLike {
+  document: { querySelector(selector: string): { textContent: string | null } | null };
 }

@@ -36,7 +36,9 @@ function CallRow({ call, now, top }: { call: Call; now: number; top: number }) {
     <div class="row call" style={{ top: `${top}px`, height: `${ROW_PX}px` }} data-call={call.id}>
       <span class={`badge ${call.state}`}>{STATE_LABEL[call.state]}</span>
       <span class="who">
-        <b>{from}</b> → <b>{to}</b>
+        <span class="line">
+          <b>{from}</b> → <b>{to}</b>
+        </span>
         <small>
           {call.server} · {call.channels.map((c) => c.name).join(', ')}
         </small>
