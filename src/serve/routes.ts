@@ -47,6 +47,7 @@ export interface ServiceRoutesOptions {
   /**
    * The recent messages with shared ids: streams are served from it and a client's
    * `Last-Event-ID` replays what it missed (default: none, each stream numbers its own).
+   * Started (one `#` subscription) when the first stream opens.
    */
   history?: BusHistory;
 }
@@ -221,6 +222,8 @@ export async function serviceRoutes(app: App, options: ServiceRoutesOptions): Pr
             headers: { 'retry-after': String(SSE_RETRY_AFTER_S) },
           });
         }
+        // The history binds at the first stream (no `#` subscription while nobody reads).
+        options.history?.start(bus).catch(() => {});
         reply.hijack();
         const stream = streamBusAsSse(bus, reply.raw, {
           bindingKeys,

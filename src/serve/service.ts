@@ -596,8 +596,6 @@ export function createService(options: ServiceOptions): Service {
       'bus created',
     );
     const publisher = new XivoPublisher(bus, { originUuid: config.instance.uuid });
-    // The recent messages, for Last-Event-ID replay of /api/events (binds in the background).
-    void history.start(bus).catch(() => {});
 
     // 3. Webhooks: one sink per endpoint, filtered by routing-key pattern on call.<event>.
     webhooks = buildWebhooks(config.webhooks, []);
