@@ -1,7 +1,10 @@
 // The console in a real browser (Debian's Chromium, playwright-core): what a person sees on
 // the page served by `serve --simulator`, against the embedded PBX simulator.
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { promisify } from 'node:util';
 import type { Page } from 'playwright-core';
 import { freePort } from '../serve/helpers.ts';
 import { startCli } from '../support/cli.ts';
@@ -132,6 +135,37 @@ describe('console against serve --simulator', () => {
     await played.waitFor(WAIT);
     await queued.waitFor({ state: 'detached', ...WAIT });
     assert.match(await played.innerText(), /played/);
+  });
+
+  test('an uploaded audio file is scheduled with the form, in the queue at its start', async () => {
+    const wav = join(serve.dir, 'チャイム.wav');
+    await promisify(execFile)('sox', [
+      '-n',
+      '-r',
+      '8000',
+      '-c',
+      '1',
+      wav,
+      'synth',
+      '1',
+      'sine',
+      '440',
+    ]);
+    await page.goto(`${serve.base}/#/announcements`);
+    await page.locator('form.schedule').waitFor(WAIT);
+    await page.getByLabel('audio file').check();
+    await page.locator('input[name="audio"]').setInputFiles(wav);
+    await page.locator('input[name="description"]').fill('チャイム（一時間後）');
+    const start = await page.evaluate(() => {
+      const d = new Date(Date.now() + 3_600_000);
+      const p = (n: number) => String(n).padStart(2, '0');
+      return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())}T${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`;
+    });
+    await page.locator('input[name="start"]').fill(start);
+    await page.locator('form.schedule button[type="submit"]').click();
+    const queued = page.getByTestId('queue').locator('tr', { hasText: 'チャイム（一時間後）' });
+    await queued.waitFor(WAIT);
+    assert.match(await queued.innerText(), /scheduled/);
   });
 
   test('wake-ups view: a wake-up of the PBX appears live with its answer and reason', async () => {
