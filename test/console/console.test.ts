@@ -105,11 +105,11 @@ describe('console against serve --simulator', () => {
     // Person 1 is dialled, then answers with 2; then person 2 is dialled.
     await waitForText(page, 'person-1-state', 'calling');
     assert.equal(await state(2).innerText(), 'pending');
-    await screenshot(page, 'escalation');
     await waitForText(page, 'person-1-state', 'negative');
     await waitForText(page, 'person-2-state', 'calling');
     await page.locator('[data-person="1"] .attempt', { hasText: 'key 2' }).waitFor(WAIT);
     await waitForText(page, 'person-2-state', 'negative');
+    await screenshot(page, 'escalation');
     await page.goto(`${serve.base}/#/escalations`);
     await page.locator(`[data-eventid="${body.eventid}"]`).waitFor(WAIT);
     await screenshot(page, 'escalations');
