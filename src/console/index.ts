@@ -97,8 +97,19 @@ export function consoleServiceModule(): ServiceModule {
         maxRetriesPerRequest: 1,
         connectionName: 'switchboard-console',
       });
-      redis.on('error', () => {});
-      redis.connect().catch(() => {});
+      // ioredis reconnects by itself; the health view shows the state. One line per outage.
+      const log = ctx.logger.child({ module: 'console' });
+      let down = false;
+      redis.on('error', (error: Error) => {
+        if (!down) log.warn({ err: error.message }, 'console: Redis unreachable (health view)');
+        down = true;
+      });
+      redis.on('ready', () => {
+        down = false;
+      });
+      redis.connect().catch(() => {
+        // Reported by the 'error' listener above; ioredis keeps retrying.
+      });
     },
     async stop() {
       tracker.detach();

@@ -28,6 +28,7 @@ import { sendError } from '../http/errors.ts';
 import type { App } from '../http/server.ts';
 import type { Metrics } from '../metrics.ts';
 import { type BusHistory, type SseStream, streamBusAsSse } from '../sinks/sse.ts';
+import { reuseMetric } from '../util/metrics.ts';
 
 /** Options of {@link serviceRoutes}. */
 export interface ServiceRoutesOptions {
@@ -60,8 +61,7 @@ const SSE_RETRY_AFTER_S = 10;
 
 function sseMetrics(metrics: Metrics | undefined) {
   const registers = metrics ? [metrics.registry] : [];
-  const reuse = <T>(name: string, make: () => T): T =>
-    (metrics?.registry.getSingleMetric(name) as T | undefined) ?? make();
+  const reuse = <T>(name: string, make: () => T): T => reuseMetric(metrics?.registry, name, make);
   return {
     open: reuse(
       'switchboard_sse_streams',
@@ -223,7 +223,11 @@ export async function serviceRoutes(app: App, options: ServiceRoutesOptions): Pr
           });
         }
         // The history binds at the first stream (no `#` subscription while nobody reads).
-        options.history?.start(bus).catch(() => {});
+        options.history
+          ?.start(bus)
+          .catch((error: unknown) =>
+            request.log.warn({ err: error }, 'event-stream history not subscribed'),
+          );
         reply.hijack();
         const stream = streamBusAsSse(bus, reply.raw, {
           bindingKeys,

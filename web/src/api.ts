@@ -55,7 +55,9 @@ async function check(response: Response): Promise<Response> {
     try {
       const body = (await response.json()) as { message?: string; error?: string };
       message = body.message ?? body.error ?? message;
-    } catch {}
+    } catch {
+      // Not JSON: the status line is the message.
+    }
     throw new Error(message);
   }
   return response;
