@@ -51,7 +51,7 @@ import {
   type SwitchboardServer,
 } from '../http/server.ts';
 import { createMetrics, type Metrics } from '../metrics.ts';
-import type { SseStream } from '../sinks/sse.ts';
+import { BusHistory, type SseStream } from '../sinks/sse.ts';
 import { type WebhookEvent, WebhookSink, webhookEventFilter } from '../sinks/webhook.ts';
 import { type Database, migrate, type OpenDatabaseOptions, openDatabase } from '../store/db.ts';
 import { reuseMetric } from '../util/metrics.ts';
@@ -477,6 +477,7 @@ export function createService(options: ServiceOptions): Service {
   const modules = [...(options.modules ?? [])];
   const flushTimeoutMs = options.busFlushTimeoutMs ?? 5000;
   const streams = new Set<SseStream>();
+  const history = new BusHistory();
 
   let context: ServiceContext | undefined;
   let server: SwitchboardServer | undefined;
@@ -708,6 +709,7 @@ export function createService(options: ServiceOptions): Service {
       auth: config.auth,
       streams,
       metrics,
+      history,
       sseMaxStreams: config.http.sseMaxStreams,
       sseMaxBufferedBytes: config.http.sseMaxBufferedBytes,
       ...(options.sseKeepAliveMs === undefined ? {} : { sseKeepAliveMs: options.sseKeepAliveMs }),
@@ -720,6 +722,9 @@ export function createService(options: ServiceOptions): Service {
       throw listenFailure(error, 'HTTP server', config.http.listen, 'http.listen (or --listen)');
     }
     log.info({ url: address.url }, 'HTTP server listening');
+    if (modules.some((module) => module.name === 'console')) {
+      log.info({ url: `${address.url}/` }, `console: open ${address.url}/ in a browser`);
+    }
 
     // 6. Registered, then AMI in the background, then the modules.
     publisher.registered({
@@ -767,6 +772,9 @@ export function createService(options: ServiceOptions): Service {
         log.error({ err: error, module: module.name }, 'module stop failed');
       }
     }
+    await history
+      .stop()
+      .catch((error: unknown) => log.warn({ err: error }, 'event-stream history stop failed'));
     // 3. AMI, then the simulator.
     await runner
       ?.stop()
