@@ -196,6 +196,9 @@ export async function attemptById(
     .executeTakeFirst();
 }
 
+/** Most attempts reaped per round (the next round takes the rest): bounded statements. */
+const REAP_BATCH = 1000;
+
 /**
  * The reaper, in ONE transaction: `dialing` attempts whose lease ran out (their process died,
  * or no outcome ever came) become `unknown` (= no answer), their people without a status get
@@ -214,6 +217,8 @@ export async function reapExpiredAttempts(
     .select('id')
     .where('state', '=', 'dialing')
     .where('lease_until', '<=', nowMs)
+    .orderBy('lease_until')
+    .limit(REAP_BATCH)
     .execute();
   if (expired.length === 0) return [];
   const ids = expired.map((a) => a.id);
