@@ -10,7 +10,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import path from 'node:path';
-import type { TSchema } from 'typebox';
+import Type, { type TSchema } from 'typebox';
 import { Value } from 'typebox/value';
 import { parseDocument } from 'yaml';
 import { amiServerOptions } from '../ami/client.ts';
@@ -156,36 +156,63 @@ function splitUserPassword(pair: string): Json {
     : { username: pair.slice(0, colon), password: pair.slice(colon + 1) };
 }
 
+/** Boolean words accepted besides TypeBox's own (`true`/`false`/`1`/`0`, any case). */
+const BOOLEAN_WORDS: Record<string, 'true' | 'false'> = {
+  yes: 'true',
+  on: 'true',
+  no: 'false',
+  off: 'false',
+};
 const TRUE = new Set(['true', '1', 'yes', 'on']);
 const FALSE = new Set(['false', '0', 'no', 'off']);
+/** Numbers as written in the environment; anything else is left as text for validation. */
+const NUMBER = /^-?\d+(\.\d+)?$/;
+const INTEGER = /^-?\d+$/;
 
-/** Converts one environment string to the value its schema expects (invalid: left as is). */
+/**
+ * One scalar from the environment, converted by TypeBox's `Value.Convert` (issue 13). Only
+ * unambiguous text reaches it: `Value.Convert` would also read `''`, `0x10`, `1e3` or `true`
+ * as numbers, truncate `1.5` for an integer key, and knows no `yes`/`on`/`no`/`off`; such
+ * text stays a string, which validation then reports (`expected an integer`).
+ */
+function convertScalar(schema: Schema, text: string): unknown {
+  if (schema.type === 'integer' || schema.type === 'number') {
+    return NUMBER.test(text) ? Value.Convert(Type.Number(), text) : text;
+  }
+  if (schema.type === 'boolean') {
+    return Value.Convert(schema, BOOLEAN_WORDS[text.toLowerCase()] ?? text);
+  }
+  return text;
+}
+
+/**
+ * Converts one environment string to the value its schema expects (invalid: left as is).
+ * Scalars go through {@link convertScalar}. What `Value.Convert` cannot express stays here:
+ * a list is a comma- or space-separated string (Convert would wrap the whole string as one
+ * item), or a JSON/YAML flow list; some lists take a shorthand per item
+ * ({@link LIST_SHORTHANDS}); a map is YAML flow text; `http.trustProxy` (false | list) is a
+ * boolean word, else the list.
+ */
 function fromEnv(setting: EnvSetting, raw: string): unknown {
   const { schema } = setting;
   const text = raw.trim();
-  if (schema.type === 'integer' || schema.type === 'number') {
-    return /^-?\d+(\.\d+)?$/.test(text) ? Number(text) : raw;
-  }
-  if (schema.type === 'boolean') {
-    const lower = text.toLowerCase();
-    if (TRUE.has(lower)) return true;
-    if (FALSE.has(lower)) return false;
-    return raw;
+  if (schema.type === 'integer' || schema.type === 'number' || schema.type === 'boolean') {
+    const value = convertScalar(schema, text);
+    return typeof value === 'string' ? raw : value;
   }
   if (schema.type === 'array') {
     if (text.startsWith('[')) return parseYamlValue(text);
     const items = text.split(/[\s,]+/).filter((s) => s !== '');
     const shorthand = LIST_SHORTHANDS[setting.path.join('.')];
     if (shorthand) return items.map(shorthand);
-    const itemType = (schema.items as Schema | undefined)?.type;
-    return itemType === 'integer' || itemType === 'number'
-      ? items.map((s) => (/^-?\d+$/.test(s) ? Number(s) : s))
+    const itemSchema = schema.items as Schema | undefined;
+    return itemSchema?.type === 'integer' || itemSchema?.type === 'number'
+      ? items.map((s) => (INTEGER.test(s) ? convertScalar(itemSchema, s) : s))
       : items;
   }
   if (schema.type === 'object') return parseYamlValue(text);
   const variants = (schema.anyOf as Schema[] | undefined) ?? [];
   if (variants.some((v) => v.type === 'boolean') && variants.some((v) => v.type === 'array')) {
-    // false | list (http.trustProxy): a boolean word, else the list.
     const lower = text.toLowerCase();
     if (TRUE.has(lower)) return true;
     if (FALSE.has(lower) || text === '') return false;
@@ -214,39 +241,17 @@ function setPath(target: Json, path: Array<string>, value: unknown): void {
 }
 
 /**
- * Fills missing keys with the schema's defaults (a deep copy), walking objects, maps
- * (`patternProperties`) and list items. Values of the wrong type are left for validation.
+ * Fills missing keys with the schema's defaults (TypeBox `Value.Default`: defaults are cloned,
+ * objects, maps and list items walked, `value` filled in place). Values of the wrong type are
+ * left for validation.
  */
-function applyDefaults(schema: Schema, value: unknown): unknown {
-  let current = value;
-  if (current === undefined && 'default' in schema) current = structuredClone(schema.default);
-  if (schema.type === 'object' && isObject(current)) {
-    const properties = schema.properties as Record<string, Schema> | undefined;
-    if (properties) {
-      for (const [key, child] of Object.entries(properties)) {
-        const filled = applyDefaults(child, current[key]);
-        if (filled !== undefined) current[key] = filled;
-      }
-    }
-    const patterns = schema.patternProperties as Record<string, Schema> | undefined;
-    if (patterns) {
-      for (const [key, child] of Object.entries(current)) {
-        for (const [pattern, itemSchema] of Object.entries(patterns)) {
-          if (new RegExp(pattern).test(key)) current[key] = applyDefaults(itemSchema, child);
-        }
-      }
-    }
-  }
-  if (schema.type === 'array' && Array.isArray(current) && schema.items) {
-    const items = schema.items as Schema;
-    current = current.map((element) => applyDefaults(items, element));
-  }
-  return current;
+function applyDefaults(value: unknown): unknown {
+  return Value.Default(ConfigSchema, value);
 }
 
 /** The schema's defaults: what an empty file gives, before derived values (instance uuid). */
 export function defaultConfig(): Config {
-  return applyDefaults(ConfigSchema as unknown as Schema, {}) as Config;
+  return applyDefaults({}) as Config;
 }
 
 /** JSON pointer → path; a segment is a number only where `root` has an array (lists). */
@@ -305,8 +310,14 @@ function describe(error: TypeBoxError, root: unknown): ConfigProblem[] {
   switch (error.keyword) {
     case 'boolean':
       return [{ key, reason: REMOVED_KEYS[key] ?? 'unknown key' }];
+    case 'not':
+      // A key of a closed map (additionalProperties: Never in schema.ts).
+      if (error.schemaPath.endsWith('/additionalProperties')) {
+        return [{ key, reason: REMOVED_KEYS[key] ?? 'unknown key' }];
+      }
+      return [{ key, reason: error.message }];
     case 'additionalProperties':
-      return []; // reported per key by the 'boolean' errors
+      return []; // reported per key by the 'boolean' (objects) or 'not' (maps) errors
     case 'required':
       return ((p.requiredProperties as string[]) ?? []).map((name) => ({
         key: displayKey([...path, name]),
@@ -667,7 +678,7 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
   const explicitAuth = Array.isArray(rawServers)
     ? rawServers.map((server) => isObject(server) && server.auth !== undefined)
     : [];
-  const config = applyDefaults(ConfigSchema as unknown as Schema, raw);
+  const config = applyDefaults(raw);
   if (!fileUnusable) {
     for (const problem of validateConfig(config)) {
       // The most precise origin: the longest path that is the key or contains it.

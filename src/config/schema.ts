@@ -116,6 +116,13 @@ function section<P extends Record<string, TSchema>>(properties: P, description: 
   return Type.Object(properties, { additionalProperties: false, default: {}, description });
 }
 
+/**
+ * `additionalProperties` of a closed map (`Type.Record`): no key besides the pattern's. Not
+ * `false`, which TypeBox's `Value.Default` cannot walk in a record (1.4: it throws); the
+ * loader reports the resulting `not` error as an unknown key, as for objects.
+ */
+const CLOSED = Type.Never();
+
 function item<P extends Record<string, TSchema>>(properties: P, description: string) {
   return Type.Object(properties, { additionalProperties: false, description });
 }
@@ -378,11 +385,12 @@ export const SimulatorSection = section(
       default: {},
       description: 'behaviour of numbers not in scripts',
     }),
-    scripts: Type.Record(Type.String({ pattern: '^[0-9+*#]+$' }), SimulatorScript, {
-      default: {},
-      additionalProperties: false,
-      description: 'behaviour per called number',
-    }),
+    scripts: Type.Record(
+      Type.String({ pattern: '^[0-9+*#]+$' }),
+      // default {}: Value.Default fills a map's values only when their schema has a default.
+      Type.Object(SimulatorScript.properties, { additionalProperties: false, default: {} }),
+      { default: {}, additionalProperties: CLOSED, description: 'behaviour per called number' },
+    ),
   },
   'PBX simulator',
 );
@@ -433,9 +441,9 @@ const TextsById = (defaults: Record<string, Record<string, string>>, description
   Type.Record(
     Type.String({ pattern: '^[0-9]+$' }),
     Type.Record(Type.String({ pattern: '^[a-z]{2}(-[a-z]{2})?$' }), Type.String(), {
-      additionalProperties: false,
+      additionalProperties: CLOSED,
     }),
-    { default: defaults, description, additionalProperties: false },
+    { default: defaults, description, additionalProperties: CLOSED },
   );
 
 /** `callout`: alert calls (Barista API, issue 4). */
