@@ -5,7 +5,7 @@
  * @module
  */
 
-import Type from 'typebox';
+import Type, { type Static } from 'typebox';
 import { bool, formatted, int, item, oneOf, section, str } from '../config/section.ts';
 import { AMI_CLIENT_DEFAULTS as AMI } from './defaults.ts';
 
@@ -53,3 +53,6 @@ export const AmiSection = section(
   },
   'Asterisk Manager Interface',
 );
+
+/** One `ami.servers` entry. */
+export type AmiServerConfig = Static<typeof AmiServer>;

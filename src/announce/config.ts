@@ -4,7 +4,7 @@
  *
  * @module
  */
-import Type from 'typebox';
+import Type, { type Static } from 'typebox';
 import { bool, formatted, int, oneOf, section, str } from '../config/section.ts';
 
 /** `announce`: announcements on a loud ringer (Gong API, issue 5). */
@@ -89,3 +89,6 @@ export const AnnounceSection = section(
   },
   'announcements (Gong API)',
 );
+
+/** The `announce` section. */
+export type AnnounceConfig = Static<typeof AnnounceSection>;

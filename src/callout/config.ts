@@ -4,7 +4,7 @@
  *
  * @module
  */
-import Type from 'typebox';
+import Type, { type Static } from 'typebox';
 import { bool, CLOSED, formatted, int, oneOf, section, str } from '../config/section.ts';
 
 /** Texts per id then per language, e.g. `{ "2": { "ja-jp": "...", "en": "..." } }`. */
@@ -118,3 +118,6 @@ export const CalloutSection = section(
   },
   'alert calls (Barista API)',
 );
+
+/** The `callout` section. */
+export type CalloutConfig = Static<typeof CalloutSection>;

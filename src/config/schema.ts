@@ -15,30 +15,46 @@
  * `docs/configuration.md` explains the environment-variable rule.
  */
 import Type, { type Static } from 'typebox';
-import { AmiSection, type AmiServer } from '../ami/config.ts';
+import { AmiSection } from '../ami/config.ts';
 import { AnnounceSection } from '../announce/config.ts';
 import { AmqpSection } from '../bus/config.ts';
 import { CalloutSection } from '../callout/config.ts';
 import { AuthSection, HttpSection } from '../http/config.ts';
 import { JenkinsSection } from '../jenkins/config.ts';
 import { TtsSection } from '../media/tts/config.ts';
-import { type PushApp, PushSection } from '../push/config.ts';
-import { type SimulatorScript, SimulatorSection } from '../sim/config.ts';
-import { type WebhookEndpoint, WebhooksSection } from '../sinks/config.ts';
+import { PushSection } from '../push/config.ts';
+import { SimulatorSection } from '../sim/config.ts';
+import { WebhooksSection } from '../sinks/config.ts';
 import { DatabaseSection, RedisSection, RetentionSection } from '../store/config.ts';
 import { formatted, oneOf, section, str } from './section.ts';
 
-export { AmiSection, AmiServer } from '../ami/config.ts';
-export { AnnounceSection } from '../announce/config.ts';
+export { AmiSection, AmiServer, type AmiServerConfig } from '../ami/config.ts';
+export { type AnnounceConfig, AnnounceSection } from '../announce/config.ts';
 export { AmqpSection } from '../bus/config.ts';
-export { CalloutSection } from '../callout/config.ts';
-export { ApiToken, AuthSection, BasicUser, HttpSection } from '../http/config.ts';
-export { JenkinsSection } from '../jenkins/config.ts';
-export { TtsSection } from '../media/tts/config.ts';
-export { PushApp, PushPlatform, PushSection } from '../push/config.ts';
-export { SimulatorScript, SimulatorSection } from '../sim/config.ts';
-export { WebhookEndpoint, WebhooksSection } from '../sinks/config.ts';
-export { DatabaseSection, RedisSection, RetentionSection } from '../store/config.ts';
+export { type CalloutConfig, CalloutSection } from '../callout/config.ts';
+export { ApiToken, type AuthConfig, AuthSection, BasicUser, HttpSection } from '../http/config.ts';
+export { type JenkinsConfig, JenkinsSection } from '../jenkins/config.ts';
+export { type TtsConfig, TtsSection } from '../media/tts/config.ts';
+export {
+  PushApp,
+  type PushAppConfig,
+  type PushConfig,
+  PushPlatform,
+  PushSection,
+} from '../push/config.ts';
+export {
+  type SimulatorConfig,
+  SimulatorScript,
+  type SimulatorScriptConfig,
+  SimulatorSection,
+} from '../sim/config.ts';
+export { WebhookEndpoint, type WebhookEndpointConfig, WebhooksSection } from '../sinks/config.ts';
+export {
+  DatabaseSection,
+  RedisSection,
+  type RetentionConfig,
+  RetentionSection,
+} from '../store/config.ts';
 export { FORMAT_MESSAGES } from './section.ts';
 
 /** `instance`: identity of this Switchboard on the bus. */
@@ -97,27 +113,3 @@ export const ConfigSchema = Type.Object(
 
 /** The validated configuration (every key present, defaults applied). */
 export type Config = Static<typeof ConfigSchema>;
-/** One `ami.servers` entry. */
-export type AmiServerConfig = Static<typeof AmiServer>;
-/** One `webhooks.endpoints` entry. */
-export type WebhookEndpointConfig = Static<typeof WebhookEndpoint>;
-/** The `auth` section (also accepted by {@link createAccessRule} in `src/http/auth.ts`). */
-export type AuthConfig = Static<typeof AuthSection>;
-/** The `callout` section. */
-export type CalloutConfig = Static<typeof CalloutSection>;
-/** The `announce` section. */
-export type AnnounceConfig = Static<typeof AnnounceSection>;
-/** The `jenkins` section. */
-export type JenkinsConfig = Static<typeof JenkinsSection>;
-/** The `push` section. */
-export type PushConfig = Static<typeof PushSection>;
-/** One `push.apps` entry. */
-export type PushAppConfig = Static<typeof PushApp>;
-/** The `tts` section. */
-export type TtsConfig = Static<typeof TtsSection>;
-/** The `retention` section. */
-export type RetentionConfig = Static<typeof RetentionSection>;
-/** The `simulator` section. */
-export type SimulatorConfig = Static<typeof SimulatorSection>;
-/** One simulator script. */
-export type SimulatorScriptConfig = Static<typeof SimulatorScript>;

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import Type from 'typebox';
+import Type, { type Static } from 'typebox';
 import { bool, formatted, int, item, section, str } from '../config/section.ts';
 
 /** `http`: the one HTTP server every API is mounted on. */
@@ -88,3 +88,6 @@ export const AuthSection = section(
   },
   'access rule of the HTTP APIs',
 );
+
+/** The `auth` section (also accepted by {@link createAccessRule} in `./auth.ts`). */
+export type AuthConfig = Static<typeof AuthSection>;

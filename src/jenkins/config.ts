@@ -4,7 +4,7 @@
  *
  * @module
  */
-import Type from 'typebox';
+import Type, { type Static } from 'typebox';
 import { bool, formatted, int, oneOf, section, str } from '../config/section.ts';
 
 /** `jenkins`: the failed-job watcher (issue 5). */
@@ -43,3 +43,6 @@ export const JenkinsSection = section(
   },
   'Jenkins watcher',
 );
+
+/** The `jenkins` section. */
+export type JenkinsConfig = Static<typeof JenkinsSection>;

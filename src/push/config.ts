@@ -4,7 +4,7 @@
  *
  * @module
  */
-import Type from 'typebox';
+import Type, { type Static } from 'typebox';
 import { bool, formatted, int, item, oneOf, section, str } from '../config/section.ts';
 
 /** Push platforms of `push.apps[].platforms`: `apns` (`/api/apns-device/`) or `fcm` (`/api/gcm-device/`, `/api/android-device/`). */
@@ -149,3 +149,8 @@ export const PushSection = section(
   },
   'mobile wake-up (push middleware API)',
 );
+
+/** The `push` section. */
+export type PushConfig = Static<typeof PushSection>;
+/** One `push.apps` entry. */
+export type PushAppConfig = Static<typeof PushApp>;

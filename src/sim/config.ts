@@ -6,8 +6,7 @@
  * @module
  */
 import { fileURLToPath } from 'node:url';
-import Type from 'typebox';
-import type { SimulatorConfig } from '../config/schema.ts';
+import Type, { type Static } from 'typebox';
 import { bool, CLOSED, formatted, int, item, oneOf, section, str } from '../config/section.ts';
 import type { SimScript } from './script.ts';
 import type { SimulatorOptions } from './simulator.ts';
@@ -52,6 +51,11 @@ export const SimulatorSection = section(
   },
   'PBX simulator',
 );
+
+/** The `simulator` section. */
+export type SimulatorConfig = Static<typeof SimulatorSection>;
+/** One simulator script. */
+export type SimulatorScriptConfig = Static<typeof SimulatorScript>;
 
 /** The shipped demo recording replayed when `simulator.recording` is empty. */
 export const DEMO_RECORDING = fileURLToPath(

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import Type from 'typebox';
+import Type, { type Static } from 'typebox';
 import { formatted, int, item, section, str } from '../config/section.ts';
 
 /** One webhook endpoint receiving call events. */
@@ -36,3 +36,6 @@ export const WebhooksSection = section(
   },
   'webhooks',
 );
+
+/** One `webhooks.endpoints` entry. */
+export type WebhookEndpointConfig = Static<typeof WebhookEndpoint>;

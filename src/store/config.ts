@@ -4,6 +4,7 @@
  *
  * @module
  */
+import type { Static } from 'typebox';
 import { formatted, int, section, str } from '../config/section.ts';
 
 /** `database`: where durable state lives. */
@@ -78,3 +79,6 @@ export const RetentionSection = section(
   },
   'what serve deletes, and when',
 );
+
+/** The `retention` section. */
+export type RetentionConfig = Static<typeof RetentionSection>;

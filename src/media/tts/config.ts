@@ -4,6 +4,7 @@
  *
  * @module
  */
+import type { Static } from 'typebox';
 import { formatted, oneOf, section, str } from '../../config/section.ts';
 
 /** `tts`: speech synthesis shared by alert calls and announcements. */
@@ -26,3 +27,6 @@ export const TtsSection = section(
   },
   'speech synthesis',
 );
+
+/** The `tts` section. */
+export type TtsConfig = Static<typeof TtsSection>;
