@@ -93,7 +93,7 @@ function describe(error: TypeBoxError, root: unknown): ConfigProblem[] {
     case 'boolean':
       return [{ key, reason: REMOVED_KEYS[key] ?? 'unknown key' }];
     case 'not':
-      // A key of a closed map (additionalProperties: Never in schema.ts).
+      // A key of a closed map (additionalProperties: CLOSED, a Never, in section.ts).
       if (error.schemaPath.endsWith('/additionalProperties')) {
         return [{ key, reason: REMOVED_KEYS[key] ?? 'unknown key' }];
       }
