@@ -13,11 +13,13 @@ import { benchEngine } from './engine.ts';
 import { benchPush } from './push.ts';
 import { benchReplay } from './replay.ts';
 import { type BenchResult, formatTable } from './table.ts';
+import { benchWatch } from './watch.ts';
 
 const BENCHES: Record<string, () => Promise<BenchResult[]>> = {
   engine: benchEngine,
   replay: benchReplay,
   ami: benchAmi,
+  watch: benchWatch,
   bus: benchBus,
   push: benchPush,
   callout: benchCallout,

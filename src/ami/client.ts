@@ -101,8 +101,8 @@ export interface AmiClientOptions {
   /**
    * Lazy parsing: called with each event's name (`Event` value) before the event is built;
    * an event it refuses is skipped unparsed and never emitted (`event`, {@link AmiClient.events}).
-   * While an action is waiting for its answer, every event is parsed (the items of an event
-   * list). Default: every event.
+   * While an action's event list is arriving, every event is parsed (its items). Default:
+   * every event.
    */
   wantEvent?: (eventName: string) => boolean;
   /** Random source in [0, 1) for the backoff jitter (tests). Default `Math.random`. */
@@ -691,7 +691,7 @@ export class AmiClient extends EventEmitter<AmiClientEvents> {
     const parser = new AmiParser({
       ...(wantEvent === undefined
         ? {}
-        : { wantEvent: (name: string) => this.#pending.size > 0 || wantEvent(name) }),
+        : { wantEvent: (name: string) => wantEvent(name) || this.#collectingList() }),
       maxMessageBytes: this.#maxMessageBytes,
       maxHeaders: this.#maxHeaders,
       onBanner: (banner) => {
@@ -943,6 +943,13 @@ export class AmiClient extends EventEmitter<AmiClientEvents> {
     }
     this.#settle(id, pending);
     pending.resolve({ response: message, events: [] });
+  }
+
+  /** True while an action's event list is arriving (its items are parsed, whatever their name). */
+  #collectingList(): boolean {
+    if (this.#pending.size === 0) return false;
+    for (const pending of this.#pending.values()) if (pending.events !== undefined) return true;
+    return false;
   }
 
   #settle(id: string, pending: Pending): void {

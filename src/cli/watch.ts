@@ -52,7 +52,17 @@ export function watchCommand(): Command {
         maxChannels: number;
         maxBridges: number;
       }) => {
-        const writer = new LineWriter(process.stdout, 1);
+        let runner: AmiRunner | undefined;
+        // Backpressure: while stdout cannot take more, no AMI socket is read.
+        const writer = new LineWriter(process.stdout, 65536, {
+          flushSoon: true,
+          onBackpressure: (full) => {
+            for (const client of runner?.clients ?? []) {
+              if (full) client.pause();
+              else client.resume();
+            }
+          },
+        });
         const format = resolveFormat(options.format);
         const reporter = consoleReporter(writer, {
           format,
@@ -65,7 +75,7 @@ export function watchCommand(): Command {
         const print = (message: string): void => {
           process.stderr.write(`switchboard: ${message}\n`);
         };
-        const runner = new AmiRunner(options.ami.map(parseAmiUrl), reporter, {
+        runner = new AmiRunner(options.ami.map(parseAmiUrl), reporter, {
           onStatus: (message) => (held === undefined ? print(message) : held.push(message)),
           maxChannels: options.maxChannels,
           maxBridges: options.maxBridges,
