@@ -11,7 +11,7 @@ const socket = net.connect({ port, host: '127.0.0.1' });
 socket.write('Action: Login\r\nUsername: bench\r\nSecret: bench\r\n\r\n');
 let count = -1; // the login answer
 let start = 0n;
-let tail = Buffer.alloc(0);
+let tail: Buffer = Buffer.alloc(0);
 socket.on('data', (chunk: Buffer) => {
   if (start === 0n) start = process.hrtime.bigint();
   const data = tail.length > 0 ? Buffer.concat([tail, chunk]) : chunk;
