@@ -1,7 +1,7 @@
 /**
  * Benchmark helper process: the ceiling of the AMI path on this machine. Logs in to the fake
  * Asterisk on PORT and only counts `\r\n\r\n` in the bytes it receives, until EVENTS events
- * arrived; prints `{"events", "seconds", "lastAtMs"}`. Arguments: PORT EVENTS.
+ * arrived; prints `{"events", "seconds", "lastAtMs", "maxRssMb"}`. Arguments: PORT EVENTS.
  */
 import net from 'node:net';
 
@@ -25,7 +25,10 @@ socket.on('data', (chunk: Buffer) => {
   tail = data.subarray(last === -1 ? Math.max(0, data.length - 3) : last + 4);
   if (count >= expected) {
     const seconds = Number(process.hrtime.bigint() - start) / 1e9;
-    process.stdout.write(`${JSON.stringify({ events: count, seconds, lastAtMs: Date.now() })}\n`);
+    const maxRssMb = process.resourceUsage().maxRSS / 1024;
+    process.stdout.write(
+      `${JSON.stringify({ events: count, seconds, lastAtMs: Date.now(), maxRssMb })}\n`,
+    );
     process.exit(0);
   }
 });

@@ -7,6 +7,7 @@
  * engine ignores (`benchEvents('asterisk')`).
  */
 import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -98,8 +99,45 @@ export async function watchRun(
       const maxRssMb = peakRssMb(watch.pid as number);
       return { events, seconds: (lastAtMs - startedAtMs) / 1000, maxRssMb };
     } finally {
-      watch.kill(extraArgs.length > 0 ? 'SIGINT' : 'SIGKILL');
+      watch.kill(extraArgs.some((a) => a.startsWith('--cpu-prof')) ? 'SIGINT' : 'SIGKILL');
     }
+  } finally {
+    serverLines.close();
+    server.stdin.end();
+    server.kill();
+  }
+}
+
+/**
+ * The ceiling under the same conditions: a raw socket that only counts `\r\n\r\n`
+ * (bench/ami-raw-client.ts) against the same fake Asterisk and stream.
+ */
+export async function rawRun(kind: StreamKind): Promise<WatchRun> {
+  const server = spawn(
+    process.execPath,
+    [join(import.meta.dirname, 'ami-server.ts'), String(REPEAT), kind],
+    {
+      stdio: ['pipe', 'pipe', 'inherit'],
+    },
+  );
+  const serverLines = createInterface({ input: server.stdout });
+  const messages = serverLines[Symbol.asyncIterator]();
+  try {
+    const first = await messages.next();
+    const { port, events } = JSON.parse(String(first.value)) as { port: number; events: number };
+    const client = spawn(
+      process.execPath,
+      [join(import.meta.dirname, 'ami-raw-client.ts'), String(port), String(events)],
+      {
+        stdio: ['ignore', 'pipe', 'inherit'],
+      },
+    );
+    const clientLines = createInterface({ input: client.stdout });
+    const started = await messages.next();
+    const { startedAtMs } = JSON.parse(String(started.value)) as { startedAtMs: number };
+    const [line] = (await once(clientLines, 'line')) as [string];
+    const { lastAtMs, maxRssMb } = JSON.parse(line) as { lastAtMs: number; maxRssMb: number };
+    return { events, seconds: (lastAtMs - startedAtMs) / 1000, maxRssMb };
   } finally {
     serverLines.close();
     server.stdin.end();
@@ -119,6 +157,8 @@ export async function benchWatch(): Promise<BenchResult[]> {
     for (let run = 0; run < 3; run++) runs.push(await watchRun(kind, lines));
     const rates = runs.map((r) => r.events / r.seconds);
     const best = Math.max(...rates);
+    const raw = await rawRun(kind);
+    const ceiling = raw.events / raw.seconds;
     worstRss = Math.max(worstRss, ...runs.map((r) => r.maxRssMb));
     results.push({
       name: `switchboard watch over TCP, ${label}`,
@@ -126,6 +166,12 @@ export async function benchWatch(): Promise<BenchResult[]> {
       unit: 'events/s',
       target,
       note: `${runs[0]?.events.toLocaleString('en')} events, ${lines.toLocaleString('en')} call-event lines to a pipe; fake Asterisk in its own process; best of 3 (${rates.map((r) => `${Math.round(r / 1000)}k`).join(', ')})`,
+    });
+    results.push({
+      name: `  ceiling: raw socket counting frames, same stream (${kind})`,
+      value: ceiling,
+      unit: 'events/s',
+      note: `watch reaches ${Math.round((100 * best) / ceiling)} % of it`,
     });
   }
   results.push({
