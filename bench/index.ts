@@ -1,6 +1,7 @@
 /**
  * `npm run bench [-- NAME...]`: runs the benchmarks (all, or those named: startup, engine,
- * replay, ami, watch, bus, push, callout, announce) and prints one Markdown table with the machine's description. Not part of
+ * replay, ami, watch, bus, push, callout, announce, console) and prints one Markdown table
+ * with the machine's description. Not part of
  * the tests; copy the table into docs/benchmarks.md. Needs the build (`npm run build`) for
  * the CLI replay figure, and RabbitMQ / Redis on 127.0.0.1 for the bus and push figures.
  */
@@ -9,6 +10,7 @@ import { benchAmi } from './ami.ts';
 import { benchAnnounce } from './announce.ts';
 import { benchBus } from './bus.ts';
 import { benchCallout } from './callout.ts';
+import { benchConsole } from './console.ts';
 import { benchEngine } from './engine.ts';
 import { benchPush } from './push.ts';
 import { benchReplay } from './replay.ts';
@@ -26,6 +28,7 @@ const BENCHES: Record<string, () => Promise<BenchResult[]>> = {
   push: benchPush,
   callout: benchCallout,
   announce: benchAnnounce,
+  console: benchConsole,
 };
 
 const wanted = process.argv.slice(2);

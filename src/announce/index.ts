@@ -22,6 +22,7 @@ import { unlink } from 'node:fs/promises';
 import path from 'node:path';
 import type { FastifyPluginAsync } from 'fastify';
 import type { Logger } from 'pino';
+import type { Registry } from 'prom-client';
 import { envelope } from '../bus/xivo.ts';
 import type { AnnounceConfig, AuthConfig, TtsConfig } from '../config/schema.ts';
 import type { App } from '../http/server.ts';
@@ -32,10 +33,16 @@ import { createSpeechEngine, type SpeechEngine } from '../media/tts/index.ts';
 import type { ServiceContext, ServiceModule } from '../serve/module.ts';
 import type { Database, MigrationSet } from '../store/db.ts';
 import { ExtensionAllowList } from '../telephony/allowlist.ts';
-import type { CallEventSource } from '../telephony/originate.ts';
+import { connectedInOrder } from '../telephony/placed-calls.ts';
 import { checkSpoolDir } from './checks.ts';
 import { type GongListener, startGongListener } from './listener.ts';
-import { callFilePlayer, originatePlayer, type PlayResult } from './playback.ts';
+import { type AnnounceMetrics, announceMetrics } from './metrics.ts';
+import {
+  callFilePlayer,
+  originatePlayer,
+  type PlaybackClient,
+  type PlayResult,
+} from './playback.ts';
 import {
   AnnounceInputError,
   AnnounceQueueFullError,
@@ -140,8 +147,11 @@ export interface AnnounceModuleOptions {
   logger: Logger;
   /** `originate` or `callfile` (resolve `auto` before). */
   playback: 'originate' | 'callfile';
-  /** The AMI client to originate with (originate playback). */
-  ami?: () => CallEventSource | undefined;
+  /**
+   * The AMI clients to originate with (originate playback), connected ones best first
+   * (`connectedInOrder(clients, config.amiServers)`); a single client is accepted too.
+   */
+  ami?: () => readonly PlaybackClient[] | PlaybackClient | undefined;
   /** Publishes an event (`announce.<kind>`); e.g. `bus.publish`. */
   publish?: (routingKey: string, message: ReturnType<typeof envelope>) => void;
   /** `origin_uuid` of published events. */
@@ -160,6 +170,8 @@ export interface AnnounceModuleOptions {
    * {@link AnnounceUnavailableError} (503) and the worker leaves due messages queued.
    */
   unavailable?: () => Promise<string | undefined>;
+  /** Registry of the Prometheus series (`announce/metrics.ts`); none = not exported. */
+  metricsRegistry?: Registry;
 }
 
 /** The assembled module. */
@@ -190,6 +202,53 @@ function toView(row: MessageRow): MessageView {
     durationMs: Number(row.duration_ms),
     finishedMs: row.finished_at === null ? null : Number(row.finished_at),
   };
+}
+
+/**
+ * One info line (and the series of `metrics.ts`) per step of a message: `announce: scheduled`,
+ * `announce: played`, `announce: spooled` (call file handed to Asterisk), `announce: failed`
+ * (with its outcome), `announce: cancelled`. Ids, extension and times only: never the text.
+ */
+function logStep(
+  logger: Logger,
+  metrics: AnnounceMetrics,
+  kind: AnnounceEventKind,
+  row: MessageRow,
+): void {
+  const ids = { id: row.public_id, extension: row.extension };
+  switch (kind) {
+    case 'scheduled':
+      metrics.scheduled.inc({ kind: row.kind });
+      logger.info(
+        {
+          ...ids,
+          kind: row.kind,
+          start: new Date(Number(row.due_at)).toISOString(),
+          durationMs: Number(row.duration_ms),
+        },
+        'announce: scheduled',
+      );
+      return;
+    case 'played':
+      metrics.played.inc();
+      metrics.duration.observe(Number(row.duration_ms) / 1000);
+      logger.info({ ...ids, attempts: Number(row.attempts) }, 'announce: played');
+      return;
+    case 'spooled':
+      metrics.spooled.inc();
+      logger.info({ ...ids, callfile: row.callfile_path }, 'announce: spooled (call file)');
+      return;
+    case 'failed':
+      metrics.failed.inc({ outcome: row.outcome || 'error' });
+      logger.info(
+        { ...ids, outcome: row.outcome, attempts: Number(row.attempts) },
+        'announce: failed',
+      );
+      return;
+    case 'cancelled':
+      logger.info(ids, 'announce: cancelled');
+      return;
+  }
 }
 
 /**
@@ -229,7 +288,9 @@ export function createAnnounceModule(options: AnnounceModuleOptions): AnnounceMo
           spoolDir: config.spoolDir,
           ...(options.callFileTmpDir ? { tmpDir: options.callFileTmpDir } : {}),
         }));
+  const metrics = announceMetrics(options.metricsRegistry);
   const publish = (kind: AnnounceEventKind, row: MessageRow) => {
+    logStep(logger, metrics, kind, row);
     if (!options.publish) return;
     const view = toView(row);
     try {
@@ -502,9 +563,10 @@ export function announceServiceModule(
         database: ctx.db,
         logger: ctx.logger,
         playback,
-        ami: () => ctx.ami.clients[0],
+        ami: () => connectedInOrder(ctx.ami.clients, config.amiServers),
         publish: (key, message) => void ctx.bus.publish(key, message),
         originUuid: ctx.config.instance.uuid,
+        metricsRegistry: ctx.metrics.registry,
         ...(unavailable ? { unavailable } : {}),
       });
       await app.register(module.plugin);

@@ -47,7 +47,9 @@ export interface CalloutModuleOptions {
   db: Database;
   logger: Logger;
   /** AMI clients (the service's `ami.clients`). */
-  amiClients?: () => ReadonlyArray<CallEventSource & { readonly connected: boolean }>;
+  amiClients?: () => ReadonlyArray<
+    CallEventSource & { readonly connected: boolean; readonly name: string }
+  >;
   /** Bus publisher for `callout.*`. */
   publish?: CalloutPublish;
   /** Replaces the speech engine built from `tts` (benchmarks). */
@@ -99,6 +101,7 @@ export function createCalloutModule(options: CalloutModuleOptions): CalloutModul
     const mediaDir = resolve(c.mediaDir);
     providers.asterisk = createAsteriskProvider({
       clients: options.amiClients ?? (() => []),
+      servers: c.amiServers,
       dialString: c.dialString,
       context: c.context,
       callerId: c.callerId,
@@ -162,7 +165,11 @@ export interface CalloutServiceContext {
   logger: Logger;
   db: Database;
   bus: { publish(routingKey: string, message: ReturnType<typeof envelope>): boolean };
-  ami: { clients: ReadonlyArray<CallEventSource & { readonly connected: boolean }> };
+  ami: {
+    clients: ReadonlyArray<
+      CallEventSource & { readonly connected: boolean; readonly name: string }
+    >;
+  };
   /** The `/metrics` registry. */
   metrics?: { registry: Registry };
 }

@@ -13,6 +13,7 @@ import path from 'node:path';
 import type { TSchema } from 'typebox';
 import { Value } from 'typebox/value';
 import { parseDocument } from 'yaml';
+import { amiServerOptions } from '../ami/client.ts';
 import { type Config, ConfigSchema, FORMAT_MESSAGES } from './schema.ts';
 
 /** One problem found in a configuration: the key (dotted path, `[i]` for list items) and why. */
@@ -283,6 +284,19 @@ function article(type: string): string {
   return /^[aeiou]/.test(type) ? `an ${type}` : `a ${type}`;
 }
 
+/**
+ * Keys that existed and never had an effect, removed in 0.1 (issue 13): a file still setting
+ * one is refused with this reason (what to do instead), not silently accepted.
+ */
+export const REMOVED_KEYS: Readonly<Record<string, string>> = {
+  'webhooks.signatureHeader':
+    'removed (it never had an effect): the signature is always sent in X-Switchboard-Signature (docs/bus.md, Webhooks); delete the key',
+  'amqp.confirm':
+    'removed (it never had an effect): the AMQP bus always uses publisher confirms, which its buffering and in-order re-send rely on; delete the key',
+  'tts.sampleRateHz':
+    'removed (it never had an effect): files for Asterisk are always written as 8 kHz 16-bit mono (docs/announce.md); delete the key',
+};
+
 /** Turns one TypeBox error into problems (several for `required`). Never includes values. */
 function describe(error: TypeBoxError, root: unknown): ConfigProblem[] {
   const path = pointerToPath(error.instancePath, root);
@@ -290,7 +304,7 @@ function describe(error: TypeBoxError, root: unknown): ConfigProblem[] {
   const p = error.params;
   switch (error.keyword) {
     case 'boolean':
-      return [{ key, reason: 'unknown key' }];
+      return [{ key, reason: REMOVED_KEYS[key] ?? 'unknown key' }];
     case 'additionalProperties':
       return []; // reported per key by the 'boolean' errors
     case 'required':
@@ -648,6 +662,11 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
     sources.set(path.join('.'), flag);
   }
 
+  // Which ami.servers[] set `auth` themselves (the default must not contradict ?auth=).
+  const rawServers = isObject(raw) && isObject(raw.ami) ? raw.ami.servers : undefined;
+  const explicitAuth = Array.isArray(rawServers)
+    ? rawServers.map((server) => isObject(server) && server.auth !== undefined)
+    : [];
   const config = applyDefaults(ConfigSchema as unknown as Schema, raw);
   if (!fileUnusable) {
     for (const problem of validateConfig(config)) {
@@ -663,16 +682,30 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
       problems.push(source ? { ...problem, source } : problem);
     }
   }
+  if (problems.length === 0) {
+    // One meaning of a server (amiServerOptions): the URL's name= and auth= fill the keys,
+    // so that what is printed (config check --print) is what serve uses.
+    (config as Config).ami.servers.forEach((server, i) => {
+      try {
+        const resolved = amiServerOptions({
+          url: server.url,
+          name: server.name,
+          ...(explicitAuth[i] === true ? { auth: server.auth as 'plain' | 'md5' } : {}),
+        });
+        server.name = resolved.name;
+        server.auth = resolved.auth;
+      } catch (error) {
+        const key = `ami.servers[${i}].url`;
+        const source = [...sources].find(([at]) => key.startsWith(at))?.[1];
+        const problem = { key, reason: (error as Error).message };
+        problems.push(source ? { ...problem, source } : problem);
+      }
+    });
+  }
   if (problems.length > 0) throw new ConfigError(problems);
 
   const valid = config as Config;
   if (valid.instance.uuid === '') valid.instance.uuid = derivedUuid(valid.instance.name);
-  for (const server of valid.ami.servers) {
-    if (server.name === '') {
-      const url = new URL(server.url);
-      server.name = `${url.hostname}:${url.port || '5038'}`;
-    }
-  }
   nameWebhooks(valid.webhooks.endpoints);
   return valid;
 }
@@ -699,58 +732,4 @@ function nameWebhooks(endpoints: Config['webhooks']['endpoints']): void {
   });
 }
 
-const SECRET_KEY = /(secret|password|passphrase|token|apikey|authtoken|privatekey)$/i;
-const SECRET_QUERY = /^(secret|password|passphrase|token|access_token|api_?key|key|auth)$/i;
-/** What replaces a secret in redacted output. */
-export const REDACTED = '***';
-
-/**
- * Removes the password (and secret-looking query parameters) from a URL string, for logs.
- * Non-URLs are returned unchanged.
- */
-export function redactUrl(value: string): string {
-  if (!/^[a-z][a-z0-9+.-]*:\/\//i.test(value)) return value;
-  let url: URL;
-  try {
-    url = new URL(value);
-  } catch {
-    return value.replace(/\/\/[^/@]*@/, `//${REDACTED}@`);
-  }
-  let changed = false;
-  if (url.password !== '') {
-    url.password = REDACTED;
-    changed = true;
-  }
-  for (const name of [...url.searchParams.keys()]) {
-    if (SECRET_QUERY.test(name)) {
-      url.searchParams.set(name, REDACTED);
-      changed = true;
-    }
-  }
-  return changed ? url.toString().replace(encodeURIComponent(REDACTED), REDACTED) : value;
-}
-
-function redactValue(key: string, value: unknown): unknown {
-  if (typeof value === 'string') {
-    if (SECRET_KEY.test(key) && value !== '') return REDACTED;
-    return redactUrl(value);
-  }
-  if (Array.isArray(value)) return value.map((v) => redactValue(key, v));
-  if (isObject(value)) {
-    const out: Json = {};
-    for (const [k, v] of Object.entries(value)) out[k] = redactValue(k, v);
-    return out;
-  }
-  return value;
-}
-
-/**
- * A copy of a configuration (or any part of one) safe to display or log: passwords in URLs,
- * tokens, Basic passwords, webhook secrets, push keys, API keys are replaced by `***`
- * (empty values stay empty, so "not set" remains visible). Keys named `*secret`, `*password`,
- * `*passphrase`, `*token`, `*apiKey` are secrets, as are URL passwords and secret-looking
- * query parameters.
- */
-export function redactConfig<T>(config: T): T {
-  return redactValue('', config) as T;
-}
+export { REDACTED, redactConfig, redactUrl } from '../util/redact.ts';

@@ -6,10 +6,10 @@
  * @module
  */
 import type { AnnounceService } from '../announce/index.ts';
-import { redactUrl } from '../config/load.ts';
 import { fetchErrorReason } from '../http/fetch-error.ts';
 import type { App } from '../http/server.ts';
 import type { ServiceContext, ServiceModule } from '../serve/module.ts';
+import { jenkinsMetrics } from './metrics.ts';
 import { type Announcer, JenkinsWatcher, jenkinsMigrations } from './watcher.ts';
 
 export {
@@ -27,6 +27,8 @@ export {
   spokenName,
   type WatcherOptions,
 } from './watcher.ts';
+
+import { redactUrl } from '../util/redact.ts';
 
 /**
  * An {@link Announcer} posting to Gong's API (`POST <base>/messages/tts/add`, form-encoded
@@ -106,6 +108,7 @@ export function jenkinsServiceModule(
         config,
         database: ctx.db,
         logger: ctx.logger.child({ module: 'jenkins' }),
+        metrics: jenkinsMetrics(ctx.metrics.registry),
         announce: serviceAnnouncer(announce, {
           extension: config.extension,
           language: config.language,

@@ -24,6 +24,8 @@ import { createHash } from 'node:crypto';
 import type { FastifyPluginAsync } from 'fastify';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
+import type { BusMessage } from '../bus/bus.ts';
+import { envelope } from '../bus/xivo.ts';
 import type { CallEvent } from '../calls/events.ts';
 import type { PushConfig } from '../config/schema.ts';
 import type { App } from '../http/server.ts';
@@ -48,6 +50,7 @@ import {
   type Coordinator,
   createMemoryCoordinator,
   createRedisCoordinator,
+  type WakeRecord,
   WakeService,
 } from './wake.ts';
 
@@ -58,7 +61,14 @@ export { createDeviceStore, pushMigrations } from './devices.ts';
 export type { PushMetrics } from './metrics.ts';
 export { pushErrorFormatter } from './routes.ts';
 export type { PushPayload, PushSender, PushTarget, SendResult } from './senders/types.ts';
-export type { CallResponse, Coordinator, IncomingCall, NakReason, WakeAnswer } from './wake.ts';
+export type {
+  CallResponse,
+  Coordinator,
+  IncomingCall,
+  NakReason,
+  WakeAnswer,
+  WakeRecord,
+} from './wake.ts';
 export { createMemoryCoordinator, createRedisCoordinator, WakeService } from './wake.ts';
 
 /** Dependencies of {@link createPushModule}. */
@@ -89,6 +99,8 @@ export interface PushModuleOptions {
   coordinator?: Coordinator;
   /** This process's id on Redis (default random). */
   instanceId?: string;
+  /** Called once per wake-up answered (ACK/NAK), never with a token (see `WakeRecord`). */
+  onWake?: (wake: WakeRecord) => void;
 }
 
 /** The assembled module. */
@@ -166,6 +178,7 @@ export function createPushModule(options: PushModuleOptions): PushModule {
     coordinator,
     metrics,
     logger,
+    ...(options.onWake === undefined ? {} : { onWake: options.onWake }),
   });
   const plugin: FastifyPluginAsync = async (app) => {
     await pushRoutes(app as unknown as App, {
@@ -210,6 +223,7 @@ export interface PushServiceContext {
   config: {
     push: PushConfig;
     redis: { url: string; keyPrefix: string };
+    instance?: { uuid: string };
   };
   logger: Logger;
   metrics: { registry: Registry };
@@ -219,13 +233,15 @@ export interface PushServiceContext {
       bindingKey: string,
       handler: (message: { data: unknown }) => void | Promise<void>,
     ): { close(): Promise<void> };
+    publish?(routingKey: string, message: BusMessage): boolean;
   };
 }
 
 /**
  * The push module as a `serve` module (`{name, migrations, register, start, stop}`): builds
  * {@link createPushModule} from the context at `register`, subscribes to `call.hangup` and
- * `call.queue_caller_abandon` on the bus for cancel pushes. Does nothing when
+ * `call.queue_caller_abandon` on the bus for cancel pushes, publishes every answered wake-up
+ * as `push.wake.answered` (name `push_wake_answered`, data a `WakeRecord`). Does nothing when
  * `push.enabled` is false.
  */
 export function pushServiceModule(
@@ -245,6 +261,12 @@ export function pushServiceModule(
         registry: ctx.metrics.registry,
         logger: ctx.logger,
         redis: ctx.config.redis.url ? ctx.config.redis : undefined,
+        onWake: (wake) => {
+          ctx.bus.publish?.(
+            'push.wake.answered',
+            envelope('push_wake_answered', ctx.config.instance?.uuid ?? '', wake),
+          );
+        },
       });
       await module.start();
       await app.register(module.plugin);

@@ -27,7 +27,8 @@ import { createAccessRule } from '../http/auth.ts';
 import { sendError } from '../http/errors.ts';
 import type { App } from '../http/server.ts';
 import type { Metrics } from '../metrics.ts';
-import { type SseStream, streamBusAsSse } from '../sinks/sse.ts';
+import { type BusHistory, type SseStream, streamBusAsSse } from '../sinks/sse.ts';
+import { reuseMetric } from '../util/metrics.ts';
 
 /** Options of {@link serviceRoutes}. */
 export interface ServiceRoutesOptions {
@@ -44,6 +45,12 @@ export interface ServiceRoutesOptions {
   streams: Set<SseStream>;
   /** Registry for the stream metrics (default: none kept). */
   metrics?: Metrics;
+  /**
+   * The recent messages with shared ids: streams are served from it and a client's
+   * `Last-Event-ID` replays what it missed (default: none, each stream numbers its own).
+   * Started (one `#` subscription) when the first stream opens.
+   */
+  history?: BusHistory;
 }
 
 /** Most `bind` keys of one `/api/events` request (each is a subscription). */
@@ -54,8 +61,7 @@ const SSE_RETRY_AFTER_S = 10;
 
 function sseMetrics(metrics: Metrics | undefined) {
   const registers = metrics ? [metrics.registry] : [];
-  const reuse = <T>(name: string, make: () => T): T =>
-    (metrics?.registry.getSingleMetric(name) as T | undefined) ?? make();
+  const reuse = <T>(name: string, make: () => T): T => reuseMetric(metrics?.registry, name, make);
   return {
     open: reuse(
       'switchboard_sse_streams',
@@ -163,7 +169,11 @@ export async function serviceRoutes(app: App, options: ServiceRoutesOptions): Pr
             "message's name, `data:` one line of JSON: `{routing_key, name, origin_uuid, data}`. " +
             'A `: ready` comment is sent once the subscriptions are bound. At most ' +
             '`http.sseMaxStreams` streams at once (then 503 with Retry-After); a client that ' +
-            'falls more than `http.sseMaxBufferedBytes` behind is disconnected.',
+            'falls more than `http.sseMaxBufferedBytes` behind is disconnected. Every event has ' +
+            'an `id:` (`<epoch>-<n>`, shared by all streams of the process); a client that ' +
+            'reconnects with the `Last-Event-ID` header first gets the messages it missed ' +
+            '(of the last 10,000 kept), or `event: reset` when they are no longer kept (or the ' +
+            'id is from before a restart): then it should reload its state from the APIs.',
           querystring: Type.Object({
             bind: Type.Optional(
               Type.Array(Type.String(), {
@@ -212,6 +222,12 @@ export async function serviceRoutes(app: App, options: ServiceRoutesOptions): Pr
             headers: { 'retry-after': String(SSE_RETRY_AFTER_S) },
           });
         }
+        // The history binds at the first stream (no `#` subscription while nobody reads).
+        options.history
+          ?.start(bus)
+          .catch((error: unknown) =>
+            request.log.warn({ err: error }, 'event-stream history not subscribed'),
+          );
         reply.hijack();
         const stream = streamBusAsSse(bus, reply.raw, {
           bindingKeys,
@@ -221,6 +237,10 @@ export async function serviceRoutes(app: App, options: ServiceRoutesOptions): Pr
           ...(options.sseMaxBufferedBytes === undefined
             ? {}
             : { maxBufferedBytes: options.sseMaxBufferedBytes }),
+          ...(options.history === undefined ? {} : { history: options.history }),
+          ...(typeof request.headers['last-event-id'] === 'string'
+            ? { lastEventId: request.headers['last-event-id'] }
+            : {}),
         });
         streams.add(stream);
         m.open.set(streams.size);

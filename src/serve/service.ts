@@ -19,7 +19,7 @@
 
 import type { Logger } from 'pino';
 import { Counter, Gauge } from 'prom-client';
-import { type AmiClientOptions, parseAmiUrl } from '../ami/client.ts';
+import { type AmiClientOptions, amiServerOptions, parseAmiUrl } from '../ami/client.ts';
 import { AmiAuthError } from '../ami/errors.ts';
 import { amiEventLabel } from '../ami/known-events.ts';
 import type { AmiEvent } from '../ami/message.ts';
@@ -33,7 +33,6 @@ import {
 import { checkAnnounceConfig } from '../announce/checks.ts';
 import { resolvePlayback } from '../announce/index.ts';
 import type { Bus } from '../bus/bus.ts';
-import { compileBindingKey } from '../bus/bus.ts';
 import { type CreateBusOptions, createBus } from '../bus/index.ts';
 import { type CallEventLike, XivoPublisher } from '../bus/xivo.ts';
 import { selectProvider } from '../callout/index.ts';
@@ -41,7 +40,7 @@ import type { CallEngine } from '../calls/engine.ts';
 import type { CallEvent } from '../calls/events.ts';
 import { AmiRunner } from '../calls/live.ts';
 import type { EventContext, Reporter } from '../calls/reporter.ts';
-import { type ConfigProblem, redactUrl } from '../config/load.ts';
+import type { ConfigProblem } from '../config/load.ts';
 import type { AmiServerConfig, Config } from '../config/schema.ts';
 import { followAuth } from '../http/auth.ts';
 import {
@@ -52,12 +51,16 @@ import {
   type SwitchboardServer,
 } from '../http/server.ts';
 import { createMetrics, type Metrics } from '../metrics.ts';
-import type { SseStream } from '../sinks/sse.ts';
-import { type WebhookEvent, WebhookSink } from '../sinks/webhook.ts';
+import { BusHistory, type SseStream } from '../sinks/sse.ts';
+import { type WebhookEvent, WebhookSink, webhookEventFilter } from '../sinks/webhook.ts';
 import { type Database, migrate, type OpenDatabaseOptions, openDatabase } from '../store/db.ts';
+import { reuseMetric } from '../util/metrics.ts';
+import { redactUrl } from '../util/redact.ts';
+import { withTimeout } from '../util/timeout.ts';
 import type { ServiceContext, ServiceModule } from './module.ts';
 import { serviceRoutes } from './routes.ts';
 import { type EmbeddedSimulator, startEmbeddedSimulator } from './simulator.ts';
+import { toolReadiness } from './tools.ts';
 
 /** Options of {@link createService}. Only `config` is required. */
 export interface ServiceOptions {
@@ -170,7 +173,7 @@ export function checkServiceConfig(config: Config): ConfigProblem[] {
   const names = new Map<string, number>();
   config.ami.servers.forEach((server, i) => {
     try {
-      parseAmiUrl(server.url);
+      amiServerOptions({ url: server.url, name: server.name });
     } catch (error) {
       problems.push({ key: `ami.servers[${i}].url`, reason: (error as Error).message });
     }
@@ -189,11 +192,23 @@ export function checkServiceConfig(config: Config): ConfigProblem[] {
       reason: 'the name "simulator" is taken by the embedded simulator (simulator.enabled)',
     });
   }
+  const known = new Set(names.keys());
+  if (config.simulator.enabled) known.add('simulator');
+  for (const section of ['callout', 'announce'] as const) {
+    config[section].amiServers.forEach((name, i) => {
+      if (!known.has(name)) {
+        problems.push({
+          key: `${section}.amiServers[${i}]`,
+          reason: `no AMI server is named ${JSON.stringify(name)} (names: ${[...known].join(', ') || 'none'})`,
+        });
+      }
+    });
+  }
   problems.push(...checkAnnounceConfig(config));
   config.webhooks.endpoints.forEach((endpoint, i) => {
     endpoint.events.forEach((pattern, j) => {
       try {
-        compileBindingKey(pattern);
+        webhookEventFilter([pattern]);
       } catch (error) {
         problems.push({
           key: `webhooks.endpoints[${i}].events[${j}]`,
@@ -210,12 +225,12 @@ export function amiClientOptions(
   server: AmiServerConfig,
   extra: Partial<AmiClientOptions> = {},
 ): AmiClientOptions {
-  const fromUrl = parseAmiUrl(server.url);
-  const hasAuthParam = new URL(server.url).searchParams.has('auth');
+  // The one meaning of a server (the loader filled name and auth from the URL already; a
+  // config built in code may still say auth in the URL only).
+  const fromUrl = amiServerOptions({ url: server.url, name: server.name });
   const options: AmiClientOptions = {
     ...fromUrl,
-    name: server.name,
-    auth: hasAuthParam ? (fromUrl.auth ?? 'plain') : (server.auth as 'plain' | 'md5'),
+    auth: parseAmiUrl(server.url).auth ?? (server.auth as 'plain' | 'md5'),
     pingIntervalMs: server.pingIntervalMs,
     connectTimeoutMs: server.connectTimeoutMs,
     actionTimeoutMs: server.actionTimeoutMs,
@@ -275,8 +290,7 @@ function serviceMetrics(
   currentRunner: () => AmiRunner | undefined,
 ): ServiceMetrics {
   const registry = metrics.registry;
-  const reuse = <T>(name: string, make: () => T): T =>
-    (registry.getSingleMetric(name) as T | undefined) ?? make();
+  const reuse = <T>(name: string, make: () => T): T => reuseMetric(registry, name, make);
   const engineGauge = (name: string, help: string, size: (engine: CallEngine) => number) =>
     reuse(
       name,
@@ -448,20 +462,6 @@ interface Webhook {
   settings: string;
 }
 
-async function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T | undefined> {
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    return await Promise.race([
-      promise,
-      new Promise<undefined>((resolve) => {
-        timer = setTimeout(() => resolve(undefined), ms);
-      }),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
 /**
  * Builds the service for `options.config` (nothing starts until {@link Service.start}).
  * @throws ConfigError-like `Error` listing {@link checkServiceConfig} problems.
@@ -477,6 +477,7 @@ export function createService(options: ServiceOptions): Service {
   const modules = [...(options.modules ?? [])];
   const flushTimeoutMs = options.busFlushTimeoutMs ?? 5000;
   const streams = new Set<SseStream>();
+  const history = new BusHistory();
 
   let context: ServiceContext | undefined;
   let server: SwitchboardServer | undefined;
@@ -503,10 +504,9 @@ export function createService(options: ServiceOptions): Service {
       const settings = JSON.stringify([endpoint, section.retryBaseMs]);
       const kept = current.find((hook) => hook.settings === settings);
       if (kept !== undefined) return kept;
-      const matchers = endpoint.events.map((pattern) => compileBindingKey(pattern));
       return {
         settings,
-        accepts: (routingKey: string) => matchers.some((match) => match(routingKey)),
+        accepts: webhookEventFilter(endpoint.events),
         sink: new WebhookSink({
           targets: [
             endpoint.secret === ''
@@ -637,7 +637,14 @@ export function createService(options: ServiceOptions): Service {
         }
         if (extra !== undefined) {
           const result = extra.onCallEvent?.(event, ctx);
-          if (result instanceof Promise) result.catch(() => {});
+          if (result instanceof Promise) {
+            result.catch((error: unknown) =>
+              log.warn(
+                { err: error, event: event.event, server: ctx.server },
+                'extra reporter (--print-events) failed on a call event',
+              ),
+            );
+          }
         }
       },
     };
@@ -682,6 +689,9 @@ export function createService(options: ServiceOptions): Service {
     }
     const theDb = db;
     readiness.add('database', () => theDb.check());
+    // sox / espeak-ng for the features that need them: checked now (logged) and in /readyz.
+    const tools = toolReadiness(config, modules, logger.child({ component: 'tools' }));
+    readiness.add('tools', tools.check);
     const theBus = bus;
     readiness.add('bus', () =>
       theBus.isConnected()
@@ -699,6 +709,7 @@ export function createService(options: ServiceOptions): Service {
       auth: config.auth,
       streams,
       metrics,
+      history,
       sseMaxStreams: config.http.sseMaxStreams,
       sseMaxBufferedBytes: config.http.sseMaxBufferedBytes,
       ...(options.sseKeepAliveMs === undefined ? {} : { sseKeepAliveMs: options.sseKeepAliveMs }),
@@ -711,6 +722,9 @@ export function createService(options: ServiceOptions): Service {
       throw listenFailure(error, 'HTTP server', config.http.listen, 'http.listen (or --listen)');
     }
     log.info({ url: address.url }, 'HTTP server listening');
+    if (modules.some((module) => module.name === 'console')) {
+      log.info({ url: `${address.url}/` }, `console: open ${address.url}/ in a browser`);
+    }
 
     // 6. Registered, then AMI in the background, then the modules.
     publisher.registered({
@@ -730,6 +744,7 @@ export function createService(options: ServiceOptions): Service {
       await module.start?.(context);
       started.push(module);
     }
+    await tools.checked;
     log.info(
       {
         instance: config.instance.name,
@@ -757,9 +772,16 @@ export function createService(options: ServiceOptions): Service {
         log.error({ err: error, module: module.name }, 'module stop failed');
       }
     }
+    await history
+      .stop()
+      .catch((error: unknown) => log.warn({ err: error }, 'event-stream history stop failed'));
     // 3. AMI, then the simulator.
-    await runner?.stop().catch(() => {});
-    await simulator?.close().catch(() => {});
+    await runner
+      ?.stop()
+      .catch((error: unknown) => log.warn({ err: error }, 'AMI runner stop failed'));
+    await simulator
+      ?.close()
+      .catch((error: unknown) => log.warn({ err: error }, 'embedded PBX simulator close failed'));
     // 4. Webhooks (bounded), deregistration, bus flush (bounded), database.
     await Promise.all([...webhooks.map((hook) => hook.sink.close(flushTimeoutMs)), ...retiring]);
     if (registered && context !== undefined) {
@@ -772,9 +794,11 @@ export function createService(options: ServiceOptions): Service {
       if (status.buffered > 0) {
         log.info({ buffered: status.buffered }, 'flushing the bus buffer');
       }
-      await withTimeout(bus.close(flushTimeoutMs), flushTimeoutMs + 1000);
+      await withTimeout(bus.close(flushTimeoutMs), flushTimeoutMs + 1000, 'bus close').catch(
+        (error: unknown) => log.warn({ err: error }, 'bus close did not finish'),
+      );
     }
-    await db?.close().catch(() => {});
+    await db?.close().catch((error: unknown) => log.warn({ err: error }, 'database close failed'));
     log.info('stopped');
   }
 
@@ -789,7 +813,9 @@ export function createService(options: ServiceOptions): Service {
     start() {
       if (starting !== undefined) return starting;
       starting = doStart().catch(async (error: unknown) => {
-        await this.stop().catch(() => {});
+        await this.stop().catch((stopError: unknown) =>
+          log.warn({ err: stopError }, 'stop after a failed start failed'),
+        );
         throw error;
       });
       return starting;

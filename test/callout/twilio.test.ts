@@ -3,9 +3,10 @@
 // signed with X-Twilio-Signature. A bad signature is refused with 403.
 import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
-import { type AddressInfo, createServer as createNetServer } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { after, describe, test } from 'node:test';
 import { twilioSignature } from '../../src/callout/providers/twilio.ts';
+import { freePort } from '../support/net.ts';
 import { calloutConfig, postCurlStyle, startServe, testDb, waitHistory } from './helpers.ts';
 
 const SID = 'AC0123456789abcdef0123456789abcdef';
@@ -16,12 +17,16 @@ interface Script {
   status?: string;
   /** Keys pressed at successive Gathers. */
   digits?: string[];
+  /** Status callbacks sent (and expected to be ignored) before the call is played. */
+  ignoredStatuses?: string[];
 }
 
 interface FakeTwilio {
   url: string;
   calls: Array<Record<string, string>>;
   twiml: string[];
+  /** HTTP statuses of the `ignoredStatuses` callbacks. */
+  ignored: number[];
   close(): Promise<void>;
 }
 
@@ -43,10 +48,15 @@ function xmlUnescape(url: string): string {
 async function fakeTwilio(scripts: Record<string, Script>): Promise<FakeTwilio> {
   const calls: Array<Record<string, string>> = [];
   const twiml: string[] = [];
+  const ignored: number[] = [];
   let n = 0;
   const play = async (call: Record<string, string>, sid: string) => {
     const script = scripts[call.To ?? ''] ?? { status: 'no-answer' };
     const base = { CallSid: sid, AccountSid: SID, To: call.To ?? '', From: call.From ?? '' };
+    for (const status of script.ignoredStatuses ?? []) {
+      const answer = await signedPost(call.StatusCallback ?? '', { ...base, CallStatus: status });
+      ignored.push(answer.status);
+    }
     if (script.status) {
       await signedPost(call.StatusCallback ?? '', { ...base, CallStatus: script.status });
       return;
@@ -92,16 +102,9 @@ async function fakeTwilio(scripts: Record<string, Script>): Promise<FakeTwilio> 
     url: `http://127.0.0.1:${port}`,
     calls,
     twiml,
+    ignored,
     close: () => new Promise((r) => server.close(() => r())),
   };
-}
-
-async function freePort(): Promise<number> {
-  const s = createNetServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const { port } = s.address() as AddressInfo;
-  await new Promise((r) => s.close(r));
-  return port;
 }
 
 describe('callout via Twilio (fake Twilio API)', () => {
@@ -113,7 +116,8 @@ describe('callout via Twilio (fake Twilio API)', () => {
   test('sequential: busy, wrong key then 2, then 1; TwiML, signatures, 403 on a bad one', async () => {
     const twilio = await fakeTwilio({
       '+81701': { status: 'busy' },
-      '+81702': { digits: ['9', '2'] },
+      // CallStatus values naming Object.prototype members are no outcome (own keys only).
+      '+81702': { digits: ['9', '2'], ignoredStatuses: ['constructor', '__proto__', 'toString'] },
       '+81703': { digits: ['1'] },
     });
     cleanups.push(() => twilio.close());
@@ -148,6 +152,7 @@ describe('callout via Twilio (fake Twilio API)', () => {
     const { eventid } = (await response.json()) as { eventid: string };
     const h = await waitHistory(url, eventid, (x) => x.eventstatus === '2');
     assert.equal(h.provider, 'twilio');
+    assert.deepEqual(twilio.ignored, [204, 204, 204]);
     assert.deepEqual(
       h.result.map((r) => [r.numofcall, r.status]),
       [
