@@ -33,7 +33,7 @@ import { createTwilioProvider, twilioWebhookRoutes } from './providers/twilio.ts
 import type { CalloutProvider } from './providers/types.ts';
 import { calloutMigrations } from './repository.ts';
 import { calloutRoutes } from './routes.ts';
-import { type CalloutPublish, CalloutService } from './service.ts';
+import { type CalloutPublish, CalloutService, type CalloutServiceOptions } from './service.ts';
 
 export type { AttemptOutcome, CalloutProvider, DialRequest } from './providers/types.ts';
 export { calloutMigrations } from './repository.ts';
@@ -60,6 +60,8 @@ export interface CalloutModuleOptions {
   owner?: string;
   /** Registry of the Prometheus series (`callout/metrics.ts`); none = not exported. */
   metricsRegistry?: Registry;
+  /** Told of each call handed to its provider (benchmarks: due-to-placed delays). */
+  onPlaced?: CalloutServiceOptions['onPlaced'];
 }
 
 /** The assembled module. */
@@ -134,6 +136,7 @@ export function createCalloutModule(options: CalloutModuleOptions): CalloutModul
     metrics: calloutMetrics(options.metricsRegistry),
     ...(options.publish ? { publish: options.publish } : {}),
     ...(options.owner ? { owner: options.owner } : {}),
+    ...(options.onPlaced ? { onPlaced: options.onPlaced } : {}),
   });
   const plugin: FastifyPluginAsync = async (app) => {
     await calloutRoutes(app as unknown as App, { service, config: c, auth: config.auth });
