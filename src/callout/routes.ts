@@ -11,9 +11,17 @@
  * 500 error 2 (other system error).
  */
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import Type from 'typebox';
 import type { AuthConfig, CalloutConfig } from '../config/schema.ts';
 import { createAccessRule } from '../http/auth.ts';
 import { type ErrorFormatter, HttpError, useErrorFormatter } from '../http/errors.ts';
+import {
+  ACCESS_RULE_SECURITY,
+  errorResponses,
+  seedSchemaErrorFormatter,
+  seedValidatorCompiler,
+  TextField,
+} from '../http/schemas.ts';
 import type { App } from '../http/server.ts';
 import { DatabaseUnavailableError } from '../store/db.ts';
 import { TELNO_PATTERN } from '../telephony/dialstring.ts';
@@ -266,54 +274,95 @@ export function historyBody(history: EventHistory): unknown[] {
   ];
 }
 
-const scalar = { anyOf: [{ type: 'string' }, { type: 'integer' }] };
+const field = (description: string, maxLength?: number) =>
+  TextField({ description, ...(maxLength === undefined ? {} : { maxLength }) });
+/** The seed's fields, shared by both bodies (form values are text; JSON may send numbers). */
 const fields = {
-  testflg: { ...scalar, description: '0: place calls, 1: dry run (no call)' },
-  hostname: { ...scalar, description: 'host that failed' },
-  operator: { ...scalar, description: 'id of the caller of this API' },
-  calltype: { ...scalar, description: '1 sequential, 2 parallel' },
-  frequency: { ...scalar, description: 'most calls per person, 1–10' },
-  language: { type: 'string', enum: ['en', 'ja-jp'] },
-  message: { type: 'string', description: 'the announcement' },
-  headid: { ...scalar, description: 'head text id (config callout.head)' },
-  footid: { ...scalar, description: 'foot text id (config callout.foot)' },
+  testflg: Type.Optional(
+    Type.Union([Type.String(), Type.Number(), Type.Null()], {
+      description: '0: place calls (default), 1: dry run (no call)',
+    }),
+  ),
+  hostname: field('host that failed; replaces {hostname} in the head and foot texts', 255),
+  operator: field('id of the caller of this API', 100),
+  calltype: field('1 sequential, 2 parallel'),
+  frequency: field('most calls per person, 1–10'),
+  language: Type.Union([Type.Literal('en'), Type.Literal('ja-jp')]),
+  message: field('the announcement', 1000),
+  headid: field('head text id (config callout.head)'),
+  footid: field('foot text id (config callout.foot)'),
 };
-/** OpenAPI schema of the form-encoded body. */
-export const formBodySchema = {
-  type: 'object',
-  properties: {
-    ...fields,
-    addressee: {
-      anyOf: [{ type: 'string' }, { type: 'array', items: { type: 'string' } }],
-      description: 'order:userid:telno:name:min_seconds_between_calls, repeated',
+const ADDRESSEE = 'order:userid:telno:name:min_seconds_between_calls';
+
+/** `POST /api/v1/call` form-encoded (the seed): `addressee` repeated. */
+export const CallFormBody = Type.Object({
+  ...fields,
+  addressee: Type.Union([Type.String(), Type.Array(Type.String())], {
+    description: `${ADDRESSEE}, repeated once per person`,
+  }),
+});
+
+/** `POST /api/v1/call` as JSON: `addressee` a list of seed strings or objects. */
+export const CallJsonBody = Type.Object({
+  ...fields,
+  addressee: Type.Union([
+    Type.String({ description: ADDRESSEE }),
+    Type.Array(
+      Type.Union([
+        Type.String({ description: ADDRESSEE }),
+        Type.Object({
+          order: Type.Optional(TextField({ description: '1–9999, unique per event' })),
+          userid: Type.Optional(TextField({ maxLength: 64 })),
+          telno: Type.Optional(TextField({ description: 'digits, optional leading +' })),
+          name: Type.Optional(TextField({ maxLength: 100 })),
+          interval: Type.Optional(TextField({ description: 'minimum seconds between calls' })),
+        }),
+      ]),
+    ),
+  ]),
+});
+
+/** The seed's error body. */
+export const BaristaErrorBody = Type.Object({
+  success: Type.Literal('false'),
+  error: Type.Union([Type.Literal('1'), Type.Literal('2'), Type.Literal('99')], {
+    description: '1 input error, 2 system error, 99 other (access refused)',
+  }),
+  message: Type.String(),
+});
+
+/** The history answer (one element, all values strings as in the seed). */
+export const HistoryBody = Type.Array(
+  Type.Object(
+    {
+      success: Type.Literal('true'),
+      eventid: Type.String(),
+      type: Type.String({ description: 'calltype' }),
+      testflg: Type.String(),
+      provider: Type.String(),
+      frequency: Type.String(),
+      language: Type.String(),
+      headid: Type.String(),
+      footid: Type.String(),
+      headmsg: Type.String(),
+      announce: Type.String(),
+      footmsg: Type.String(),
+      eventstatus: Type.String(),
+      result: Type.Array(
+        Type.Object({
+          ghid: Type.String(),
+          order: Type.String(),
+          telno: Type.String(),
+          name: Type.String(),
+          numofcall: Type.String(),
+          latestcall: Type.String({ description: 'epoch seconds, "" before any call' }),
+          status: Type.String({ description: '"" before any call' }),
+        }),
+      ),
     },
-  },
-};
-/** OpenAPI schema of the JSON body. */
-export const jsonBodySchema = {
-  type: 'object',
-  properties: {
-    ...fields,
-    addressee: {
-      type: 'array',
-      items: {
-        anyOf: [
-          { type: 'string' },
-          {
-            type: 'object',
-            properties: {
-              order: { type: 'integer' },
-              userid: { type: 'string' },
-              telno: { type: 'string' },
-              name: { type: 'string' },
-              interval: { type: 'integer', description: 'minimum seconds between calls' },
-            },
-          },
-        ],
-      },
-    },
-  },
-};
+    { additionalProperties: true },
+  ),
+);
 
 /** Options of {@link calloutRoutes}. */
 export interface CalloutRoutesOptions {
@@ -329,6 +378,8 @@ export interface CalloutRoutesOptions {
 export async function calloutRoutes(app: App, options: CalloutRoutesOptions): Promise<void> {
   const { service, config } = options;
   useErrorFormatter(app, baristaErrorFormatter, ['/api/v1/call']);
+  app.setValidatorCompiler(seedValidatorCompiler);
+  app.setSchemaErrorFormatter(seedSchemaErrorFormatter);
   const access = createAccessRule({
     ...options.auth,
     module: 'callout',
@@ -342,11 +393,20 @@ export async function calloutRoutes(app: App, options: CalloutRoutesOptions): Pr
     schema: {
       summary: 'Start an alert-call escalation (Barista)',
       tags: ['callout'],
+      operationId: 'createCallEvent',
+      security: ACCESS_RULE_SECURITY,
       body: {
         content: {
-          'application/x-www-form-urlencoded': { schema: formBodySchema },
-          'application/json': { schema: jsonBodySchema },
+          'application/x-www-form-urlencoded': { schema: CallFormBody },
+          'application/json': { schema: CallJsonBody },
         },
+      },
+      response: {
+        200: Type.Object(
+          { success: Type.Literal('true'), eventid: Type.String() },
+          { description: 'Stored; the escalation starts' },
+        ),
+        ...errorResponses(BaristaErrorBody, [400, 401, 403, 413, 415, 503]),
       },
     },
     async handler(request: FastifyRequest, reply: FastifyReply) {
@@ -380,9 +440,16 @@ export async function calloutRoutes(app: App, options: CalloutRoutesOptions): Pr
     schema: {
       summary: 'History of an escalation (Barista)',
       tags: ['callout'],
-      querystring: {
-        type: 'object',
-        properties: { eventid: { type: 'string' } },
+      operationId: 'getCallEvent',
+      security: ACCESS_RULE_SECURITY,
+      querystring: Type.Object({
+        eventid: Type.Optional(
+          Type.String({ description: 'the eventid POST answered (required)' }),
+        ),
+      }),
+      response: {
+        200: { ...HistoryBody, description: 'The event and its people' },
+        ...errorResponses(BaristaErrorBody, [400, 401, 403, 404, 503]),
       },
     },
     async handler(request: FastifyRequest) {

@@ -34,6 +34,7 @@ import Fastify, {
 import pino, { type DestinationStream, type Logger } from 'pino';
 import pretty from 'pino-pretty';
 import { Counter } from 'prom-client';
+import Type from 'typebox';
 import { redactUrl, TRUST_PROXY_TRUE } from '../config/load.ts';
 import type { Config } from '../config/schema.ts';
 import { createMetrics, type Metrics } from '../metrics.ts';
@@ -47,6 +48,7 @@ import {
   toErrorInfo,
   useErrorFormatter,
 } from './errors.ts';
+import { NO_SECURITY, SECURITY_SCHEMES } from './schemas.ts';
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -342,6 +344,16 @@ class OneLineLogController extends LogController {
   }
 }
 
+/** The answer of `/readyz`. */
+const Readyz = Type.Object({
+  status: Type.Union([Type.Literal('ready'), Type.Literal('not ready')]),
+  failed: Type.Array(Type.String(), { description: 'names of the failed checks' }),
+  checks: Type.Record(
+    Type.String(),
+    Type.Object({ ok: Type.Boolean(), detail: Type.Optional(Type.String()) }),
+  ),
+});
+
 const REQUEST_TIMEOUTS = 'switchboard_http_request_timeouts_total';
 const REQUEST_TIMEOUT_BODY =
   '{"error":"request_timeout","message":"request body not received in time","statusCode":408}';
@@ -438,6 +450,9 @@ export async function createServer(options: CreateServerOptions): Promise<Switch
   });
 
   useErrorFormatter(app, defaultErrorFormatter);
+  // Response schemas document the answers (OpenAPI); answers are serialized as they always
+  // were, so a schema can never drop or retype a field a client reads.
+  app.setSerializerCompiler(() => (data) => JSON.stringify(data));
   app.setNotFoundHandler((request, reply) =>
     sendError(
       reply,
@@ -486,6 +501,7 @@ export async function createServer(options: CreateServerOptions): Promise<Switch
           description: 'Asterisk call events, alert calls, announcements and mobile wake-up',
           version: options.version ?? '0.1.0',
         },
+        components: { securitySchemes: SECURITY_SCHEMES as never },
       },
     });
     await app.register(swaggerUi, { routePrefix: '/docs' });
@@ -511,8 +527,17 @@ export async function createServer(options: CreateServerOptions): Promise<Switch
 
   app.get(
     '/healthz',
-    { schema: { tags: ['operations'], summary: 'The process is up' }, logLevel: 'warn' },
-    async () => ({ status: 'ok' }),
+    {
+      schema: {
+        tags: ['operations'],
+        summary: 'The process is up',
+        operationId: 'getHealth',
+        security: NO_SECURITY,
+        response: { 200: Type.Object({ status: Type.Literal('ok') }) },
+      },
+      logLevel: 'warn',
+    },
+    async () => ({ status: 'ok' as const }),
   );
 
   app.get(
@@ -521,6 +546,12 @@ export async function createServer(options: CreateServerOptions): Promise<Switch
       schema: {
         tags: ['operations'],
         summary: 'Ready to serve: every readiness check passes (else 503 naming the failed ones)',
+        operationId: 'getReadiness',
+        security: NO_SECURITY,
+        response: {
+          200: Readyz,
+          503: { ...Readyz, description: 'Not ready: `failed` names the checks that fail' },
+        },
       },
       logLevel: 'warn',
     },
@@ -528,7 +559,7 @@ export async function createServer(options: CreateServerOptions): Promise<Switch
       const result = await readiness.run();
       reply.code(result.ready ? 200 : 503);
       return {
-        status: result.ready ? 'ready' : 'not ready',
+        status: result.ready ? ('ready' as const) : ('not ready' as const),
         failed: result.failed,
         checks: result.checks,
       };
@@ -537,7 +568,21 @@ export async function createServer(options: CreateServerOptions): Promise<Switch
 
   app.get(
     '/metrics',
-    { schema: { tags: ['operations'], summary: 'Prometheus metrics' }, logLevel: 'warn' },
+    {
+      schema: {
+        tags: ['operations'],
+        summary: 'Prometheus metrics',
+        operationId: 'getMetrics',
+        security: NO_SECURITY,
+        response: {
+          200: {
+            description: 'Prometheus text exposition format',
+            content: { 'text/plain': { schema: Type.String() } },
+          },
+        },
+      },
+      logLevel: 'warn',
+    },
     async (_request, reply) => {
       reply.type(metrics.registry.contentType);
       return metrics.registry.metrics();

@@ -29,9 +29,16 @@
 import formbody from '@fastify/formbody';
 import multipart from '@fastify/multipart';
 import type { FastifyRequest } from 'fastify';
+import Type, { type TSchema } from 'typebox';
 import { createCidrMatcher, LOOPBACK_NETWORKS } from '../http/auth.ts';
 import { clientOf, crossSiteOf } from '../http/client.ts';
 import { type ErrorFormatter, HttpError, useErrorFormatter } from '../http/errors.ts';
+import {
+  errorResponses,
+  NO_SECURITY,
+  seedSchemaErrorFormatter,
+  seedValidatorCompiler,
+} from '../http/schemas.ts';
 import type { App } from '../http/server.ts';
 import type { AccountChecker } from './accounts.ts';
 import type { KnownApps } from './apps.ts';
@@ -217,6 +224,90 @@ function derivedResponseUrl(request: FastifyRequest): string {
   return `${request.protocol}://${host}/api/call-response/`;
 }
 
+// ---------------------------------------------------------------------------------------------
+// Schemas (OpenAPI; checked after the route's network or credential check, as the original)
+// ---------------------------------------------------------------------------------------------
+
+/** A text field: JSON numbers and booleans count as their text, null as absent. */
+const PushText = (description: string) =>
+  Type.Union([Type.String(), Type.Number(), Type.Boolean(), Type.Null()], { description });
+
+const SIP_USER_ID = 'the SIP account, 100000000–999999999';
+
+/** An object of text fields, `required` ones first. */
+function pushFields(
+  required: Record<string, string>,
+  optional: Record<string, string | TSchema> = {},
+  others?: TSchema,
+): TSchema {
+  const properties: Record<string, TSchema> = {};
+  for (const [name, description] of Object.entries(required)) {
+    properties[name] = PushText(description);
+  }
+  for (const [name, description] of Object.entries(optional)) {
+    properties[name] = Type.Optional(
+      typeof description === 'string' ? PushText(description) : description,
+    );
+  }
+  return Type.Object(properties, others === undefined ? {} : { additionalProperties: others });
+}
+
+/** The push API's error body: a short text that never names the field or rule. */
+const PushErrorBody = Type.String({
+  description: 'bad request, unauthorized, forbidden, not found, ... (text/plain)',
+});
+
+const ACCOUNT_SECURITY = [{ pushAccount: [] }];
+
+/**
+ * A push route's schema: `body` under every content type the original parses, text answers.
+ * `attachValidation`: the route checks its network or credential first, then the fields.
+ */
+function pushRoute(options: {
+  operationId: string;
+  summary: string;
+  security: ReadonlyArray<Record<string, string[]>>;
+  body?: TSchema;
+  querystring?: TSchema;
+  answers: Record<number, string>;
+  errors: readonly number[];
+}) {
+  const answers: Record<number, unknown> = {};
+  for (const [status, description] of Object.entries(options.answers)) {
+    answers[Number(status)] = {
+      description,
+      content: { 'text/plain': { schema: Type.String() } },
+    };
+  }
+  return {
+    attachValidation: true,
+    schema: {
+      tags: ['push'],
+      summary: options.summary,
+      operationId: options.operationId,
+      security: options.security,
+      ...(options.body === undefined
+        ? {}
+        : {
+            body: {
+              content: {
+                'application/x-www-form-urlencoded': { schema: options.body },
+                'multipart/form-data': { schema: options.body },
+                'application/json': { schema: options.body },
+              },
+            },
+          }),
+      ...(options.querystring === undefined ? {} : { querystring: options.querystring }),
+      response: { ...answers, ...errorResponses(PushErrorBody, options.errors, 'text/plain') },
+    },
+  };
+}
+
+/** 400 when the request failed its schema (checked by the route after network or credential). */
+function refuseInvalid(request: FastifyRequest): void {
+  if (request.validationError !== undefined) throw bad();
+}
+
 /** Paths of the push API (their 404s and malformed URLs answer in its shape). */
 const PUSH_PREFIXES = [
   '/api/incoming-call',
@@ -228,6 +319,13 @@ const PUSH_PREFIXES = [
   '/api/log-metrics',
   '/api/check-in',
 ];
+
+/** The operationId suffix of each device path. */
+const OPERATION: Record<string, string> = {
+  'apns-device': 'ApnsDevice',
+  'gcm-device': 'GcmDevice',
+  'android-device': 'AndroidDevice',
+};
 
 const PLATFORMS: Record<string, Platform> = {
   'apns-device': 'apns',
@@ -286,6 +384,8 @@ export async function pushRoutes(app: App, options: PushRoutesOptions): Promise<
   }
   if (!app.hasContentTypeParser('multipart/form-data')) await acceptMultipart(app);
   useErrorFormatter(app, pushErrorFormatter, PUSH_PREFIXES);
+  app.setValidatorCompiler(seedValidatorCompiler);
+  app.setSchemaErrorFormatter(seedSchemaErrorFormatter);
   const pbx = createCidrMatcher([...options.allowNetworks, ...LOOPBACK_NETWORKS]);
   app.addHook('onRequest', async (request) => {
     if (crossSiteOf(request) !== undefined) {
@@ -298,8 +398,6 @@ export async function pushRoutes(app: App, options: PushRoutesOptions): Promise<
   const osLabels = new Set<string>();
   const directionLabels = new Set<string>();
   const vialerLabels = new VialerLabels();
-
-  const docs = (summary: string) => ({ schema: { tags: ['push'], summary } });
 
   async function authorize(request: FastifyRequest, sipUser: string): Promise<void> {
     const decision = await accounts.check(request.headers.authorization, sipUser);
@@ -326,7 +424,19 @@ export async function pushRoutes(app: App, options: PushRoutesOptions): Promise<
 
   app.post(
     '/api/incoming-call/',
-    docs('From the PBX: wake the app of sip_user_id; answers status=ACK or status=NAK'),
+    pushRoute({
+      operationId: 'pushIncomingCall',
+      summary:
+        'From the PBX: wake the app of sip_user_id; answers status=ACK or status=NAK (clients ' +
+        'of push.allowNetworks and loopback only)',
+      security: NO_SECURITY,
+      body: pushFields(
+        { sip_user_id: SIP_USER_ID, phonenumber: 'the caller, digits and + ( ) x spaces' },
+        { caller_id: 'caller name', call_id: 'the call id of the PBX' },
+      ),
+      answers: { 200: 'status=ACK (the app answered) or status=NAK' },
+      errors: [400, 403, 413, 415],
+    }),
     async (request, reply) => {
       const client = clientOf(request);
       if (!client.networkTrusted || !pbx(client.address)) {
@@ -339,6 +449,7 @@ export async function pushRoutes(app: App, options: PushRoutesOptions): Promise<
       }
       let call: Parameters<WakeService['incomingCall']>[0];
       try {
+        refuseInvalid(request);
         const fields = fieldsOf(request);
         call = {
           sipUserId: sipUserId(fields),
@@ -375,8 +486,28 @@ export async function pushRoutes(app: App, options: PushRoutesOptions): Promise<
 
   app.post(
     '/api/call-response/',
-    docs('From the app: available (default true) for the call unique_key; 202 or 404'),
+    pushRoute({
+      operationId: 'pushCallResponse',
+      summary: 'From the app: available (default true) for the call unique_key; 202 or 404',
+      security: NO_SECURITY,
+      body: pushFields(
+        {
+          unique_key: 'the unique_key of the push',
+          message_start_time: 'when the push was sent, epoch seconds (float)',
+        },
+        {
+          available: 'true (default) or false',
+          // Added by the current apps, not a field of the original: an unusable one is ignored.
+          sip_user_id: Type.Unknown({
+            description: `${SIP_USER_ID} (optional, ignored if unusable)`,
+          }),
+        },
+      ),
+      answers: { 202: 'Forwarded to the waiting incoming-call' },
+      errors: [400, 403, 404, 413, 415, 503],
+    }),
     async (request, reply) => {
+      refuseInvalid(request);
       const fields = fieldsOf(request);
       const uniqueKey = key(fields, 'unique_key', true) as string;
       const messageStartTime = startTime(fields);
@@ -410,9 +541,25 @@ export async function pushRoutes(app: App, options: PushRoutesOptions): Promise<
   for (const [path, platform] of Object.entries(PLATFORMS)) {
     app.post(
       `/api/${path}/`,
-      docs(`Register or update a ${platform === 'apns' ? 'APNs' : 'FCM'} device`),
+      pushRoute({
+        operationId: `register${OPERATION[path]}`,
+        summary: `Register or update a ${platform === 'apns' ? 'APNs' : 'FCM'} device`,
+        security: ACCOUNT_SECURITY,
+        body: pushFields(
+          { sip_user_id: SIP_USER_ID, token: 'the push token', app: 'the app id' },
+          {
+            name: 'device name',
+            os_version: 'OS version',
+            client_version: 'app version',
+            sandbox: 'APNs sandbox (true/false)',
+          },
+        ),
+        answers: { 200: 'Updated', 201: 'Registered' },
+        errors: [400, 401, 403, 404, 413, 415, 503],
+      }),
       async (request, reply) => {
         requireCredential(request);
+        refuseInvalid(request);
         const fields = fieldsOf(request);
         const registration = {
           platform,
@@ -442,9 +589,24 @@ export async function pushRoutes(app: App, options: PushRoutesOptions): Promise<
     );
     app.delete(
       `/api/${path}/`,
-      docs(`Remove a ${platform === 'apns' ? 'APNs' : 'FCM'} device`),
+      pushRoute({
+        operationId: `unregister${OPERATION[path]}`,
+        summary: `Remove a ${platform === 'apns' ? 'APNs' : 'FCM'} device (fields in the body or the query)`,
+        security: ACCOUNT_SECURITY,
+        body: pushFields(
+          {},
+          { sip_user_id: SIP_USER_ID, token: 'the push token', app: 'the app id' },
+        ),
+        querystring: pushFields(
+          {},
+          { sip_user_id: SIP_USER_ID, token: 'the push token', app: 'the app id' },
+        ),
+        answers: { 200: 'Removed' },
+        errors: [400, 401, 403, 404, 413, 415, 503],
+      }),
       async (request, reply) => {
         requireCredential(request);
+        refuseInvalid(request);
         const fields = fieldsOf(request);
         const sip = sipUserId(fields);
         const t = token(fields) as string;
@@ -460,9 +622,20 @@ export async function pushRoutes(app: App, options: PushRoutesOptions): Promise<
 
   app.post(
     '/api/hangup-reason/',
-    docs('Why the app did not answer a call; 404 when the SIP account has no device'),
+    pushRoute({
+      operationId: 'pushHangupReason',
+      summary: 'Why the app did not answer a call; 404 when the SIP account has no device',
+      security: ACCOUNT_SECURITY,
+      body: pushFields(
+        { sip_user_id: SIP_USER_ID, unique_key: 'the unique_key of the push' },
+        { reason: 'the reason, free text' },
+      ),
+      answers: { 200: 'Recorded' },
+      errors: [400, 401, 403, 404, 413, 415, 503],
+    }),
     async (request, reply) => {
       requireCredential(request);
+      refuseInvalid(request);
       const fields = fieldsOf(request);
       const sip = sipUserId(fields);
       const uniqueKey = key(fields, 'unique_key', true);
@@ -516,9 +689,18 @@ export async function pushRoutes(app: App, options: PushRoutesOptions): Promise<
 
   app.post(
     '/api/log-metrics/',
-    docs('Call metrics reported by the app (vialer_* series on /metrics)'),
+    pushRoute({
+      operationId: 'pushLogMetrics',
+      summary: 'Call metrics reported by the app (vialer_* series on /metrics)',
+      security: ACCOUNT_SECURITY,
+      // The original takes any value in the other fields (unusable ones are left out).
+      body: pushFields({ sip_user_id: SIP_USER_ID }, {}, Type.Unknown()),
+      answers: { 200: 'Recorded' },
+      errors: [400, 401, 403, 413, 415, 503],
+    }),
     async (request, reply) => {
       requireCredential(request);
+      refuseInvalid(request);
       const fields = fieldsOf(request);
       const sip = sipUserId(fields);
       // The original takes any value here: one that is not short printable text is left out.
@@ -561,9 +743,20 @@ export async function pushRoutes(app: App, options: PushRoutesOptions): Promise<
 
   app.post(
     '/api/check-in/',
-    docs('The app is alive: marks its devices as seen; 404 when none'),
+    pushRoute({
+      operationId: 'pushCheckIn',
+      summary: 'The app is alive: marks its devices as seen; 404 when none',
+      security: ACCOUNT_SECURITY,
+      body: pushFields(
+        { sip_user_id: SIP_USER_ID },
+        { token: 'the push token', app: 'the app id' },
+      ),
+      answers: { 200: 'Marked as seen' },
+      errors: [400, 401, 403, 404, 413, 415, 503],
+    }),
     async (request, reply) => {
       requireCredential(request);
+      refuseInvalid(request);
       const fields = fieldsOf(request);
       const sip = sipUserId(fields);
       const t = token(fields, false);

@@ -25,6 +25,7 @@ import { CTI_EVENTS, type XivoPublisher } from '../bus/xivo.ts';
 import type { AuthConfig } from '../config/schema.ts';
 import { createAccessRule } from '../http/auth.ts';
 import { sendError } from '../http/errors.ts';
+import { ACCESS_RULE_SECURITY, DefaultErrorBody, errorResponses } from '../http/schemas.ts';
 import type { App } from '../http/server.ts';
 import type { Metrics } from '../metrics.ts';
 import { type SseStream, streamBusAsSse } from '../sinks/sse.ts';
@@ -79,13 +80,7 @@ function sseMetrics(metrics: Metrics | undefined) {
   };
 }
 
-const ErrorBody = Type.Object({
-  error: Type.String(),
-  message: Type.String(),
-  statusCode: Type.Integer(),
-  field: Type.Optional(Type.String()),
-  errors: Type.Optional(Type.Array(Type.String())),
-});
+const ErrorBody = DefaultErrorBody;
 
 /**
  * Registers the CTI and event-stream routes on `app` (call inside the service's plugin so
@@ -104,6 +99,8 @@ export async function serviceRoutes(app: App, options: ServiceRoutesOptions): Pr
         schema: {
           tags: ['bus'],
           summary: 'Publish a XiVO CTI-client event on the bus',
+          operationId: 'publishCtiEvent',
+          security: ACCESS_RULE_SECURITY,
           description:
             'The body is the `data` of the event exactly as in the XiVO bus document: ' +
             '`call_form_result` {user_id, variables} → routing key `call_form_result`; ' +
@@ -114,9 +111,13 @@ export async function serviceRoutes(app: App, options: ServiceRoutesOptions): Pr
           }),
           body: Type.Unknown({ description: 'the event data (validated by the event schema)' }),
           response: {
-            202: Type.Object({ routing_key: Type.String(), name: Type.String() }),
-            400: ErrorBody,
-            503: ErrorBody,
+            202: Type.Object(
+              { routing_key: Type.String(), name: Type.String() },
+              { description: 'Published' },
+            ),
+            400: { ...ErrorBody, description: 'Invalid event data (`errors` lists every problem)' },
+            ...errorResponses(ErrorBody, [401, 403, 404, 413, 415]),
+            503: { ...ErrorBody, description: 'The bus did not accept the message' },
           },
         },
       },
@@ -157,6 +158,8 @@ export async function serviceRoutes(app: App, options: ServiceRoutesOptions): Pr
         schema: {
           tags: ['bus'],
           summary: 'Bus messages as Server-Sent Events',
+          operationId: 'streamBusEvents',
+          security: ACCESS_RULE_SECURITY,
           description:
             'One SSE event per bus message whose routing key matches one of the `bind` keys ' +
             '(AMQP topic syntax: `*` one word, `#` zero or more; default `#`). `event:` is the ' +
@@ -172,9 +175,11 @@ export async function serviceRoutes(app: App, options: ServiceRoutesOptions): Pr
             ),
           }),
           response: {
-            200: Type.String({ description: 'text/event-stream' }),
-            400: ErrorBody,
-            503: ErrorBody,
+            200: {
+              description: 'One SSE event per bus message',
+              content: { 'text/event-stream': { schema: Type.String() } },
+            },
+            ...errorResponses(ErrorBody, [400, 401, 403, 503]),
           },
         },
       },

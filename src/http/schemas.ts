@@ -1,0 +1,161 @@
+/**
+ * What every route declares (OpenAPI 3.1 through `@fastify/swagger`): its request (body,
+ * query, params as TypeBox schemas), every response including the errors, an `operationId`
+ * and its security. This module holds the shared parts:
+ *
+ * - {@link SECURITY_SCHEMES}: the credentials Switchboard's access rules read
+ *   (`src/http/auth.ts`), the push API's account check and Twilio's signature;
+ * - {@link ACCESS_RULE_SECURITY} / {@link NO_SECURITY}: a route's `security`;
+ * - {@link errorResponses}: one schema for every error status a route may answer;
+ * - {@link seedValidatorCompiler} / {@link seedSchemaErrorFormatter}: how the seed APIs'
+ *   plugins validate: TypeBox's own checker, form-encoded and multipart values (always text)
+ *   coerced to the declared types for the check (`Value.Convert`: `"5"` passes an integer),
+ *   the request left as the client sent it (the route's own parser reads it), the first
+ *   problem as `<field>: <reason>`, rendered by the plugin's error formatter in its seed's
+ *   shape (`src/http/errors.ts`).
+ *
+ * Responses are serialized as before (`JSON.stringify`, see `createServer`): the response
+ * schemas describe the answers, they never drop or retype a field.
+ */
+import type { FastifySchemaCompiler } from 'fastify';
+import Type, { type TSchema } from 'typebox';
+import { Compile } from 'typebox/compile';
+import Value from 'typebox/value';
+
+/** `components.securitySchemes` of the OpenAPI document. */
+export const SECURITY_SCHEMES = {
+  bearerToken: {
+    type: 'http',
+    scheme: 'bearer',
+    description:
+      'A token of `auth.tokens` (its `modules` list limits where). Clients from loopback ' +
+      '(`auth.allowLoopback`) and from `auth.allowNetworks` need no credential.',
+  },
+  basicUser: {
+    type: 'http',
+    scheme: 'basic',
+    description: 'A user of `auth.users` (its `modules` list limits where).',
+  },
+  pushAccount: {
+    type: 'http',
+    scheme: 'basic',
+    description:
+      "The app's account credential, checked for the body's `sip_user_id` by " +
+      '`push.accounts` (the original middleware: any `Authorization` scheme is passed on).',
+  },
+  twilioSignature: {
+    type: 'apiKey',
+    in: 'header',
+    name: 'X-Twilio-Signature',
+    description: "Twilio's request signature with `callout.twilio.authToken`.",
+  },
+} as const;
+
+/** Routes behind `createAccessRule`: a token, a Basic user, or none from an allowed network. */
+export const ACCESS_RULE_SECURITY: ReadonlyArray<Record<string, string[]>> = [
+  { bearerToken: [] },
+  { basicUser: [] },
+  {},
+];
+
+/** Routes that take no credential (open, or allowed by network only: said in their description). */
+export const NO_SECURITY: ReadonlyArray<Record<string, string[]>> = [];
+
+/** What each error status means, for the response descriptions. */
+const ERROR_DESCRIPTIONS: Record<number, string> = {
+  400: 'Bad input (the message names the field)',
+  401: 'Credential missing or wrong',
+  403: 'Refused: not allowed here, or a browser cross-site request',
+  404: 'Not found',
+  408: 'The request body did not arrive in time',
+  409: 'Conflict',
+  413: 'Request body too large',
+  415: 'Unsupported content type',
+  502: 'An upstream service failed',
+  503: 'Unavailable now; retry later (see Retry-After)',
+};
+
+/**
+ * Response schemas for error statuses, all in one shape (`schema`, a plugin's seed shape),
+ * each with its description. `contentType` set: declared under that media type (text bodies).
+ */
+export function errorResponses(
+  schema: TSchema,
+  statuses: readonly number[],
+  contentType?: string,
+): Record<number, unknown> {
+  const out: Record<number, unknown> = {};
+  for (const status of statuses) {
+    const description = ERROR_DESCRIPTIONS[status] ?? 'Error';
+    out[status] =
+      contentType === undefined
+        ? { ...schema, description }
+        : { description, content: { [contentType]: { schema } } };
+  }
+  return out;
+}
+
+/** Switchboard's own error shape (`defaultErrorFormatter`). */
+export const DefaultErrorBody = Type.Object(
+  {
+    error: Type.String({ description: 'machine-readable code, e.g. bad_request' }),
+    message: Type.String(),
+    statusCode: Type.Integer(),
+    field: Type.Optional(Type.String({ description: 'the field at fault' })),
+    errors: Type.Optional(Type.Array(Type.String())),
+  },
+  { additionalProperties: true },
+);
+
+/** A text value of a form-encoded, multipart or JSON body (a JSON number is read as its text). */
+export const TextField = (options: { description?: string; maxLength?: number } = {}) =>
+  Type.Union([Type.String(options), Type.Number()], {
+    ...(options.description === undefined ? {} : { description: options.description }),
+  });
+
+const FORM_TYPES = new Set(['application/x-www-form-urlencoded', 'multipart/form-data']);
+
+/** The first validation problem as `<field>: <reason>` (`hostname: must be string`). */
+export function seedSchemaErrorFormatter(
+  errors: ReadonlyArray<{ instancePath?: string; message?: string; params?: unknown }>,
+  dataVar: string,
+): Error {
+  const first = errors[0];
+  const params = (first?.params ?? {}) as {
+    requiredProperties?: unknown;
+    missingProperty?: unknown;
+  };
+  const missing = Array.isArray(params.requiredProperties)
+    ? params.requiredProperties[0]
+    : params.missingProperty;
+  const path = [
+    ...(first?.instancePath ?? '').split('/').filter((p) => p !== ''),
+    ...(missing === undefined ? [] : [String(missing)]),
+  ];
+  const field = path.length > 0 ? path.join('.') : dataVar;
+  const reason = missing === undefined ? (first?.message ?? 'is invalid') : 'is required';
+  return new Error(`${field}: ${reason}`);
+}
+
+/**
+ * Validator compiler of the seed APIs' plugins (`app.setValidatorCompiler`): TypeBox's checker;
+ * query strings, params and form-encoded / multipart bodies coerced to the declared types for
+ * the check (`Value.Convert`), JSON bodies checked as they are. The request keeps the values
+ * the client sent (routes read text fields themselves, e.g. keeping a leading zero).
+ */
+export const seedValidatorCompiler: FastifySchemaCompiler<TSchema> = ({
+  schema,
+  httpPart,
+  contentType,
+}) => {
+  const check = Compile(schema);
+  const coerce = httpPart !== 'body' || (contentType !== undefined && FORM_TYPES.has(contentType));
+  // A multipart body is read by the route from the stream: nothing to check before.
+  const streamed = httpPart === 'body' && contentType === 'multipart/form-data';
+  return (value: unknown) => {
+    if (streamed && (value === undefined || value === null)) return { value };
+    const seen = coerce ? Value.Convert(schema, Value.Clone(value)) : value;
+    if (check.Check(seen)) return { value };
+    return { error: [...check.Errors(seen)] as never };
+  };
+};

@@ -1,0 +1,147 @@
+// The OpenAPI document of a serve with every feature on: every operation is fully described
+// (operationId, security, request, responses including the errors), so that a generated
+// client can call it.
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { featureModules } from '../../src/serve/modules.ts';
+import { createService, type Service } from '../../src/serve/service.ts';
+import { testConfig } from './helpers.ts';
+
+interface Operation {
+  operationId?: string;
+  security?: Array<Record<string, string[]>>;
+  parameters?: Array<{ in: string; name: string; schema?: unknown }>;
+  requestBody?: { content?: Record<string, { schema?: unknown }> };
+  responses?: Record<
+    string,
+    { description?: string; content?: Record<string, { schema?: unknown }> }
+  >;
+}
+interface Document {
+  paths: Record<string, Record<string, Operation>>;
+  components?: { securitySchemes?: Record<string, unknown> };
+}
+
+/** Operations that take no input at all (no body, query or path parameter). */
+const NO_INPUT = new Set(['GET /healthz', 'GET /readyz', 'GET /metrics']);
+
+describe('OpenAPI: every operation fully described', () => {
+  let service: Service;
+  let doc: Document;
+  before(async () => {
+    const config = testConfig(
+      {},
+      'callout: {twilio: {accountSid: AC0123, authToken: tw-token, publicUrl: "http://127.0.0.1"}}\n',
+    );
+    service = createService({ config, modules: featureModules() });
+    const { url } = await service.start();
+    const response = await fetch(`${url}/docs/json`);
+    assert.equal(response.status, 200);
+    doc = (await response.json()) as Document;
+  });
+  after(() => service.stop());
+
+  const operations = () =>
+    Object.entries(doc.paths).flatMap(([path, methods]) =>
+      Object.entries(methods).map(([method, op]) => ({
+        name: `${method.toUpperCase()} ${path}`,
+        path,
+        method,
+        op,
+      })),
+    );
+
+  test('every route of every feature is documented', () => {
+    const names = operations().map((o) => o.name);
+    // 3 operations, CTI and events, Barista 2 + Twilio 3, Gong 4, push 11.
+    assert.equal(names.length, 25, names.join('\n'));
+  });
+
+  test('each operation has a unique operationId', () => {
+    const ids = operations().map((o) => o.op.operationId);
+    for (const [i, id] of ids.entries()) {
+      assert.equal(typeof id, 'string', operations()[i]?.name);
+      assert.match(id as string, /^[a-z][A-Za-z]+$/);
+    }
+    assert.equal(new Set(ids).size, ids.length, 'operationIds unique');
+  });
+
+  test('each operation declares its security (or explicitly none), with known schemes', () => {
+    const schemes = doc.components?.securitySchemes ?? {};
+    assert.ok(Object.keys(schemes).length >= 3, 'securitySchemes defined');
+    for (const { name, op } of operations()) {
+      assert.ok(Array.isArray(op.security), `${name}: security`);
+      for (const requirement of op.security ?? []) {
+        for (const scheme of Object.keys(requirement)) {
+          assert.ok(scheme in schemes, `${name}: unknown scheme ${scheme}`);
+        }
+      }
+    }
+    const security = (name: string) => operations().find((o) => o.name === name)?.op.security;
+    assert.deepEqual(security('GET /healthz'), []);
+    assert.ok(security('POST /api/v1/call')?.some((r) => 'bearerToken' in r));
+    assert.ok(security('POST /api/check-in/')?.some((r) => 'pushAccount' in r));
+    assert.ok(security('POST /api/v1/call/twilio/status')?.some((r) => 'twilioSignature' in r));
+  });
+
+  test('each operation declares its success and its error answers, each with a body schema', () => {
+    for (const { name, op } of operations()) {
+      const statuses = Object.keys(op.responses ?? {});
+      assert.ok(
+        statuses.some((s) => /^2\d\d$/.test(s)),
+        `${name}: a 2xx response (${statuses})`,
+      );
+      if (!NO_INPUT.has(name)) {
+        assert.ok(
+          statuses.some((s) => /^4\d\d$/.test(s)),
+          `${name}: a 4xx response (${statuses})`,
+        );
+      }
+      for (const [status, response] of Object.entries(op.responses ?? {})) {
+        assert.equal(typeof response.description, 'string', `${name} ${status}: description`);
+        if (status === '204') continue;
+        const content = Object.values(response.content ?? {});
+        assert.ok(content.length > 0, `${name} ${status}: content`);
+        for (const media of content) assert.ok(media.schema, `${name} ${status}: schema`);
+      }
+    }
+  });
+
+  test('each operation that takes input declares it (body, query or path parameters)', () => {
+    for (const { name, path, method, op } of operations()) {
+      if (NO_INPUT.has(name)) continue;
+      const parameters = op.parameters ?? [];
+      for (const [, param] of path.matchAll(/\{([^}]+)\}/g)) {
+        assert.ok(
+          parameters.some((p) => p.in === 'path' && p.name === param),
+          `${name}: path parameter ${param}`,
+        );
+      }
+      if (method === 'post') {
+        const content = op.requestBody?.content ?? {};
+        assert.ok(Object.keys(content).length > 0, `${name}: request body`);
+        for (const [type, media] of Object.entries(content)) {
+          assert.ok(media.schema, `${name}: ${type} schema`);
+        }
+      } else {
+        assert.ok(
+          parameters.length > 0 || op.requestBody !== undefined,
+          `${name}: its query, path or body`,
+        );
+      }
+    }
+  });
+
+  test('the form-encoded seed APIs declare their form bodies', () => {
+    const body = (name: string) =>
+      Object.keys(operations().find((o) => o.name === name)?.op.requestBody?.content ?? {});
+    for (const name of [
+      'POST /api/v1/call',
+      'POST /messages/tts/add',
+      'POST /api/incoming-call/',
+    ]) {
+      assert.ok(body(name).includes('application/x-www-form-urlencoded'), name);
+    }
+    assert.deepEqual(body('POST /messages/add'), ['multipart/form-data']);
+  });
+});
