@@ -16,12 +16,16 @@ interface Script {
   status?: string;
   /** Keys pressed at successive Gathers. */
   digits?: string[];
+  /** Status callbacks sent (and expected to be ignored) before the call is played. */
+  ignoredStatuses?: string[];
 }
 
 interface FakeTwilio {
   url: string;
   calls: Array<Record<string, string>>;
   twiml: string[];
+  /** HTTP statuses of the `ignoredStatuses` callbacks. */
+  ignored: number[];
   close(): Promise<void>;
 }
 
@@ -43,10 +47,15 @@ function xmlUnescape(url: string): string {
 async function fakeTwilio(scripts: Record<string, Script>): Promise<FakeTwilio> {
   const calls: Array<Record<string, string>> = [];
   const twiml: string[] = [];
+  const ignored: number[] = [];
   let n = 0;
   const play = async (call: Record<string, string>, sid: string) => {
     const script = scripts[call.To ?? ''] ?? { status: 'no-answer' };
     const base = { CallSid: sid, AccountSid: SID, To: call.To ?? '', From: call.From ?? '' };
+    for (const status of script.ignoredStatuses ?? []) {
+      const answer = await signedPost(call.StatusCallback ?? '', { ...base, CallStatus: status });
+      ignored.push(answer.status);
+    }
     if (script.status) {
       await signedPost(call.StatusCallback ?? '', { ...base, CallStatus: script.status });
       return;
@@ -92,6 +101,7 @@ async function fakeTwilio(scripts: Record<string, Script>): Promise<FakeTwilio> 
     url: `http://127.0.0.1:${port}`,
     calls,
     twiml,
+    ignored,
     close: () => new Promise((r) => server.close(() => r())),
   };
 }
@@ -113,7 +123,8 @@ describe('callout via Twilio (fake Twilio API)', () => {
   test('sequential: busy, wrong key then 2, then 1; TwiML, signatures, 403 on a bad one', async () => {
     const twilio = await fakeTwilio({
       '+81701': { status: 'busy' },
-      '+81702': { digits: ['9', '2'] },
+      // CallStatus values naming Object.prototype members are no outcome (own keys only).
+      '+81702': { digits: ['9', '2'], ignoredStatuses: ['constructor', '__proto__', 'toString'] },
       '+81703': { digits: ['1'] },
     });
     cleanups.push(() => twilio.close());
@@ -148,6 +159,7 @@ describe('callout via Twilio (fake Twilio API)', () => {
     const { eventid } = (await response.json()) as { eventid: string };
     const h = await waitHistory(url, eventid, (x) => x.eventstatus === '2');
     assert.equal(h.provider, 'twilio');
+    assert.deepEqual(twilio.ignored, [204, 204, 204]);
     assert.deepEqual(
       h.result.map((r) => [r.numofcall, r.status]),
       [
