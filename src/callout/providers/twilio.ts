@@ -24,8 +24,8 @@
 import { createHmac } from 'node:crypto';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
-import { constantTimeEqual } from '../../http/auth.ts';
 import Type from 'typebox';
+import { constantTimeEqual } from '../../http/auth.ts';
 import { HttpError } from '../../http/errors.ts';
 import { errorResponses } from '../../http/schemas.ts';
 import type { App } from '../../http/server.ts';
