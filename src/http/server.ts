@@ -38,7 +38,7 @@ import Type from 'typebox';
 import { redactUrl, TRUST_PROXY_TRUE } from '../config/load.ts';
 import type { Config } from '../config/schema.ts';
 import { createMetrics, type Metrics } from '../metrics.ts';
-import { createCidrMatcher } from './auth.ts';
+import { createCidrMatcher, decoratePrincipal } from './auth.ts';
 import { registerBodyParsers } from './body.ts';
 import { setClientTrust } from './client.ts';
 import {
@@ -420,8 +420,9 @@ export async function createServer(options: CreateServerOptions): Promise<Switch
   // Node's own request timeout is the backstop (the longest a request may take to arrive);
   // the hook below applies the per-route limit, counted from the end of the headers.
   const backstopMs = Math.max(http.requestTimeoutMs, http.uploadTimeoutMs) + http.headersTimeoutMs;
-  const app = Fastify({
-    loggerInstance: logger,
+  const loggerInstance: FastifyBaseLogger = logger;
+  const app: App = Fastify({
+    loggerInstance,
     // One line per request (Fastify's own are two, the first with every header).
     logController: new OneLineLogController(),
     bodyLimit: http.bodyLimitBytes,
@@ -443,13 +444,14 @@ export async function createServer(options: CreateServerOptions): Promise<Switch
         toErrorInfo(error),
         formatterFor(request.server.server, request.url),
       ),
-  }).withTypeProvider<TypeBoxTypeProvider>() as unknown as App;
+  }).withTypeProvider<TypeBoxTypeProvider>();
   setClientTrust(app.server, {
     isTrustedProxy,
     warn: (fields, message) => logger.warn({ component: 'http', ...fields }, message),
   });
 
   useErrorFormatter(app, defaultErrorFormatter);
+  decoratePrincipal(app);
   // Response schemas document the answers (OpenAPI); answers are serialized as they always
   // were, so a schema can never drop or retype a field a client reads.
   app.setSerializerCompiler(() => (data) => JSON.stringify(data));

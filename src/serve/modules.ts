@@ -1,16 +1,21 @@
 /**
- * The feature modules `serve` runs, in registration order. Each decides from its own config
- * section whether it is enabled (an `enabled: false` module registers nothing).
+ * The feature plugins `serve` runs, in registration order (a plugin's `dependencies` come
+ * before it: jenkins after announce). Each decides from its own config section whether it
+ * is enabled (an `enabled: false` feature mounts nothing). To remove a feature, delete its
+ * folder and its line here; to add one, see docs/architecture.md.
  */
 import { announceServiceModule } from '../announce/index.ts';
 import { calloutServiceModule } from '../callout/index.ts';
 import { jenkinsServiceModule } from '../jenkins/index.ts';
 import { pushServiceModule } from '../push/index.ts';
-import type { ServiceModule } from './module.ts';
+import type { FeaturePlugin } from './module.ts';
 
 /** Every feature module: alert calls, announcements, the Jenkins watcher, mobile wake-up. */
-export function featureModules(): ServiceModule[] {
-  const announce = announceServiceModule();
-  const jenkins = jenkinsServiceModule(() => announce.instance?.service);
-  return [calloutServiceModule(), announce, jenkins, pushServiceModule()];
+export function featureModules(): FeaturePlugin[] {
+  return [
+    calloutServiceModule(),
+    announceServiceModule(),
+    jenkinsServiceModule(),
+    pushServiceModule(),
+  ];
 }
