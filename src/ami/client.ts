@@ -14,10 +14,12 @@ import tls from 'node:tls';
 import {
   AmiActionError,
   AmiAuthError,
+  AmiConnectionLostError,
   AmiDisconnectedError,
   AmiError,
   AmiLimitError,
   AmiMessageSkippedError,
+  AmiNotSentError,
   AmiTimeoutError,
   AmiUrlError,
 } from './errors.ts';
@@ -117,6 +119,65 @@ export interface AmiActionResult {
 export interface AmiActionOptions {
   /** Timeout for the response (and the whole event list), in ms. Default `actionTimeoutMs`. */
   timeoutMs?: number;
+  /**
+   * Appended to the generated `ActionID` after a `/` (`<client>-<n>/<tag>`), e.g. the call id
+   * of an `Originate`, so that its `OriginateResponse` names the call even when it arrives on
+   * a later connection or in another process ({@link actionIdTag} reads it back). Must match
+   * `[0-9A-Za-z_.-]{1,64}`, else it is left out.
+   */
+  tag?: string;
+}
+
+/** Options of {@link AmiClient.originate}. */
+export interface AmiOriginateOptions extends AmiActionOptions {
+  /**
+   * Longest wait for the `OriginateResponse` once the action was queued, in ms (the ring
+   * time plus a margin). Default 60000.
+   */
+  responseTimeoutMs?: number;
+  /** Called with the `Response: Success` (`Originate successfully queued`) when it arrives. */
+  onQueued?: (response: AmiMessage) => void;
+  /**
+   * Called with the `OriginateResponse` synchronously, before any later message of the
+   * connection is handled (the returned promise settles a microtask later, when the call's
+   * next events may already have been dispatched).
+   */
+  onOriginateResponse?: (event: AmiEvent) => void;
+}
+
+/** What {@link AmiClient.originate} resolves with. */
+export interface AmiOriginateResult {
+  /** The action's `Response: Success` (`Message: Originate successfully queued`); its `ActionID`. */
+  response: AmiMessage;
+  /** The `OriginateResponse` event carrying the same `ActionID` (`Response`, `Reason`, `Uniqueid`, `Channel`). */
+  originateResponse: AmiEvent;
+}
+
+const TAG = /^[0-9A-Za-z_.-]{1,64}$/;
+
+/** Events that completed an action of this process ({@link completedAnAction}). */
+const completions = new WeakSet<AmiMessage>();
+
+/**
+ * True for an event (an `OriginateResponse`) that completed an action an {@link AmiClient} of
+ * this process was waiting for ({@link AmiClient.originate}): whoever sent it has it already.
+ * Such an event is still emitted as `'event'`; false for one nobody waited for (its
+ * connection was lost meanwhile, or another process sent the action).
+ */
+export function completedAnAction(event: AmiMessage): boolean {
+  return completions.has(event);
+}
+
+/**
+ * The tag of an `ActionID` made by {@link AmiClient} with {@link AmiActionOptions.tag}
+ * (the part after the first `/`), or undefined.
+ */
+export function actionIdTag(actionId: string | undefined): string | undefined {
+  if (actionId === undefined) return undefined;
+  const slash = actionId.indexOf('/');
+  if (slash === -1) return undefined;
+  const tag = actionId.slice(slash + 1);
+  return TAG.test(tag) ? tag : undefined;
 }
 
 /** One item of the event iterators: the event and the tag of the server it came from. */
@@ -368,6 +429,52 @@ export function parseAmiUrl(url: string): AmiClientOptions {
   return withRedactedPrinting(options);
 }
 
+/** The keys of a configured AMI server that its URL may also give (`ami.servers[]`). */
+export interface AmiServerKeys {
+  /** The URL, `tcp://user:secret@host:5038?auth=md5&name=pbx1` (see {@link parseAmiUrl}). */
+  url: string;
+  /** `name` key; '' or absent = the URL's `name`, else `host:port`. */
+  name?: string;
+  /** `auth` key; absent = the URL's `auth`, else `plain`. */
+  auth?: 'plain' | 'md5';
+}
+
+/**
+ * THE meaning of a configured AMI server, the same for `serve`, `config check`, `doctor`,
+ * `watch` and `record`: the URL parsed by {@link parseAmiUrl}, its `name` and `auth`
+ * parameters filling the keys left empty, `host:port` the name when neither gives one.
+ * A key and a URL parameter that both say something must say the same.
+ *
+ * @returns client options (secret hidden when printed) with `name` and `auth` always set.
+ * @throws {AmiUrlError} the URL is unusable, or a key contradicts its parameter (the message
+ *   names both values, never the secret).
+ */
+export function amiServerOptions(server: AmiServerKeys): AmiClientOptions & {
+  name: string;
+  auth: 'plain' | 'md5';
+} {
+  const fromUrl = parseAmiUrl(server.url);
+  const shown = redactUrl(server.url);
+  const key = server.name ?? '';
+  if (key !== '' && fromUrl.name !== undefined && fromUrl.name !== key) {
+    throw new AmiUrlError(
+      `name ${JSON.stringify(key)} contradicts name=${fromUrl.name} in AMI URL ${shown} (give one)`,
+    );
+  }
+  if (server.auth !== undefined && fromUrl.auth !== undefined && fromUrl.auth !== server.auth) {
+    throw new AmiUrlError(
+      `auth ${server.auth} contradicts auth=${fromUrl.auth} in AMI URL ${shown} (give one)`,
+    );
+  }
+  const host = fromUrl.host ?? '127.0.0.1';
+  const hostPort = `${host.includes(':') ? `[${host}]` : host}:${fromUrl.port ?? 5038}`;
+  const name = key !== '' ? key : (fromUrl.name ?? hostPort);
+  const auth = server.auth ?? fromUrl.auth ?? 'plain';
+  fromUrl.name = name;
+  fromUrl.auth = auth;
+  return fromUrl as AmiClientOptions & { name: string; auth: 'plain' | 'md5' };
+}
+
 /** Adds `toJSON`, `toString` and `util.inspect` hooks that hide the secret (kept by spread). */
 function withRedactedPrinting(options: AmiClientOptions): AmiClientOptions {
   const printable = (self: AmiClientOptions): Record<string, unknown> => {
@@ -393,6 +500,17 @@ function withRedactedPrinting(options: AmiClientOptions): AmiClientOptions {
 
 interface Pending {
   readonly action: string;
+  readonly id: string;
+  /**
+   * Set for an async `Originate`: the name of the event completing it (`OriginateResponse`);
+   * the pending entry outlives the `Response: Success`.
+   */
+  readonly completeOn: string | undefined;
+  readonly responseTimeoutMs: number;
+  readonly onQueued: ((response: AmiMessage) => void) | undefined;
+  readonly onComplete: ((event: AmiEvent) => void) | undefined;
+  /** The completing event when it arrived before the response (kept until the response). */
+  early: AmiEvent | undefined;
   readonly resolve: (result: AmiActionResult) => void;
   readonly reject: (error: Error) => void;
   timer: NodeJS.Timeout | undefined;
@@ -415,8 +533,15 @@ type State = 'idle' | 'connecting' | 'connected' | 'waiting' | 'closed';
  * NOT emitted as `'event'`. Other events with an `ActionID` (e.g. `OriginateResponse` after an
  * async `Originate`) are ordinary events.
  *
- * Disconnected: `action()` rejects at once with {@link AmiDisconnectedError} (no queueing);
- * actions in flight when the connection drops reject with it too.
+ * Disconnected: `action()` rejects at once with {@link AmiNotSentError} (no queueing, nothing
+ * sent: safe to retry); actions in flight when the connection drops reject with
+ * {@link AmiConnectionLostError} (sent: maybe executed). Both are {@link AmiDisconnectedError}s.
+ *
+ * Async `Originate` ({@link AmiClient.originate}): as in panoramisk, the action is its own
+ * pending result until its `OriginateResponse` (same `ActionID`) arrives; that event completes
+ * it, and is emitted as `'event'` too ({@link completedAnAction} tells it was someone's
+ * answer). An `OriginateResponse` nobody waits for any more (its connection was lost
+ * meanwhile, or another process sent the action) is only an ordinary event.
  *
  * Lifecycle: `connect()` → `'connect'` after each login; on a lost connection `'disconnect'`,
  * then reconnect with backoff; a refused login stops for good (`AmiAuthError`); `close()`
@@ -531,9 +656,42 @@ export class AmiClient extends EventEmitter<AmiClientEvents> {
    */
   action(action: AmiAction, options: AmiActionOptions = {}): Promise<AmiActionResult> {
     if (!this.#loggedIn) {
-      return Promise.reject(new AmiDisconnectedError(this.name));
+      return Promise.reject(new AmiNotSentError(this.name, action.Action));
     }
-    return this.#send(action, options.timeoutMs ?? this.#actionTimeoutMs);
+    return this.#send(action, options.timeoutMs ?? this.#actionTimeoutMs, options.tag);
+  }
+
+  /**
+   * Sends an `Originate` with `Async: true` and resolves with its response AND its
+   * `OriginateResponse` (source: Asterisk `manager.c` `action_originate`; the event carries
+   * the action's `ActionID`). `options.tag` (e.g. the call id) is added to the `ActionID`.
+   *
+   * @throws {AmiActionError} `Response: Error` (Asterisk refused it: nothing was placed).
+   * @throws {AmiNotSentError} not logged in: never sent, safe to retry (maybe elsewhere).
+   * @throws {AmiConnectionLostError} sent, then the connection dropped before the
+   *   `OriginateResponse`: the call may exist; never redial blindly.
+   * @throws {AmiTimeoutError} no response within `timeoutMs`, or no `OriginateResponse`
+   *   within `responseTimeoutMs` after it (`action` is `OriginateResponse` then).
+   * @throws {AmiLimitError} / {AmiProtocolError} as {@link action} (nothing sent).
+   */
+  originate(action: AmiAction, options: AmiOriginateOptions = {}): Promise<AmiOriginateResult> {
+    if (!this.#loggedIn) {
+      return Promise.reject(new AmiNotSentError(this.name, 'Originate'));
+    }
+    return this.#send(
+      { ...action, Action: 'Originate', Async: 'true' },
+      options.timeoutMs ?? this.#actionTimeoutMs,
+      options.tag,
+      {
+        completeOn: 'OriginateResponse',
+        responseTimeoutMs: options.responseTimeoutMs ?? 60_000,
+        onQueued: options.onQueued,
+        onComplete: options.onOriginateResponse,
+      },
+    ).then(({ response, events }) => ({
+      response,
+      originateResponse: events[0] as AmiEvent,
+    }));
   }
 
   /** Async iterator of this server's events; see {@link AmiEventStream} for the buffer policy. */
@@ -591,10 +749,15 @@ export class AmiClient extends EventEmitter<AmiClientEvents> {
   }
 
   /** Sends on the current socket, whatever the login state (used for the login itself). */
-  #send(action: AmiAction, timeoutMs: number): Promise<AmiActionResult> {
+  #send(
+    action: AmiAction,
+    timeoutMs: number,
+    tag?: string,
+    completion?: Pick<Pending, 'completeOn' | 'responseTimeoutMs' | 'onQueued' | 'onComplete'>,
+  ): Promise<AmiActionResult> {
     const socket = this.#socket;
     if (socket === undefined || socket.destroyed) {
-      return Promise.reject(new AmiDisconnectedError(this.name));
+      return Promise.reject(new AmiNotSentError(this.name, action.Action));
     }
     if (this.#pending.size >= this.#maxPending) {
       return Promise.reject(
@@ -605,7 +768,7 @@ export class AmiClient extends EventEmitter<AmiClientEvents> {
         ),
       );
     }
-    const id = this.#nextId();
+    const id = tag !== undefined && TAG.test(tag) ? `${this.#nextId()}/${tag}` : this.#nextId();
     let text: string;
     try {
       text = serializeAction({ ...action, ActionID: id });
@@ -615,6 +778,12 @@ export class AmiClient extends EventEmitter<AmiClientEvents> {
     return new Promise<AmiActionResult>((resolve, reject) => {
       const pending: Pending = {
         action: action.Action,
+        id,
+        completeOn: completion?.completeOn,
+        responseTimeoutMs: completion?.responseTimeoutMs ?? timeoutMs,
+        onQueued: completion?.onQueued,
+        onComplete: completion?.onComplete,
+        early: undefined,
         resolve,
         reject,
         timer: undefined,
@@ -774,7 +943,17 @@ export class AmiClient extends EventEmitter<AmiClientEvents> {
     this.#pending.clear();
     for (const p of pending) {
       clearTimeout(p.timer);
-      p.reject(pendingError);
+      // Sent, unanswered: Asterisk may have run it.
+      p.reject(
+        new AmiConnectionLostError(
+          this.name,
+          p.action,
+          p.id,
+          p.response !== undefined,
+          pendingError.message,
+          error,
+        ),
+      );
     }
     if (wasLoggedIn)
       this.emit('disconnect', this.name, this.#state === 'closed' ? undefined : error);
@@ -845,7 +1024,18 @@ export class AmiClient extends EventEmitter<AmiClientEvents> {
     if (event !== undefined) {
       if (id !== undefined && this.#pending.size > 0) {
         const pending = this.#pending.get(id);
-        if (pending?.events !== undefined) {
+        if (pending?.completeOn !== undefined && event === pending.completeOn) {
+          // The event completing an async action (OriginateResponse): it is the result, and
+          // an ordinary event as well (the bus and the call engine see every event).
+          completions.add(message);
+          if (pending.response === undefined) {
+            pending.early = message as AmiEvent;
+          } else {
+            this.#settle(id, pending);
+            pending.resolve({ response: pending.response, events: [message as AmiEvent] });
+            pending.onComplete?.(message as AmiEvent);
+          }
+        } else if (pending?.events !== undefined) {
           const list = field(message, 'EventList');
           if (list === 'Complete' || list === 'Cancelled') {
             pending.events.push(message as AmiEvent);
@@ -881,6 +1071,24 @@ export class AmiClient extends EventEmitter<AmiClientEvents> {
     if (response === 'Error') {
       this.#settle(id, pending);
       pending.reject(new AmiActionError(this.name, pending.action, message));
+      return;
+    }
+    if (pending.completeOn !== undefined) {
+      if (pending.response !== undefined) return;
+      pending.response = message;
+      if (pending.early !== undefined) {
+        this.#settle(id, pending);
+        pending.resolve({ response: message, events: [pending.early] });
+        pending.onComplete?.(pending.early);
+        return;
+      }
+      clearTimeout(pending.timer);
+      const ms = pending.responseTimeoutMs;
+      pending.timer = setTimeout(() => {
+        this.#pending.delete(id);
+        pending.reject(new AmiTimeoutError(this.name, pending.completeOn as string, ms));
+      }, ms);
+      pending.onQueued?.(message);
       return;
     }
     const list = field(message, 'EventList');

@@ -78,6 +78,52 @@ export class AmiDisconnectedError extends AmiError {
   }
 }
 
+/**
+ * The action was NEVER SENT: the client was not logged in (or its socket was gone) when it
+ * was asked. Nothing reached Asterisk, so sending it again (here or through another server)
+ * is safe. A subclass of {@link AmiDisconnectedError}.
+ */
+export class AmiNotSentError extends AmiDisconnectedError {
+  /** Name of the action. */
+  readonly action: string;
+  constructor(server: string, action: string, message = `not connected to AMI server ${server}`) {
+    super(server, message);
+    this.name = 'AmiNotSentError';
+    this.action = action;
+  }
+}
+
+/**
+ * The action WAS SENT, and the connection dropped (or the client was closed) before its
+ * complete answer: Asterisk may have executed it (an `Originate` may be ringing or answered
+ * now). Never repeat such an action blindly; find out what happened from later events (or
+ * leave it to a lease). `answered` tells whether its first response had arrived (for an
+ * async `Originate`: `Originate successfully queued`, the call is being placed). A subclass
+ * of {@link AmiDisconnectedError}.
+ */
+export class AmiConnectionLostError extends AmiDisconnectedError {
+  /** Name of the action. */
+  readonly action: string;
+  /** The `ActionID` it was sent with. */
+  readonly actionId: string;
+  /** Its first response (`Response: Success`) had arrived; only the rest (e.g. the `OriginateResponse`) was missing. */
+  readonly answered: boolean;
+  constructor(
+    server: string,
+    action: string,
+    actionId: string,
+    answered: boolean,
+    message: string,
+    cause?: unknown,
+  ) {
+    super(server, message, cause);
+    this.name = 'AmiConnectionLostError';
+    this.action = action;
+    this.actionId = actionId;
+    this.answered = answered;
+  }
+}
+
 /** Why {@link AmiMessageSkippedError} skipped a message. */
 export type AmiSkipReason =
   /** Larger than `maxMessageBytes` (the parser's `MESSAGE_TOO_LARGE`). */

@@ -32,10 +32,15 @@ import { createSpeechEngine, type SpeechEngine } from '../media/tts/index.ts';
 import { contextOf, type FeaturePlugin, SPINE_PLUGINS, withHandles } from '../serve/module.ts';
 import type { Database, MigrationSet } from '../store/db.ts';
 import { ExtensionAllowList } from '../telephony/allowlist.ts';
-import type { CallEventSource } from '../telephony/originate.ts';
+import { connectedInOrder } from '../telephony/placed-calls.ts';
 import { checkSpoolDir } from './checks.ts';
 import { type GongListener, startGongListener } from './listener.ts';
-import { callFilePlayer, originatePlayer, type PlayResult } from './playback.ts';
+import {
+  callFilePlayer,
+  originatePlayer,
+  type PlaybackClient,
+  type PlayResult,
+} from './playback.ts';
 import {
   AnnounceInputError,
   AnnounceQueueFullError,
@@ -140,8 +145,11 @@ export interface AnnounceModuleOptions {
   logger: Logger;
   /** `originate` or `callfile` (resolve `auto` before). */
   playback: 'originate' | 'callfile';
-  /** The AMI client to originate with (originate playback). */
-  ami?: () => CallEventSource | undefined;
+  /**
+   * The AMI clients to originate with (originate playback), connected ones best first
+   * (`connectedInOrder(clients, config.amiServers)`); a single client is accepted too.
+   */
+  ami?: () => readonly PlaybackClient[] | PlaybackClient | undefined;
   /** Publishes an event (`announce.<kind>`); e.g. `bus.publish`. */
   publish?: (routingKey: string, message: ReturnType<typeof envelope>) => void;
   /** `origin_uuid` of published events. */
@@ -521,7 +529,7 @@ export function announceServiceModule(
         database: ctx.db,
         logger: ctx.logger,
         playback,
-        ami: () => ctx.ami.clients[0],
+        ami: () => connectedInOrder(ctx.ami.clients, config.amiServers),
         publish: (key, message) => void ctx.bus.publish(key, message),
         originUuid: ctx.config.instance.uuid,
         ...(unavailable ? { unavailable } : {}),

@@ -24,14 +24,13 @@
  * @module
  */
 
-import { AmiDisconnectedError } from '../ami/errors.ts';
+import { AmiNotSentError, AmiTimeoutError } from '../ami/errors.ts';
+import { asteriskSoundName, expandDialString, placeCallFile } from '../telephony/index.ts';
 import {
-  asteriskSoundName,
-  expandDialString,
-  originate,
-  placeCallFile,
-} from '../telephony/index.ts';
-import type { CallEventSource } from '../telephony/originate.ts';
+  type CallEventSource,
+  CallTrackingError,
+  originateThrough,
+} from '../telephony/originate.ts';
 import type { MessageRow, MessageStatus } from './repository.ts';
 
 /** What playing a message gave. */
@@ -84,22 +83,35 @@ export function playbackTarget(settings: PlaybackSettings, message: MessageRow) 
   };
 }
 
+/** An AMI client an announcement may be played through (`AmiClient` satisfies it). */
+export type PlaybackClient = CallEventSource & { readonly name: string };
+
 /**
- * A player that originates through `client` (an `AmiClient`).
+ * A player that originates through the first of `clients` (connected `AmiClient`s, best
+ * first: `connectedInOrder(clients, announce.amiServers)`); an `Originate` that could not be
+ * sent through one goes through the next.
+ *
+ * Errors map to results by type: never sent (no server connected) → `no_ami`, retried;
+ * sent and then the connection dropped, or no answer to the action → `unknown`, NOT retried
+ * (the ringer may have played it: ringing it again blindly could play it twice); refused
+ * by Asterisk → `refused`, not retried.
  * @returns a function playing one message; it never throws for an unanswered call.
  */
 export function originatePlayer(
   settings: PlaybackSettings,
-  client: () => CallEventSource | undefined,
+  clients: () => readonly PlaybackClient[] | PlaybackClient | undefined,
 ): (message: MessageRow) => Promise<PlayResult> {
+  const candidates = (): readonly PlaybackClient[] => {
+    const value = clients();
+    if (value === undefined) return [];
+    return Array.isArray(value) ? value : [value as PlaybackClient];
+  };
   return async (message) => {
     const target = playbackTarget(settings, message);
-    const ami = client();
-    if (ami === undefined) return { status: 'failed', outcome: 'no_ami', retry: true };
     const { SWITCHBOARD_CALL_ID: callId = '', ...variables } = target.variables;
     try {
-      const result = await originate(
-        ami,
+      const result = await originateThrough(
+        candidates,
         {
           dialString: target.channel,
           context: target.context,
@@ -119,15 +131,16 @@ export function originatePlayer(
         retry: result.end !== 'refused',
       };
     } catch (error) {
-      // Not logged in yet (just after a start) or not any more: the Originate was never sent,
-      // so nothing rang: retried like a missing AMI connection.
-      if (
-        error instanceof AmiDisconnectedError &&
-        error.message === `not connected to AMI server ${error.server}`
-      ) {
+      // No server connected (just after a start, or all down): the Originate was never
+      // sent, so nothing rang: retried.
+      if (error instanceof AmiNotSentError) {
         return { status: 'failed', outcome: 'no_ami', retry: true };
       }
-      // AMI disconnected / no answer to the action: whether the ringer rang is unknown.
+      // Sent, then the connection dropped, or no answer to the action: whether the ringer
+      // rang is unknown; never rung again blindly.
+      if (error instanceof CallTrackingError || error instanceof AmiTimeoutError) {
+        return { status: 'failed', outcome: `unknown: ${error.message}`.slice(0, 200) };
+      }
       return { status: 'failed', outcome: `ami_error: ${(error as Error).message}`.slice(0, 200) };
     }
   };

@@ -48,7 +48,9 @@ export interface CalloutModuleOptions {
   db: Database;
   logger: Logger;
   /** AMI clients (the service's `ami.clients`). */
-  amiClients?: () => ReadonlyArray<CallEventSource & { readonly connected: boolean }>;
+  amiClients?: () => ReadonlyArray<
+    CallEventSource & { readonly connected: boolean; readonly name: string }
+  >;
   /** Bus publisher for `callout.*`. */
   publish?: CalloutPublish;
   /** Replaces the speech engine built from `tts` (benchmarks). */
@@ -100,6 +102,7 @@ export function createCalloutModule(options: CalloutModuleOptions): CalloutModul
     const mediaDir = resolve(c.mediaDir);
     providers.asterisk = createAsteriskProvider({
       clients: options.amiClients ?? (() => []),
+      servers: c.amiServers,
       dialString: c.dialString,
       context: c.context,
       callerId: c.callerId,

@@ -5,11 +5,15 @@
  * The file is opened before connecting (a path that cannot be written stops at once, exit
  * 1), and the events are flushed every second: a write that fails (disk full, file system
  * gone) stops the recording with one line naming the file and the reason, exit 1.
+ *
+ * A server unreachable at start is retried with backoff, as `serve` does (one line says so);
+ * `--fail-fast` exits instead (exit 1, one line). A refused login always exits.
  */
 import { open } from 'node:fs/promises';
 import type { Writable } from 'node:stream';
 import { Command } from 'commander';
-import { AmiClient, parseAmiUrl } from '../ami/client.ts';
+import { AmiClient, amiServerOptions } from '../ami/client.ts';
+import { AmiAuthError } from '../ami/errors.ts';
 import { createRecordingWriter } from '../ami/recording.ts';
 import { CliError } from './errors.ts';
 import { untilSignal } from './signals.ts';
@@ -30,11 +34,28 @@ export function recordCommand(): Command {
     .description('record every AMI event of a live Asterisk as JSON Lines (until Ctrl-C)')
     .requiredOption('--ami <url>', 'tcp://USER:SECRET@HOST:5038 or tls://... (?auth=md5&name=NAME)')
     .requiredOption('-o, --out <file>', 'JSON Lines file to write (- for standard output)')
-    .action(async (options: { ami: string; out: string }) => {
-      const amiOptions = parseAmiUrl(options.ami);
+    .option(
+      '--fail-fast',
+      'exit (1, one line) when the server cannot be reached at start, instead of retrying',
+    )
+    .action(async (options: { ami: string; out: string; failFast?: boolean }) => {
+      const retry = options.failFast !== true;
+      const amiOptions = amiServerOptions({ url: options.ami });
       const file = options.out === '-' ? undefined : await openOut(options.out);
       const writer = createRecordingWriter(file?.stream ?? process.stdout);
-      const client = new AmiClient(amiOptions);
+      const client = new AmiClient({ ...amiOptions, retryInitialConnect: retry });
+      let told = false;
+      client.on('connect', () => {
+        told = true;
+      });
+      client.on('error', (error) => {
+        // The first connection failing: said once (a refused login is the command's error).
+        if (!retry || told || error instanceof AmiAuthError) return;
+        told = true;
+        process.stderr.write(
+          `switchboard: ${client.name}: not reachable (${error.message}); retrying (Ctrl-C stops; --fail-fast exits)\n`,
+        );
+      });
       client.on('event', (event) => writer.write(event));
       client.on('disconnect', (server, error) => {
         if (error)

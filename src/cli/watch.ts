@@ -1,9 +1,14 @@
 /**
  * `switchboard watch --ami URL [--ami URL ...]`: live call events from one or more Asterisk
  * servers, through the live runner (reconnects resynchronise calls in progress).
+ *
+ * A server unreachable at start is retried with backoff, as `serve` does (a status line per
+ * failed attempt); `--fail-fast` exits instead (exit 1, one line). A refused login always
+ * exits (retrying a wrong secret helps nobody).
  */
 import { Command, InvalidArgumentError } from 'commander';
-import { parseAmiUrl } from '../ami/client.ts';
+import { amiServerOptions } from '../ami/client.ts';
+import { AmiAuthError } from '../ami/errors.ts';
 import { DEFAULT_MAX_BRIDGES, DEFAULT_MAX_CHANNELS } from '../calls/engine.ts';
 import { AmiRunner } from '../calls/live.ts';
 import { consoleReporter, LineWriter } from '../sinks/console.ts';
@@ -34,6 +39,10 @@ export function watchCommand(): Command {
     )
     .addOption(formatOption())
     .option(
+      '--fail-fast',
+      'exit (1, one line) when a server cannot be reached at start, instead of retrying',
+    )
+    .option(
       '--max-channels <n>',
       'live channels followed per server; beyond, the oldest are forgotten (as ami.maxChannels)',
       positiveInteger,
@@ -51,7 +60,9 @@ export function watchCommand(): Command {
         format?: string;
         maxChannels: number;
         maxBridges: number;
+        failFast?: boolean;
       }) => {
+        const retry = options.failFast !== true;
         const writer = new LineWriter(process.stdout, 1);
         const format = resolveFormat(options.format);
         const reporter = consoleReporter(writer, {
@@ -61,19 +72,39 @@ export function watchCommand(): Command {
         });
         // Until every server is logged in, status lines wait: when the start fails, the line
         // saying why is the command's error line, printed once (not as a status, then again).
+        // Retrying an unreachable server, they are printed from its first failure on.
         let held: string[] | undefined = [];
         const print = (message: string): void => {
           process.stderr.write(`switchboard: ${message}\n`);
         };
-        const runner = new AmiRunner(options.ami.map(parseAmiUrl), reporter, {
+        const servers = options.ami.map((url) => ({
+          ...amiServerOptions({ url }),
+          retryInitialConnect: retry,
+        }));
+        const runner = new AmiRunner(servers, reporter, {
           onStatus: (message) => (held === undefined ? print(message) : held.push(message)),
           maxChannels: options.maxChannels,
           maxBridges: options.maxBridges,
         });
+        if (retry) {
+          const told = new Set<string>();
+          for (const client of runner.clients) {
+            // only about the first connection: later losses have their own status lines
+            client.on('connect', () => told.add(client.name));
+            client.on('error', (error) => {
+              if (error instanceof AmiAuthError || told.has(client.name)) return;
+              told.add(client.name);
+              for (const line of held ?? []) print(line);
+              held = undefined;
+              print(`${client.name}: not reachable; retrying (Ctrl-C stops; --fail-fast exits)`);
+            });
+          }
+        }
         const stop = untilSignal();
         try {
           try {
-            await runner.start();
+            // Retrying, start() waits until every server is logged in: Ctrl-C may come first.
+            await Promise.race([runner.start(), stop]);
           } catch (error) {
             const reason = error instanceof Error ? error.message : String(error);
             const own = held?.find((line) => line.endsWith(`: ${reason}`));

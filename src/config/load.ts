@@ -13,6 +13,7 @@ import path from 'node:path';
 import type { TSchema } from 'typebox';
 import { Value } from 'typebox/value';
 import { parseDocument } from 'yaml';
+import { amiServerOptions } from '../ami/client.ts';
 import { type Config, ConfigSchema, FORMAT_MESSAGES } from './schema.ts';
 
 /** One problem found in a configuration: the key (dotted path, `[i]` for list items) and why. */
@@ -648,6 +649,11 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
     sources.set(path.join('.'), flag);
   }
 
+  // Which ami.servers[] set `auth` themselves (the default must not contradict ?auth=).
+  const rawServers = isObject(raw) && isObject(raw.ami) ? raw.ami.servers : undefined;
+  const explicitAuth = Array.isArray(rawServers)
+    ? rawServers.map((server) => isObject(server) && server.auth !== undefined)
+    : [];
   const config = applyDefaults(ConfigSchema as unknown as Schema, raw);
   if (!fileUnusable) {
     for (const problem of validateConfig(config)) {
@@ -663,16 +669,30 @@ export function loadConfig(options: LoadConfigOptions = {}): Config {
       problems.push(source ? { ...problem, source } : problem);
     }
   }
+  if (problems.length === 0) {
+    // One meaning of a server (amiServerOptions): the URL's name= and auth= fill the keys,
+    // so that what is printed (config check --print) is what serve uses.
+    (config as Config).ami.servers.forEach((server, i) => {
+      try {
+        const resolved = amiServerOptions({
+          url: server.url,
+          name: server.name,
+          ...(explicitAuth[i] === true ? { auth: server.auth as 'plain' | 'md5' } : {}),
+        });
+        server.name = resolved.name;
+        server.auth = resolved.auth;
+      } catch (error) {
+        const key = `ami.servers[${i}].url`;
+        const source = [...sources].find(([at]) => key.startsWith(at))?.[1];
+        const problem = { key, reason: (error as Error).message };
+        problems.push(source ? { ...problem, source } : problem);
+      }
+    });
+  }
   if (problems.length > 0) throw new ConfigError(problems);
 
   const valid = config as Config;
   if (valid.instance.uuid === '') valid.instance.uuid = derivedUuid(valid.instance.name);
-  for (const server of valid.ami.servers) {
-    if (server.name === '') {
-      const url = new URL(server.url);
-      server.name = `${url.hostname}:${url.port || '5038'}`;
-    }
-  }
   nameWebhooks(valid.webhooks.endpoints);
   return valid;
 }

@@ -446,6 +446,11 @@ export const CalloutSection = section(
       'auto',
       'auto = asterisk with an AMI server or the simulator, else dryrun',
     ),
+    amiServers: Type.Array(Type.String({ minLength: 1 }), {
+      default: [],
+      description:
+        'names of ami.servers to place alert calls through, best first (the first connected one is used); empty = every server, in ami.servers order',
+    }),
     dialString: str('PJSIP/{telno}@trunk', 'Originate channel; {telno} is the validated number'),
     context: str('switchboard-callout', 'dialplan context the answered call enters'),
     callerId: str('', 'caller ID of alert calls; empty = the PBX default'),
@@ -549,6 +554,11 @@ export const AnnounceSection = section(
       'auto',
       'auto = originate when AMI is configured, else callfile',
     ),
+    amiServers: Type.Array(Type.String({ minLength: 1 }), {
+      default: [],
+      description:
+        'names of ami.servers to play announcements through (originate), best first (the first connected one is used); empty = every server, in ami.servers order',
+    }),
     dialString: str(
       'Local/{extension}',
       'channel of the ringer; {extension} is validated (Gong: Local/{extension})',

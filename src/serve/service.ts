@@ -19,7 +19,7 @@
  */
 
 import type { Logger } from 'pino';
-import { type AmiClientOptions, parseAmiUrl } from '../ami/client.ts';
+import { type AmiClientOptions, amiServerOptions, parseAmiUrl } from '../ami/client.ts';
 import type { AmiFeature } from '../ami/permissions.ts';
 import { checkAnnounceConfig } from '../announce/checks.ts';
 import { resolvePlayback } from '../announce/index.ts';
@@ -159,7 +159,7 @@ export function checkServiceConfig(config: Config): ConfigProblem[] {
   const names = new Map<string, number>();
   config.ami.servers.forEach((server, i) => {
     try {
-      parseAmiUrl(server.url);
+      amiServerOptions({ url: server.url, name: server.name });
     } catch (error) {
       problems.push({ key: `ami.servers[${i}].url`, reason: (error as Error).message });
     }
@@ -176,6 +176,18 @@ export function checkServiceConfig(config: Config): ConfigProblem[] {
     problems.push({
       key: 'ami.servers',
       reason: 'the name "simulator" is taken by the embedded simulator (simulator.enabled)',
+    });
+  }
+  const known = new Set(names.keys());
+  if (config.simulator.enabled) known.add('simulator');
+  for (const section of ['callout', 'announce'] as const) {
+    config[section].amiServers.forEach((name, i) => {
+      if (!known.has(name)) {
+        problems.push({
+          key: `${section}.amiServers[${i}]`,
+          reason: `no AMI server is named ${JSON.stringify(name)} (names: ${[...known].join(', ') || 'none'})`,
+        });
+      }
     });
   }
   problems.push(...checkAnnounceConfig(config));
@@ -199,12 +211,12 @@ export function amiClientOptions(
   server: AmiServerConfig,
   extra: Partial<AmiClientOptions> = {},
 ): AmiClientOptions {
-  const fromUrl = parseAmiUrl(server.url);
-  const hasAuthParam = new URL(server.url).searchParams.has('auth');
+  // The one meaning of a server (the loader filled name and auth from the URL already; a
+  // config built in code may still say auth in the URL only).
+  const fromUrl = amiServerOptions({ url: server.url, name: server.name });
   const options: AmiClientOptions = {
     ...fromUrl,
-    name: server.name,
-    auth: hasAuthParam ? (fromUrl.auth ?? 'plain') : (server.auth as 'plain' | 'md5'),
+    auth: parseAmiUrl(server.url).auth ?? (server.auth as 'plain' | 'md5'),
     pingIntervalMs: server.pingIntervalMs,
     connectTimeoutMs: server.connectTimeoutMs,
     actionTimeoutMs: server.actionTimeoutMs,

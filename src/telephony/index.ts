@@ -38,8 +38,20 @@ export {
   type CallResult,
   CallTrackingError,
   type FollowOptions,
+  NoAmiServerError,
   newCallId,
   type OriginateRequest,
   originate,
+  originateThrough,
   outcomeFromReason,
 } from './originate.ts';
+export {
+  connectedInOrder,
+  type NamedClient,
+  type PlacedCallEvents,
+  type PlacedCallHandlers,
+  type PlacedCallRoute,
+  PlacedCalls,
+  placedCalls,
+  type StoredCallListener,
+} from './placed-calls.ts';

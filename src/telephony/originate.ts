@@ -18,7 +18,13 @@
  * @module
  */
 import { randomBytes } from 'node:crypto';
-import { AmiActionError } from '../ami/errors.ts';
+import type { AmiOriginateOptions, AmiOriginateResult } from '../ami/client.ts';
+import {
+  AmiActionError,
+  AmiConnectionLostError,
+  AmiNotSentError,
+  AmiTimeoutError,
+} from '../ami/errors.ts';
 import type { AmiEvent } from '../ami/message.ts';
 import { field } from '../ami/message.ts';
 import type { AmiAction } from '../ami/protocol.ts';
@@ -29,6 +35,7 @@ import {
   validateDialplanName,
   validateVariables,
 } from './dialstring.ts';
+import { type PlacedCallEvents, type PlacedCallRoute, placedCalls } from './placed-calls.ts';
 
 /** How a call ended up. */
 export type CallOutcome = 'answered' | 'busy' | 'noanswer' | 'congestion' | 'failed';
@@ -98,12 +105,14 @@ export function outcomeFromReason(reason: number | undefined): CallOutcome {
   }
 }
 
-/** What the follower needs from an AMI client ({@link AmiClient} satisfies it). */
-export interface CallEventSource {
-  on(event: 'event', listener: (event: AmiEvent, server: string) => void): unknown;
-  on(event: 'disconnect', listener: (server: string, error: Error | undefined) => void): unknown;
-  off(event: 'event', listener: (event: AmiEvent, server: string) => void): unknown;
-  off(event: 'disconnect', listener: (server: string, error: Error | undefined) => void): unknown;
+/**
+ * What placing and following a call needs from an AMI client ({@link AmiClient} satisfies
+ * it): its events (through the connection's {@link PlacedCalls} index), `originate` and
+ * `action` (for `Hangup`).
+ */
+export interface CallEventSource extends PlacedCallEvents {
+  /** See {@link AmiClient.originate}. */
+  originate(action: AmiAction, options?: AmiOriginateOptions): Promise<AmiOriginateResult>;
   action(
     action: AmiAction,
     options?: { timeoutMs?: number },
@@ -116,7 +125,7 @@ export interface FollowOptions {
   digitEvent?: string;
   /** Settle as soon as the first digit arrives (end `digit`). Default false: wait for the hangup. */
   endOnDigit?: boolean;
-  /** Longest wait for the `OriginateResponse` after the action was queued, in ms. Default 60000. */
+  /** Longest wait for the `OriginateResponse` after the action was queued, in ms. Default: ring time + 30000. */
   originateResponseTimeoutMs?: number;
   /** Longest answered call, in ms; then (end `timeout`) it is hung up if `hangupOnTimeout`. Default 600000. */
   maxCallMs?: number;
@@ -132,12 +141,17 @@ export interface FollowOptions {
   signal?: AbortSignal;
 }
 
-/** The connection to Asterisk was lost while following a call: its state is unknown. */
+/**
+ * The `Originate` WAS SENT and the AMI connection dropped before the call's end was known
+ * (before its `OriginateResponse`, or while the answered call went on): the call may exist,
+ * ring, be answered. Never redial blindly: its later events reach the stored-call listeners
+ * of the {@link PlacedCalls} index (by call id), else leave it to a lease.
+ */
 export class CallTrackingError extends Error {
   /** What was known when tracking was lost (outcome may still be `failed`). */
   readonly partial: CallResult;
-  constructor(message: string, partial: CallResult) {
-    super(message);
+  constructor(message: string, partial: CallResult, cause?: unknown) {
+    super(message, cause === undefined ? undefined : { cause });
     this.name = 'CallTrackingError';
     this.partial = partial;
   }
@@ -146,28 +160,28 @@ export class CallTrackingError extends Error {
 const DTMF = /^[0-9*#A-D]$/;
 
 /**
- * Follows one originated call through the events of an AMI client. Create it BEFORE sending
- * the `Originate` (events may arrive before the action's promise resolves), then
- * {@link bind} the ActionID. Events that cannot be attributed yet are buffered (at most 1,000).
+ * Follows one call: sends its `Originate` ({@link CallEventSource.originate}, which completes
+ * with the `OriginateResponse`) and takes the call's `UserEvent`s and `Hangup` from the
+ * connection's {@link PlacedCalls} index (by call id, then by the channel's `Uniqueid`).
+ * Events of the call that arrive before its answer is known are buffered (at most 1,000).
  */
 export class CallFollower {
-  /** Settles with the result; rejects with {@link CallTrackingError} if the AMI connection drops. */
+  /**
+   * Settles with the result; rejects with {@link CallTrackingError} (sent, connection lost),
+   * {@link AmiNotSentError} (never sent), {@link AmiTimeoutError} (no response to the action).
+   */
   readonly result: Promise<CallResult>;
   readonly #source: CallEventSource;
   readonly #options: FollowOptions;
   readonly #digitEvent: string;
   readonly #state: CallResult;
+  readonly #route: PlacedCallRoute;
   #resolve!: (result: CallResult) => void;
   #reject!: (error: Error) => void;
   #settled = false;
+  #responded = false;
   #buffer: AmiEvent[] = [];
   #timer: NodeJS.Timeout | undefined;
-  readonly #onEvent = (event: AmiEvent): void => this.#handle(event);
-  readonly #onDisconnect = (): void => {
-    this.#fail(
-      new CallTrackingError('AMI connection lost while following the call', this.#snapshot()),
-    );
-  };
   readonly #onAbort = (): void => {
     this.#hangupChannel();
     this.#finish('aborted');
@@ -197,31 +211,65 @@ export class CallFollower {
       this.#resolve = resolve;
       this.#reject = reject;
     });
-    source.on('event', this.#onEvent);
-    source.on('disconnect', this.#onDisconnect);
+    this.#route = placedCalls(source).follow(callId, {
+      event: (event) => this.#handle(event),
+      // Before the OriginateResponse, the client rejects the pending Originate itself
+      // (AmiConnectionLostError, handled in send()); after it, only this tells.
+      disconnect: (error) =>
+        this.#responded &&
+        this.#fail(
+          new CallTrackingError(
+            'AMI connection lost while following the call',
+            this.#snapshot(),
+            error,
+          ),
+        ),
+    });
     if (options.signal?.aborted) queueMicrotask(this.#onAbort);
     else options.signal?.addEventListener('abort', this.#onAbort, { once: true });
   }
 
-  /** Attributes `OriginateResponse`s with this ActionID to the call and starts the response timer. */
-  bind(actionId: string): void {
+  /**
+   * Sends the `Originate` (the call id as `ActionID` tag) and follows the answer.
+   * @param actionTimeoutMs timeout of the action's own response (default: the client's).
+   */
+  send(action: AmiAction, actionTimeoutMs?: number): void {
     if (this.#settled) return;
-    this.#state.actionId = actionId;
-    this.#arm(this.#options.originateResponseTimeoutMs ?? 60_000, () => this.#finish('timeout'));
-    const buffered = this.#buffer;
-    this.#buffer = [];
-    for (const event of buffered) this.#handle(event);
-  }
-
-  /** Settles as refused (the `Originate` got `Response: Error`). */
-  refuse(message: string): void {
-    this.#state.error = message;
-    this.#finish('refused');
-  }
-
-  /** Stops listening and rejects with `error` (used when the action could not be sent). */
-  abandon(error: Error): void {
-    this.#fail(error);
+    this.#source
+      .originate(action, {
+        tag: this.#state.callId,
+        ...(actionTimeoutMs === undefined ? {} : { timeoutMs: actionTimeoutMs }),
+        responseTimeoutMs: this.#options.originateResponseTimeoutMs ?? 60_000,
+        onQueued: (response) => {
+          this.#state.actionId = field(response, 'ActionID') ?? '';
+        },
+        onOriginateResponse: (event) => this.#onOriginateResponse(event),
+      })
+      .then(
+        // handled synchronously by onOriginateResponse (a fake client may only resolve)
+        ({ originateResponse }) => this.#onOriginateResponse(originateResponse),
+        (error: Error) => {
+          if (this.#settled) return;
+          if (error instanceof AmiActionError) {
+            this.#state.error = error.amiMessage;
+            this.#finish('refused');
+          } else if (error instanceof AmiTimeoutError && error.action === 'OriginateResponse') {
+            // queued, and no outcome in time: not answered (as before; Asterisk always sends one)
+            this.#finish('timeout');
+          } else if (error instanceof AmiConnectionLostError) {
+            this.#state.actionId = error.actionId;
+            this.#fail(
+              new CallTrackingError(
+                'AMI connection lost after the Originate was sent: the call may have been placed',
+                this.#snapshot(),
+                error,
+              ),
+            );
+          } else {
+            this.#fail(error);
+          }
+        },
+      );
   }
 
   #snapshot(): CallResult {
@@ -238,36 +286,23 @@ export class CallFollower {
     this.#timer = setTimeout(fn, ms);
   }
 
-  #mine(event: AmiEvent): boolean {
-    const uniqueid = this.#state.uniqueid;
-    if (uniqueid !== undefined && field(event, 'Uniqueid') === uniqueid) return true;
-    return field(event, 'CallId') === this.#state.callId;
-  }
-
   #handle(event: AmiEvent): void {
     if (this.#settled) return;
-    const name = event.Event;
-    if (name !== 'OriginateResponse' && name !== 'UserEvent' && name !== 'Hangup') return;
-    const answered = this.#state.answeredAt !== undefined;
-    if (this.#state.actionId === '' || (!answered && name !== 'OriginateResponse')) {
-      // not attributable yet: keep events that may be ours until the OriginateResponse
-      const early = this.#state.actionId === '' && name === 'OriginateResponse';
-      if (early || field(event, 'CallId') === this.#state.callId) {
-        if (this.#buffer.length < 1000) this.#buffer.push(event);
+    if (this.#state.answeredAt === undefined) {
+      // not attributable yet: keep the events naming the call until the answer is known
+      if (field(event, 'CallId') === this.#state.callId && this.#buffer.length < 1000) {
+        this.#buffer.push(event);
       }
       return;
     }
-    if (name === 'OriginateResponse') {
-      if (field(event, 'ActionID') !== this.#state.actionId) return;
-      this.#onOriginateResponse(event);
-      return;
-    }
-    if (!this.#mine(event)) return;
-    if (name === 'UserEvent') this.#onUserEvent(event);
-    else this.#onHangup(event);
+    if (event.Event === 'UserEvent') this.#onUserEvent(event);
+    else if (event.Event === 'Hangup') this.#onHangup(event);
   }
 
   #onOriginateResponse(event: AmiEvent): void {
+    if (this.#settled || this.#responded) return;
+    this.#responded = true;
+    this.#state.actionId = field(event, 'ActionID') ?? this.#state.actionId;
     const reasonText = field(event, 'Reason');
     const reason = reasonText === undefined || reasonText === '' ? undefined : Number(reasonText);
     const uniqueid = field(event, 'Uniqueid');
@@ -283,12 +318,13 @@ export class CallFollower {
       return;
     }
     this.#state.answeredAt = new Date();
+    if (this.#state.uniqueid !== undefined) this.#route.setUniqueid(this.#state.uniqueid);
     this.#arm(this.#options.maxCallMs ?? 600_000, () => {
       this.#hangupChannel();
       this.#finish('timeout');
     });
     this.#options.onAnswered?.({ uniqueid: this.#state.uniqueid, channel: this.#state.channel });
-    // events of this call that arrived before its OriginateResponse
+    // events of this call that arrived before its OriginateResponse was handled
     const buffered = this.#buffer;
     this.#buffer = [];
     for (const early of buffered) this.#handle(early);
@@ -318,25 +354,24 @@ export class CallFollower {
     this.#source.action({ Action: 'Hangup', Channel: channel, Cause: 16 }).catch(() => undefined);
   }
 
-  #cleanup(): void {
+  #cleanup(lost: boolean): void {
     this.#settled = true;
     clearTimeout(this.#timer);
     this.#buffer = [];
-    this.#source.off('event', this.#onEvent);
-    this.#source.off('disconnect', this.#onDisconnect);
+    this.#route.close(lost);
     this.#options.signal?.removeEventListener('abort', this.#onAbort);
   }
 
   #finish(end: CallEnd): void {
     if (this.#settled) return;
-    this.#cleanup();
+    this.#cleanup(false);
     this.#state.end = end;
     this.#resolve(this.#snapshot());
   }
 
   #fail(error: Error): void {
     if (this.#settled) return;
-    this.#cleanup();
+    this.#cleanup(error instanceof CallTrackingError);
     this.#reject(error);
   }
 }
@@ -428,15 +463,19 @@ export function newCallId(): string {
 }
 
 /**
- * Sends AMI `Originate` (Async, ActionID unique to the client) and follows the call to its
- * outcome with a {@link CallFollower}: resolves with the {@link CallResult} once the call is
- * unanswered (busy / noanswer / congestion / failed), hung up, timed out, or (`endOnDigit`)
- * a key was pressed. A `Response: Error` to the action resolves `failed` / `refused`.
+ * Sends AMI `Originate` (Async; the client completes it with its `OriginateResponse`; the
+ * call id travels as `SWITCHBOARD_CALL_ID` and as the `ActionID` tag) and follows the call to
+ * its outcome with a {@link CallFollower}: resolves with the {@link CallResult} once the call
+ * is unanswered (busy / noanswer / congestion / failed), hung up, timed out, or
+ * (`endOnDigit`) a key was pressed. A `Response: Error` to the action resolves `failed` /
+ * `refused`.
  *
  * @throws {TelephonyValidationError} a request field is invalid (nothing is sent).
- * @throws {AmiDisconnectedError} / {AmiTimeoutError} the action could not be sent or got no
- *   answer: whether a call was placed is unknown.
- * @throws {CallTrackingError} the AMI connection dropped while following the call.
+ * @throws {AmiNotSentError} not connected: NEVER SENT, safe to retry (here or elsewhere).
+ * @throws {AmiLimitError} too many actions waiting (nothing sent).
+ * @throws {CallTrackingError} SENT, and the AMI connection dropped before the call's end was
+ *   known: the call may exist; never redial blindly.
+ * @throws {AmiTimeoutError} sent, no response to the action in time: maybe executed.
  */
 export async function originate(
   client: CallEventSource,
@@ -453,15 +492,51 @@ export async function originate(
     originateResponseTimeoutMs:
       options.originateResponseTimeoutMs ?? (request.timeoutMs ?? 30_000) + 30_000,
   });
-  try {
-    const { response } = await client.action(
-      action,
-      request.actionTimeoutMs === undefined ? {} : { timeoutMs: request.actionTimeoutMs },
-    );
-    follower.bind(field(response, 'ActionID') ?? '');
-  } catch (error) {
-    if (error instanceof AmiActionError) follower.refuse(error.amiMessage);
-    else follower.abandon(error as Error);
-  }
+  follower.send(action, request.actionTimeoutMs);
   return follower.result;
+}
+
+/** No AMI server of the set was connected: nothing was sent (safe to retry later). */
+export class NoAmiServerError extends AmiNotSentError {
+  constructor(servers: readonly string[]) {
+    super(
+      servers.join(',') || 'none',
+      'Originate',
+      servers.length === 0
+        ? 'no AMI server configured to place calls through'
+        : `no AMI server connected (of ${servers.join(', ')})`,
+    );
+    this.name = 'NoAmiServerError';
+  }
+}
+
+/**
+ * {@link originate} through the first connected client of `clients` (best first, e.g. from
+ * `connectedInOrder`); when the chosen one turns out not connected at the moment of sending
+ * ({@link AmiNotSentError}: nothing was sent), the next one is tried.
+ *
+ * @param clients candidates, evaluated at each try.
+ * @throws {NoAmiServerError} none was connected (nothing sent).
+ * @throws what {@link originate} throws otherwise.
+ */
+export async function originateThrough<T extends CallEventSource & { readonly name: string }>(
+  clients: () => readonly T[],
+  request: OriginateRequest,
+  options: FollowOptions & { onServer?: (client: T) => void } = {},
+): Promise<CallResult> {
+  const tried = new Set<string>();
+  const names: string[] = [];
+  for (;;) {
+    const client = clients().find((c) => !tried.has(c.name));
+    if (client === undefined) throw new NoAmiServerError(names);
+    tried.add(client.name);
+    names.push(client.name);
+    try {
+      options.onServer?.(client);
+      return await originate(client, request, options);
+    } catch (error) {
+      if (error instanceof AmiNotSentError && !(error instanceof NoAmiServerError)) continue;
+      throw error;
+    }
+  }
 }

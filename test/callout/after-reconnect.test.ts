@@ -254,3 +254,75 @@ test('a callee who hangs up without a key after an AMI reconnect: the Hangup, fo
     { state: 'done', outcome: 'answered', digit: '1' },
   ]);
 });
+
+// Issue 11, §3: the connection dropped after the Originate was sent and before its answer
+// ("Originate successfully queued" never arrived). The call may exist (here it does: the
+// PBX runs it), so the attempt must not be marked failed and the person must not be dialled
+// again; the key pressed in that call, after the reconnect, counts.
+test('an Originate in flight when the AMI connection drops: not redialled, the key pressed after the reconnect counts', async () => {
+  const sim = await startSimulator({
+    port: 0,
+    dtmfDurationMs: 10,
+    dialplan: calloutDialplan(10_000),
+    scripts: {
+      '611': { answerAfterMs: 50, dtmf: '1', dtmfAfterMs: 1_500, hangupAfterMs: 4_000 },
+      '612': { answerAfterMs: 50, dtmf: '1', dtmfAfterMs: 50, hangupAfterMs: 2_000 },
+    },
+  });
+  cleanups.push(() => sim.close());
+  const db = testDb('sqlite');
+  cleanups.push(() => db.drop());
+  const config = calloutConfig(db, '', sim.url());
+  // Without the typed "sent, connection lost" error the attempt was failed at once and 611
+  // dialled again; left to its lease it would only end after 60 s.
+  config.callout.attemptLeaseMs = 60_000;
+  const { service, url } = await startServe(config, db);
+  cleanups.push(() => service.stop());
+  const client = service.context?.ami.clients[0];
+  assert.ok(client);
+  await until(() => client.connected);
+  // The moment the PBX reads the first Originate, before it answers: every connection drops.
+  let dropped = 0;
+  sim.server.on('action', (action) => {
+    if (dropped === 0 && action.Action === 'Originate') {
+      dropped = Date.now();
+      sim.server.dropConnections();
+    }
+  });
+  const keysAt: number[] = [];
+  sim.on('event', (event: AmiEvent) => {
+    if (event.Event === 'UserEvent' && event.UserEvent === 'SwitchboardDTMF')
+      keysAt.push(Date.now());
+  });
+  const response = await postCurlStyle(url, [
+    ['testflg', '0'],
+    ['hostname', 'db1'],
+    ['operator', 'zabbix'],
+    ['calltype', '1'],
+    ['frequency', '1'],
+    ['language', 'en'],
+    ['message', 'Disk full'],
+    ['headid', '2'],
+    ['footid', '1'],
+    ['addressee', '1:a:611:A:1'],
+    ['addressee', '2:b:612:B:1'],
+  ]);
+  const { eventid } = (await response.json()) as { eventid: string };
+  const h = await waitHistory(url, eventid, (x) => x.eventstatus === '2', 20_000);
+  assert.ok(dropped > 0, 'the connection dropped with the Originate in flight');
+  assert.ok(keysAt.length === 1 && (keysAt[0] as number) > dropped, 'the key came after the drop');
+  assert.deepEqual(
+    h.result.map((r) => [r.numofcall, r.status]),
+    [
+      ['1', '1'], // one call, its key 1 (pressed after the reconnect) counted
+      ['0', ''], // never called: the escalation ended with the first person's key
+    ],
+  );
+  const to = (n: string) => sim.originates().filter((o) => o.number === n).length;
+  assert.deepEqual([to('611'), to('612')], [1, 0], 'never redialled');
+  const attempts = await service.context?.db.db
+    .selectFrom('callout_attempt' as never)
+    .select(['state', 'outcome', 'digit'] as never[])
+    .execute();
+  assert.deepEqual(attempts, [{ state: 'done', outcome: 'answered', digit: '1' }]);
+});

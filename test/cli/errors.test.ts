@@ -120,9 +120,10 @@ describe('one line for each failure', () => {
     ]);
   });
 
-  test('watch with an unreachable Asterisk: the reason once, not as a status and then again', async () => {
+  test('watch --fail-fast with an unreachable Asterisk: the reason once, not as a status and then again', async () => {
     const port = await closedPort();
-    const result = await runCli(['watch', '--ami', `tcp://u:p@127.0.0.1:${port}`]);
+    // (without --fail-fast it retries: test/cli/ami-start.test.ts)
+    const result = await runCli(['watch', '--fail-fast', '--ami', `tcp://u:p@127.0.0.1:${port}`]);
     assert.equal(result.code, 1);
     assert.deepEqual(lines(result.stderr), [
       `switchboard: 127.0.0.1:${port}: connect ECONNREFUSED 127.0.0.1:${port}`,

@@ -89,8 +89,8 @@ describe('switchboard watch / record against a fake Asterisk', () => {
     assert.deepEqual(pbx.logins, [false]);
   });
 
-  test('watch on an unreachable server fails with one line', async () => {
-    const result = await runCli(['watch', '--ami', 'tcp://u:p@127.0.0.1:1']);
+  test('watch --fail-fast on an unreachable server fails with one line', async () => {
+    const result = await runCli(['watch', '--fail-fast', '--ami', 'tcp://u:p@127.0.0.1:1']);
     assert.equal(result.code, 1);
     assert.match(result.stderr, /^switchboard: .*(ECONNREFUSED|refused)/m);
   });

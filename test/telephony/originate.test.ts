@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { AmiClient } from '../../src/ami/client.ts';
+import { AmiClient, actionIdTag } from '../../src/ami/client.ts';
+import { AmiConnectionLostError, AmiNotSentError } from '../../src/ami/errors.ts';
 import type { AmiMessage } from '../../src/ami/message.ts';
 import { type AmiOutgoing, AmiServer, type AmiServerConnection } from '../../src/ami/server.ts';
 import {
@@ -137,6 +138,11 @@ const server = new AmiServer({
     Originate: (action: AmiMessage, connection: AmiServerConnection) => {
       actions.push(action);
       const channel = first(action.Channel);
+      if (channel === 'Local/500@phones') {
+        // read, then the connection drops before any answer (the Originate is in flight)
+        connection.close();
+        return undefined;
+      }
       if (channel === 'PJSIP/refused') {
         return { response: { Response: 'Error', Message: 'Originate failed' } };
       }
@@ -312,6 +318,39 @@ describe('originate against a fake Asterisk', () => {
     assert.ok(error instanceof CallTrackingError);
     assert.equal(error.partial.outcome, 'answered');
     await new Promise<void>((resolve) => client.once('connect', () => resolve()));
+  });
+
+  test('an Originate in flight at a disconnect rejects with CallTrackingError (sent, maybe placed), caused by AmiConnectionLostError', async () => {
+    const error = await originate(client, {
+      dialString: 'Local/500@phones',
+      ...alert,
+      callId: 'inflight-1',
+    }).catch((e: unknown) => e);
+    assert.ok(error instanceof CallTrackingError, String(error));
+    assert.ok(error.cause instanceof AmiConnectionLostError);
+    assert.equal(error.cause.answered, false);
+    assert.match(error.cause.actionId, /\/inflight-1$/, 'the ActionID carries the call id');
+    assert.equal(actionIdTag(error.cause.actionId), 'inflight-1');
+    assert.equal(error.partial.outcome, 'failed');
+    // while disconnected: never sent, a different type (safe to retry)
+    const notSent = await originate(client, { dialString: 'Local/100@phones', ...alert }).catch(
+      (e: unknown) => e,
+    );
+    assert.ok(notSent instanceof AmiNotSentError, String(notSent));
+    assert.equal(notSent instanceof AmiConnectionLostError, false);
+    await new Promise<void>((resolve) => client.once('connect', () => resolve()));
+  });
+
+  test('the OriginateResponse completes the action and is an ordinary event too', async () => {
+    const seen: string[] = [];
+    const onEvent = (event: { Event: string; ActionID?: string | string[] }) => {
+      if (event.Event === 'OriginateResponse') seen.push(String(event.ActionID));
+    };
+    client.on('event', onEvent);
+    const result = await originate(client, { dialString: 'PJSIP/0312345678@trunk', ...alert });
+    client.off('event', onEvent);
+    assert.equal(result.outcome, 'busy');
+    assert.deepEqual(seen, [result.actionId]);
   });
 
   test('invalid requests are refused before anything is sent', async () => {

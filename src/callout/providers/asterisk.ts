@@ -8,38 +8,47 @@
  * outcome comes from `OriginateResponse` (`originate()`); a key from the dialplan's
  * `UserEvent: SwitchboardDTMF` (`Digit`), written as soon as it arrives.
  *
- * If the AMI connection drops while a call is followed, or the `Originate` gets no response
- * in time (it may have been executed), this process stops following it: nothing is reported
- * as `failed` (which would dial the person again while the first call may go on). What AMI
- * says about the call later, on the new connection or in another process, is routed to the
- * stored attempt once the service called `listen` ({@link storedCallListener}): the
- * `SwitchboardDTMF` key by its `CallId`; the `Hangup` by the `Uniqueid` learnt from the
- * call's user events, or stored with the attempt when it was answered (`Hangup`s of channels
- * in the callout context only); the `OriginateResponse` of a lost follower by its
- * `ActionID`. What cannot be known that way is left to the lease: the attempt becomes
- * `unknown` (= no answer) when it expires.
+ * The call goes through the first connected server of `clients` (config order, or the
+ * `callout.amiServers` preference); an `Originate` that was never sent (the server dropped
+ * just before) is sent through the next one.
+ *
+ * If the AMI connection drops once the `Originate` was sent (before its answer, or while the
+ * call is followed), or the `Originate` gets no response in time (it may have been executed),
+ * this process stops following it: nothing is reported as `failed` (which would dial the
+ * person again while the first call may go on). What AMI says about the call later, on the
+ * new connection or in another process, is routed to the stored attempt once the service
+ * called `listen` ({@link storedCallListener}, through the `PlacedCalls` index of
+ * src/telephony/placed-calls.ts): the `SwitchboardDTMF` key by its `CallId`; the `Hangup` by
+ * the `Uniqueid` learnt from the call's user events or its answer, or stored with the attempt
+ * when it was answered (`Hangup`s of channels in the callout context only); the
+ * `OriginateResponse` by the attempt id its `ActionID` carries. What cannot be known that way
+ * is left to the lease: the attempt becomes `unknown` (= no answer) when it expires.
  */
 import { existsSync, mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Logger } from 'pino';
-import { AmiTimeoutError } from '../../ami/errors.ts';
+import { AmiNotSentError, AmiTimeoutError } from '../../ami/errors.ts';
 import { type AmiEvent, field } from '../../ami/message.ts';
 import type { SpeechEngine } from '../../media/tts/engine.ts';
 import { asteriskSoundName, expandDialString } from '../../telephony/dialstring.ts';
 import {
   type CallEventSource,
   CallTrackingError,
-  originate,
+  originateThrough,
   outcomeFromReason,
 } from '../../telephony/originate.ts';
-import { routerFor } from './ami-router.ts';
+import { connectedInOrder, placedCalls } from '../../telephony/placed-calls.ts';
 import type { AttemptSink, CalloutProvider, DialRequest, StoredAttemptSink } from './types.ts';
 import { statusOfDigit } from './types.ts';
 
 /** Options of {@link createAsteriskProvider}. */
 export interface AsteriskProviderOptions {
-  /** AMI clients in config order; the first connected one is used. */
-  clients: () => ReadonlyArray<CallEventSource & { readonly connected: boolean }>;
+  /** AMI clients in config order; the first connected one (of `servers`, if given) is used. */
+  clients: () => ReadonlyArray<
+    CallEventSource & { readonly connected: boolean; readonly name: string }
+  >;
+  /** Names of the servers to place calls through, best first (`callout.amiServers`); empty = all, config order. */
+  servers?: readonly string[];
   /** Dial-string template, e.g. `PJSIP/{telno}@trunk`. */
   dialString: string;
   /** Dialplan context (`switchboard-callout`). */
@@ -171,12 +180,13 @@ export function createAsteriskProvider(options: AsteriskProviderOptions): Callou
   let listening = false;
   return {
     name: 'asterisk',
-    ready: () => options.clients().some((c) => c.connected),
+    ready: () => connectedInOrder(options.clients(), options.servers).length > 0,
     listen(sink: StoredAttemptSink) {
       if (listening) return;
       listening = true;
       const listener = storedCallListener(sink, options.context, options.logger);
-      for (const client of options.clients()) routerFor(client).setStoredListener(listener);
+      // every server: a call may have been placed through any of them (or by another process)
+      for (const client of options.clients()) placedCalls(client).addStoredListener(listener);
     },
     async dial(request: DialRequest, sink: AttemptSink) {
       let variables: Record<string, string>;
@@ -212,16 +222,10 @@ export function createAsteriskProvider(options: AsteriskProviderOptions): Callou
         await sink.finished(request.attemptId, 'failed');
         return;
       }
-      const client = options.clients().find((c) => c.connected);
-      if (!client) {
-        options.logger?.warn({ attempt: request.attemptId }, 'callout: no AMI connection');
-        await sink.finished(request.attemptId, 'failed');
-        return;
-      }
       const writes: Promise<void>[] = [];
       try {
-        const result = await originate(
-          routerFor(client).source(request.attemptId),
+        const result = await originateThrough(
+          () => connectedInOrder(options.clients(), options.servers),
           {
             dialString,
             context: options.context,
@@ -260,10 +264,26 @@ export function createAsteriskProvider(options: AsteriskProviderOptions): Callou
           return;
         }
         if (error instanceof CallTrackingError) {
-          // May have been answered: leave the attempt to its lease (unknown = no answer).
+          // Sent, then the connection dropped: the call may ring or be answered now. Never
+          // redial blindly; its later events are routed to the attempt by its id, else the
+          // lease decides (unknown = no answer).
           const digit = error.partial.digits.find((d) => statusOfDigit(d) !== undefined);
           if (digit) await sink.digit(request.attemptId, digit);
-          options.logger?.warn({ attempt: request.attemptId }, 'callout: AMI lost during a call');
+          options.logger?.warn(
+            { attempt: request.attemptId, server: (error.cause as { server?: string })?.server },
+            error.partial.answeredAt === undefined
+              ? 'callout: AMI lost after the Originate was sent; the call may have been placed, left to its lease'
+              : 'callout: AMI lost during a call',
+          );
+          return;
+        }
+        if (error instanceof AmiNotSentError) {
+          // Never sent (no server connected): nothing rang.
+          options.logger?.warn(
+            { attempt: request.attemptId },
+            `callout: ${error.message}; nothing was dialled`,
+          );
+          await sink.finished(request.attemptId, 'failed');
           return;
         }
         options.logger?.warn(
