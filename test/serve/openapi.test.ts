@@ -3,8 +3,10 @@
 // client can call it.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import { Compile } from 'typebox/compile';
 import { featureModules } from '../../src/serve/modules.ts';
 import { createService, type Service } from '../../src/serve/service.ts';
+import { postCurlStyle, seedFields } from '../callout/helpers.ts';
 import { testConfig } from './helpers.ts';
 
 interface Operation {
@@ -28,18 +30,111 @@ const NO_INPUT = new Set(['GET /healthz', 'GET /readyz', 'GET /metrics']);
 describe('OpenAPI: every operation fully described', () => {
   let service: Service;
   let doc: Document;
+  let url: string;
   before(async () => {
     const config = testConfig(
       {},
       'callout: {twilio: {accountSid: AC0123, authToken: tw-token, publicUrl: "http://127.0.0.1"}}\n',
     );
     service = createService({ config, modules: featureModules() });
-    const { url } = await service.start();
+    ({ url } = await service.start());
     const response = await fetch(`${url}/docs/json`);
     assert.equal(response.status, 200);
     doc = (await response.json()) as Document;
   });
   after(() => service.stop());
+
+  /**
+   * Checks a real answer against the schema its operation declares for its status and
+   * content type (answers are serialized as the handlers return them: the schema must say
+   * what clients really get).
+   */
+  async function assertDeclared(path: string, method: string, response: Response) {
+    const op = doc.paths[path]?.[method];
+    assert.ok(op, `${method} ${path} documented`);
+    const declared = op.responses?.[String(response.status)];
+    assert.ok(declared, `${method} ${path}: status ${response.status} declared`);
+    const type = (response.headers.get('content-type') ?? '').split(';')[0] ?? '';
+    const media = declared.content?.[type];
+    assert.ok(media?.schema, `${method} ${path} ${response.status}: ${type} declared`);
+    const text = await response.text();
+    const body = type === 'application/json' ? JSON.parse(text) : text;
+    const check = Compile(media.schema as never);
+    assert.ok(
+      check.Check(body),
+      `${method} ${path} ${response.status}: ${text.slice(0, 300)}: ${JSON.stringify([...check.Errors(body)].slice(0, 3))}`,
+    );
+  }
+
+  test('real answers, successes and errors, match their declared schemas', async () => {
+    const json = { 'content-type': 'application/json' };
+    const form = { 'content-type': 'application/x-www-form-urlencoded' };
+    await assertDeclared('/healthz', 'get', await fetch(`${url}/healthz`));
+    await assertDeclared('/readyz', 'get', await fetch(`${url}/readyz`));
+    await assertDeclared('/metrics', 'get', await fetch(`${url}/metrics`));
+    // Barista: the seed's curl, its history, an unknown event, a bad field.
+    const created = await postCurlStyle(url, seedFields('1'));
+    const { eventid } = (await created.clone().json()) as { eventid: string };
+    await assertDeclared('/api/v1/call', 'post', created);
+    await assertDeclared(
+      '/api/v1/call',
+      'get',
+      await fetch(`${url}/api/v1/call?eventid=${eventid}`),
+    );
+    await assertDeclared('/api/v1/call', 'get', await fetch(`${url}/api/v1/call?eventid=NOPE`));
+    await assertDeclared(
+      '/api/v1/call',
+      'post',
+      await postCurlStyle(url, [...seedFields('1'), ['frequency', '99']].slice(1)),
+    );
+    // Gong: the list, an unknown message, a missing text.
+    await assertDeclared('/messages', 'get', await fetch(`${url}/messages?all=1`));
+    await assertDeclared(
+      '/messages/{id}',
+      'delete',
+      await fetch(`${url}/messages/nope`, { method: 'DELETE' }),
+    );
+    await assertDeclared(
+      '/messages/tts/add',
+      'post',
+      await fetch(`${url}/messages/tts/add`, { method: 'POST', headers: form, body: 'start=' }),
+    );
+    // CTI: published, refused.
+    const cti = (body: unknown) =>
+      fetch(`${url}/api/cti/user_status_update`, {
+        method: 'POST',
+        headers: json,
+        body: JSON.stringify(body),
+      });
+    await assertDeclared(
+      '/api/cti/{event}',
+      'post',
+      await cti({ user_id: 7, xivo_id: '2e9c4e8a-0b4e-4d6f-9f5b-6c2a9e1c3d40', status: 'away' }),
+    );
+    await assertDeclared('/api/cti/{event}', 'post', await cti({ user_id: 'x' }));
+    // The event stream: a malformed binding key.
+    await assertDeclared('/api/events', 'get', await fetch(`${url}/api/events?bind=a..%23%23x`));
+    // Push: no credential, a bad incoming call, an unknown call response.
+    await assertDeclared(
+      '/api/check-in/',
+      'post',
+      await fetch(`${url}/api/check-in/`, { method: 'POST', headers: form, body: 'sip_user_id=1' }),
+    );
+    await assertDeclared(
+      '/api/incoming-call/',
+      'post',
+      await fetch(`${url}/api/incoming-call/`, { method: 'POST', headers: form, body: 'x=1' }),
+    );
+    await assertDeclared(
+      '/api/call-response/',
+      'post',
+      await fetch(`${url}/api/call-response/`, {
+        method: 'POST',
+        headers: form,
+        body: 'unique_key=nope&message_start_time=1700000000.5',
+      }),
+    );
+  });
 
   const operations = () =>
     Object.entries(doc.paths).flatMap(([path, methods]) =>
