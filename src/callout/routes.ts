@@ -59,47 +59,13 @@ export class CalloutInputError extends HttpError {
 // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is refused
 const CONTROL = /[\u0000-\u001f\u007f]/;
 
-function text(
-  body: Record<string, unknown>,
-  field: string,
-  options: { max: number; required?: boolean; fallback?: string },
-): string {
-  let value = body[field];
-  if (Array.isArray(value)) {
-    if (value.length !== 1) throw new CalloutInputError(field, 'must be given once');
-    value = value[0];
-  }
-  if (value === undefined || value === null || value === '') {
-    if (options.required === false) return options.fallback ?? '';
-    throw new CalloutInputError(field, 'is required');
-  }
-  if (typeof value === 'number') value = String(value);
-  if (typeof value !== 'string') throw new CalloutInputError(field, 'must be a string');
-  if (value.length > options.max) {
-    throw new CalloutInputError(field, `must be at most ${options.max} characters`);
-  }
-  if (CONTROL.test(value))
-    throw new CalloutInputError(field, 'must not contain control characters');
-  return value;
-}
-
-function integer(
-  body: Record<string, unknown>,
-  field: string,
-  min: number,
-  max: number,
-  fallback?: number,
-): number {
-  const raw = text(body, field, {
-    max: 12,
-    ...(fallback === undefined ? {} : { required: false, fallback: String(fallback) }),
-  });
-  if (!/^[0-9]+$/.test(raw)) throw new CalloutInputError(field, `must be an integer ${min}–${max}`);
-  const value = Number(raw);
-  if (value < min || value > max) {
-    throw new CalloutInputError(field, `must be an integer ${min}–${max}`);
-  }
-  return value;
+/**
+ * A field of a body the schema validated ({@link CallFormBody}, {@link CallJsonBody}): its
+ * text (a JSON number as its decimal text), `''` when absent or null.
+ */
+function fieldText(body: Record<string, unknown>, field: string): string {
+  const value = body[field];
+  return value === undefined || value === null ? '' : String(value);
 }
 
 /** Parses one `order:userid:telno:name:min_seconds_between_calls` (name may contain `:`). */
@@ -180,7 +146,12 @@ export function textFor(
 }
 
 /**
- * Validates a POST body (form-encoded object or JSON) into a {@link CallRequest}.
+ * Turns a POST body into a {@link CallRequest}. The body's fields were checked by its schema
+ * ({@link CallFormBody} or {@link CallJsonBody}: presence, types, integer ranges, lengths,
+ * control characters, the language); what a schema cannot say is checked here: the body is
+ * an object at all (a text or absent body has no schema), the head and foot texts exist
+ * for their id and language (config), the addressees (the seed's
+ * `order:userid:telno:name:seconds` strings, or objects) and their number and orders.
  * @throws {CalloutInputError} (error 1) naming the first bad field.
  */
 export function validateCallRequest(body: unknown, config: CalloutConfig): CallRequest {
@@ -188,18 +159,15 @@ export function validateCallRequest(body: unknown, config: CalloutConfig): CallR
     throw new CalloutInputError('body', 'must be form fields or a JSON object');
   }
   const b = body as Record<string, unknown>;
-  const testflg = integer(b, 'testflg', 0, 1, 0) as 0 | 1;
-  const hostname = text(b, 'hostname', { max: 255 });
-  const operator = text(b, 'operator', { max: 100 });
-  const calltype = integer(b, 'calltype', 1, 2) as 1 | 2;
-  const frequency = integer(b, 'frequency', 1, 10);
-  const language = text(b, 'language', { max: 10 });
-  if (!CALLOUT_LANGUAGES.includes(language)) {
-    throw new CalloutInputError('language', `must be one of ${CALLOUT_LANGUAGES.join(', ')}`);
-  }
-  const message = text(b, 'message', { max: 1000 });
-  const headid = integer(b, 'headid', 0, 9999);
-  const footid = integer(b, 'footid', 0, 9999);
+  const testflg = Number(fieldText(b, 'testflg') || '0') as 0 | 1;
+  const hostname = fieldText(b, 'hostname');
+  const operator = fieldText(b, 'operator');
+  const calltype = Number(fieldText(b, 'calltype')) as 1 | 2;
+  const frequency = Number(fieldText(b, 'frequency'));
+  const language = fieldText(b, 'language');
+  const message = fieldText(b, 'message');
+  const headid = Number(fieldText(b, 'headid'));
+  const footid = Number(fieldText(b, 'footid'));
   const headmsg = textFor(config.head, headid, language, hostname);
   if (headmsg === undefined) {
     throw new CalloutInputError('headid', `no head text ${headid} for language ${language}`);
@@ -274,23 +242,79 @@ export function historyBody(history: EventHistory): unknown[] {
   ];
 }
 
-const field = (description: string, maxLength?: number) =>
-  TextField({ description, ...(maxLength === undefined ? {} : { maxLength }) });
+/** Text without control characters (C0, DEL). */
+const NO_CONTROL = '^[^\\u0000-\\u001f\\u007f]*$';
+const ONCE = 'must be a string, given once';
+
+/** A required text field: form text, or a JSON string or number (read as its text). */
+function seedText(max: number, description: string) {
+  return Type.Union(
+    [
+      Type.String({
+        minLength: 1,
+        maxLength: max,
+        pattern: NO_CONTROL,
+        errorMessage: {
+          type: ONCE,
+          minLength: 'is required',
+          maxLength: `must be at most ${max} characters`,
+          pattern: 'must not contain control characters',
+        },
+      }),
+      Type.Number(),
+    ],
+    { description },
+  );
+}
+
+/**
+ * An integer field `min`–`max`: form text of digits (`pattern`, leading zeros allowed, as
+ * the seed's PHP reads them), or a JSON integer or its text. `optional`: may be absent,
+ * empty or null (the default applies).
+ */
+function seedInteger(
+  min: number,
+  max: number,
+  pattern: string,
+  description: string,
+  optional = false,
+) {
+  const message = `must be an integer ${min}–${max}`;
+  return Type.Union(
+    [
+      Type.String({
+        ...(optional ? {} : { minLength: 1 }),
+        maxLength: 12,
+        pattern,
+        errorMessage: {
+          type: message,
+          minLength: 'is required',
+          maxLength: message,
+          pattern: message,
+        },
+      }),
+      Type.Integer({ minimum: min, maximum: max, errorMessage: message }),
+      ...(optional ? [Type.Null()] : []),
+    ],
+    { description },
+  );
+}
+
 /** The seed's fields, shared by both bodies (form values are text; JSON may send numbers). */
 const fields = {
   testflg: Type.Optional(
-    Type.Union([Type.String(), Type.Number(), Type.Null()], {
-      description: '0: place calls (default), 1: dry run (no call)',
-    }),
+    seedInteger(0, 1, '^(0*[01])?$', '0: place calls (default), 1: dry run (no call)', true),
   ),
-  hostname: field('host that failed; replaces {hostname} in the head and foot texts', 255),
-  operator: field('id of the caller of this API', 100),
-  calltype: field('1 sequential, 2 parallel'),
-  frequency: field('most calls per person, 1–10'),
-  language: Type.Union([Type.Literal('en'), Type.Literal('ja-jp')]),
-  message: field('the announcement', 1000),
-  headid: field('head text id (config callout.head)'),
-  footid: field('foot text id (config callout.foot)'),
+  hostname: seedText(255, 'host that failed; replaces {hostname} in the head and foot texts'),
+  operator: seedText(100, 'id of the caller of this API'),
+  calltype: seedInteger(1, 2, '^0*[12]$', '1 sequential, 2 parallel'),
+  frequency: seedInteger(1, 10, '^0*([1-9]|10)$', 'most calls per person'),
+  language: Type.Union([Type.Literal('en'), Type.Literal('ja-jp')], {
+    errorMessage: `must be one of ${CALLOUT_LANGUAGES.join(', ')}`,
+  }),
+  message: seedText(1000, 'the announcement'),
+  headid: seedInteger(0, 9999, '^0*[0-9]{1,4}$', 'head text id (config callout.head)'),
+  footid: seedInteger(0, 9999, '^0*[0-9]{1,4}$', 'foot text id (config callout.foot)'),
 };
 const ADDRESSEE = 'order:userid:telno:name:min_seconds_between_calls';
 
@@ -299,27 +323,31 @@ export const CallFormBody = Type.Object({
   ...fields,
   addressee: Type.Union([Type.String(), Type.Array(Type.String())], {
     description: `${ADDRESSEE}, repeated once per person`,
+    errorMessage: `must be ${ADDRESSEE}, repeated once per person`,
   }),
 });
 
 /** `POST /api/v1/call` as JSON: `addressee` a list of seed strings or objects. */
 export const CallJsonBody = Type.Object({
   ...fields,
-  addressee: Type.Union([
-    Type.String({ description: ADDRESSEE }),
-    Type.Array(
-      Type.Union([
-        Type.String({ description: ADDRESSEE }),
-        Type.Object({
-          order: Type.Optional(TextField({ description: '1–9999, unique per event' })),
-          userid: Type.Optional(TextField({ maxLength: 64 })),
-          telno: Type.Optional(TextField({ description: 'digits, optional leading +' })),
-          name: Type.Optional(TextField({ maxLength: 100 })),
-          interval: Type.Optional(TextField({ description: 'minimum seconds between calls' })),
-        }),
-      ]),
-    ),
-  ]),
+  addressee: Type.Union(
+    [
+      Type.String({ description: ADDRESSEE }),
+      Type.Array(
+        Type.Union([
+          Type.String({ description: ADDRESSEE }),
+          Type.Object({
+            order: Type.Optional(TextField({ description: '1–9999, unique per event' })),
+            userid: Type.Optional(TextField({ maxLength: 64 })),
+            telno: Type.Optional(TextField({ description: 'digits, optional leading +' })),
+            name: Type.Optional(TextField({ maxLength: 100 })),
+            interval: Type.Optional(TextField({ description: 'minimum seconds between calls' })),
+          }),
+        ]),
+      ),
+    ],
+    { errorMessage: `must be a list of ${ADDRESSEE} strings or objects` },
+  ),
 });
 
 /** The seed's error body. */

@@ -115,16 +115,59 @@ export const TextField = (options: { description?: string; maxLength?: number } 
 
 const FORM_TYPES = new Set(['application/x-www-form-urlencoded', 'multipart/form-data']);
 
-/** The first validation problem as `<field>: <reason>` (`hostname: must be string`). */
-export function seedSchemaErrorFormatter(
-  errors: ReadonlyArray<{ instancePath?: string; message?: string; params?: unknown }>,
+/** A validation error as TypeBox (and Ajv) report it. */
+interface SchemaError {
+  keyword?: string;
+  instancePath?: string;
+  schemaPath?: string;
+  message?: string;
+  params?: unknown;
+}
+
+/**
+ * The `errorMessage` (the ajv-errors convention: a string, or one per keyword) of the schema
+ * node at `schemaPath` (`#/properties/frequency/anyOf/0`) or, failing that, of its nearest
+ * ancestor with one.
+ */
+function declaredMessage(root: unknown, schemaPath: string, keyword: string): string | undefined {
+  const steps = schemaPath
+    .replace(/^#\/?/, '')
+    .split('/')
+    .filter((step) => step !== '')
+    .map((step) => step.replaceAll('~1', '/').replaceAll('~0', '~'));
+  const nodes: unknown[] = [root];
+  let node = root;
+  for (const step of steps) {
+    if (node === null || typeof node !== 'object') break;
+    node = (node as Record<string, unknown>)[step];
+    nodes.push(node);
+  }
+  for (const candidate of nodes.reverse()) {
+    if (candidate === null || typeof candidate !== 'object') continue;
+    const declared = (candidate as { errorMessage?: unknown }).errorMessage;
+    if (typeof declared === 'string') return declared;
+    if (declared !== null && typeof declared === 'object') {
+      const forKeyword = (declared as Record<string, unknown>)[keyword];
+      if (typeof forKeyword === 'string') return forKeyword;
+    }
+  }
+  return undefined;
+}
+
+/**
+ * Formats the first validation problem as `<field>: <reason>` (`frequency: must be an
+ * integer 1–10`): the reason the schema declares for it (`errorMessage`, see
+ * {@link declaredMessage}), else `is required` for a missing property, else the checker's.
+ * `schema` is the schema that failed (the seed validator passes it; Fastify's own
+ * formatter call does not).
+ */
+export function formatSchemaError(
+  errors: readonly SchemaError[],
   dataVar: string,
+  schema?: unknown,
 ): Error {
   const first = errors[0];
-  const params = (first?.params ?? {}) as {
-    requiredProperties?: unknown;
-    missingProperty?: unknown;
-  };
+  const params = (first?.params ?? {}) as { requiredProperties?: unknown; missingProperty?: unknown };
   const missing = Array.isArray(params.requiredProperties)
     ? params.requiredProperties[0]
     : params.missingProperty;
@@ -133,8 +176,23 @@ export function seedSchemaErrorFormatter(
     ...(missing === undefined ? [] : [String(missing)]),
   ];
   const field = path.length > 0 ? path.join('.') : dataVar;
-  const reason = missing === undefined ? (first?.message ?? 'is invalid') : 'is required';
+  const declared =
+    schema === undefined || first?.schemaPath === undefined
+      ? undefined
+      : declaredMessage(schema, first.schemaPath, first.keyword ?? '');
+  const reason =
+    missing !== undefined ? 'is required' : (declared ?? first?.message ?? 'is invalid');
   return new Error(`${field}: ${reason}`);
+}
+
+/** Fastify's `schemaErrorFormatter` for the seed plugins (messages made by the validator). */
+export function seedSchemaErrorFormatter(
+  errors: ReadonlyArray<SchemaError>,
+  dataVar: string,
+): Error {
+  const carried = (errors[0] as { formatted?: unknown } | undefined)?.formatted;
+  if (typeof carried === 'string') return new Error(carried);
+  return formatSchemaError(errors, dataVar);
 }
 
 /**
@@ -156,6 +214,9 @@ export const seedValidatorCompiler: FastifySchemaCompiler<TSchema> = ({
     if (streamed && (value === undefined || value === null)) return { value };
     const seen = coerce ? Value.Convert(schema, Value.Clone(value)) : value;
     if (check.Check(seen)) return { value };
-    return { error: [...check.Errors(seen)] as never };
+    const errors = [...check.Errors(seen)] as SchemaError[];
+    // The message needs the schema (its `errorMessage`): made here, carried to the formatter.
+    const formatted = formatSchemaError(errors, httpPart ?? 'body', schema).message;
+    return { error: errors.map((e, i) => (i === 0 ? { ...e, formatted } : e)) as never };
   };
 };
