@@ -167,7 +167,10 @@ export function formatSchemaError(
   schema?: unknown,
 ): Error {
   const first = errors[0];
-  const params = (first?.params ?? {}) as { requiredProperties?: unknown; missingProperty?: unknown };
+  const params = (first?.params ?? {}) as {
+    requiredProperties?: unknown;
+    missingProperty?: unknown;
+  };
   const missing = Array.isArray(params.requiredProperties)
     ? params.requiredProperties[0]
     : params.missingProperty;

@@ -85,7 +85,10 @@ describe('OpenAPI: every operation fully described', () => {
     await assertDeclared(
       '/api/v1/call',
       'post',
-      await postCurlStyle(url, [...seedFields('1'), ['frequency', '99'] as [string, string]].slice(1)),
+      await postCurlStyle(
+        url,
+        [...seedFields('1'), ['frequency', '99'] as [string, string]].slice(1),
+      ),
     );
     // Gong: the list, an unknown message, a missing text.
     await assertDeclared('/messages', 'get', await fetch(`${url}/messages?all=1`));
