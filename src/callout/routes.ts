@@ -246,8 +246,8 @@ export function historyBody(history: EventHistory): unknown[] {
 const NO_CONTROL = '^[^\\u0000-\\u001f\\u007f]*$';
 const ONCE = 'must be a string, given once';
 
-/** A required text field: form text, or a JSON string or number (read as its text). */
-function seedText(max: number, description: string) {
+/** A required text field: form text; in JSON a string or a number (read as its text). */
+function seedText(max: number, description: string, json: boolean) {
   return Type.Union(
     [
       Type.String({
@@ -261,7 +261,7 @@ function seedText(max: number, description: string) {
           pattern: 'must not contain control characters',
         },
       }),
-      Type.Number(),
+      ...(json ? [Type.Number()] : []),
     ],
     { description },
   );
@@ -269,14 +269,15 @@ function seedText(max: number, description: string) {
 
 /**
  * An integer field `min`–`max`: form text of digits (`pattern`, leading zeros allowed, as
- * the seed's PHP reads them), or a JSON integer or its text. `optional`: may be absent,
- * empty or null (the default applies).
+ * the seed's PHP reads them); in JSON also an integer. `optional`: may be absent or empty
+ * (in JSON null too): the default applies.
  */
 function seedInteger(
   min: number,
   max: number,
   pattern: string,
   description: string,
+  json: boolean,
   optional = false,
 ) {
   const message = `must be an integer ${min}–${max}`;
@@ -293,34 +294,37 @@ function seedInteger(
           pattern: message,
         },
       }),
-      Type.Integer({ minimum: min, maximum: max, errorMessage: message }),
-      ...(optional ? [Type.Null()] : []),
+      ...(json ? [Type.Integer({ minimum: min, maximum: max, errorMessage: message })] : []),
+      ...(json && optional ? [Type.Null()] : []),
     ],
     { description },
   );
 }
 
-/** The seed's fields, shared by both bodies (form values are text; JSON may send numbers). */
-const fields = {
+/**
+ * The seed's fields: in a form every value is text (integers as digits); JSON may send
+ * numbers (and null for `testflg`).
+ */
+const fields = (json: boolean) => ({
   testflg: Type.Optional(
-    seedInteger(0, 1, '^(0*[01])?$', '0: place calls (default), 1: dry run (no call)', true),
+    seedInteger(0, 1, '^(0*[01])?$', '0: place calls (default), 1: dry run (no call)', json, true),
   ),
-  hostname: seedText(255, 'host that failed; replaces {hostname} in the head and foot texts'),
-  operator: seedText(100, 'id of the caller of this API'),
-  calltype: seedInteger(1, 2, '^0*[12]$', '1 sequential, 2 parallel'),
-  frequency: seedInteger(1, 10, '^0*([1-9]|10)$', 'most calls per person'),
+  hostname: seedText(255, 'host that failed; replaces {hostname} in the head and foot texts', json),
+  operator: seedText(100, 'id of the caller of this API', json),
+  calltype: seedInteger(1, 2, '^0*[12]$', '1 sequential, 2 parallel', json),
+  frequency: seedInteger(1, 10, '^0*([1-9]|10)$', 'most calls per person', json),
   language: Type.Union([Type.Literal('en'), Type.Literal('ja-jp')], {
     errorMessage: `must be one of ${CALLOUT_LANGUAGES.join(', ')}`,
   }),
-  message: seedText(1000, 'the announcement'),
-  headid: seedInteger(0, 9999, '^0*[0-9]{1,4}$', 'head text id (config callout.head)'),
-  footid: seedInteger(0, 9999, '^0*[0-9]{1,4}$', 'foot text id (config callout.foot)'),
-};
+  message: seedText(1000, 'the announcement', json),
+  headid: seedInteger(0, 9999, '^0*[0-9]{1,4}$', 'head text id (config callout.head)', json),
+  footid: seedInteger(0, 9999, '^0*[0-9]{1,4}$', 'foot text id (config callout.foot)', json),
+});
 const ADDRESSEE = 'order:userid:telno:name:min_seconds_between_calls';
 
 /** `POST /api/v1/call` form-encoded (the seed): `addressee` repeated. */
 export const CallFormBody = Type.Object({
-  ...fields,
+  ...fields(false),
   addressee: Type.Union([Type.String(), Type.Array(Type.String())], {
     description: `${ADDRESSEE}, repeated once per person`,
     errorMessage: `must be ${ADDRESSEE}, repeated once per person`,
@@ -329,7 +333,7 @@ export const CallFormBody = Type.Object({
 
 /** `POST /api/v1/call` as JSON: `addressee` a list of seed strings or objects. */
 export const CallJsonBody = Type.Object({
-  ...fields,
+  ...fields(true),
   addressee: Type.Union(
     [
       Type.String({ description: ADDRESSEE }),

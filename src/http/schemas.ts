@@ -8,11 +8,11 @@
  * - {@link ACCESS_RULE_SECURITY} / {@link NO_SECURITY}: a route's `security`;
  * - {@link errorResponses}: one schema for every error status a route may answer;
  * - {@link seedValidatorCompiler} / {@link seedSchemaErrorFormatter}: how the seed APIs'
- *   plugins validate: TypeBox's own checker, form-encoded and multipart values (always text)
- *   coerced to the declared types for the check (`Value.Convert`: `"5"` passes an integer),
- *   the request left as the client sent it (the route's own parser reads it), the first
- *   problem as `<field>: <reason>`, rendered by the plugin's error formatter in its seed's
- *   shape (`src/http/errors.ts`).
+ *   plugins validate: TypeBox's own checker, a form schema for form-encoded and multipart
+ *   bodies (every value text: integers as digit patterns) and a JSON schema for JSON, the
+ *   request left as the client sent it, the first problem as `<field>: <reason>` (the
+ *   reason the schema declares in `errorMessage`), rendered by the plugin's error formatter
+ *   in its seed's shape (`src/http/errors.ts`).
  *
  * Responses are serialized as before (`JSON.stringify`, see `createServer`): the response
  * schemas describe the answers, they never drop or retype a field.
@@ -20,7 +20,6 @@
 import type { FastifySchemaCompiler } from 'fastify';
 import Type, { type TSchema } from 'typebox';
 import { Compile } from 'typebox/compile';
-import Value from 'typebox/value';
 
 /** `components.securitySchemes` of the OpenAPI document. */
 export const SECURITY_SCHEMES = {
@@ -113,8 +112,6 @@ export const TextField = (options: { description?: string; maxLength?: number } 
     ...(options.description === undefined ? {} : { description: options.description }),
   });
 
-const FORM_TYPES = new Set(['application/x-www-form-urlencoded', 'multipart/form-data']);
-
 /** A validation error as TypeBox (and Ajv) report it. */
 interface SchemaError {
   keyword?: string;
@@ -199,10 +196,14 @@ export function seedSchemaErrorFormatter(
 }
 
 /**
- * Validator compiler of the seed APIs' plugins (`app.setValidatorCompiler`): TypeBox's checker;
- * query strings, params and form-encoded / multipart bodies coerced to the declared types for
- * the check (`Value.Convert`), JSON bodies checked as they are. The request keeps the values
- * the client sent (routes read text fields themselves, e.g. keeping a leading zero).
+ * Validator compiler of the seed APIs' plugins (`app.setValidatorCompiler`): TypeBox's checker
+ * on the value as the client sent it, nothing coerced or removed (the route reads the text
+ * itself, e.g. keeping a leading zero). A form-encoded or multipart body is checked against
+ * the route's form schema, which says what a form carries: text (an integer as a digit
+ * pattern, a repeated name as an array); JSON bodies against the JSON schema, which also
+ * takes numbers where the seed reads them as text. (Coercing a form value into a union's
+ * numeric branch before the check would let an over-long run of digits pass a text field's
+ * length.) A streamed multipart body (read by the route) is not checked here.
  */
 export const seedValidatorCompiler: FastifySchemaCompiler<TSchema> = ({
   schema,
@@ -210,14 +211,11 @@ export const seedValidatorCompiler: FastifySchemaCompiler<TSchema> = ({
   contentType,
 }) => {
   const check = Compile(schema);
-  const coerce = httpPart !== 'body' || (contentType !== undefined && FORM_TYPES.has(contentType));
-  // A multipart body is read by the route from the stream: nothing to check before.
   const streamed = httpPart === 'body' && contentType === 'multipart/form-data';
   return (value: unknown) => {
     if (streamed && (value === undefined || value === null)) return { value };
-    const seen = coerce ? Value.Convert(schema, Value.Clone(value)) : value;
-    if (check.Check(seen)) return { value };
-    const errors = [...check.Errors(seen)] as SchemaError[];
+    if (check.Check(value)) return { value };
+    const errors = [...check.Errors(value)] as SchemaError[];
     // The message needs the schema (its `errorMessage`): made here, carried to the formatter.
     const formatted = formatSchemaError(errors, httpPart ?? 'body', schema).message;
     return { error: errors.map((e, i) => (i === 0 ? { ...e, formatted } : e)) as never };

@@ -88,7 +88,8 @@ export const pushErrorFormatter: ErrorFormatter = (error) => ({
 });
 
 // ---------------------------------------------------------------------------------------------
-// Field validation (the original's serializers)
+// Fields: the original's serializers as schemas (checked after the route's network or
+// credential check, as the original), and the readers of the checked values
 // ---------------------------------------------------------------------------------------------
 
 type Fields = Record<string, unknown>;
@@ -96,6 +97,84 @@ type Fields = Record<string, unknown>;
 function bad(): HttpError {
   return new HttpError(400, 'bad request');
 }
+
+/** A character of text: no control character (C0, DEL). */
+const TEXT_CHAR = '[^\\u0000-\\u001f\\u007f]';
+/** A character of a key or token: no control character, no whitespace. */
+const KEY_CHAR = '[^\\s\\u0000-\\u001f\\u007f]';
+
+/**
+ * A text field as the original's `CharField` reads it: trimmed (the pattern allows the
+ * whitespace around `inner`), empty as absent; in JSON also a number or boolean (as its
+ * text) or null (absent); never an array or object.
+ */
+function charField(inner: string, description: string): Variants {
+  const text = Type.String({ pattern: `^\\s*${inner}\\s*$` });
+  return {
+    form: Type.Union([text], { description }),
+    json: Type.Union([text, Type.Number(), Type.Boolean(), Type.Null()], { description }),
+  };
+}
+
+/** The original's BooleanField: `True`, `false`, `1`, `on`, ... (default when absent). */
+function booleanField(description: string): Variants {
+  const text = Type.String({
+    pattern:
+      '^(?:\\s*(?:[tT](?:[rR][uU][eE])?|[yY](?:[eE][sS])?|[oO][nN]|1|[fF](?:[aA][lL][sS][eE])?|[nN][oO]?|[oO][fF][fF]|0)\\s*)?$',
+  });
+  return {
+    form: Type.Union([text], { description }),
+    json: Type.Union([Type.Boolean(), Type.Literal(0), Type.Literal(1), text, Type.Null()], {
+      description,
+    }),
+  };
+}
+
+/** A field's schema in a form (or query string: text only) and in JSON. */
+interface Variants {
+  form: TSchema;
+  json: TSchema;
+}
+
+/** A field whose text matches `pattern`, in JSON also `others` (and null: absent). */
+function typedField(pattern: string, others: TSchema[], description: string): Variants {
+  const text = Type.String({ pattern });
+  return {
+    form: Type.Union([text], { description }),
+    json: Type.Union([text, ...others, Type.Null()], { description }),
+  };
+}
+
+/** The fields of the push API, by name. */
+const FIELDS: Record<string, Variants> = {
+  // The original's IntegerField: leading zeros, a `+` and a `.0` fraction are accepted.
+  sip_user_id: typedField(
+    '^\\s*(?:(?=\\S{1,64}\\s*$)\\+?0*[1-9][0-9]{8}(?:\\.0*)?)?\\s*$',
+    [Type.Integer({ minimum: 100_000_000, maximum: 999_999_999 })],
+    'the SIP account, 100000000–999999999',
+  ),
+  phonenumber: charField(
+    `${TEXT_CHAR}{0,32}`,
+    'the caller (at most 32 characters): digits once + ( ) – x and spaces are taken out',
+  ),
+  caller_id: charField(`${TEXT_CHAR}{0,255}`, 'caller name'),
+  call_id: charField(`(?:${KEY_CHAR}{1,255})?`, 'the call id of the PBX'),
+  unique_key: charField(`(?:${KEY_CHAR}{1,255})?`, 'the unique_key of the push'),
+  token: charField(`(?:${KEY_CHAR}{1,250})?`, 'the push token'),
+  app: charField(`(?:${KEY_CHAR}{1,255})?`, 'the app id (unknown ones: 404)'),
+  name: charField(`${TEXT_CHAR}{0,255}`, 'device name'),
+  os_version: charField(`${TEXT_CHAR}{0,255}`, 'OS version'),
+  client_version: charField(`${TEXT_CHAR}{0,255}`, 'app version'),
+  reason: charField(`${TEXT_CHAR}{0,10000}`, 'the reason, free text'),
+  // The original's FloatField: `1700000000.123`, `1.7000000001234567E9`.
+  message_start_time: typedField(
+    '^\\s*(?:(?=\\S{1,64}\\s*$)[+-]?(?:[0-9]+(?:\\.[0-9]*)?|\\.[0-9]+)(?:[eE][+-]?[0-9]{1,3})?)?\\s*$',
+    [Type.Number()],
+    'when the push was sent, epoch seconds (float)',
+  ),
+  available: booleanField('the app can take the call: true (default) or false'),
+  sandbox: booleanField('APNs sandbox (default false)'),
+};
 
 function fieldsOf(request: FastifyRequest): Fields {
   const body = request.body;
@@ -106,108 +185,70 @@ function fieldsOf(request: FastifyRequest): Fields {
   return { ...(request.method === 'DELETE' ? query : {}), ...((body ?? {}) as Fields) };
 }
 
-/** True when `value` has a control character (C0 or DEL). */
-function hasControl(value: string): boolean {
-  for (let i = 0; i < value.length; i += 1) {
-    const code = value.charCodeAt(i);
-    if (code < 0x20 || code === 0x7f) return true;
-  }
-  return false;
-}
-
 /**
- * A text field (numbers and booleans of JSON bodies as text), trimmed as the original's
- * `CharField` does; empty = absent.
+ * A checked text field, trimmed; undefined when absent, null or empty.
+ * @throws {HttpError} 400 when `required` and absent (or, defensively, not text at all).
  */
-function text(fields: Fields, name: string, required: boolean, max = 255): string | undefined {
-  let value = fields[name];
-  if (Array.isArray(value)) throw bad();
-  if (typeof value === 'number' || typeof value === 'boolean') value = String(value);
-  if (typeof value === 'string') value = value.trim();
-  if (value === undefined || value === null || value === '') {
+function text(fields: Fields, name: string, required: boolean): string | undefined {
+  const value = fields[name];
+  if (value !== null && typeof value === 'object') throw bad();
+  const trimmed = value === undefined || value === null ? '' : String(value).trim();
+  if (trimmed === '') {
     if (required) throw bad();
     return undefined;
   }
-  if (typeof value !== 'string' || value.length > max || hasControl(value)) {
-    throw bad();
-  }
-  return value;
+  return trimmed;
 }
 
-function matching(fields: Fields, name: string, pattern: RegExp, required: boolean, max = 255) {
-  const value = text(fields, name, required, max);
-  if (value !== undefined && !pattern.test(value)) throw bad();
-  return value;
-}
-
-/**
- * `sip_user_id`: an integer from 100000000 to 999999999 (the original's `IntegerField`:
- * leading zeros, a `+` and a `.0` fraction are accepted), as its 9 digits.
- */
+/** `sip_user_id` as its 9 digits. @throws {HttpError} 400 when absent or not one. */
 function sipUserId(fields: Fields): string {
-  const value = text(fields, 'sip_user_id', true, 64) as string;
-  const match = /^\+?0*([1-9][0-9]{8})(\.0*)?$/.exec(value);
+  const match = /^\+?0*([1-9][0-9]{8})(\.0*)?$/.exec(text(fields, 'sip_user_id', true) ?? '');
   if (!match?.[1]) throw bad();
   return match[1];
 }
 
-/** Token: 1–250 characters, no whitespace. */
-function token(fields: Fields, required = true): string | undefined {
-  return matching(fields, 'token', /^[^\s]{1,250}$/, required, 250);
-}
-
-/** App identifier like `com.voipgrid.vialer` (≤ 255, no whitespace; unknown ones are 404). */
-function appId(fields: Fields, required = true): string | undefined {
-  return matching(fields, 'app', /^[^\s]+$/, required);
-}
-
-/** A unique key (`call_id`, `unique_key`): ≤ 255 characters, no whitespace. */
-function key(fields: Fields, name: string, required: boolean): string | undefined {
-  return matching(fields, name, /^[^\s]+$/, required);
-}
-
 /**
- * `phonenumber` (≤ 32 characters): digits once `+ ( ) – x` and spaces are taken out, as the
+ * `phonenumber`, sent on unchanged: digits once `+ ( ) – x` and spaces are taken out, as the
  * original's `phone_number_validator` (`re.sub(r'[\+\(\)– - x]', '', ...)`, whose ` - ` is a
  * range from space to space: a hyphen-minus is not taken out, so `050-1234567` is refused).
- * Sent on unchanged.
  */
 function phonenumber(fields: Fields): string {
-  const value = text(fields, 'phonenumber', true, 64) as string;
-  if ([...value].length > 32) throw bad();
+  const value = text(fields, 'phonenumber', true) as string;
   if (!/^\p{Nd}+$/u.test(value.replace(/[+()\u2013 x]/g, ''))) throw bad();
   return value;
 }
 
-/** `message_start_time`: a float (`1700000000.123`, `1.7000000001234567E9`), epoch seconds. */
+/** `message_start_time`, epoch seconds. @throws {HttpError} 400 when absent or not finite. */
 function startTime(fields: Fields): number {
-  const value = matching(
-    fields,
-    'message_start_time',
-    /^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]{1,3})?$/,
-    true,
-    64,
-  );
-  const seconds = Number(value);
+  const seconds = Number(text(fields, 'message_start_time', true));
   if (!Number.isFinite(seconds)) throw bad();
   return seconds;
 }
 
 const TRUE = new Set(['t', 'true', 'y', 'yes', 'on', '1']);
-const FALSE = new Set(['f', 'false', 'n', 'no', 'off', '0']);
 
-/** A boolean as the original's `BooleanField` reads it (`True`, `false`, `1`, `on`, ...). */
+/** A checked boolean field; `fallback` when absent, null or empty. */
 function bool(fields: Fields, name: string, fallback: boolean): boolean {
   const value = fields[name];
   if (value === undefined || value === null || value === '') return fallback;
   if (typeof value === 'boolean') return value;
-  if (typeof value === 'number' && (value === 0 || value === 1)) return value === 1;
-  if (typeof value === 'string') {
-    const v = value.trim().toLowerCase();
-    if (TRUE.has(v)) return true;
-    if (FALSE.has(v)) return false;
+  return TRUE.has(String(value).trim().toLowerCase());
+}
+
+/**
+ * A value of a field the original takes whatever it is (log-metrics): kept when it is
+ * short printable text (JSON numbers and booleans as text, trimmed, at most 255
+ * characters, no control character), else left out.
+ */
+function printable(value: unknown): string | undefined {
+  if (typeof value === 'number' || typeof value === 'boolean') return String(value);
+  if (typeof value !== 'string') return undefined;
+  const trimmed = value.trim();
+  // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is refused
+  if (trimmed === '' || trimmed.length > 255 || /[\u0000-\u001f\u007f]/.test(trimmed)) {
+    return undefined;
   }
-  throw bad();
+  return trimmed;
 }
 
 /** `Host` (or a trusted proxy's `X-Forwarded-Host`): a host name or IP, optional port. */
@@ -225,31 +266,36 @@ function derivedResponseUrl(request: FastifyRequest): string {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Schemas (OpenAPI; checked after the route's network or credential check, as the original)
+// Route schemas
 // ---------------------------------------------------------------------------------------------
 
-/** A text field: JSON numbers and booleans count as their text, null as absent. */
-const PushText = (description: string) =>
-  Type.Union([Type.String(), Type.Number(), Type.Boolean(), Type.Null()], { description });
-
-const SIP_USER_ID = 'the SIP account, 100000000–999999999';
-
-/** An object of text fields, `required` ones first. */
+/** The named {@link FIELDS} as an object, `required` ones first, in a form or in JSON. */
 function pushFields(
-  required: Record<string, string>,
-  optional: Record<string, string | TSchema> = {},
+  variant: keyof Variants,
+  required: readonly string[],
+  optional: readonly (string | [string, TSchema])[] = [],
   others?: TSchema,
 ): TSchema {
+  const schemaOf = (name: string) => (FIELDS[name] as Variants)[variant];
   const properties: Record<string, TSchema> = {};
-  for (const [name, description] of Object.entries(required)) {
-    properties[name] = PushText(description);
-  }
-  for (const [name, description] of Object.entries(optional)) {
-    properties[name] = Type.Optional(
-      typeof description === 'string' ? PushText(description) : description,
-    );
+  for (const name of required) properties[name] = schemaOf(name);
+  for (const entry of optional) {
+    const [name, schema] = typeof entry === 'string' ? [entry, schemaOf(entry)] : entry;
+    properties[name] = Type.Optional(schema);
   }
   return Type.Object(properties, others === undefined ? {} : { additionalProperties: others });
+}
+
+/** The fields of a route's body: its form (and multipart) schema and its JSON schema. */
+function pushBody(
+  required: readonly string[],
+  optional: readonly (string | [string, TSchema])[] = [],
+  others?: TSchema,
+): Variants {
+  return {
+    form: pushFields('form', required, optional, others),
+    json: pushFields('json', required, optional, others),
+  };
 }
 
 /** The push API's error body: a short text that never names the field or rule. */
@@ -267,7 +313,7 @@ function pushRoute(options: {
   operationId: string;
   summary: string;
   security: ReadonlyArray<Record<string, string[]>>;
-  body?: TSchema;
+  body?: Variants;
   querystring?: TSchema;
   answers: Record<number, string>;
   errors: readonly number[];
@@ -291,9 +337,9 @@ function pushRoute(options: {
         : {
             body: {
               content: {
-                'application/x-www-form-urlencoded': { schema: options.body },
-                'multipart/form-data': { schema: options.body },
-                'application/json': { schema: options.body },
+                'application/x-www-form-urlencoded': { schema: options.body.form },
+                'multipart/form-data': { schema: options.body.form },
+                'application/json': { schema: options.body.json },
               },
             },
           }),
@@ -430,10 +476,7 @@ export async function pushRoutes(app: App, options: PushRoutesOptions): Promise<
         'From the PBX: wake the app of sip_user_id; answers status=ACK or status=NAK (clients ' +
         'of push.allowNetworks and loopback only)',
       security: NO_SECURITY,
-      body: pushFields(
-        { sip_user_id: SIP_USER_ID, phonenumber: 'the caller, digits and + ( ) x spaces' },
-        { caller_id: 'caller name', call_id: 'the call id of the PBX' },
-      ),
+      body: pushBody(['sip_user_id', 'phonenumber'], ['caller_id', 'call_id']),
       answers: { 200: 'status=ACK (the app answered) or status=NAK' },
       errors: [400, 403, 413, 415],
     }),
@@ -454,8 +497,8 @@ export async function pushRoutes(app: App, options: PushRoutesOptions): Promise<
         call = {
           sipUserId: sipUserId(fields),
           phonenumber: phonenumber(fields),
-          callerId: text(fields, 'caller_id', false, 255) ?? '',
-          callId: key(fields, 'call_id', false) ?? '',
+          callerId: text(fields, 'caller_id', false) ?? '',
+          callId: text(fields, 'call_id', false) ?? '',
           responseApi: options.responseUrl || derivedResponseUrl(request),
         };
       } catch (error) {
@@ -490,18 +533,16 @@ export async function pushRoutes(app: App, options: PushRoutesOptions): Promise<
       operationId: 'pushCallResponse',
       summary: 'From the app: available (default true) for the call unique_key; 202 or 404',
       security: NO_SECURITY,
-      body: pushFields(
-        {
-          unique_key: 'the unique_key of the push',
-          message_start_time: 'when the push was sent, epoch seconds (float)',
-        },
-        {
-          available: 'true (default) or false',
+      body: pushBody(
+        ['unique_key', 'message_start_time'],
+        [
+          'available',
           // Added by the current apps, not a field of the original: an unusable one is ignored.
-          sip_user_id: Type.Unknown({
-            description: `${SIP_USER_ID} (optional, ignored if unusable)`,
-          }),
-        },
+          [
+            'sip_user_id',
+            Type.Unknown({ description: 'the SIP account (optional, ignored if unusable)' }),
+          ],
+        ],
       ),
       answers: { 202: 'Forwarded to the waiting incoming-call' },
       errors: [400, 403, 404, 413, 415, 503],
@@ -509,17 +550,14 @@ export async function pushRoutes(app: App, options: PushRoutesOptions): Promise<
     async (request, reply) => {
       refuseInvalid(request);
       const fields = fieldsOf(request);
-      const uniqueKey = key(fields, 'unique_key', true) as string;
+      const uniqueKey = text(fields, 'unique_key', true) as string;
       const messageStartTime = startTime(fields);
       const available = bool(fields, 'available', true);
       // The current apps add their sip_user_id; an unusable one is ignored (not a field of
       // the original's serializer).
-      let sip: string | undefined;
-      try {
-        sip = fields.sip_user_id === undefined ? undefined : sipUserId(fields);
-      } catch {
-        sip = undefined;
-      }
+      const given = printable(fields.sip_user_id);
+      const sip =
+        given === undefined ? undefined : /^\+?0*([1-9][0-9]{8})(\.0*)?$/.exec(given)?.[1];
       const response = {
         uniqueKey,
         messageStartTime,
@@ -545,14 +583,9 @@ export async function pushRoutes(app: App, options: PushRoutesOptions): Promise<
         operationId: `register${OPERATION[path]}`,
         summary: `Register or update a ${platform === 'apns' ? 'APNs' : 'FCM'} device`,
         security: ACCOUNT_SECURITY,
-        body: pushFields(
-          { sip_user_id: SIP_USER_ID, token: 'the push token', app: 'the app id' },
-          {
-            name: 'device name',
-            os_version: 'OS version',
-            client_version: 'app version',
-            sandbox: 'APNs sandbox (true/false)',
-          },
+        body: pushBody(
+          ['sip_user_id', 'token', 'app'],
+          ['name', 'os_version', 'client_version', 'sandbox'],
         ),
         answers: { 200: 'Updated', 201: 'Registered' },
         errors: [400, 401, 403, 404, 413, 415, 503],
@@ -564,8 +597,8 @@ export async function pushRoutes(app: App, options: PushRoutesOptions): Promise<
         const registration = {
           platform,
           sipUserId: sipUserId(fields),
-          token: token(fields) as string,
-          app: appId(fields) as string,
+          token: text(fields, 'token', true) as string,
+          app: text(fields, 'app', true) as string,
           name: text(fields, 'name', false) ?? '',
           osVersion: text(fields, 'os_version', false) ?? '',
           clientVersion: text(fields, 'client_version', false) ?? '',
@@ -593,14 +626,8 @@ export async function pushRoutes(app: App, options: PushRoutesOptions): Promise<
         operationId: `unregister${OPERATION[path]}`,
         summary: `Remove a ${platform === 'apns' ? 'APNs' : 'FCM'} device (fields in the body or the query)`,
         security: ACCOUNT_SECURITY,
-        body: pushFields(
-          {},
-          { sip_user_id: SIP_USER_ID, token: 'the push token', app: 'the app id' },
-        ),
-        querystring: pushFields(
-          {},
-          { sip_user_id: SIP_USER_ID, token: 'the push token', app: 'the app id' },
-        ),
+        body: pushBody([], ['sip_user_id', 'token', 'app']),
+        querystring: pushFields('form', [], ['sip_user_id', 'token', 'app']),
         answers: { 200: 'Removed' },
         errors: [400, 401, 403, 404, 413, 415, 503],
       }),
@@ -609,8 +636,8 @@ export async function pushRoutes(app: App, options: PushRoutesOptions): Promise<
         refuseInvalid(request);
         const fields = fieldsOf(request);
         const sip = sipUserId(fields);
-        const t = token(fields) as string;
-        const a = appId(fields) as string;
+        const t = text(fields, 'token', true) as string;
+        const a = text(fields, 'app', true) as string;
         await authorize(request, sip);
         const removed = await devices.unregister(platform, sip, t, a);
         if (!removed) throw new HttpError(404, 'not found');
@@ -626,10 +653,7 @@ export async function pushRoutes(app: App, options: PushRoutesOptions): Promise<
       operationId: 'pushHangupReason',
       summary: 'Why the app did not answer a call; 404 when the SIP account has no device',
       security: ACCOUNT_SECURITY,
-      body: pushFields(
-        { sip_user_id: SIP_USER_ID, unique_key: 'the unique_key of the push' },
-        { reason: 'the reason, free text' },
-      ),
+      body: pushBody(['sip_user_id', 'unique_key'], ['reason']),
       answers: { 200: 'Recorded' },
       errors: [400, 401, 403, 404, 413, 415, 503],
     }),
@@ -638,8 +662,8 @@ export async function pushRoutes(app: App, options: PushRoutesOptions): Promise<
       refuseInvalid(request);
       const fields = fieldsOf(request);
       const sip = sipUserId(fields);
-      const uniqueKey = key(fields, 'unique_key', true);
-      const reason = text(fields, 'reason', false, 10_000) ?? '';
+      const uniqueKey = text(fields, 'unique_key', true);
+      const reason = text(fields, 'reason', false) ?? '';
       await authorize(request, sip);
       const known = await devices.listBySipUser(sip);
       if (known.length === 0) {
@@ -694,7 +718,7 @@ export async function pushRoutes(app: App, options: PushRoutesOptions): Promise<
       summary: 'Call metrics reported by the app (vialer_* series on /metrics)',
       security: ACCOUNT_SECURITY,
       // The original takes any value in the other fields (unusable ones are left out).
-      body: pushFields({ sip_user_id: SIP_USER_ID }, {}, Type.Unknown()),
+      body: pushBody(['sip_user_id'], [], Type.Unknown()),
       answers: { 200: 'Recorded' },
       errors: [400, 401, 403, 413, 415, 503],
     }),
@@ -706,12 +730,8 @@ export async function pushRoutes(app: App, options: PushRoutesOptions): Promise<
       // The original takes any value here: one that is not short printable text is left out.
       const values: Record<string, string> = {};
       for (const name of LOG_FIELDS) {
-        try {
-          const value = text(fields, name, false);
-          if (value !== undefined) values[name] = value;
-        } catch {
-          // left out
-        }
+        const value = printable(fields[name]);
+        if (value !== undefined) values[name] = value;
       }
       await authorize(request, sip);
       // As the original: a hangup_reason makes a hangup count; else call_setup_successful
@@ -747,10 +767,7 @@ export async function pushRoutes(app: App, options: PushRoutesOptions): Promise<
       operationId: 'pushCheckIn',
       summary: 'The app is alive: marks its devices as seen; 404 when none',
       security: ACCOUNT_SECURITY,
-      body: pushFields(
-        { sip_user_id: SIP_USER_ID },
-        { token: 'the push token', app: 'the app id' },
-      ),
+      body: pushBody(['sip_user_id'], ['token', 'app']),
       answers: { 200: 'Marked as seen' },
       errors: [400, 401, 403, 404, 413, 415, 503],
     }),
@@ -759,8 +776,8 @@ export async function pushRoutes(app: App, options: PushRoutesOptions): Promise<
       refuseInvalid(request);
       const fields = fieldsOf(request);
       const sip = sipUserId(fields);
-      const t = token(fields, false);
-      const a = appId(fields, false);
+      const t = text(fields, 'token', false);
+      const a = text(fields, 'app', false);
       await authorize(request, sip);
       const updated = await devices.checkIn(sip, t, a);
       if (updated === 0) throw new HttpError(404, 'not found');
