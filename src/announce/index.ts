@@ -487,6 +487,8 @@ export function announceServiceModule(
       const config = ctx.config.announce;
       if (!config.enabled) return;
       const playback = resolvePlayback(config.playback, ctx.ami.clients.length);
+      // Playing by AMI Originate needs its permissions (docs/ami.md).
+      if (playback === 'originate') app.amiNeeds.add('announce');
       let unavailable: (() => Promise<string | undefined>) | undefined;
       if (playback === 'callfile') {
         const spool = {

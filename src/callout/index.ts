@@ -174,6 +174,8 @@ export function calloutServiceModule(extra: Partial<CalloutModuleOptions> = {}) 
       app.store.addMigrations(calloutMigrations);
       const ctx = contextOf(app);
       if (!ctx.config.callout.enabled) return;
+      // Alert calls by AMI Originate need their permissions (docs/ami.md).
+      if (selectProvider(ctx.config) === 'asterisk') app.amiNeeds.add('callout');
       const uuid = ctx.config.instance.uuid;
       const built = createCalloutModule({
         config: ctx.config,

@@ -9,6 +9,8 @@
  *                                                    └──▶ the extra reporter (--print-events)
  * ```
  *
+ * Features declare what they need of the manager user with `app.amiNeeds.add('callout')`
+ * while they register (docs/ami.md, "Permissions"); AMI logs in afterwards, in `onReady`.
  * It adds the readiness checks `ami:<server>` and `ami-permissions:<feature>`, the AMI and
  * engine metrics, starts AMI in the background in `onReady` (after the migrations, before
  * the features' workers; a refused login or an unreachable Asterisk does not stop the
@@ -47,8 +49,6 @@ export interface AmiPluginOptions {
   servers: AmiClientOptions[];
   /** Extra options for every AMI client, the simulator's too (tests: faster reconnects). */
   extra?: Partial<AmiClientOptions>;
-  /** The features whose AMI permissions are checked (`amiFeatures`). */
-  features: (serverCount: number) => AmiFeature[];
   /** The webhook sinks (kept by the service: `reload` replaces them). */
   webhooks: Webhooks;
   /** An extra reporter fed with every call event; it must not block. */
@@ -107,7 +107,10 @@ export const amiPlugin = fp<AmiPluginOptions>(
         }
       },
     };
-    const features = options.features(servers.length);
+    // What the manager user must allow: call events always; each feature adds its own
+    // (`app.amiNeeds.add`) while it registers, before AMI logs in (onReady).
+    // (The runner reads this very array at each login.)
+    const features: AmiFeature[] = [];
     const permissionProblemsByServer = new Map<string, readonly AmiPermissionProblem[]>();
     runner = new AmiRunner(servers, reporter, {
       onStatus: (message) => amiLog.info(message),
@@ -126,11 +129,15 @@ export const amiPlugin = fp<AmiPluginOptions>(
       },
     });
     const connected = new Set<string>();
-    for (const feature of features) {
+    const need = (feature: AmiFeature) => {
+      if (features.includes(feature)) return;
+      features.push(feature);
       readiness.add(`ami-permissions:${feature}`, () =>
         permissionReadiness(feature, permissionProblemsByServer, connected),
       );
-    }
+    };
+    need('calls');
+    app.decorate('amiNeeds', { add: need });
     for (const client of runner.clients) {
       m.amiConnected.set({ server: client.name }, 0);
       client.on('connect', () => {

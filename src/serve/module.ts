@@ -10,7 +10,7 @@
  * |---|---|---|
  * | `switchboard-store` (`src/store/plugin.ts`) | `app.db`, `app.store.addMigrations()` | the database |
  * | `switchboard-bus` (`src/bus/plugin.ts`) | `app.bus`, `app.publisher` | deregisters, flushes, closes |
- * | `switchboard-ami` (`./ami.ts`) | `app.ami` (the `AmiRunner`) | AMI, the simulator, webhooks |
+ * | `switchboard-ami` (`./ami.ts`) | `app.ami` (the `AmiRunner`), `app.amiNeeds.add()` | AMI, the simulator, webhooks |
  *
  * plus `app.switchboard` (config, logger, metrics, readiness), decorated by the service.
  *
@@ -41,6 +41,7 @@
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { FastifyPluginAsync, RawServerDefault } from 'fastify';
 import type { Logger } from 'pino';
+import type { AmiFeature } from '../ami/permissions.ts';
 import type { Bus } from '../bus/bus.ts';
 import type { XivoPublisher } from '../bus/xivo.ts';
 import type { AmiRunner } from '../calls/live.ts';
@@ -81,6 +82,11 @@ declare module 'fastify' {
     publisher: XivoPublisher;
     /** The AMI runner: clients and call engines, one per server (`switchboard-ami`). */
     ami: AmiRunner;
+    /**
+     * What a feature needs of the manager user (`switchboard-ami`): add it while registering,
+     * e.g. `app.amiNeeds.add('callout')`; checked at each login, shown at `/readyz`.
+     */
+    amiNeeds: { add(feature: AmiFeature): void };
   }
 }
 

@@ -20,13 +20,10 @@
 
 import type { Logger } from 'pino';
 import { type AmiClientOptions, amiServerOptions, parseAmiUrl } from '../ami/client.ts';
-import type { AmiFeature } from '../ami/permissions.ts';
 import { checkAnnounceConfig } from '../announce/checks.ts';
-import { resolvePlayback } from '../announce/index.ts';
 import { compileBindingKey } from '../bus/bus.ts';
 import type { CreateBusOptions } from '../bus/index.ts';
 import { busPlugin } from '../bus/plugin.ts';
-import { selectProvider } from '../callout/index.ts';
 import type { Reporter } from '../calls/reporter.ts';
 import { type ConfigProblem, redactUrl } from '../config/load.ts';
 import type { AmiServerConfig, Config } from '../config/schema.ts';
@@ -231,31 +228,6 @@ export function amiClientOptions(
 }
 
 /**
- * The features whose AMI permissions `serve` checks (docs/ami.md, "Permissions"): call events
- * always; alert calls when the `callout` module runs, enabled, with the asterisk provider;
- * announcements when the `announce` module runs, enabled, playing by `Originate`.
- */
-export function amiFeatures(
-  config: Config,
-  amiServers: number,
-  modules: readonly string[],
-): AmiFeature[] {
-  const runs = (name: string): boolean => modules.includes(name);
-  const features: AmiFeature[] = ['calls'];
-  if (runs('callout') && config.callout.enabled && selectProvider(config) === 'asterisk') {
-    features.push('callout');
-  }
-  if (
-    runs('announce') &&
-    config.announce.enabled &&
-    resolvePlayback(config.announce.playback, amiServers) === 'originate'
-  ) {
-    features.push('announce');
-  }
-  return features;
-}
-
-/**
  * Builds the service for `options.config` (nothing starts until {@link Service.start}).
  * @throws ConfigError-like `Error` listing {@link checkServiceConfig} problems.
  */
@@ -367,7 +339,6 @@ export function createService(options: ServiceOptions): Service {
       config,
       servers: config.ami.servers.map((server) => amiClientOptions(server, options.ami)),
       ...(options.ami === undefined ? {} : { extra: options.ami }),
-      features: (serverCount) => amiFeatures(config, serverCount, names),
       webhooks,
       ...(options.reporter === undefined ? {} : { reporter: options.reporter }),
       ...(options.amiPermissionProbeTimeoutMs === undefined
