@@ -5,13 +5,11 @@
  */
 import type { AmiEvent } from '../src/ami/message.ts';
 import { remapIdentifiers } from '../src/ami/remap.ts';
-import { conformanceNames, loadFixture } from '../test/support/conformance.ts';
+import { conformanceEvents } from '../test/support/conformance.ts';
 
 /** One pass over every shared recording, without the `FullyBooted` resets. */
 export function baseEvents(): AmiEvent[] {
-  return conformanceNames().flatMap((name) =>
-    loadFixture(name).filter((event) => event.Event !== 'FullyBooted'),
-  );
+  return conformanceEvents();
 }
 
 /** `repeat` remapped copies of {@link baseEvents}, as one array. */

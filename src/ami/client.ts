@@ -11,6 +11,9 @@ import { createHash, randomBytes } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import net from 'node:net';
 import tls from 'node:tls';
+import { backoffMs } from '../util/backoff.ts';
+import { REDACTED } from '../util/redact.ts';
+import { AMI_CLIENT_DEFAULTS } from './defaults.ts';
 import {
   AmiActionError,
   AmiAuthError,
@@ -39,7 +42,7 @@ export const DEFAULT_MAX_EVENT_LIST_EVENTS = 100_000;
 
 /** Reconnect backoff: delay before attempt n (0-based) is `random() * min(maxDelayMs, initialDelayMs * factor^n)` ("full jitter"). */
 export interface AmiBackoffOptions {
-  /** Upper bound of the first delay, in ms. Default 500. */
+  /** Upper bound of the first delay, in ms. Default 500 ({@link AMI_CLIENT_DEFAULTS}). */
   initialDelayMs?: number;
   /** Cap of the delay, in ms. Default 30000. */
   maxDelayMs?: number;
@@ -67,9 +70,9 @@ export interface AmiClientOptions {
   events?: string;
   /** Default timeout of {@link AmiClient.action}, in ms. Default 10000. */
   actionTimeoutMs?: number;
-  /** TCP (and TLS) connect timeout, in ms. Default 10000. */
+  /** TCP (and TLS) connect timeout, in ms. Default 5000. */
   connectTimeoutMs?: number;
-  /** Interval between keep-alive `Ping` actions, in ms; 0 disables keep-alive. Default 15000. */
+  /** Interval between keep-alive `Ping` actions, in ms; 0 disables keep-alive. Default 20000. */
   pingIntervalMs?: number;
   /** A `Ping` unanswered after this many ms declares the connection dead (then reconnect). Default 5000. */
   pongTimeoutMs?: number;
@@ -334,14 +337,15 @@ export function backoffDelayMs(
   options: AmiBackoffOptions = {},
   random: () => number = Math.random,
 ): number {
-  const initial = options.initialDelayMs ?? 500;
-  const max = options.maxDelayMs ?? 30_000;
-  const factor = options.factor ?? 2;
-  const ceiling = Math.min(max, initial * factor ** Math.min(attempt, 64));
-  return Math.floor(random() * ceiling);
+  return backoffMs(attempt, {
+    initialMs: options.initialDelayMs ?? AMI_CLIENT_DEFAULTS.reconnectInitialDelayMs,
+    maxMs: options.maxDelayMs ?? AMI_CLIENT_DEFAULTS.reconnectMaxDelayMs,
+    factor: options.factor ?? AMI_CLIENT_DEFAULTS.reconnectFactor,
+    jitter: 'full',
+    random,
+  });
 }
 
-const REDACTED = '***';
 const inspectSymbol = Symbol.for('nodejs.util.inspect.custom');
 
 /** The options as safe to print: `secret` replaced by `***`. */
@@ -400,7 +404,7 @@ export function parseAmiUrl(url: string): AmiClientOptions {
   if (parsed.hostname === '') throw new AmiUrlError(`AMI URL ${shown} has no host`);
   if (parsed.username === '') throw new AmiUrlError(`AMI URL ${shown} has no user`);
   if (parsed.password === '') throw new AmiUrlError(`AMI URL ${shown} has no secret`);
-  const port = parsed.port === '' ? 5038 : Number(parsed.port);
+  const port = parsed.port === '' ? AMI_CLIENT_DEFAULTS.port : Number(parsed.port);
   if (!Number.isInteger(port) || port <= 0 || port > 65535) {
     throw new AmiUrlError(`invalid port in AMI URL ${shown}`);
   }
@@ -467,9 +471,9 @@ export function amiServerOptions(server: AmiServerKeys): AmiClientOptions & {
     );
   }
   const host = fromUrl.host ?? '127.0.0.1';
-  const hostPort = `${host.includes(':') ? `[${host}]` : host}:${fromUrl.port ?? 5038}`;
+  const hostPort = `${host.includes(':') ? `[${host}]` : host}:${fromUrl.port ?? AMI_CLIENT_DEFAULTS.port}`;
   const name = key !== '' ? key : (fromUrl.name ?? hostPort);
-  const auth = server.auth ?? fromUrl.auth ?? 'plain';
+  const auth = server.auth ?? fromUrl.auth ?? AMI_CLIENT_DEFAULTS.auth;
   fromUrl.name = name;
   fromUrl.auth = auth;
   return fromUrl as AmiClientOptions & { name: string; auth: 'plain' | 'md5' };
@@ -588,16 +592,16 @@ export class AmiClient extends EventEmitter<AmiClientEvents> {
   constructor(options: AmiClientOptions) {
     super();
     this.#host = options.host ?? '127.0.0.1';
-    this.#port = options.port ?? 5038;
+    this.#port = options.port ?? AMI_CLIENT_DEFAULTS.port;
     this.#tls = options.tls ?? false;
     this.#username = options.username;
     this.#secret = options.secret;
-    this.#auth = options.auth ?? 'plain';
-    this.#events = options.events ?? 'on';
-    this.#actionTimeoutMs = options.actionTimeoutMs ?? 10_000;
-    this.#connectTimeoutMs = options.connectTimeoutMs ?? 10_000;
-    this.#pingIntervalMs = options.pingIntervalMs ?? 15_000;
-    this.#pongTimeoutMs = options.pongTimeoutMs ?? 5_000;
+    this.#auth = options.auth ?? AMI_CLIENT_DEFAULTS.auth;
+    this.#events = options.events ?? AMI_CLIENT_DEFAULTS.events;
+    this.#actionTimeoutMs = options.actionTimeoutMs ?? AMI_CLIENT_DEFAULTS.actionTimeoutMs;
+    this.#connectTimeoutMs = options.connectTimeoutMs ?? AMI_CLIENT_DEFAULTS.connectTimeoutMs;
+    this.#pingIntervalMs = options.pingIntervalMs ?? AMI_CLIENT_DEFAULTS.pingIntervalMs;
+    this.#pongTimeoutMs = options.pongTimeoutMs ?? AMI_CLIENT_DEFAULTS.pongTimeoutMs;
     this.#backoff = { ...options.reconnect };
     this.#retryInitial = options.retryInitialConnect ?? false;
     this.#maxMessageBytes = options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;

@@ -22,6 +22,7 @@ import { unlink } from 'node:fs/promises';
 import path from 'node:path';
 import fp from 'fastify-plugin';
 import type { Logger } from 'pino';
+import type { Registry } from 'prom-client';
 import { envelope } from '../bus/xivo.ts';
 import type { AnnounceConfig, AuthConfig, TtsConfig } from '../config/schema.ts';
 import type { App } from '../http/server.ts';
@@ -35,6 +36,7 @@ import { ExtensionAllowList } from '../telephony/allowlist.ts';
 import { connectedInOrder } from '../telephony/placed-calls.ts';
 import { checkSpoolDir } from './checks.ts';
 import { type GongListener, startGongListener } from './listener.ts';
+import { type AnnounceMetrics, announceMetrics } from './metrics.ts';
 import {
   callFilePlayer,
   originatePlayer,
@@ -168,6 +170,8 @@ export interface AnnounceModuleOptions {
    * {@link AnnounceUnavailableError} (503) and the worker leaves due messages queued.
    */
   unavailable?: () => Promise<string | undefined>;
+  /** Registry of the Prometheus series (`announce/metrics.ts`); none = not exported. */
+  metricsRegistry?: Registry;
 }
 
 /** The assembled module. */
@@ -198,6 +202,53 @@ function toView(row: MessageRow): MessageView {
     durationMs: Number(row.duration_ms),
     finishedMs: row.finished_at === null ? null : Number(row.finished_at),
   };
+}
+
+/**
+ * One info line (and the series of `metrics.ts`) per step of a message: `announce: scheduled`,
+ * `announce: played`, `announce: spooled` (call file handed to Asterisk), `announce: failed`
+ * (with its outcome), `announce: cancelled`. Ids, extension and times only: never the text.
+ */
+function logStep(
+  logger: Logger,
+  metrics: AnnounceMetrics,
+  kind: AnnounceEventKind,
+  row: MessageRow,
+): void {
+  const ids = { id: row.public_id, extension: row.extension };
+  switch (kind) {
+    case 'scheduled':
+      metrics.scheduled.inc({ kind: row.kind });
+      logger.info(
+        {
+          ...ids,
+          kind: row.kind,
+          start: new Date(Number(row.due_at)).toISOString(),
+          durationMs: Number(row.duration_ms),
+        },
+        'announce: scheduled',
+      );
+      return;
+    case 'played':
+      metrics.played.inc();
+      metrics.duration.observe(Number(row.duration_ms) / 1000);
+      logger.info({ ...ids, attempts: Number(row.attempts) }, 'announce: played');
+      return;
+    case 'spooled':
+      metrics.spooled.inc();
+      logger.info({ ...ids, callfile: row.callfile_path }, 'announce: spooled (call file)');
+      return;
+    case 'failed':
+      metrics.failed.inc({ outcome: row.outcome || 'error' });
+      logger.info(
+        { ...ids, outcome: row.outcome, attempts: Number(row.attempts) },
+        'announce: failed',
+      );
+      return;
+    case 'cancelled':
+      logger.info(ids, 'announce: cancelled');
+      return;
+  }
 }
 
 /**
@@ -237,7 +288,9 @@ export function createAnnounceModule(options: AnnounceModuleOptions): AnnounceMo
           spoolDir: config.spoolDir,
           ...(options.callFileTmpDir ? { tmpDir: options.callFileTmpDir } : {}),
         }));
+  const metrics = announceMetrics(options.metricsRegistry);
   const publish = (kind: AnnounceEventKind, row: MessageRow) => {
+    logStep(logger, metrics, kind, row);
     if (!options.publish) return;
     const view = toView(row);
     try {
@@ -425,6 +478,19 @@ export function createAnnounceModule(options: AnnounceModuleOptions): AnnounceMo
   };
 }
 
+/**
+ * Announcements go through AMI (and need its permissions): enabled, playing by `Originate`
+ * (`amiServers`: how many AMI clients the service has, the simulator's included).
+ */
+export function announceNeedsAmi(
+  config: { announce: Pick<AnnounceConfig, 'enabled' | 'playback'> },
+  amiServers: number,
+): boolean {
+  return (
+    config.announce.enabled && resolvePlayback(config.announce.playback, amiServers) === 'originate'
+  );
+}
+
 /** `auto` → `originate` when the service has an AMI client, else `callfile`. */
 export function resolvePlayback(
   playback: AnnounceConfig['playback'],
@@ -488,7 +554,7 @@ export function announceServiceModule(
       if (!config.enabled) return;
       const playback = resolvePlayback(config.playback, ctx.ami.clients.length);
       // Playing by AMI Originate needs its permissions (docs/ami.md).
-      if (playback === 'originate') app.amiNeeds.add('announce');
+      if (announceNeedsAmi(ctx.config, ctx.ami.clients.length)) app.amiNeeds.add('announce');
       let unavailable: (() => Promise<string | undefined>) | undefined;
       if (playback === 'callfile') {
         const spool = {
@@ -534,6 +600,7 @@ export function announceServiceModule(
         ami: () => connectedInOrder(ctx.ami.clients, config.amiServers),
         publish: (key, message) => void ctx.bus.publish(key, message),
         originUuid: ctx.config.instance.uuid,
+        metricsRegistry: ctx.metrics.registry,
         ...(unavailable ? { unavailable } : {}),
       });
       module = built;

@@ -19,7 +19,8 @@
  * `unsupported_audio_format`, `not_audio`, `too_long` for audio), 401/403 (access rule), 404,
  * 409 `too_many_pending` (`announce.maxPending`), 413 (upload over `uploadLimitBytes`), 502
  * (TTS service error), 503 `playback_unavailable` (messages cannot be placed now: call files
- * without their spool directory; the reason names the config key).
+ * without their spool directory; the reason names the config key), 503 `tool_missing` /
+ * `tool_failed` (sox or espeak-ng not installed, failing or too slow; the reason names it).
  *
  * An upload is stored under a name of ours (`upload-<random>`, no extension: the client's
  * file name is never used) and its format is detected from its content.
@@ -52,7 +53,7 @@ import {
   TextField,
 } from '../http/schemas.ts';
 import type { App } from '../http/server.ts';
-import { MediaError } from '../media/errors.ts';
+import { INSTALL_TOOLS, MediaError } from '../media/errors.ts';
 import { TelephonyValidationError } from '../telephony/dialstring.ts';
 import type { AnnounceService, MessageView } from './index.ts';
 import {
@@ -162,7 +163,8 @@ export function formatLocal(ms: number): string {
 
 /**
  * Maps service errors to HTTP errors (validation → 400, full queue → 409, TTS service → 502,
- * playback unavailable → 503).
+ * playback unavailable → 503, sox / espeak-ng missing, failing or too slow → 503 naming the
+ * program).
  */
 export function toHttpError(error: unknown): unknown {
   if (error instanceof TelephonyValidationError) return new HttpError(400, error.message);
@@ -183,6 +185,17 @@ export function toHttpError(error: unknown): unknown {
         `speech synthesis failed: ${error.message}`,
         error.code.toLowerCase(),
       );
+    }
+    if (error.code === 'TOOL_MISSING') {
+      // A missing program is the server's state, not a fault of the request: 503 naming it.
+      return new HttpError(
+        503,
+        `audio cannot be prepared: ${error.message} (${INSTALL_TOOLS})`,
+        'tool_missing',
+      );
+    }
+    if (error.code === 'TOOL_FAILED' || error.code === 'TIMEOUT') {
+      return new HttpError(503, `audio cannot be prepared: ${error.message}`, 'tool_failed');
     }
   }
   return error;

@@ -27,6 +27,7 @@
  */
 import { type Channel, type ChannelModel, type ConfirmChannel, connect } from 'amqplib';
 import type { Registry } from 'prom-client';
+import { backoffMs as backoff } from '../util/backoff.ts';
 import {
   type Bus,
   type BusHandler,
@@ -43,14 +44,15 @@ import {
   silentLogger,
   validateBindingKey,
 } from './bus.ts';
+import { AMQP_BUS_DEFAULTS } from './defaults.ts';
 
 /** Options of {@link AmqpBus}. */
 export interface AmqpBusOptions {
   /** Broker URL, e.g. `amqp://guest:guest@127.0.0.1:5672/` (vhost after the slash). */
   url: string;
-  /** Topic exchange name, declared durable. Default `xivo` (seed, "Usage"). */
+  /** Topic exchange name, declared durable. Default `xivo` (seed, "Usage"). Defaults: {@link AMQP_BUS_DEFAULTS}. */
   exchange?: string;
-  /** Publish with delivery mode 2 (persistent). Default false (XiVO's messages are not). */
+  /** Publish with delivery mode 2 (persistent). Default true (the `amqp.persistent` default). */
   persistent?: boolean;
   /**
    * Messages other than raw AMI events (`call.*`, `callout.*`, `service.*`, ...) queued or
@@ -61,11 +63,11 @@ export interface AmqpBusOptions {
   amiBufferSize?: number;
   /** Messages sent but not yet confirmed at most (the confirm window). Default 1000. */
   confirmWindow?: number;
-  /** First reconnect delay after a failed attempt. Default 100 ms. */
+  /** First reconnect delay after a failed attempt. Default 500 ms. */
   reconnectInitialDelayMs?: number;
-  /** Largest reconnect delay (exponential backoff, factor 2, ±20% jitter). Default 10000 ms. */
+  /** Largest reconnect delay (exponential backoff, factor 2, ±20% jitter). Default 30000 ms. */
   reconnectMaxDelayMs?: number;
-  /** AMQP heartbeat requested when the URL has none. Default 10 s. */
+  /** AMQP heartbeat requested when the URL has none. Default 30 s. */
   heartbeatS?: number;
   /** TCP connect + AMQP handshake timeout. Default 5000 ms. */
   connectTimeoutMs?: number;
@@ -95,6 +97,12 @@ export interface DurableQueueOptions {
    * forgotten queue does not collect messages forever. Default 600000 (10 minutes).
    */
   expiresMs?: number;
+  /**
+   * Most messages delivered and not yet acknowledged (AMQP `basic.qos` prefetch count).
+   * Each message is acknowledged once its handler returned (or its promise resolved): a
+   * consumer that dies before that gets it again, redelivered by RabbitMQ. Default 100.
+   */
+  prefetch?: number;
 }
 
 class AmqpSubscription implements Subscription {
@@ -197,20 +205,24 @@ export class AmqpBus implements Bus {
    * @throws RangeError on a non-positive `bufferSize` or `confirmWindow`.
    */
   constructor(options: AmqpBusOptions) {
-    this.#exchange = options.exchange ?? 'xivo';
-    this.#publishOptions = { ...JSON_PROPS, persistent: options.persistent ?? false };
-    this.#bufferSize = options.bufferSize ?? 10_000;
-    this.#amiBufferSize = options.amiBufferSize ?? 10_000;
-    this.#window = options.confirmWindow ?? 1000;
+    this.#exchange = options.exchange ?? AMQP_BUS_DEFAULTS.exchange;
+    this.#publishOptions = {
+      ...JSON_PROPS,
+      persistent: options.persistent ?? AMQP_BUS_DEFAULTS.persistent,
+    };
+    this.#bufferSize = options.bufferSize ?? AMQP_BUS_DEFAULTS.bufferSize;
+    this.#amiBufferSize = options.amiBufferSize ?? AMQP_BUS_DEFAULTS.amiBufferSize;
+    this.#window = options.confirmWindow ?? AMQP_BUS_DEFAULTS.confirmWindow;
     if (!(this.#bufferSize >= 1)) throw new RangeError('bufferSize must be >= 1');
     if (!(this.#amiBufferSize >= 1)) throw new RangeError('amiBufferSize must be >= 1');
     if (!(this.#window >= 1)) throw new RangeError('confirmWindow must be >= 1');
-    this.#initialDelayMs = options.reconnectInitialDelayMs ?? 100;
-    this.#maxDelayMs = options.reconnectMaxDelayMs ?? 10_000;
-    this.#connectTimeoutMs = options.connectTimeoutMs ?? 5000;
+    this.#initialDelayMs =
+      options.reconnectInitialDelayMs ?? AMQP_BUS_DEFAULTS.reconnectInitialDelayMs;
+    this.#maxDelayMs = options.reconnectMaxDelayMs ?? AMQP_BUS_DEFAULTS.reconnectMaxDelayMs;
+    this.#connectTimeoutMs = options.connectTimeoutMs ?? AMQP_BUS_DEFAULTS.connectTimeoutMs;
     this.#connectionName = options.connectionName ?? 'switchboard';
     this.#logger = options.logger ?? silentLogger;
-    this.#url = withHeartbeat(options.url, options.heartbeatS ?? 10);
+    this.#url = withHeartbeat(options.url, options.heartbeatS ?? AMQP_BUS_DEFAULTS.heartbeatS);
     this.#metrics = busMetrics(options.registry);
     this.#drops = new DropLog('amqp', this.#metrics.dropped, this.#logger, 'error');
     const l = { bus: 'amqp' };
@@ -269,8 +281,10 @@ export class AmqpBus implements Bus {
    * Subscribes through a named, durable queue bound with every key of `bindingKeys`: unlike
    * {@link subscribe}'s exclusive auto-delete queue, it keeps existing while the connection
    * is down and across a broker restart, so (with persistent messages) a consumer loses
-   * nothing the publisher re-sends after the outage. Closing the subscription keeps the
-   * queue; RabbitMQ deletes it after `expiresMs` without a consumer.
+   * nothing the publisher re-sends after the outage. Each message is acknowledged after
+   * `handler` returned or its promise resolved, so a consumer that crashes first gets it
+   * again (at least once; a handler that throws or rejects has it requeued once). Closing the
+   * subscription keeps the queue; RabbitMQ deletes it after `expiresMs` without a consumer.
    * @throws TypeError when a binding key is malformed; Error when the bus is closed.
    */
   subscribeQueue(
@@ -572,10 +586,37 @@ export class AmqpBus implements Bus {
             arguments: { 'x-expires': durable.expiresMs ?? 600_000 },
           });
     for (const key of sub.bindingKeys) await ch.bindQueue(queue, this.#exchange, key);
+    // A durable queue is consumed with acknowledgements (at least once); the exclusive
+    // queue of `subscribe` dies with the connection anyway, so it is consumed without.
+    if (durable !== undefined) await ch.prefetch(durable.prefetch ?? 100);
     const { consumerTag } = await ch.consume(
       queue,
       (msg) => {
         if (msg === null || sub.closed) return;
+        /** Acknowledges (or rejects) a durable queue's message; no-op for `subscribe`. */
+        const settle = (handled: boolean) => {
+          if (durable === undefined) return;
+          try {
+            // A failed message is requeued once; failing again, it is dropped (logged).
+            if (handled) ch.ack(msg);
+            else ch.nack(msg, false, !msg.fields.redelivered);
+          } catch (err) {
+            // The channel closed meanwhile: RabbitMQ redelivers the message.
+            this.#logger.debug({ err: errorSummary(err), queue }, 'AMQP ack not sent');
+          }
+        };
+        const failed = (err: unknown) => {
+          this.#logger.error(
+            {
+              err,
+              bindingKey: sub.bindingKey,
+              routingKey: msg.fields.routingKey,
+              ...(durable === undefined ? {} : { requeued: !msg.fields.redelivered }),
+            },
+            'bus subscriber failed',
+          );
+          settle(false);
+        };
         let message: BusMessage;
         try {
           message = JSON.parse(msg.content.toString('utf8')) as BusMessage;
@@ -584,21 +625,22 @@ export class AmqpBus implements Bus {
             { err: errorSummary(err), routingKey: msg.fields.routingKey },
             'AMQP message is not JSON; skipped',
           );
+          settle(true);
           return;
         }
         this.#m.received.inc();
         try {
           const result = sub.handler(message, msg.fields.routingKey);
-          if (result !== undefined && typeof (result as Promise<void>).catch === 'function') {
-            (result as Promise<void>).catch((err: unknown) =>
-              this.#logger.error({ err, bindingKey: sub.bindingKey }, 'bus subscriber failed'),
-            );
+          if (result !== undefined && typeof (result as Promise<void>).then === 'function') {
+            (result as Promise<void>).then(() => settle(true), failed);
+          } else {
+            settle(true);
           }
         } catch (err) {
-          this.#logger.error({ err, bindingKey: sub.bindingKey }, 'bus subscriber failed');
+          failed(err);
         }
       },
-      { noAck: true, exclusive: durable === undefined },
+      { noAck: durable === undefined, exclusive: durable === undefined },
     );
     sub.queue = queue;
     sub.consumerTag = consumerTag;
@@ -637,11 +679,10 @@ export class AmqpBus implements Bus {
 
 /**
  * Reconnect delay for attempt `attempt` (0-based): `initialMs * 2^attempt`, capped at
- * `maxMs`, with ±20% jitter. Exported for tests.
+ * `maxMs`, with ±20% jitter (util/backoff.ts). Exported for tests.
  */
 export function backoffMs(attempt: number, initialMs: number, maxMs: number): number {
-  const base = Math.min(maxMs, initialMs * 2 ** Math.min(attempt, 30));
-  return Math.round(Math.min(maxMs, base * (0.8 + Math.random() * 0.4)));
+  return backoff(attempt, { initialMs, maxMs, jitter: 0.2 });
 }
 
 function withHeartbeat(url: string, heartbeatS: number): string {

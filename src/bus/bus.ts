@@ -8,6 +8,8 @@
  * RabbitMQ (https://www.rabbitmq.com/tutorials/amqp-concepts#exchange-topic).
  */
 import { Counter, Gauge, type Registry } from 'prom-client';
+import type { Logger } from '../util/log.ts';
+import { reuseMetric } from '../util/metrics.ts';
 
 /**
  * One bus message: the XiVO envelope `{name, origin_uuid, data}` (seed, "Events").
@@ -241,21 +243,8 @@ export function compileBindingKey(bindingKey: string): (routingKey: string) => b
   return (routingKey) => matchWords(pattern, 0, routingKey.split('.'), 0);
 }
 
-/** The subset of a pino logger the bus and sinks use. Default: {@link silentLogger}. */
-export interface Logger {
-  debug(obj: object, msg?: string): void;
-  info(obj: object, msg?: string): void;
-  warn(obj: object, msg?: string): void;
-  error(obj: object, msg?: string): void;
-}
-
-/** A logger that discards everything (the default). */
-export const silentLogger: Logger = {
-  debug() {},
-  info() {},
-  warn() {},
-  error() {},
-};
+/** The logger type of the bus and the sinks (defined in util/log.ts). */
+export { type Logger, silentLogger } from '../util/log.ts';
 
 /**
  * A FIFO queue with O(1) push and shift (array plus head index, compacted lazily).
@@ -341,14 +330,6 @@ export interface BusMetrics {
   received: Counter<'bus'>;
 }
 
-function getOrCreate<T>(registry: Registry | undefined, name: string, make: () => T): T {
-  if (registry !== undefined) {
-    const existing = registry.getSingleMetric(name);
-    if (existing !== undefined) return existing as T;
-  }
-  return make();
-}
-
 /**
  * Creates (or reuses) the bus metrics on `registry`. Without a registry, the metrics exist
  * but are registered nowhere (useful in tests).
@@ -356,9 +337,9 @@ function getOrCreate<T>(registry: Registry | undefined, name: string, make: () =
 export function busMetrics(registry?: Registry): BusMetrics {
   const registers = registry === undefined ? [] : [registry];
   const counter = <L extends string>(name: string, help: string, labelNames: L[]) =>
-    getOrCreate(registry, name, () => new Counter<L>({ name, help, labelNames, registers }));
+    reuseMetric(registry, name, () => new Counter<L>({ name, help, labelNames, registers }));
   const gauge = <L extends string>(name: string, help: string, labelNames: L[]) =>
-    getOrCreate(registry, name, () => new Gauge<L>({ name, help, labelNames, registers }));
+    reuseMetric(registry, name, () => new Gauge<L>({ name, help, labelNames, registers }));
   return {
     published: counter(
       'switchboard_bus_messages_published_total',

@@ -9,6 +9,7 @@
 import fp from 'fastify-plugin';
 import type { Logger } from 'pino';
 import type { Readiness } from '../http/server.ts';
+import { withTimeout } from '../util/timeout.ts';
 import type { Bus } from './bus.ts';
 import { type CreateBusOptions, createBus } from './index.ts';
 import { XivoPublisher } from './xivo.ts';
@@ -25,20 +26,6 @@ export interface BusPluginOptions {
   flushTimeoutMs: number;
   readiness: Readiness;
   logger: Logger;
-}
-
-async function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T | undefined> {
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    return await Promise.race([
-      promise,
-      new Promise<undefined>((resolve) => {
-        timer = setTimeout(() => resolve(undefined), ms);
-      }),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 /** The bus plugin (name `switchboard-bus`). */
@@ -67,7 +54,11 @@ export const busPlugin = fp<BusPluginOptions>(
       if (status.buffered > 0) {
         options.logger.info({ buffered: status.buffered }, 'flushing the bus buffer');
       }
-      await withTimeout(bus.close(options.flushTimeoutMs), options.flushTimeoutMs + 1000);
+      await withTimeout(
+        bus.close(options.flushTimeoutMs),
+        options.flushTimeoutMs + 1000,
+        'bus close',
+      ).catch((error: unknown) => options.logger.warn({ err: error }, 'bus close did not finish'));
     });
   },
   { name: 'switchboard-bus', fastify: '5.x' },

@@ -85,6 +85,11 @@ export function selectProvider(config: Config): string {
   return config.ami.servers.length > 0 || config.simulator.enabled ? 'asterisk' : 'dryrun';
 }
 
+/** Alert calls go through AMI (and need its permissions): enabled, with the asterisk provider. */
+export function calloutNeedsAmi(config: Config): boolean {
+  return config.callout.enabled && selectProvider(config) === 'asterisk';
+}
+
 /**
  * Builds the module.
  * @throws Error when `auth.allowNetworks` is invalid (at plugin registration) or the media
@@ -175,7 +180,7 @@ export function calloutServiceModule(extra: Partial<CalloutModuleOptions> = {}) 
       const ctx = contextOf(app);
       if (!ctx.config.callout.enabled) return;
       // Alert calls by AMI Originate need their permissions (docs/ami.md).
-      if (selectProvider(ctx.config) === 'asterisk') app.amiNeeds.add('callout');
+      if (calloutNeedsAmi(ctx.config)) app.amiNeeds.add('callout');
       const uuid = ctx.config.instance.uuid;
       const built = createCalloutModule({
         config: ctx.config,

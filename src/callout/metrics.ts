@@ -23,6 +23,7 @@
  * Reused when already registered (several modules or services on one registry).
  */
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import { reuseMetric } from '../util/metrics.ts';
 
 /** The callout series. */
 export interface CalloutMetrics {
@@ -37,8 +38,7 @@ export interface CalloutMetrics {
 /** Creates (or reuses) the series on `registry` (none: unregistered, for tests). */
 export function calloutMetrics(registry?: Registry): CalloutMetrics {
   const registers = registry === undefined ? [] : [registry];
-  const reuse = <T>(name: string, make: () => T): T =>
-    (registry?.getSingleMetric(name) as T | undefined) ?? make();
+  const reuse = <T>(name: string, make: () => T): T => reuseMetric(registry, name, make);
   return {
     escalations: reuse(
       'switchboard_callout_escalations_created_total',

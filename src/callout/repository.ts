@@ -3,7 +3,8 @@
  * the queries of the escalation worker. Times are epoch ms; ids are {@link newId} strings.
  *
  * - `callout_event`: one escalation (seed `event`): request fields, texts, `status`
- *   (0 waiting, 1 in progress, 2 finished, 99 system error), `last_order` (seed `lastnum`: the
+ *   (0 waiting, 1 in progress, 2 finished, 99 system error), `error` (why it is 99, e.g. the
+ *   message could not be synthesized: shown in the history), `last_order` (seed `lastnum`: the
  *   order of the person dialled last, sequential cursor), `due_at` (next decision; NULL when
  *   finished) and the lease columns used by {@link claimDue}.
  * - `callout_person`: one addressee of an event (seed `call`): order, user id, number, name,
@@ -41,6 +42,11 @@ export interface EventRow {
   due_at: number | null;
   lease_until: number | null;
   lease_owner: string | null;
+  /**
+   * Why the event ended with status 99 (system error), e.g. `the message could not be
+   * prepared: espeak-ng is not installed or not executable`; NULL otherwise. Never a secret.
+   */
+  error?: string | null;
 }
 
 /** `callout_person` row. */
@@ -190,6 +196,13 @@ export const calloutMigrations: MigrationSet = defineMigrations('callout', [
         .on('callout_attempt')
         .columns(['provider_call_id'])
         .execute();
+    },
+  },
+  {
+    // Why an event ended with status 99 (issue 14: a call that could not be prepared).
+    name: 'event_error',
+    async up(db) {
+      await db.schema.alterTable('callout_event').addColumn('error', 'text').execute();
     },
   },
 ]);

@@ -209,7 +209,8 @@ export function validateCallRequest(body: unknown, config: CalloutConfig): CallR
 
 /**
  * The history in the seed's shape (valid JSON: the seed's sample has `"telno","..."`), plus
- * `testflg` and `provider` (a dry run is visible as such). All values are strings, as the
+ * `testflg` and `provider` (a dry run is visible as such), and `error` when `eventstatus` is
+ * 99 and its reason is known (e.g. the message could not be synthesized). All values are strings, as the
  * seed's; `latestcall` is epoch seconds, `status` `""` before any call.
  */
 export function historyBody(history: EventHistory): unknown[] {
@@ -229,6 +230,8 @@ export function historyBody(history: EventHistory): unknown[] {
       announce: event.message,
       footmsg: event.footmsg,
       eventstatus: String(event.status),
+      // Why a system error (eventstatus 99); absent otherwise (the seed has no such field).
+      ...(event.error ? { error: event.error } : {}),
       result: people.map((p) => ({
         ghid: p.ghid,
         order: String(p.numorder),

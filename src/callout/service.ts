@@ -194,6 +194,7 @@ export class CalloutService {
       placed: (id, providerCallId) => this.#placed(id, providerCallId),
       digit: (id, digit) => this.recordDigit(id, digit),
       finished: (id, outcome, digit) => this.recordOutcome(id, outcome, digit),
+      unprepared: (id, reason) => this.recordUnprepared(id, reason),
     };
   }
 
@@ -263,6 +264,16 @@ export class CalloutService {
       type: request.calltype === 1 ? 'sequential' : 'parallel',
       testflg: String(request.testflg),
     });
+    this.#o.logger?.info(
+      {
+        event: id,
+        calltype: request.calltype,
+        testflg: request.testflg,
+        provider,
+        people: request.addressees.length,
+      },
+      'callout: escalation created',
+    );
     this.#publish('callout.event.created', 'callout_event_created', {
       eventid: id,
       type: request.calltype,
@@ -552,6 +563,9 @@ export class CalloutService {
         lease_owner: null,
         ...(choice.started ? { started_at: now } : {}),
         ...(choice.done ? { finished_at: now } : {}),
+        ...(choice.failedProvider
+          ? { error: `provider ${event.provider} is not configured in this process` }
+          : {}),
       };
       const key = JSON.stringify(set);
       const update = updates.get(key) ?? { set, ids: [] };
@@ -626,6 +640,17 @@ export class CalloutService {
       if (this.placedLog.length >= max) this.placedLog.splice(0, Math.ceil(max / 2));
       this.placedLog.push({ dueAt: attempt.due_at, placedAt });
       this.#o.metrics?.dueToPlaced.observe(Math.max(0, placedAt - attempt.due_at) / 1000);
+      this.#o.logger?.info(
+        {
+          event: event.id,
+          attempt: attempt.id,
+          n: attempt.n,
+          order: person.numorder,
+          ghid: person.ghid,
+          provider: attempt.provider,
+        },
+        'callout: call placed',
+      );
       this.#publish('callout.attempt.dialing', 'callout_attempt_dialing', {
         ...attemptData(attempt),
         order: person.numorder,
@@ -666,6 +691,13 @@ export class CalloutService {
       );
     }
     if (finished || failedProvider) {
+      this.#o.logger?.info(
+        {
+          event: event.id,
+          eventstatus: failedProvider ? EVENT_STATUS.error : EVENT_STATUS.finished,
+        },
+        'callout: escalation finished',
+      );
       this.#publish('callout.event.finished', 'callout_event_finished', {
         eventid: event.id,
         eventstatus: failedProvider ? EVENT_STATUS.error : EVENT_STATUS.finished,
@@ -831,6 +863,10 @@ export class CalloutService {
     let woke = false;
     for (const { answered, finished } of changes) {
       for (const attempt of answered) {
+        this.#o.logger?.info(
+          { event: attempt.event_id, attempt: attempt.id, digit: attempt.digit },
+          'callout: call answered with a key',
+        );
         this.#publish('callout.attempt.answered', 'callout_attempt_answered', attemptData(attempt));
       }
       for (const attempt of finished) {
@@ -838,6 +874,15 @@ export class CalloutService {
           outcome: attempt.outcome ?? 'unknown',
           answer: answerLabel(attempt.digit),
         });
+        this.#o.logger?.info(
+          {
+            event: attempt.event_id,
+            attempt: attempt.id,
+            outcome: attempt.outcome,
+            digit: attempt.digit,
+          },
+          'callout: call finished',
+        );
         this.#publish('callout.attempt.finished', 'callout_attempt_finished', attemptData(attempt));
       }
       woke ||= answered.length + finished.length > 0;
@@ -953,6 +998,87 @@ export class CalloutService {
       await this.recordDigit(attemptId, digit);
     }
     await this.#enqueue({ kind: 'outcome', attemptId, outcome });
+  }
+
+  /**
+   * A call that could not be prepared (its message could not be synthesized: a missing
+   * tool, a TTS service down): in one transaction, the attempt ends `failed` and its event
+   * with status 99 (the seed's system error) and `reason` (shown in the history), if still
+   * waiting or in progress; the person keeps their status (no call was placed: never "no
+   * answer"). Logged (one error line with the reason) and published
+   * (`callout.attempt.finished`, `callout.event.finished` with `eventstatus` 99). Calls of
+   * the event already placed go on; their results are still written. When the database
+   * cannot be written, the attempt's outcome `failed` is kept as any result
+   * ({@link CalloutService.recordOutcome}).
+   */
+  async recordUnprepared(attemptId: string, reason: string): Promise<void> {
+    if (this.#dead) return;
+    const now = Date.now();
+    let changed: { attempt: AttemptRow | undefined; event: EventRow | undefined };
+    try {
+      changed = await this.#db.transaction().execute(async (trx) => {
+        const found = await trx
+          .selectFrom('callout_attempt')
+          .select('event_id')
+          .where('id', '=', attemptId)
+          .executeTakeFirst();
+        if (found === undefined) return { attempt: undefined, event: undefined };
+        // the event first (PostgreSQL; see lockEvents)
+        await lockEvents(trx, this.#o.database.dialect, [found.event_id]);
+        const event = await trx
+          .updateTable('callout_event')
+          .set({
+            status: EVENT_STATUS.error,
+            error: reason.slice(0, 500),
+            finished_at: now,
+            due_at: null,
+            lease_until: null,
+            lease_owner: null,
+          })
+          .where('id', '=', found.event_id)
+          .where('status', 'in', [EVENT_STATUS.waiting, EVENT_STATUS.inProgress])
+          .returningAll()
+          .executeTakeFirst();
+        const attempt = await trx
+          .updateTable('callout_attempt')
+          .set({
+            state: 'done',
+            outcome: 'failed',
+            ended_at: now,
+            lease_until: null,
+            lease_owner: null,
+          })
+          .where('id', '=', attemptId)
+          .where('state', '!=', 'done')
+          .returningAll()
+          .executeTakeFirst();
+        return { attempt, event };
+      });
+    } catch (error) {
+      this.#o.logger?.error(
+        { err: error, attempt: attemptId, reason },
+        'callout: cannot record that a call could not be prepared; recorded as failed',
+      );
+      await this.recordOutcome(attemptId, 'failed');
+      return;
+    }
+    if (this.#dead) return;
+    const { attempt, event } = changed;
+    if (attempt !== undefined) {
+      this.#o.metrics?.attempts.inc({ outcome: 'failed', answer: 'none' });
+      this.#publish('callout.attempt.finished', 'callout_attempt_finished', attemptData(attempt));
+    }
+    if (event !== undefined) {
+      this.#o.logger?.error(
+        { event: event.id, attempt: attemptId, eventstatus: EVENT_STATUS.error, reason },
+        'callout: escalation failed: a call could not be prepared (eventstatus 99, system error)',
+      );
+      this.#publish('callout.event.finished', 'callout_event_finished', {
+        eventid: event.id,
+        eventstatus: EVENT_STATUS.error,
+        error: event.error,
+      });
+    }
   }
 
   /** Number of calls this process is following. */

@@ -77,9 +77,23 @@ function settle(result: unknown, onError: ReporterErrorHandler, event: CallEvent
   if (result instanceof Promise) result.catch((error: unknown) => onError(error, event));
 }
 
+/** Calls `method` and routes a throw or a rejection to `onError`; never throws. */
+function invoke(
+  call: () => unknown,
+  onError: ReporterErrorHandler,
+  event: CallEvent | AmiEvent,
+): void {
+  try {
+    settle(call(), onError, event);
+  } catch (error) {
+    onError(error, event);
+  }
+}
+
 /**
- * Hands one call event to the matching reporter method, then to `onCallEvent`. A method
- * that throws or rejects is reported to `onError`; it never stops the caller.
+ * Hands one call event to the matching reporter method, then to `onCallEvent`. Each method
+ * is called whatever the other does: one that throws or rejects is reported to `onError`
+ * and never stops the other or the caller.
  */
 export function dispatchCallEvent(
   reporter: Reporter,
@@ -90,14 +104,9 @@ export function dispatchCallEvent(
   const method = reporter[REPORTER_METHODS[event.event]] as
     | ((event: CallEvent, context: EventContext) => void | Promise<void>)
     | undefined;
-  try {
-    if (method !== undefined) settle(method.call(reporter, event, context), onError, event);
-    if (reporter.onCallEvent !== undefined) {
-      settle(reporter.onCallEvent(event, context), onError, event);
-    }
-  } catch (error) {
-    onError(error, event);
-  }
+  if (method !== undefined) invoke(() => method.call(reporter, event, context), onError, event);
+  const generic = reporter.onCallEvent;
+  if (generic !== undefined) invoke(() => generic.call(reporter, event, context), onError, event);
 }
 
 /**
@@ -111,11 +120,5 @@ export function amiEventHandler(
 ): ((event: AmiEvent) => void) | undefined {
   const method = reporter.onAmiEvent;
   if (method === undefined) return undefined;
-  return (event) => {
-    try {
-      settle(method.call(reporter, event, context), onError, event);
-    } catch (error) {
-      onError(error, event);
-    }
-  };
+  return (event) => invoke(() => method.call(reporter, event, context), onError, event);
 }

@@ -15,9 +15,9 @@ import {
   type ConfigProblem,
   DEFAULT_CONFIG_FILE,
   loadConfig,
-  redactConfig,
 } from '../config/load.ts';
 import { checkServiceConfig } from '../serve/service.ts';
+import { redactConfig } from '../util/redact.ts';
 import { CliError, EXIT } from './errors.ts';
 
 /** The `config` command and its `check` subcommand. */

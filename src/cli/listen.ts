@@ -19,8 +19,9 @@
 import { Command } from 'commander';
 import { AmqpBus } from '../bus/amqp.ts';
 import { type BusMessage, bindingKeyProblem, type Logger } from '../bus/bus.ts';
-import { ConfigError, DEFAULT_CONFIG_FILE, loadConfig, redactUrl } from '../config/load.ts';
+import { ConfigError, DEFAULT_CONFIG_FILE, loadConfig } from '../config/load.ts';
 import { fetchErrorReason } from '../http/fetch-error.ts';
+import { redactUrl } from '../util/redact.ts';
 import { CliError, configFailure, EXIT } from './errors.ts';
 import { untilSignal } from './signals.ts';
 
@@ -111,9 +112,13 @@ async function listenAmqp(
     connectionName: 'switchboard listen',
     logger: busLogger(probed),
   });
-  const print = (message: BusMessage, routingKey: string): void => {
-    process.stdout.write(`${JSON.stringify({ routing_key: routingKey, ...message })}\n`);
-  };
+  // Resolves once the line is written: --queue acknowledges the message only then, so a
+  // crash before that has RabbitMQ redeliver it (at least once).
+  const print = (message: BusMessage, routingKey: string): Promise<void> =>
+    new Promise((resolve, reject) => {
+      const line = `${JSON.stringify({ routing_key: routingKey, ...message })}\n`;
+      process.stdout.write(line, (error) => (error ? reject(error) : resolve()));
+    });
   // --queue: one named durable queue that outlives reconnects and broker restarts.
   const subs =
     queue === undefined

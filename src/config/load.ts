@@ -284,6 +284,19 @@ function article(type: string): string {
   return /^[aeiou]/.test(type) ? `an ${type}` : `a ${type}`;
 }
 
+/**
+ * Keys that existed and never had an effect, removed in 0.1 (issue 13): a file still setting
+ * one is refused with this reason (what to do instead), not silently accepted.
+ */
+export const REMOVED_KEYS: Readonly<Record<string, string>> = {
+  'webhooks.signatureHeader':
+    'removed (it never had an effect): the signature is always sent in X-Switchboard-Signature (docs/bus.md, Webhooks); delete the key',
+  'amqp.confirm':
+    'removed (it never had an effect): the AMQP bus always uses publisher confirms, which its buffering and in-order re-send rely on; delete the key',
+  'tts.sampleRateHz':
+    'removed (it never had an effect): files for Asterisk are always written as 8 kHz 16-bit mono (docs/announce.md); delete the key',
+};
+
 /** Turns one TypeBox error into problems (several for `required`). Never includes values. */
 function describe(error: TypeBoxError, root: unknown): ConfigProblem[] {
   const path = pointerToPath(error.instancePath, root);
@@ -291,7 +304,7 @@ function describe(error: TypeBoxError, root: unknown): ConfigProblem[] {
   const p = error.params;
   switch (error.keyword) {
     case 'boolean':
-      return [{ key, reason: 'unknown key' }];
+      return [{ key, reason: REMOVED_KEYS[key] ?? 'unknown key' }];
     case 'additionalProperties':
       return []; // reported per key by the 'boolean' errors
     case 'required':
@@ -719,58 +732,4 @@ function nameWebhooks(endpoints: Config['webhooks']['endpoints']): void {
   });
 }
 
-const SECRET_KEY = /(secret|password|passphrase|token|apikey|authtoken|privatekey)$/i;
-const SECRET_QUERY = /^(secret|password|passphrase|token|access_token|api_?key|key|auth)$/i;
-/** What replaces a secret in redacted output. */
-export const REDACTED = '***';
-
-/**
- * Removes the password (and secret-looking query parameters) from a URL string, for logs.
- * Non-URLs are returned unchanged.
- */
-export function redactUrl(value: string): string {
-  if (!/^[a-z][a-z0-9+.-]*:\/\//i.test(value)) return value;
-  let url: URL;
-  try {
-    url = new URL(value);
-  } catch {
-    return value.replace(/\/\/[^/@]*@/, `//${REDACTED}@`);
-  }
-  let changed = false;
-  if (url.password !== '') {
-    url.password = REDACTED;
-    changed = true;
-  }
-  for (const name of [...url.searchParams.keys()]) {
-    if (SECRET_QUERY.test(name)) {
-      url.searchParams.set(name, REDACTED);
-      changed = true;
-    }
-  }
-  return changed ? url.toString().replace(encodeURIComponent(REDACTED), REDACTED) : value;
-}
-
-function redactValue(key: string, value: unknown): unknown {
-  if (typeof value === 'string') {
-    if (SECRET_KEY.test(key) && value !== '') return REDACTED;
-    return redactUrl(value);
-  }
-  if (Array.isArray(value)) return value.map((v) => redactValue(key, v));
-  if (isObject(value)) {
-    const out: Json = {};
-    for (const [k, v] of Object.entries(value)) out[k] = redactValue(k, v);
-    return out;
-  }
-  return value;
-}
-
-/**
- * A copy of a configuration (or any part of one) safe to display or log: passwords in URLs,
- * tokens, Basic passwords, webhook secrets, push keys, API keys are replaced by `***`
- * (empty values stay empty, so "not set" remains visible). Keys named `*secret`, `*password`,
- * `*passphrase`, `*token`, `*apiKey` are secrets, as are URL passwords and secret-looking
- * query parameters.
- */
-export function redactConfig<T>(config: T): T {
-  return redactValue('', config) as T;
-}
+export { REDACTED, redactConfig, redactUrl } from '../util/redact.ts';

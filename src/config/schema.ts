@@ -15,6 +15,9 @@
  */
 import Type, { type Static, type TSchema } from 'typebox';
 import Format from 'typebox/format';
+import { AMI_CLIENT_DEFAULTS as AMI } from '../ami/defaults.ts';
+import { AMQP_BUS_DEFAULTS as AMQP } from '../bus/defaults.ts';
+import { isCidr } from '../util/cidr.ts';
 
 // ---------------------------------------------------------------------------------------------
 // Formats
@@ -38,18 +41,6 @@ function isListen(value: string): boolean {
   const match = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/.exec(value);
   if (!match) return false;
   return Number(match[2]) <= 65535;
-}
-
-/** An IPv4 or IPv6 address with an optional `/prefix` (a bare address is a single host). */
-function isCidr(value: string): boolean {
-  const [address, prefix, extra] = value.split('/');
-  if (address === undefined || extra !== undefined) return false;
-  const v4 = Format.IsIPv4(address);
-  const v6 = !v4 && Format.IsIPv6(address);
-  if (!v4 && !v6) return false;
-  if (prefix === undefined) return true;
-  if (!/^\d{1,3}$/.test(prefix)) return false;
-  return Number(prefix) <= (v4 ? 32 : 128);
 }
 
 /**
@@ -214,12 +205,17 @@ export const AmiServer = item(
       'tcp://user:secret@host:5038 (tls:// for TLS); user and secret are the manager.conf login',
     ),
     name: str('', 'name in logs and metrics; empty = host:port'),
-    auth: oneOf(['plain', 'md5'], 'plain', 'login method: plain secret or md5 challenge'),
-    pingIntervalMs: int(20_000, 0, 3_600_000, 'keep-alive Ping interval; 0 = never'),
-    connectTimeoutMs: int(5_000, 100, 600_000, 'TCP connect + login timeout'),
-    actionTimeoutMs: int(10_000, 100, 600_000, 'time to wait for an action response'),
-    reconnectMinMs: int(500, 10, 600_000, 'first reconnect delay (doubles on each failure)'),
-    reconnectMaxMs: int(30_000, 10, 3_600_000, 'longest reconnect delay'),
+    auth: oneOf(['plain', 'md5'], AMI.auth, 'login method: plain secret or md5 challenge'),
+    pingIntervalMs: int(AMI.pingIntervalMs, 0, 3_600_000, 'keep-alive Ping interval; 0 = never'),
+    connectTimeoutMs: int(AMI.connectTimeoutMs, 100, 600_000, 'TCP (and TLS) connect timeout'),
+    actionTimeoutMs: int(AMI.actionTimeoutMs, 100, 600_000, 'time to wait for an action response'),
+    reconnectMinMs: int(
+      AMI.reconnectInitialDelayMs,
+      10,
+      600_000,
+      'first reconnect delay (doubles on each failure)',
+    ),
+    reconnectMaxMs: int(AMI.reconnectMaxDelayMs, 10, 3_600_000, 'longest reconnect delay'),
     tlsRejectUnauthorized: bool(true, 'verify the server certificate for tls://'),
   },
   'an Asterisk server',
@@ -254,24 +250,28 @@ export const AmqpSection = section(
       'amqp://user:pass@host:5672/vhost; empty = in-process bus',
       true,
     ),
-    exchange: str('xivo', 'topic exchange name', { minLength: 1 }),
-    persistent: bool(true, 'publish messages as persistent (delivery mode 2)'),
-    confirm: bool(true, 'use publisher confirms'),
+    exchange: str(AMQP.exchange, 'topic exchange name', { minLength: 1 }),
+    persistent: bool(AMQP.persistent, 'publish messages as persistent (delivery mode 2)'),
     bufferSize: int(
-      10_000,
+      AMQP.bufferSize,
       0,
       10_000_000,
       'messages other than raw AMI events (call, callout, service, ...) kept while the broker is unreachable; beyond: dropped and counted',
     ),
     amiBufferSize: int(
-      10_000,
+      AMQP.amiBufferSize,
       1,
       10_000_000,
       'raw AMI events (ami.*) kept while the broker is unreachable, a budget of their own; beyond: dropped first, counted',
     ),
-    heartbeatS: int(30, 0, 3600, 'AMQP heartbeat'),
-    reconnectMinMs: int(500, 10, 600_000, 'first reconnect delay (doubles on each failure)'),
-    reconnectMaxMs: int(30_000, 10, 3_600_000, 'longest reconnect delay'),
+    heartbeatS: int(AMQP.heartbeatS, 0, 3600, 'AMQP heartbeat'),
+    reconnectMinMs: int(
+      AMQP.reconnectInitialDelayMs,
+      10,
+      600_000,
+      'first reconnect delay (doubles on each failure)',
+    ),
+    reconnectMaxMs: int(AMQP.reconnectMaxDelayMs, 10, 3_600_000, 'longest reconnect delay'),
   },
   'message bus',
 );
@@ -329,7 +329,8 @@ export const WebhookEndpoint = item(
     secret: str('', 'HMAC-SHA256 key of the signature header; empty = unsigned'),
     events: Type.Array(Type.String({ minLength: 1 }), {
       default: ['#'],
-      description: 'routing-key patterns to send (* one word, # any), e.g. call.hangup',
+      description:
+        'call event kinds sent (e.g. hangup, up), or routing-key patterns (call.*, # any); empty = every call event',
     }),
     maxRetries: int(5, 0, 100, 'retries after a failure, with exponential backoff'),
     timeoutMs: int(5_000, 100, 600_000, 'request timeout'),
@@ -341,7 +342,6 @@ export const WebhookEndpoint = item(
 export const WebhooksSection = section(
   {
     endpoints: Type.Array(WebhookEndpoint, { default: [], description: 'webhook endpoints' }),
-    signatureHeader: str('X-Switchboard-Signature', 'header carrying sha256=<hex HMAC>'),
     retryBaseMs: int(1_000, 10, 600_000, 'first retry delay (doubles on each retry)'),
   },
   'webhooks',
@@ -819,9 +819,39 @@ export const TtsSection = section(
       'VoiceRSS',
     ),
     command: str('', 'external command: {text_file} {out_wav} {language} are replaced'),
-    sampleRateHz: int(8_000, 8_000, 48_000, 'sample rate of the files Asterisk plays'),
   },
   'speech synthesis',
+);
+
+export const RetentionSection = section(
+  {
+    historyDays: int(
+      30,
+      0,
+      36_500,
+      'days finished alert-call escalations (with their people and calls) and finished announcements are kept; 0 = forever. Pending ones are never deleted',
+    ),
+    mediaGraceMinutes: int(
+      60,
+      0,
+      100_000,
+      'converted audio (one WAV per escalation, per announcement) is deleted this long after the escalation or announcement finished',
+    ),
+    ttsCacheDays: int(
+      30,
+      0,
+      36_500,
+      'speech cache entries not used for this many days are deleted; 0 = no age limit',
+    ),
+    ttsCacheMaxMB: int(
+      256,
+      0,
+      1_048_576,
+      'largest size of each speech cache directory, in MB (1,048,576 bytes); the least recently used entries go first; 0 = no cap',
+    ),
+    intervalMinutes: int(60, 1, 10_080, 'how often serve applies these rules (also once at start)'),
+  },
+  'what serve deletes, and when',
 );
 
 /** The whole configuration file. */
@@ -842,6 +872,7 @@ export const ConfigSchema = Type.Object(
     jenkins: JenkinsSection,
     push: PushSection,
     tts: TtsSection,
+    retention: RetentionSection,
   },
   { additionalProperties: false, default: {} },
 );
@@ -866,6 +897,8 @@ export type PushConfig = Static<typeof PushSection>;
 export type PushAppConfig = Static<typeof PushApp>;
 /** The `tts` section. */
 export type TtsConfig = Static<typeof TtsSection>;
+/** The `retention` section. */
+export type RetentionConfig = Static<typeof RetentionSection>;
 /** The `simulator` section. */
 export type SimulatorConfig = Static<typeof SimulatorSection>;
 /** One simulator script. */

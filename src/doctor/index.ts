@@ -6,7 +6,9 @@
  * (WAV and MP3 required: `libsox-fmt-all`); espeak-ng and its voices, Japanese included
  * (when `tts.engine` is `espeak`); the database (SQLite: its directory; PostgreSQL: a login
  * and `select version()`); each Asterisk server (`ami.servers`: login, then every
- * {@link AmiProbe} of {@link DEFAULT_AMI_PROBES}); Redis (`PING`) and RabbitMQ (a connection)
+ * {@link AmiProbe} of {@link DEFAULT_AMI_PROBES}: `Ping`, and the manager user's permission
+ * classes found by `amiPermissions()`, one FAIL line per missing class naming what it breaks);
+ * Redis (`PING`) and RabbitMQ (a connection)
  * when configured; the call-file spool directory when announcements are placed as call files.
  * Network checks run in parallel, each bounded by `timeoutMs`.
  *
@@ -18,14 +20,23 @@ import { constants } from 'node:fs';
 import { access, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { AmiClient } from '../ami/client.ts';
+import {
+  type AmiFeature,
+  amiPermissions,
+  describeMissing,
+  describeNeed,
+  permissionProblems,
+  ReadEvidence,
+} from '../ami/permissions.ts';
 import { checkSpoolDir } from '../announce/checks.ts';
-import { redactUrl } from '../config/load.ts';
 import type { AmiServerConfig, Config } from '../config/schema.ts';
-import { MediaError } from '../media/errors.ts';
+import { INSTALL_TOOLS, MediaError } from '../media/errors.ts';
 import { runTool } from '../media/exec.ts';
 import { AUDIO_FORMATS, soxHandlers } from '../media/format.ts';
 import { EspeakEngine } from '../media/tts/espeak.ts';
-import { amiClientOptions, checkServiceConfig } from '../serve/service.ts';
+import { amiClientOptions, amiFeatures, checkServiceConfig } from '../serve/service.ts';
+import { redactUrl } from '../util/redact.ts';
+import { withTimeout } from '../util/timeout.ts';
 
 /** The result of one check: one line of `switchboard doctor`. */
 export interface DoctorResult {
@@ -37,7 +48,7 @@ export interface DoctorResult {
 }
 
 /** The Debian packages that bring the external tools. */
-export const INSTALL_TOOLS = 'apt-get install sox libsox-fmt-all espeak-ng';
+export { INSTALL_TOOLS };
 
 /** Default bound of each network check, ms. */
 export const DOCTOR_TIMEOUT_MS = 5000;
@@ -50,12 +61,33 @@ export interface DoctorOptions {
   amiProbes?: readonly AmiProbe[];
 }
 
+/** What an {@link AmiProbe} is given besides the client and the server's configuration. */
+export interface AmiProbeContext {
+  /** The features the configuration uses on this server (`amiFeatures` of `serve`). */
+  features: readonly AmiFeature[];
+  /** The read classes the connection's events proved since the login. */
+  evidence: ReadEvidence;
+}
+
+/** What an {@link AmiProbe} found: a phrase for the server's line, and failure lines. */
+export interface AmiProbeResult {
+  /** Added to the server's line (what was found). */
+  note?: string;
+  /** Each a FAIL line of its own (`ami <name> classes: ...`). */
+  failures?: readonly string[];
+}
+
 /**
  * A check run on a logged-in AMI connection (after the login succeeded), e.g. that the
  * manager user's permission classes allow what Switchboard does. Resolves with a phrase to
- * add to the line (or undefined), or rejects with what is wrong: the check fails with it.
+ * add to the line (or undefined), or with an {@link AmiProbeResult}; rejects with what is
+ * wrong: the server's check fails with it.
  */
-export type AmiProbe = (client: AmiClient, server: AmiServerConfig) => Promise<string | undefined>;
+export type AmiProbe = (
+  client: AmiClient,
+  server: AmiServerConfig,
+  context: AmiProbeContext,
+) => Promise<string | undefined | AmiProbeResult>;
 
 /** `Ping`: the connection answers actions. */
 export const pingProbe: AmiProbe = async (client, server) => {
@@ -63,25 +95,41 @@ export const pingProbe: AmiProbe = async (client, server) => {
   return undefined;
 };
 
+/**
+ * The manager user's permission classes (`amiPermissions()`: `ListCommands` and a
+ * `UserEvent` probe, plus what the events since the login proved) against what the
+ * configured features need (`AMI_REQUIREMENTS`): one failure line per missing class naming
+ * the features it breaks and the `manager.conf` fix; the classes Asterisk cannot be asked
+ * about (read `call`, `agent` before any such event) are noted as not confirmed.
+ */
+export const permissionsProbe: AmiProbe = async (client, server, context) => {
+  const permissions = await amiPermissions(client, {
+    evidence: context.evidence,
+    actionTimeoutMs: server.actionTimeoutMs,
+  });
+  const problems = permissionProblems(permissions, context.features);
+  const prefix = `${client.name}: `;
+  const failures = describeMissing(client.name, problems).map((line) =>
+    line.startsWith(prefix) ? line.slice(prefix.length) : line,
+  );
+  const unknown = [
+    ...new Set(problems.filter((p) => p.state === 'unknown').map((p) => describeNeed(p))),
+  ];
+  const checked = `classes checked for ${context.features.join(', ')}`;
+  return {
+    note:
+      unknown.length === 0
+        ? checked
+        : `${checked}; not confirmed: ${unknown.join(', ')} (Asterisk does not tell before an event of the class)`,
+    failures,
+  };
+};
+
 /** The probes `doctor` runs on each AMI server; add a probe here to extend the AMI check. */
-export const DEFAULT_AMI_PROBES: readonly AmiProbe[] = [pingProbe];
+export const DEFAULT_AMI_PROBES: readonly AmiProbe[] = [pingProbe, permissionsProbe];
 
 function message(error: unknown): string {
   return (error instanceof Error ? error.message : String(error)).split('\n')[0] ?? '';
-}
-
-async function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    return await Promise.race([
-      promise,
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms (${what})`)), ms);
-      }),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 /** The configuration checks `serve` makes at start, beyond the schema. */
@@ -228,11 +276,17 @@ export async function checkDatabase(config: Config, timeoutMs: number): Promise<
 /**
  * One Asterisk server: TCP connect and login with the configured user, then each probe.
  * Never retries (a refused login is reported as Asterisk said it).
+ * @returns the server's line (`ami <name>`), then one FAIL line (`ami <name> classes`) per
+ *   missing permission class a probe found.
  */
 export async function checkAmiServer(
   server: AmiServerConfig,
-  options: { timeoutMs?: number; probes?: readonly AmiProbe[] } = {},
-): Promise<DoctorResult> {
+  options: {
+    timeoutMs?: number;
+    probes?: readonly AmiProbe[];
+    features?: readonly AmiFeature[];
+  } = {},
+): Promise<DoctorResult[]> {
   const timeoutMs = options.timeoutMs ?? DOCTOR_TIMEOUT_MS;
   const name = `ami ${server.name}`;
   const client = new AmiClient({
@@ -240,24 +294,36 @@ export async function checkAmiServer(
     retryInitialConnect: false,
     connectTimeoutMs: Math.min(server.connectTimeoutMs, timeoutMs),
     pingIntervalMs: 0,
-    events: 'off',
   });
   client.on('error', () => {});
+  // Events on: the read classes are proven by the events Asterisk sends (FullyBooted: system)
+  // and by the permission probe's UserEvent coming back.
+  const evidence = new ReadEvidence();
+  client.on('event', (event) => evidence.observe(event));
+  const context: AmiProbeContext = { features: options.features ?? ['calls'], evidence };
   try {
     await withTimeout(client.connect(), timeoutMs, 'login');
     const notes: string[] = [];
+    const failures: DoctorResult[] = [];
     for (const probe of options.probes ?? DEFAULT_AMI_PROBES) {
-      const note = await withTimeout(probe(client, server), timeoutMs, 'probe');
-      if (note !== undefined && note !== '') notes.push(note);
+      const found = await withTimeout(probe(client, server, context), timeoutMs, 'probe');
+      const result = typeof found === 'string' ? { note: found } : (found ?? {});
+      if (result.note !== undefined && result.note !== '') notes.push(result.note);
+      for (const failure of result.failures ?? []) {
+        failures.push({ name: `${name} classes`, ok: false, detail: failure });
+      }
     }
     const banner = client.banner ?? 'AMI';
-    return {
-      name,
-      ok: true,
-      detail: [`logged in to ${redactUrl(server.url)} (${banner})`, ...notes].join('; '),
-    };
+    return [
+      {
+        name,
+        ok: true,
+        detail: [`logged in to ${redactUrl(server.url)} (${banner})`, ...notes].join('; '),
+      },
+      ...failures,
+    ];
   } catch (error) {
-    return { name, ok: false, detail: `${redactUrl(server.url)}: ${message(error)}` };
+    return [{ name, ok: false, detail: `${redactUrl(server.url)}: ${message(error)}` }];
   } finally {
     await Promise.resolve(client.close()).catch(() => {});
   }
@@ -339,16 +405,21 @@ export async function runDoctor(
 ): Promise<DoctorResult[]> {
   const timeoutMs = options.timeoutMs ?? DOCTOR_TIMEOUT_MS;
   const probes = options.amiProbes ?? DEFAULT_AMI_PROBES;
-  const pending: Promise<DoctorResult | undefined>[] = [
+  // The features `serve` runs with this configuration (every module is built in).
+  const features = amiFeatures(config, config.ami.servers.length, [
+    { name: 'callout' },
+    { name: 'announce' },
+  ]);
+  const pending: Promise<DoctorResult | DoctorResult[] | undefined>[] = [
     Promise.resolve(checkConfig(config, files)),
     checkSox(),
     checkEspeak(config),
     checkDatabase(config, timeoutMs),
-    ...config.ami.servers.map((server) => checkAmiServer(server, { timeoutMs, probes })),
+    ...config.ami.servers.map((server) => checkAmiServer(server, { timeoutMs, probes, features })),
     config.redis.url === '' ? Promise.resolve(undefined) : checkRedis(config.redis.url, timeoutMs),
     config.amqp.url === '' ? Promise.resolve(undefined) : checkRabbitmq(config.amqp.url, timeoutMs),
     checkSpool(config),
   ];
   const results = await Promise.all(pending);
-  return results.filter((result): result is DoctorResult => result !== undefined);
+  return results.flat().filter((result): result is DoctorResult => result !== undefined);
 }

@@ -35,10 +35,14 @@ import pino, { type DestinationStream, type Logger } from 'pino';
 import pretty from 'pino-pretty';
 import { Counter } from 'prom-client';
 import Type from 'typebox';
-import { redactUrl, TRUST_PROXY_TRUE } from '../config/load.ts';
+import { TRUST_PROXY_TRUE } from '../config/load.ts';
 import type { Config } from '../config/schema.ts';
 import { createMetrics, type Metrics } from '../metrics.ts';
-import { createCidrMatcher, decoratePrincipal } from './auth.ts';
+import { createCidrMatcher } from '../util/cidr.ts';
+import { reuseMetric } from '../util/metrics.ts';
+import { REDACTED, redactUrl } from '../util/redact.ts';
+import { TimeoutError, withTimeout } from '../util/timeout.ts';
+import { decoratePrincipal } from './auth.ts';
 import { registerBodyParsers } from './body.ts';
 import { setClientTrust } from './client.ts';
 import {
@@ -177,7 +181,7 @@ export function createLogger(
 ): Logger {
   const options = {
     level,
-    redact: { paths: [...REDACT_PATHS], censor: '***' },
+    redact: { paths: [...REDACT_PATHS], censor: REDACTED },
     serializers: {
       req: serializeRequest,
       err: pino.stdSerializers.err,
@@ -248,20 +252,18 @@ export class Readiness {
     const entries = [...this.#checks];
     const results = await Promise.all(
       entries.map(async ([name, check]): Promise<[string, CheckResult]> => {
-        let timer: NodeJS.Timeout | undefined;
         try {
-          const timeout = new Promise<CheckResult>((resolve) => {
-            timer = setTimeout(
-              () => resolve({ ok: false, detail: `timed out after ${this.checkTimeoutMs} ms` }),
-              this.checkTimeoutMs,
-            );
-          });
-          const value = await Promise.race([Promise.resolve().then(check), timeout]);
+          const value = await withTimeout(
+            Promise.resolve().then(check),
+            this.checkTimeoutMs,
+            `readiness check ${name}`,
+          );
           return [name, typeof value === 'boolean' ? { ok: value } : value];
         } catch (error) {
+          if (error instanceof TimeoutError) {
+            return [name, { ok: false, detail: `timed out after ${this.checkTimeoutMs} ms` }];
+          }
           return [name, { ok: false, detail: (error as Error).message || 'check failed' }];
-        } finally {
-          clearTimeout(timer);
         }
       }),
     );
@@ -407,13 +409,16 @@ export async function createServer(options: CreateServerOptions): Promise<Switch
   const readiness = options.readiness ?? new Readiness();
 
   const http = config.http;
-  const requestTimeouts =
-    (metrics.registry.getSingleMetric(REQUEST_TIMEOUTS) as Counter | undefined) ??
-    new Counter({
-      name: REQUEST_TIMEOUTS,
-      help: 'Requests whose body did not arrive within http.requestTimeoutMs / uploadTimeoutMs (408, connection closed)',
-      registers: [metrics.registry],
-    });
+  const requestTimeouts = reuseMetric(
+    metrics.registry,
+    REQUEST_TIMEOUTS,
+    () =>
+      new Counter({
+        name: REQUEST_TIMEOUTS,
+        help: 'Requests whose body did not arrive within http.requestTimeoutMs / uploadTimeoutMs (408, connection closed)',
+        registers: [metrics.registry],
+      }),
+  );
   if (http.trustProxy === true) throw new Error(`config: http.trustProxy: ${TRUST_PROXY_TRUE}`);
   const proxies = Array.isArray(http.trustProxy) ? http.trustProxy : [];
   const isTrustedProxy = createCidrMatcher(proxies);

@@ -7,10 +7,10 @@
  */
 import fp from 'fastify-plugin';
 import type { AnnounceService } from '../announce/index.ts';
-import { redactUrl } from '../config/load.ts';
 import { fetchErrorReason } from '../http/fetch-error.ts';
 import type { App } from '../http/server.ts';
 import { type FeaturePlugin, withHandles } from '../serve/module.ts';
+import { jenkinsMetrics } from './metrics.ts';
 import { type Announcer, JenkinsWatcher, jenkinsMigrations } from './watcher.ts';
 
 export {
@@ -28,6 +28,8 @@ export {
   spokenName,
   type WatcherOptions,
 } from './watcher.ts';
+
+import { redactUrl } from '../util/redact.ts';
 
 /**
  * An {@link Announcer} posting to Gong's API (`POST <base>/messages/tts/add`, form-encoded
@@ -108,6 +110,7 @@ export function jenkinsServiceModule(
           config,
           database: app.db,
           logger: logger.child({ module: 'jenkins' }),
+          metrics: jenkinsMetrics(app.switchboard.metrics.registry),
           announce: serviceAnnouncer(() => announce.service, {
             extension: config.extension,
             language: config.language,

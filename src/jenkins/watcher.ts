@@ -31,6 +31,7 @@ import type { Logger } from 'pino';
 import type { JenkinsConfig } from '../config/schema.ts';
 import { fetchErrorReason } from '../http/fetch-error.ts';
 import { type Database, defineMigrations, type MigrationSet } from '../store/db.ts';
+import type { JenkinsMetrics } from './metrics.ts';
 
 /** One job as Jenkins reports it, flattened (`name` is the full path `folder/job`). */
 export interface JenkinsJob {
@@ -235,6 +236,8 @@ export interface WatcherOptions {
   timeoutMs?: number;
   /** The clock (tests). */
   now?: () => Date;
+  /** Prometheus series (`jenkinsMetrics(registry)`); none = not counted. */
+  metrics?: JenkinsMetrics;
 }
 
 /** Polls Jenkins and announces newly failed (and, optionally, recovered) jobs. */
@@ -280,9 +283,11 @@ export class JenkinsWatcher {
         });
       } catch (error) {
         lastError = error as Error;
+        this.#o.metrics?.pollFailures.inc();
         logger.warn({ attempt: i + 1, err: lastError.message }, 'jenkins: poll failed');
       }
     }
+    this.#o.metrics?.polls.inc({ result: jobs === undefined ? 'jenkins_error' : 'ok' });
     if (jobs === undefined) {
       logger.error(
         { err: lastError?.message },
@@ -308,6 +313,8 @@ export class JenkinsWatcher {
       const before = previous.get(job.name);
       if ((!baseline || announceBaseline) && failed === 1 && before?.failed !== 1) {
         failures.push({ job, text: sentence(config.template, job) });
+        this.#o.metrics?.jobsFailed.inc();
+        logger.info({ job: job.name, color: job.color }, 'jenkins: job newly failed');
       } else if (
         !baseline &&
         failed === 0 &&
@@ -331,6 +338,7 @@ export class JenkinsWatcher {
         announced.push(text);
         logger.info({ jobs: names }, 'jenkins: announced');
       } catch (error) {
+        this.#o.metrics?.announcementsFailed.inc();
         logger.error(
           { jobs: names, err: (error as Error).message },
           'jenkins: announcement failed; retried next poll',

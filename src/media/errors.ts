@@ -7,6 +7,9 @@
  * @module
  */
 
+/** The Debian packages that bring the external tools (sox with its formats, espeak-ng). */
+export const INSTALL_TOOLS = 'apt-get install sox libsox-fmt-all espeak-ng';
+
 /** What went wrong in a {@link MediaError}. */
 export type MediaErrorCode =
   /** The input is not audio sox can read (corrupt despite an allowed header, no samples). */

@@ -13,7 +13,7 @@
  *   updates that device (and moves it here when it was another account's).
  */
 import { type Kysely, sql } from 'kysely';
-import { type Database, defineMigrations, type MigrationSet, newId, nowMs } from '../store/db.ts';
+import { type Database, defineMigrations, type MigrationSet, newId } from '../store/db.ts';
 
 /** Push platform of a device: `apns` (`/api/apns-device/`) or `fcm` (`/api/gcm-device/`, `/api/android-device/`). */
 export type Platform = 'apns' | 'fcm';
@@ -166,7 +166,7 @@ export function createDeviceStore(
   const mode = options.devicesPerAccount ?? 'one';
   return {
     async register(r) {
-      const now = nowMs();
+      const now = Date.now();
       const values = {
         platform: r.platform,
         app: r.app,
@@ -262,7 +262,7 @@ export function createDeviceStore(
     async checkIn(sipUserId, token, app) {
       let query = db
         .updateTable('push_device')
-        .set({ last_seen_at: nowMs() })
+        .set({ last_seen_at: Date.now() })
         .where('sip_user_id', '=', sipUserId);
       if (token !== undefined) query = query.where('token', '=', token);
       if (app !== undefined) query = query.where('app', '=', app);

@@ -30,7 +30,6 @@ import formbody from '@fastify/formbody';
 import multipart from '@fastify/multipart';
 import type { FastifyRequest } from 'fastify';
 import Type, { type TSchema } from 'typebox';
-import { createCidrMatcher, LOOPBACK_NETWORKS } from '../http/auth.ts';
 import { clientOf, crossSiteOf } from '../http/client.ts';
 import { type ErrorFormatter, HttpError, useErrorFormatter } from '../http/errors.ts';
 import {
@@ -40,6 +39,7 @@ import {
   seedValidatorCompiler,
 } from '../http/schemas.ts';
 import type { App } from '../http/server.ts';
+import { createCidrMatcher, LOOPBACK_NETWORKS } from '../util/cidr.ts';
 import type { AccountChecker } from './accounts.ts';
 import type { KnownApps } from './apps.ts';
 import type { DeviceStore, Platform } from './devices.ts';

@@ -198,7 +198,13 @@ export function createRedisCoordinator(options: RedisCoordinatorOptions): Coordi
       await cmd.multi().sadd(callKey(key), instance).pexpire(callKey(key), ttl).exec();
     },
     release(key) {
-      cmd.srem(callKey(key), instance).catch(() => {});
+      cmd.srem(callKey(key), instance).catch((error: unknown) => {
+        // Harmless for correctness (the set expires with the call's budget), but visible.
+        log?.warn(
+          { err: { message: (error as Error).message }, uniqueKey: key },
+          'push: cannot release a held call in redis (it expires with its budget)',
+        );
+      });
     },
     async forward(response) {
       const message = JSON.stringify({
@@ -218,7 +224,12 @@ export function createRedisCoordinator(options: RedisCoordinatorOptions): Coordi
       return Number(receivers) > 0;
     },
     broadcastHangup(callId) {
-      cmd.publish(hangupChannel, callId).catch(() => {});
+      cmd.publish(hangupChannel, callId).catch((error: unknown) => {
+        log?.warn(
+          { err: { message: (error as Error).message }, callId },
+          'push: cannot broadcast a hangup in redis: other processes send no cancel push for this call',
+        );
+      });
     },
     async stop() {
       await Promise.allSettled([sub.quit(), cmd.quit()]);
@@ -459,6 +470,15 @@ export class WakeService {
       const entry = deviceId === undefined ? undefined : held.entries.get(deviceId);
       const platform = entry?.device.platform ?? this.#onlyPlatform(held);
       const roundTripMs = Date.now() - sentMs;
+      this.#options.logger.info(
+        {
+          uniqueKey: response.uniqueKey,
+          device: deviceId,
+          platform,
+          available: response.available,
+        },
+        'push: app answered',
+      );
       if (Number.isFinite(roundTripMs) && roundTripMs >= 0 && roundTripMs < 3_600_000) {
         this.#options.metrics.roundTrip.observe(
           { platform: platform ?? 'unknown' },
@@ -546,6 +566,16 @@ export class WakeService {
         };
     if (result.ok) {
       metrics.pushesSent.inc({ platform: device.platform, kind });
+      logger.info(
+        {
+          uniqueKey: payload.unique_key,
+          device: device.id,
+          platform: device.platform,
+          kind,
+          ...('attempt' in payload ? { attempt: payload.attempt } : {}),
+        },
+        'push: notification sent',
+      );
     } else {
       metrics.pushesFailed.inc({ platform: device.platform, reason: result.reason });
       logger.warn(
@@ -649,12 +679,22 @@ export class WakeService {
           entry.device,
           { type: 'cancel', unique_key: held.key, reason: cancelReason },
           'cancel',
-        ).catch(() => {});
+        ).catch((error: unknown) => {
+          this.#options.logger.warn(
+            { err: describe(error), device: entry.device.id, uniqueKey: held.key },
+            'push: cancel push failed',
+          );
+        });
       });
     }
   }
 
+  /** Counts and logs (one line: `push: ACK` / `push: NAK` with its reason) the PBX's answer. */
   #count(answer: WakeAnswer): WakeAnswer {
+    this.#options.logger.info(
+      { uniqueKey: answer.uniqueKey, reason: answer.reason, platform: answer.platform },
+      `push: ${answer.status}`,
+    );
     this.#options.metrics.answers.inc({ status: answer.status, reason: answer.reason });
     this.#options.metrics.vialerAnswer(answer);
     return answer;

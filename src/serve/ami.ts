@@ -39,6 +39,7 @@ import type { Config } from '../config/schema.ts';
 import { listenFailure, type Readiness } from '../http/server.ts';
 import type { Metrics } from '../metrics.ts';
 import type { WebhookEvent } from '../sinks/webhook.ts';
+import { reuseMetric } from '../util/metrics.ts';
 import { type EmbeddedSimulator, startEmbeddedSimulator } from './simulator.ts';
 import type { Webhooks } from './webhooks.ts';
 
@@ -103,7 +104,16 @@ export const amiPlugin = fp<AmiPluginOptions>(
         webhooks.send(`call.${event.event}`, event as unknown as WebhookEvent);
         if (extra !== undefined) {
           const result = extra.onCallEvent?.(event, ctx);
-          if (result instanceof Promise) result.catch(() => {});
+          if (result instanceof Promise) {
+            result.catch((error: unknown) =>
+              logger
+                .child({ component: 'service' })
+                .warn(
+                  { err: error, event: event.event, server: ctx.server },
+                  'extra reporter (--print-events) failed on a call event',
+                ),
+            );
+          }
         }
       },
     };
@@ -168,8 +178,13 @@ export const amiPlugin = fp<AmiPluginOptions>(
     });
     app.addHook('onClose', async () => {
       closing = true;
-      await theRunner.stop().catch(() => {});
-      await simulator?.close().catch(() => {});
+      const log = logger.child({ component: 'service' });
+      await theRunner
+        .stop()
+        .catch((error: unknown) => log.warn({ err: error }, 'AMI runner stop failed'));
+      await simulator
+        ?.close()
+        .catch((error: unknown) => log.warn({ err: error }, 'embedded PBX simulator close failed'));
       await webhooks.close();
     });
   },
@@ -197,8 +212,7 @@ function serviceMetrics(
   currentRunner: () => AmiRunner | undefined,
 ): ServiceMetrics {
   const registry = metrics.registry;
-  const reuse = <T>(name: string, make: () => T): T =>
-    (registry.getSingleMetric(name) as T | undefined) ?? make();
+  const reuse = <T>(name: string, make: () => T): T => reuseMetric(registry, name, make);
   const engineGauge = (name: string, help: string, size: (engine: CallEngine) => number) =>
     reuse(
       name,

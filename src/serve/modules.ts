@@ -9,13 +9,18 @@ import { calloutServiceModule } from '../callout/index.ts';
 import { jenkinsServiceModule } from '../jenkins/index.ts';
 import { pushServiceModule } from '../push/index.ts';
 import type { FeaturePlugin } from './module.ts';
+import { retentionServiceModule } from './retention.ts';
 
-/** Every feature module: alert calls, announcements, the Jenkins watcher, mobile wake-up. */
+/**
+ * Every feature: alert calls, announcements, the Jenkins watcher, mobile wake-up, and the
+ * retention of their history and files.
+ */
 export function featureModules(): FeaturePlugin[] {
   return [
     calloutServiceModule(),
     announceServiceModule(),
     jenkinsServiceModule(),
     pushServiceModule(),
+    retentionServiceModule(),
   ];
 }

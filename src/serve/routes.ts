@@ -24,6 +24,7 @@ import { ACCESS_RULE_SECURITY, DefaultErrorBody, errorResponses } from '../http/
 import type { App } from '../http/server.ts';
 import type { Metrics } from '../metrics.ts';
 import { type SseStream, streamBusAsSse } from '../sinks/sse.ts';
+import { reuseMetric } from '../util/metrics.ts';
 
 /** Options of {@link eventsPlugin} (the rest comes from `app.switchboard.config.http`). */
 export interface EventsPluginOptions {
@@ -39,8 +40,7 @@ const SSE_RETRY_AFTER_S = 10;
 
 function sseMetrics(metrics: Metrics | undefined) {
   const registers = metrics ? [metrics.registry] : [];
-  const reuse = <T>(name: string, make: () => T): T =>
-    (metrics?.registry.getSingleMetric(name) as T | undefined) ?? make();
+  const reuse = <T>(name: string, make: () => T): T => reuseMetric(metrics?.registry, name, make);
   return {
     open: reuse(
       'switchboard_sse_streams',

@@ -20,12 +20,14 @@
 
 import type { Logger } from 'pino';
 import { type AmiClientOptions, amiServerOptions, parseAmiUrl } from '../ami/client.ts';
+import type { AmiFeature } from '../ami/permissions.ts';
 import { checkAnnounceConfig } from '../announce/checks.ts';
-import { compileBindingKey } from '../bus/bus.ts';
+import { announceNeedsAmi } from '../announce/index.ts';
 import type { CreateBusOptions } from '../bus/index.ts';
 import { busPlugin } from '../bus/plugin.ts';
+import { calloutNeedsAmi } from '../callout/index.ts';
 import type { Reporter } from '../calls/reporter.ts';
-import { type ConfigProblem, redactUrl } from '../config/load.ts';
+import type { ConfigProblem } from '../config/load.ts';
 import type { AmiServerConfig, Config } from '../config/schema.ts';
 import { ctiPlugin } from '../cti/index.ts';
 import { followAuth } from '../http/auth.ts';
@@ -38,11 +40,14 @@ import {
   type SwitchboardServer,
 } from '../http/server.ts';
 import { createMetrics, type Metrics } from '../metrics.ts';
+import { webhookEventFilter } from '../sinks/webhook.ts';
 import type { OpenDatabaseOptions } from '../store/db.ts';
 import { storePlugin } from '../store/plugin.ts';
+import { redactUrl } from '../util/redact.ts';
 import { amiPlugin } from './ami.ts';
 import { contextOf, type FeaturePlugin, featureName, type ServiceContext } from './module.ts';
 import { eventsPlugin } from './routes.ts';
+import { toolReadiness } from './tools.ts';
 import { Webhooks } from './webhooks.ts';
 
 /** Options of {@link createService}. Only `config` is required. */
@@ -191,7 +196,7 @@ export function checkServiceConfig(config: Config): ConfigProblem[] {
   config.webhooks.endpoints.forEach((endpoint, i) => {
     endpoint.events.forEach((pattern, j) => {
       try {
-        compileBindingKey(pattern);
+        webhookEventFilter([pattern]);
       } catch (error) {
         problems.push({
           key: `webhooks.endpoints[${i}].events[${j}]`,
@@ -225,6 +230,25 @@ export function amiClientOptions(
     options.tls = { rejectUnauthorized: false };
   }
   return options;
+}
+
+/**
+ * The features whose AMI permissions `serve` checks for `config` (docs/ami.md,
+ * "Permissions"), as its plugins declare them (`app.amiNeeds.add`): call events always;
+ * alert calls when the `callout` feature runs, enabled, with the asterisk provider;
+ * announcements when the `announce` feature runs, enabled, playing by `Originate`. For
+ * `switchboard doctor`, which checks a configuration without starting it.
+ */
+export function amiFeatures(
+  config: Config,
+  amiServers: number,
+  modules: readonly { readonly name: string }[],
+): AmiFeature[] {
+  const runs = (name: string): boolean => modules.some((module) => module.name === name);
+  const features: AmiFeature[] = ['calls'];
+  if (runs('callout') && calloutNeedsAmi(config)) features.push('callout');
+  if (runs('announce') && announceNeedsAmi(config, amiServers)) features.push('announce');
+  return features;
 }
 
 /**
@@ -304,6 +328,14 @@ export function createService(options: ServiceOptions): Service {
           'database ready',
         ),
     });
+    // sox / espeak-ng for the features that need them: checked now (logged) and in /readyz.
+    const names = modules.map(featureName);
+    const tools = toolReadiness(
+      config,
+      names.map((name) => ({ name })),
+      logger.child({ component: 'tools' }),
+    );
+    readiness.add('tools', tools.check);
     const amqp = config.amqp;
     await app.register(busPlugin, {
       bus: {
@@ -334,7 +366,6 @@ export function createService(options: ServiceOptions): Service {
     );
     webhooks = new Webhooks({ registry: metrics.registry, logger, flushTimeoutMs });
     webhooks.set(config.webhooks);
-    const names = modules.map(featureName);
     await app.register(amiPlugin, {
       config,
       servers: config.ami.servers.map((server) => amiClientOptions(server, options.ami)),
@@ -366,6 +397,7 @@ export function createService(options: ServiceOptions): Service {
       throw listenFailure(error, 'HTTP server', config.http.listen, 'http.listen (or --listen)');
     }
     log.info({ url: address.url }, 'HTTP server listening');
+    await tools.checked;
     log.info(
       {
         instance: config.instance.name,
@@ -400,7 +432,9 @@ export function createService(options: ServiceOptions): Service {
     start() {
       if (starting !== undefined) return starting;
       starting = doStart().catch(async (error: unknown) => {
-        await this.stop().catch(() => {});
+        await this.stop().catch((stopError: unknown) =>
+          log.warn({ err: stopError }, 'stop after a failed start failed'),
+        );
         throw error;
       });
       return starting;

@@ -6,9 +6,8 @@
  */
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
-import { compileBindingKey } from '../bus/bus.ts';
 import type { Config } from '../config/schema.ts';
-import { type WebhookEvent, WebhookSink } from '../sinks/webhook.ts';
+import { type WebhookEvent, WebhookSink, webhookEventFilter } from '../sinks/webhook.ts';
 
 /** One webhook endpoint: its routing-key filter and its sink. */
 interface Webhook {
@@ -40,10 +39,9 @@ export class Webhooks {
       const settings = JSON.stringify([endpoint, section.retryBaseMs]);
       const kept = before.find((hook) => hook.settings === settings);
       if (kept !== undefined) return kept;
-      const matchers = endpoint.events.map((pattern) => compileBindingKey(pattern));
       return {
         settings,
-        accepts: (routingKey: string) => matchers.some((match) => match(routingKey)),
+        accepts: webhookEventFilter(endpoint.events),
         sink: new WebhookSink({
           targets: [
             endpoint.secret === ''

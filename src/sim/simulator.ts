@@ -19,6 +19,7 @@ import { EventEmitter } from 'node:events';
 import type { AmiEvent, AmiMessage } from '../ami/message.ts';
 import { serializeMessage } from '../ami/protocol.ts';
 import { AmiServer, type AmiServerConnection } from '../ami/server.ts';
+import { REDACTED } from '../util/redact.ts';
 import { ChannelTable } from './channels.ts';
 import { type OriginateRequest, parseOriginate, SimCall, type SimCallHost } from './originate.ts';
 import { eventForLoop, loadReplayEvents, replayOffsets, type SimReplayOptions } from './replay.ts';
@@ -268,7 +269,7 @@ export class Simulator extends EventEmitter<SimulatorEvents> {
   #record(action: AmiMessage, connection: AmiServerConnection): void {
     const fields: AmiMessage = { ...action };
     for (const key of Object.keys(fields)) {
-      if (/^(secret|key)$/i.test(key)) fields[key] = '***';
+      if (/^(secret|key)$/i.test(key)) fields[key] = REDACTED;
     }
     const recorded: RecordedAction = {
       name: one(action, 'Action') ?? '',

@@ -30,8 +30,35 @@
  */
 import { createHmac, randomUUID, timingSafeEqual } from 'node:crypto';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
-import { Fifo, type Logger, silentLogger } from '../bus/bus.ts';
+import { compileBindingKey, Fifo, type Logger, silentLogger } from '../bus/bus.ts';
+import { CALL_EVENT_NAMES } from '../calls/events.ts';
 import { fetchErrorReason } from '../http/fetch-error.ts';
+import { backoffMs } from '../util/backoff.ts';
+import { reuseMetric } from '../util/metrics.ts';
+
+/**
+ * The filter of a webhook endpoint's `events` (`webhooks.endpoints[].events`), on the call
+ * event's routing key (`call.<kind>`). Each entry is a call event kind (`hangup`: routing key
+ * `call.hangup`) or a routing-key pattern (`*` one word, `#` zero or more: `call.*`, `#`);
+ * an empty list accepts every call event.
+ * @returns a predicate on routing keys such as `call.hangup`.
+ * @throws TypeError naming the entry when it is neither a call event kind nor a valid pattern.
+ */
+export function webhookEventFilter(events: readonly string[]): (routingKey: string) => boolean {
+  if (events.length === 0) return () => true;
+  const matchers = events.map((entry) => {
+    if ((CALL_EVENT_NAMES as readonly string[]).includes(entry)) {
+      return compileBindingKey(`call.${entry}`);
+    }
+    if (!/[.*#]/.test(entry)) {
+      throw new TypeError(
+        `${JSON.stringify(entry)} is not a call event kind (${CALL_EVENT_NAMES.join(', ')}) nor a routing-key pattern (call.*, #)`,
+      );
+    }
+    return compileBindingKey(entry);
+  });
+  return (routingKey) => matchers.some((match) => match(routingKey));
+}
 
 /** One webhook destination. */
 export interface WebhookTarget {
@@ -142,8 +169,7 @@ interface WebhookMetrics {
 
 function webhookMetrics(registry?: Registry): WebhookMetrics {
   const registers = registry === undefined ? [] : [registry];
-  const reuse = <T>(name: string, make: () => T): T =>
-    (registry?.getSingleMetric(name) as T | undefined) ?? make();
+  const reuse = <T>(name: string, make: () => T): T => reuseMetric(registry, name, make);
   return {
     deliveries: reuse(
       'switchboard_webhook_deliveries_total',
@@ -415,7 +441,11 @@ export class WebhookSink {
       if (this.#hardClosed) return { result: 'closed', attempts: attempt, reason };
       if (!outcome.retryable) return { result: 'rejected', attempts: attempt, reason };
       if (attempt > this.#maxRetries) return { result: 'failed', attempts: attempt, reason };
-      let delayMs = Math.min(this.#maxBackoffMs, this.#initialBackoffMs * 2 ** (attempt - 1));
+      let delayMs = backoffMs(attempt - 1, {
+        initialMs: this.#initialBackoffMs,
+        maxMs: this.#maxBackoffMs,
+        jitter: 0,
+      });
       if (outcome.retryAfterS !== undefined) {
         delayMs = Math.min(this.#maxBackoffMs, Math.max(delayMs, outcome.retryAfterS * 1000));
       }
@@ -467,18 +497,14 @@ export class WebhookSink {
     }
     const abort = new AbortController();
     state.abort = abort;
-    let timedOut = false;
-    const timer = setTimeout(() => {
-      timedOut = true;
-      abort.abort(new Error('timeout'));
-    }, this.#timeoutMs);
+    const timeout = AbortSignal.timeout(this.#timeoutMs);
     const stop = this.#metrics.duration.startTimer({ target: state.label });
     try {
       const res = await this.#fetch(state.target.url, {
         method: 'POST',
         headers,
         body: job.body,
-        signal: abort.signal,
+        signal: AbortSignal.any([abort.signal, timeout]),
         redirect: 'manual',
       });
       // Drain the body so the connection can be reused.
@@ -492,6 +518,7 @@ export class WebhookSink {
       const retryAfterS = ra !== null && /^\d+$/.test(ra) ? Number(ra) : undefined;
       return { ok: false, retryable, reason: `HTTP ${status}`, retryAfterS };
     } catch (err) {
+      const timedOut = timeout.aborted && !abort.signal.aborted;
       this.#metrics.attempts.inc({
         target: state.label,
         outcome: timedOut ? 'timeout' : 'network',
@@ -499,7 +526,6 @@ export class WebhookSink {
       const reason = timedOut ? `timed out after ${this.#timeoutMs} ms` : fetchErrorReason(err);
       return { ok: false, retryable: true, reason };
     } finally {
-      clearTimeout(timer);
       stop();
       if (state.abort === abort) state.abort = undefined;
     }

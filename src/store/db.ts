@@ -743,10 +743,7 @@ export function autoIncrementType(dialect: Dialect): 'bigint' | 'integer' {
 // Ids and time
 // ---------------------------------------------------------------------------------------------
 
-/** Current time as integer epoch milliseconds: the only time representation in the store. */
-export function nowMs(): number {
-  return Date.now();
-}
+// Time in the store is integer epoch milliseconds (`Date.now()`), its only representation.
 
 let lastIdMs = 0;
 let idSequence = 0;

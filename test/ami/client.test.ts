@@ -219,11 +219,9 @@ describe('AmiClient actions', () => {
     });
     const c = client(port);
     await c.connect();
-    const started = Date.now();
     const err = await c.action({ Action: 'Slow' }, { timeoutMs: 80 }).catch((e: unknown) => e);
     assert.ok(err instanceof AmiTimeoutError);
     assert.equal(err.timeoutMs, 80);
-    assert.ok(Date.now() - started >= 70);
     assert.equal(c.pendingActions, 0);
     late?.();
     const { response } = await c.action({ Action: 'Ping' });
@@ -239,10 +237,9 @@ describe('AmiClient actions', () => {
       c.action({ Action: 'Hang' }, { timeoutMs: 10_000 }),
     );
     await sleep(30);
-    const started = Date.now();
     server.dropConnections();
+    // AmiDisconnectedError, not the AmiTimeoutError of their 10 s timeout: rejected at the drop.
     for (const p of inFlight) await assert.rejects(p, AmiDisconnectedError);
-    assert.ok(Date.now() - started < 1000);
     assert.equal(c.pendingActions, 0);
     await assert.rejects(c.action({ Action: 'Ping' }), AmiDisconnectedError);
   });

@@ -15,20 +15,13 @@ import { RecordingError, readRecording } from '../../src/ami/recording.ts';
 import { AmiServer } from '../../src/ami/server.ts';
 import { conformanceNames, loadFixture } from '../support/conformance.ts';
 import { PROTOTYPE_NAMES, prototypeUserEventWire, valueFor } from '../support/hostile.ts';
+import { until } from '../support/until.ts';
 
 const USERS = { admin: 'hostile-secret' };
 const cleanups: (() => Promise<void> | void)[] = [];
 after(async () => {
   for (const cleanup of cleanups.reverse()) await cleanup();
 });
-
-async function until(condition: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
-}
 
 /** A fake Asterisk, a client logged in to it, and what the client saw. */
 async function connected(options: Partial<AmiClientOptions> = {}) {

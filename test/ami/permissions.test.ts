@@ -21,19 +21,12 @@ import {
   writeClassesFrom,
 } from '../../src/ami/permissions.ts';
 import { AmiServer, type AmiServerUser } from '../../src/ami/server.ts';
+import { until } from '../support/until.ts';
 
 const cleanups: (() => Promise<unknown> | unknown)[] = [];
 after(async () => {
   for (const cleanup of cleanups.reverse()) await cleanup();
 });
-
-async function until(condition: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
-}
 
 /** A fake Asterisk with one user `sb` of these classes, and a client logged in as it. */
 async function pbxWith(user: Omit<AmiServerUser, 'secret'>, events?: string) {

@@ -1,8 +1,7 @@
 // Helpers of the announce and jenkins tests: audio made with sox, a service with the announce
 // module connected to the PBX simulator (or writing call files), HTTP helpers, databases.
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { sql } from 'kysely';
 import { type AnnounceServiceModule, announceServiceModule } from '../../src/announce/index.ts';
@@ -12,12 +11,14 @@ import { createService, type Service } from '../../src/serve/service.ts';
 import { type Simulator, startSimulator } from '../../src/sim/index.ts';
 import { openDatabase } from '../../src/store/db.ts';
 import { testConfig } from '../serve/helpers.ts';
+import { tempDir as makeTempDir } from '../support/net.ts';
 
 export const PG_URL =
   process.env.SWITCHBOARD_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 
+/** A fresh temporary directory (`sb-announce-…` unless `prefix` says otherwise). */
 export function tempDir(prefix = 'sb-announce-'): string {
-  return mkdtempSync(join(tmpdir(), prefix));
+  return makeTempDir(prefix);
 }
 
 /** A 1 s 440 Hz sine in `format` (mp3, ogg, flac, wav) made with sox, stereo 44.1 kHz. */
@@ -162,19 +163,7 @@ export async function listMessages(base: string, all = false): Promise<ApiMessag
   return body.messages;
 }
 
-/** Polls `check` every 50 ms until it returns a value (not undefined), or throws. */
-export async function until<T>(
-  check: () => Promise<T | undefined> | T | undefined,
-  timeoutMs = 10_000,
-): Promise<T> {
-  const end = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check();
-    if (value !== undefined) return value;
-    if (Date.now() > end) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
+export { until } from '../support/until.ts';
 
 /** Drops a PostgreSQL test schema. */
 export async function dropSchema(schema: string): Promise<void> {

@@ -2,7 +2,8 @@
  * Schedule recomputation on the real databases (SQLite and PostgreSQL): a message added in
  * front of a packed queue moves every queued message by its slot, in one recompute, and the
  * rows being played (or finished) are never rewritten. Also the worst case of the benchmark
- * (bench/announce.ts): 10,000 queued, all move, within a generous budget.
+ * (bench/announce.ts): 10,000 queued, all move, and the result is stable. How long that takes
+ * is measured by the benchmark (docs/benchmarks.md), not asserted here.
  */
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
@@ -85,7 +86,7 @@ for (const kind of ['sqlite', 'postgres'] as const) {
       await module.repository.db.deleteFrom('announce_message').execute();
     });
 
-    test('worst case: 10,000 queued all move in one recompute (generous budget)', async () => {
+    test('worst case: 10,000 queued all move in one recompute, and stay put after', async () => {
       const base = Date.now() + 86_400_000;
       const rows = Array.from({ length: 10_000 }, (_, i) => ({
         ...message(base + (i % 97) * 1000),
@@ -105,11 +106,9 @@ for (const kind of ['sqlite', 'postgres'] as const) {
       }
       await module.scheduler.recompute();
       await module.repository.insert(message(base - 1));
-      const t0 = performance.now();
       assert.equal(await module.scheduler.recompute(), 10_000);
-      const elapsed = performance.now() - t0;
-      // The benchmark's target is 100 ms; a loaded 2-core CI machine gets 20 times that.
-      assert.ok(elapsed < 2000, `recompute of 10,000 moved rows took ${elapsed} ms`);
+      // Nothing left to move: the moved schedule is consistent.
+      assert.equal(await module.scheduler.recompute(), 0);
       await module.repository.db.deleteFrom('announce_message').execute();
     });
   });

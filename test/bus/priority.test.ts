@@ -15,17 +15,10 @@ import { MemoryBus } from '../../src/bus/memory.ts';
 import { type CallEventLike, XivoPublisher } from '../../src/bus/xivo.ts';
 import { CallEngine } from '../../src/calls/engine.ts';
 import { conformanceNames, loadFixture } from '../support/conformance.ts';
+import { until } from '../support/until.ts';
 import { metricValue, rawConsumer, startProxy, uniqueName } from './helpers.ts';
 
 const ORIGIN = 'ca7f87e9-c2c8-5fad-ba1b-c3140ebb9be3';
-
-async function until(cond: () => boolean, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > deadline) throw new Error('timeout');
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 /** A logger keeping every line. */
 function memoryLogger() {

@@ -1,7 +1,3 @@
-// Helpers of the callout tests: a `serve` service with the callout module on SQLite or
-// PostgreSQL (a schema per test), history polling, the seed's sample request.
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { sql } from 'kysely';
 import type { BusMessage } from '../../src/bus/bus.ts';
@@ -12,15 +8,14 @@ import type { ServiceModule } from '../../src/serve/module.ts';
 import { createService, type Service } from '../../src/serve/service.ts';
 import type { SimDialplan, SimDialplans, SimUserEvent } from '../../src/sim/script.ts';
 import { openDatabase } from '../../src/store/db.ts';
+import { tempDir } from '../support/net.ts';
 
 export const PG_URL =
   process.env.SWITCHBOARD_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 
 export type Kind = 'sqlite' | 'postgres';
 
-export function tempDir(): string {
-  return mkdtempSync(join(tmpdir(), 'callout-test-'));
-}
+export { tempDir };
 
 /** A database location for a test: a fresh SQLite file or a fresh PostgreSQL schema. */
 export interface TestDb {
@@ -147,14 +142,7 @@ export async function waitHistory(
   throw new Error(`timeout waiting for history: ${JSON.stringify(last)}`);
 }
 
-export async function until(cond: () => boolean | Promise<boolean>, timeoutMs = 15_000) {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (await cond()) return;
-    await new Promise((r) => setTimeout(r, 10));
-  }
-  throw new Error('timeout');
-}
+export { until } from '../support/until.ts';
 
 /** The seed's sample request fields, in the seed's order (testflg given). */
 export function seedFields(testflg: '0' | '1', calltype = '1'): Array<[string, string]> {

@@ -8,11 +8,11 @@
 // id to the stored attempt, it counts; nobody else is called).
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { type Simulator, startSimulator } from '../../src/sim/index.ts';
 import { type RunningCli, startCli } from '../support/cli.ts';
+import { freePort } from '../support/net.ts';
 import {
   calloutDialplan,
   getHistory,
@@ -26,14 +26,6 @@ import {
 } from './helpers.ts';
 
 const ENTRY = join(import.meta.dirname, '..', 'serve', 'cli-entry.ts');
-
-async function freePort(): Promise<number> {
-  const probe = createServer();
-  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
-  const { port } = probe.address() as { port: number };
-  await new Promise((resolve) => probe.close(resolve));
-  return port;
-}
 
 // Read waits 45 s for a key (the second test's key comes 30 s after the answer).
 const DIALPLAN = calloutDialplan(45_000);

@@ -84,6 +84,61 @@ async function startService(kind: Kind) {
 
 for (const kind of ['sqlite', 'postgres'] as const) {
   describe(`grouped writes (${kind})`, () => {
+    test('a call that could not be prepared: eventstatus 99 with the reason, nobody "no answer", a call already placed still counts', async () => {
+      const { service, database, manual, published } = await startService(kind);
+      const id = await service.createEvent(request(2, 2, 3));
+      await until(() => manual.calls.length === 2);
+      const [first, second] = manual.calls;
+      assert.ok(first && second);
+      await first.sink.unprepared?.(
+        first.request.attemptId,
+        'the message could not be prepared: espeak-ng is not installed or not executable',
+      );
+      let history = await loadEvent(database, id);
+      assert.equal(history?.event.status, 99);
+      assert.equal(
+        history?.event.error,
+        'the message could not be prepared: espeak-ng is not installed or not executable',
+      );
+      assert.equal(history?.event.due_at, null, 'never decided again');
+      // The other call was placed already: its key is still written.
+      await second.sink.finished(second.request.attemptId, 'answered', '1');
+      history = await loadEvent(database, id);
+      assert.deepEqual(
+        history?.people.map((p) => [p.telno, p.status]),
+        [
+          [first.request.telno, null],
+          [second.request.telno, 1],
+        ],
+      );
+      assert.deepEqual(
+        history?.attempts.map((a) => [a.id === first.request.attemptId, a.state, a.outcome]).sort(),
+        [
+          [false, 'done', 'answered'],
+          [true, 'done', 'failed'],
+        ],
+      );
+      assert.equal(history?.event.status, 99, 'stays a system error');
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      assert.equal(manual.calls.length, 2, 'nobody called again (frequency 3)');
+      assert.equal(published.filter((k) => k === 'callout.event.finished').length, 1);
+    });
+
+    test('a provider not configured in this process: eventstatus 99 with the reason', async () => {
+      const { service, database } = await startService(kind);
+      const id = await service.createEvent(request(1, 1));
+      await database.db
+        .updateTable('callout_event' as never)
+        .set({ provider: 'twilio' } as never)
+        .execute();
+      service.wake();
+      await until(async () => (await loadEvent(database, id))?.event.status === 99);
+      assert.equal(
+        (await loadEvent(database, id))?.event.error,
+        'provider twilio is not configured in this process',
+      );
+    });
+
     test('40 parallel events: keys and outcomes reported at once, in chunks and groups', async () => {
       const { service, database, manual, published } = await startService(kind);
       const ids = await Promise.all(

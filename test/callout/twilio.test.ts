@@ -3,9 +3,10 @@
 // signed with X-Twilio-Signature. A bad signature is refused with 403.
 import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
-import { type AddressInfo, createServer as createNetServer } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { after, describe, test } from 'node:test';
 import { twilioSignature } from '../../src/callout/providers/twilio.ts';
+import { freePort } from '../support/net.ts';
 import { calloutConfig, postCurlStyle, startServe, testDb, waitHistory } from './helpers.ts';
 
 const SID = 'AC0123456789abcdef0123456789abcdef';
@@ -104,14 +105,6 @@ async function fakeTwilio(scripts: Record<string, Script>): Promise<FakeTwilio> 
     ignored,
     close: () => new Promise((r) => server.close(() => r())),
   };
-}
-
-async function freePort(): Promise<number> {
-  const s = createNetServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const { port } = s.address() as AddressInfo;
-  await new Promise((r) => s.close(r));
-  return port;
 }
 
 describe('callout via Twilio (fake Twilio API)', () => {

@@ -10,19 +10,12 @@ import { CallEngine, type EngineLimitKind, MAX_LINKS_PER_CHANNEL } from '../../s
 import type { CallEvent } from '../../src/calls/events.ts';
 import { AmiRunner } from '../../src/calls/live.ts';
 import { loadFixture, loadGolden } from '../support/conformance.ts';
+import { until } from '../support/until.ts';
 
 const cleanups: (() => Promise<unknown> | unknown)[] = [];
 after(async () => {
   for (const cleanup of cleanups.reverse()) await cleanup();
 });
-
-async function until(condition: () => boolean, what: string, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
-}
 
 function newchannel(i: number): AmiEvent {
   return {

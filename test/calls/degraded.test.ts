@@ -3,7 +3,6 @@
 // Asterisk 22 does (Permission denied, events filtered by class).
 import assert from 'node:assert/strict';
 import { after, describe, test } from 'node:test';
-import { baseEvents } from '../../bench/corpus.ts';
 import type { AmiEvent } from '../../src/ami/message.ts';
 import {
   type AmiPermissionProblem,
@@ -16,21 +15,14 @@ import { AmiServer, type AmiServerUser } from '../../src/ami/server.ts';
 import { CallEngine } from '../../src/calls/engine.ts';
 import type { CallEvent } from '../../src/calls/events.ts';
 import { AmiRunner, type AmiRunnerOptions } from '../../src/calls/live.ts';
-import { loadFixture, loadGolden } from '../support/conformance.ts';
+import { conformanceEvents, loadFixture, loadGolden } from '../support/conformance.ts';
 import { coreShowChannels } from '../support/pbx-state.ts';
+import { until } from '../support/until.ts';
 
 const cleanups: (() => Promise<unknown> | unknown)[] = [];
 after(async () => {
   for (const cleanup of cleanups.reverse()) await cleanup();
 });
-
-async function until(condition: () => boolean, what: string, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
-}
 
 function events(name: string): AmiEvent[] {
   return loadFixture(name).filter((event) => event.Event !== 'FullyBooted');
@@ -220,7 +212,7 @@ describe('CoreShowChannels answered with an error in the middle of a stream', ()
   test('no call is lost: every call event of the stream, exactly as a straight replay', async () => {
     // 12 passes over the 30 recordings (30,000 events), each pass distinct calls, streamed
     // from the login on; Asterisk answers CoreShowChannels with an error after 12,000.
-    const base = baseEvents();
+    const base = conformanceEvents();
     const stream: AmiEvent[] = [];
     for (let pass = 0; pass < 12; pass++) {
       for (const event of base) {

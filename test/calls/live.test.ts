@@ -8,6 +8,7 @@ import { AmiRunner } from '../../src/calls/live.ts';
 import type { EventContext } from '../../src/calls/reporter.ts';
 import { loadFixture, loadGolden } from '../support/conformance.ts';
 import { coreShowChannels } from '../support/pbx-state.ts';
+import { until } from '../support/until.ts';
 
 /** A fake Asterisk that streams a recording and answers CoreShowChannels truthfully. */
 async function fakePbx(): Promise<{
@@ -41,14 +42,6 @@ function indexAfterFirstUp(events: readonly AmiEvent[]): number {
     if (seen.some((event) => event.event === 'up')) return i + 1;
   }
   throw new Error('no up in the recording');
-}
-
-async function until(condition: () => boolean, what: string, timeoutMs = 5000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
 }
 
 function runnerFor(

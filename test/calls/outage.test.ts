@@ -13,19 +13,12 @@ import type { CallEvent, ChannelSnapshot } from '../../src/calls/events.ts';
 import { AmiRunner } from '../../src/calls/live.ts';
 import { loadFixture, loadGolden } from '../support/conformance.ts';
 import { coreShowChannels } from '../support/pbx-state.ts';
+import { until } from '../support/until.ts';
 
 const cleanups: (() => Promise<unknown> | unknown)[] = [];
 after(async () => {
   for (const cleanup of cleanups.reverse()) await cleanup();
 });
-
-async function until(condition: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 5));
-  }
-}
 
 function events(name: string): AmiEvent[] {
   return loadFixture(name).filter((event) => event.Event !== 'FullyBooted');

@@ -5,26 +5,17 @@
 // shows in `config check --print`.
 import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync } from 'node:fs';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { AmiServer } from '../../src/ami/server.ts';
 import { runCli, startCli, until } from '../support/cli.ts';
+import { freePort } from '../support/net.ts';
 
 const cleanups: Array<() => Promise<unknown>> = [];
 after(async () => {
   for (const c of cleanups.reverse()) await c().catch(() => {});
 });
-
-/** A port nobody listens on now. */
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
 
 for (const command of ['watch', 'record'] as const) {
   test(`${command}: an AMI server unreachable at start is retried until it answers`, async () => {

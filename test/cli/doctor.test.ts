@@ -5,6 +5,7 @@ import { mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
+import { AmiServer } from '../../src/ami/server.ts';
 import { BROKER_URL } from '../bus/helpers.ts';
 import { AMI_SECRET, fakePbx, freePort } from '../serve/helpers.ts';
 import { runCli } from '../support/cli.ts';
@@ -144,5 +145,51 @@ describe('switchboard doctor', () => {
       /^FAIL {2}sox: not installed \(apt-get install sox libsox-fmt-all espeak-ng\)$/m,
     );
     assert.match(result.stdout, /^FAIL {2}espeak-ng: espeak-ng not installed \(apt-get install/m);
+  });
+
+  test('AMI user without write originate and read user: one FAIL line per missing class naming what it breaks', async () => {
+    // manager.conf: read = system,call  write = system,reporting,user (no originate; the
+    // UserEvent probe is sent but never comes back: no read user)
+    const server = new AmiServer({
+      users: {
+        limited: { secret: 'limited-pw-77', read: 'system,call', write: 'system,reporting,user' },
+      },
+    });
+    const port = await server.listen(0);
+    cleanups.push(() => server.close());
+    const config = file(
+      'classes.yaml',
+      [
+        'ami:',
+        `  servers: [{url: "tcp://limited:limited-pw-77@127.0.0.1:${port}", name: pbx1}]`,
+        `database: {url: "${join(dir, 'classes.db')}"}`,
+        'announce: {playback: originate}',
+        '',
+      ].join('\n'),
+    );
+    const result = await runCli(['doctor', '--config', config]);
+    assert.equal(result.code, 1, `${result.stdout}${result.stderr}`);
+    const amiLines = lines(result.stdout).filter((line) => line.includes(' ami pbx1'));
+    assert.match(
+      amiLines[0] ?? '',
+      /^ok {4}ami pbx1: logged in to .*classes checked for calls, callout, announce/,
+    );
+    const failures = amiLines.slice(1);
+    assert.equal(failures.length, 2, failures.join('\n'));
+    const originate = failures.find((line) => line.includes('write class originate'));
+    assert.ok(originate, failures.join('\n'));
+    assert.match(
+      originate,
+      /^FAIL {2}ami pbx1 classes: the AMI user lacks write class originate \(Originate\)/,
+    );
+    assert.match(originate, /alert calls: no alert call can be placed/);
+    assert.match(originate, /announcements: no announcement can be played/);
+    assert.match(originate, /add originate to write = in manager\.conf/);
+    const user = failures.find((line) => line.includes('read class user'));
+    assert.ok(user, failures.join('\n'));
+    assert.match(user, /^FAIL {2}ami pbx1 classes: the AMI user lacks read class user: /);
+    assert.match(user, /alert calls: the key a callee presses/);
+    assert.match(user, /call events: user_event is never reported/);
+    assert.ok(!result.stdout.includes('limited-pw-77'), 'the secret is never shown');
   });
 });

@@ -4,12 +4,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
 import { parse, parseDocument } from 'yaml';
+import { AMI_CLIENT_DEFAULTS } from '../../src/ami/defaults.ts';
+import { AMQP_BUS_DEFAULTS } from '../../src/bus/defaults.ts';
 import {
   ConfigError,
   configEnvSettings,
   defaultConfig,
   loadConfig,
   REDACTED,
+  REMOVED_KEYS,
   redactConfig,
   redactUrl,
   resolveConfigFiles,
@@ -344,6 +347,71 @@ simulator: {secret: "${secrets[11]}"}
     assert.equal(redactUrl('tcp://pbx:5038'), 'tcp://pbx:5038');
     assert.equal(redactUrl('./data/switchboard.db'), './data/switchboard.db');
     assert.equal(redactUrl('amqp://u:p@h/'), `amqp://u:${REDACTED}@h/`);
+  });
+});
+
+describe('removed keys and defaults defined once', () => {
+  test('each removed key is refused with why and what to do, not as an unknown key', () => {
+    const text = [
+      'webhooks: {signatureHeader: X-Hub-Signature}',
+      'amqp: {confirm: false}',
+      'tts: {sampleRateHz: 16000}',
+      '',
+    ].join('\n');
+    const error = problemsOf(() => loadConfig({ text, env: {} }));
+    assert.deepEqual(error.problems.map((p) => p.key).sort(), [
+      'amqp.confirm',
+      'tts.sampleRateHz',
+      'webhooks.signatureHeader',
+    ]);
+    for (const problem of error.problems) {
+      assert.equal(problem.reason, REMOVED_KEYS[problem.key]);
+      assert.match(problem.reason, /^removed .*delete the key$/);
+    }
+  });
+
+  test('the ami.servers[] and amqp defaults are the AMI client and AMQP bus defaults', () => {
+    const config = loadConfig({ text: 'ami: {servers: [{url: "tcp://u:p@pbx:5038"}]}', env: {} });
+    const server = config.ami.servers[0];
+    assert.deepEqual(
+      {
+        auth: server?.auth,
+        pingIntervalMs: server?.pingIntervalMs,
+        connectTimeoutMs: server?.connectTimeoutMs,
+        actionTimeoutMs: server?.actionTimeoutMs,
+        reconnectMinMs: server?.reconnectMinMs,
+        reconnectMaxMs: server?.reconnectMaxMs,
+      },
+      {
+        auth: AMI_CLIENT_DEFAULTS.auth,
+        pingIntervalMs: AMI_CLIENT_DEFAULTS.pingIntervalMs,
+        connectTimeoutMs: AMI_CLIENT_DEFAULTS.connectTimeoutMs,
+        actionTimeoutMs: AMI_CLIENT_DEFAULTS.actionTimeoutMs,
+        reconnectMinMs: AMI_CLIENT_DEFAULTS.reconnectInitialDelayMs,
+        reconnectMaxMs: AMI_CLIENT_DEFAULTS.reconnectMaxDelayMs,
+      },
+    );
+    const { amqp } = config;
+    assert.deepEqual(
+      [
+        amqp.exchange,
+        amqp.persistent,
+        amqp.bufferSize,
+        amqp.amiBufferSize,
+        amqp.heartbeatS,
+        amqp.reconnectMinMs,
+        amqp.reconnectMaxMs,
+      ],
+      [
+        AMQP_BUS_DEFAULTS.exchange,
+        AMQP_BUS_DEFAULTS.persistent,
+        AMQP_BUS_DEFAULTS.bufferSize,
+        AMQP_BUS_DEFAULTS.amiBufferSize,
+        AMQP_BUS_DEFAULTS.heartbeatS,
+        AMQP_BUS_DEFAULTS.reconnectInitialDelayMs,
+        AMQP_BUS_DEFAULTS.reconnectMaxDelayMs,
+      ],
+    );
   });
 });
 

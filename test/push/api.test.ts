@@ -82,18 +82,21 @@ describe('push API in one process (fake PBX, APNs, FCM, app)', () => {
     });
   }
 
+  /** How many NAKs with `reason` this server has answered so far (what "at once" means: the reason, not a time). */
+  async function naks(reason: string): Promise<number> {
+    const text = await (await fetch(`${s.url}/metrics`)).text();
+    return metricValue(text, 'switchboard_push_answers_total', { status: 'NAK', reason });
+  }
+
   test('register an APNs device, incoming call, push, call-response, status=ACK', async () => {
     assert.equal((await register('apns-device', 'apns-token-1', { sandbox: 'true' })).status, 201);
     assert.equal((await register('apns-device', 'apns-token-1', { sandbox: 'true' })).status, 200);
     let appAnswer = 0;
     fakeApp(apns, { delayMs: 50, onAnswer: (status) => (appAnswer = status) });
-    const started = Date.now();
     const answer = await incoming();
-    const elapsed = Date.now() - started;
     assert.equal(answer.status, 200);
     assert.equal(answer.body, 'status=ACK');
     assert.match(answer.contentType, /^text\/plain/);
-    assert.ok(elapsed < 1000, `ACK after ${elapsed} ms`);
     await sleep(20);
     assert.equal(appAnswer, 202);
     assert.equal(apns.pushes.length, 1);
@@ -153,26 +156,59 @@ describe('push API in one process (fake PBX, APNs, FCM, app)', () => {
     assert.equal((await register('gcm-device', 'fcm-token-2')).status, 201);
   });
 
+  test('each step logs one info line with its ids, never the device token', async () => {
+    s.logs.lines.length = 0;
+    assert.equal((await register('apns-device', 'apns-token-logged-never')).status, 201);
+    fakeApp(apns, { delayMs: 10 });
+    assert.equal((await incoming()).body, 'status=ACK');
+    await until(() => s.logs.text().includes('"push: ACK"'), 'the ACK line');
+    const entries = () =>
+      s.logs.lines.map((line) => JSON.parse(line) as Record<string, unknown> & { msg: string });
+    const one = (msg: string) => {
+      const found = entries().filter((e) => e.msg === msg);
+      assert.equal(found.length, 1, `${msg}: ${s.logs.text()}`);
+      return found[0] as Record<string, unknown>;
+    };
+    const sent = one('push: notification sent');
+    assert.deepEqual(
+      [sent.uniqueKey, sent.platform, sent.kind, sent.attempt, typeof sent.device],
+      ['1700000000.42', 'apns', 'call', 1, 'string'],
+    );
+    const answered = one('push: app answered');
+    assert.deepEqual(
+      [answered.uniqueKey, answered.device, answered.available],
+      ['1700000000.42', sent.device, true],
+    );
+    const ack = one('push: ACK');
+    assert.deepEqual([ack.uniqueKey, ack.reason, ack.level], ['1700000000.42', 'available', 30]);
+    await db.db.deleteFrom('push_device' as never).execute();
+    assert.equal((await incoming({ call_id: '1700000000.43' })).body, 'status=NAK');
+    const nak = one('push: NAK');
+    assert.deepEqual([nak.uniqueKey, nak.reason], ['1700000000.43', 'no_device']);
+    assert.ok(!s.logs.text().includes('apns-token-logged-never'), 'no device token in the logs');
+  });
+
   test('no device: NAK at once', async () => {
-    const started = Date.now();
+    const before = await naks('no_device');
     assert.equal((await incoming()).body, 'status=NAK');
-    assert.ok(Date.now() - started < 300);
+    assert.equal(await naks('no_device'), before + 1);
+    assert.equal(apns.pushes.length + fcm.pushes.length, 0);
   });
 
   test('app answers unavailable: NAK at once', async () => {
     await register('apns-device', 'apns-token-1');
     fakeApp(apns, { delayMs: 20, available: () => false });
-    const started = Date.now();
+    const [unavailable, timeout] = [await naks('unavailable'), await naks('timeout')];
     assert.equal((await incoming()).body, 'status=NAK');
-    assert.ok(Date.now() - started < 1000);
+    assert.equal(await naks('unavailable'), unavailable + 1, 'answered by the app');
+    assert.equal(await naks('timeout'), timeout, 'not by the budget');
   });
 
   test('nobody answers: pushes re-sent every interval (max 3), NAK at the budget', async () => {
     await register('apns-device', 'apns-token-1');
-    const started = Date.now();
+    const timeout = await naks('timeout');
     assert.equal((await incoming()).body, 'status=NAK');
-    const elapsed = Date.now() - started;
-    assert.ok(elapsed >= 1450 && elapsed < 2500, `NAK after ${elapsed} ms`);
+    assert.equal(await naks('timeout'), timeout + 1, 'NAK at the budget');
     const calls = apns.pushes.filter((p) => p.payload.type === 'call');
     assert.deepEqual(
       calls.map((p) => p.payload.attempt),
@@ -201,9 +237,9 @@ describe('push API in one process (fake PBX, APNs, FCM, app)', () => {
     await register('gcm-device', 'dead-fcm');
     apns.behaviour.set('dead-apns', 'unregistered');
     fcm.behaviour.set('dead-fcm', 'invalid');
-    const started = Date.now();
+    const timeout = await naks('timeout');
     assert.equal((await incoming()).body, 'status=NAK');
-    assert.ok(Date.now() - started < 500, 'not waiting out the budget');
+    assert.equal(await naks('timeout'), timeout, 'not waiting out the budget');
     const left = await s.push.devices.listBySipUser(SIP);
     assert.equal(left.length, 0);
     const metrics = await (await fetch(`${s.url}/metrics`)).text();

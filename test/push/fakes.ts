@@ -10,11 +10,10 @@
  */
 import { execFile } from 'node:child_process';
 import { generateKeyPairSync, verify } from 'node:crypto';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import http2 from 'node:http2';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
 import { promisify } from 'node:util';
@@ -23,6 +22,7 @@ import type { PushConfig } from '../../src/config/schema.ts';
 import { createLogger, createServer, type SwitchboardServer } from '../../src/http/server.ts';
 import { createPushModule, type PushModule, type PushModuleOptions } from '../../src/push/index.ts';
 import { type Database, migrate, openDatabase } from '../../src/store/db.ts';
+import { tempDir } from '../support/net.ts';
 
 export const PG_URL =
   process.env.SWITCHBOARD_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
@@ -30,10 +30,7 @@ export const REDIS_URL = process.env.SWITCHBOARD_TEST_REDIS_URL ?? 'redis://127.
 
 const run = promisify(execFile);
 
-/** A fresh temporary directory. */
-export function tempDir(): string {
-  return mkdtempSync(join(tmpdir(), 'sb-push-'));
-}
+export { tempDir };
 
 /** Self-signed TLS certificate for 127.0.0.1 / localhost (openssl). */
 export async function selfSignedCert(dir: string): Promise<{ certFile: string; keyFile: string }> {

@@ -1,6 +1,3 @@
-// Helpers of the serve tests: a fake Asterisk streaming conformance fixtures, a config for
-// a test service, and an SSE reader.
-import { createServer as createNetServer } from 'node:net';
 import type { AmiEvent } from '../../src/ami/message.ts';
 import { AmiServer } from '../../src/ami/server.ts';
 import { loadConfig } from '../../src/config/load.ts';
@@ -155,24 +152,5 @@ export async function readSse(
   };
 }
 
-/** Polls `condition` every 10 ms until true, or throws after `timeoutMs`. */
-export async function until(
-  condition: () => boolean | Promise<boolean>,
-  what: string,
-  timeoutMs = 10_000,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await condition())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}
-
-/** A TCP port that was free a moment ago on 127.0.0.1 (bound, read, released). */
-export async function freePort(): Promise<number> {
-  const probe = createNetServer();
-  await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
-  const { port } = probe.address() as { port: number };
-  await new Promise((resolve) => probe.close(resolve));
-  return port;
-}
+export { freePort } from '../support/net.ts';
+export { until } from '../support/until.ts';

@@ -3,6 +3,7 @@
 import assert from 'node:assert/strict';
 import { createServer, type IncomingMessage } from 'node:http';
 import { after, describe, test } from 'node:test';
+import pino from 'pino';
 import type { BusMessage } from '../../src/bus/bus.ts';
 import { createService, type Service } from '../../src/serve/service.ts';
 import { verifySignature } from '../../src/sinks/webhook.ts';
@@ -211,6 +212,74 @@ describe('serve HTTP routes (in-process bus)', () => {
     }
   });
 
+  test('webhooks: events by kind ([hangup]), by pattern ([call.up]), and [] = every call event', async () => {
+    const received = new Map<string, string[]>();
+    const hook = createServer((req, res) => {
+      let body = '';
+      req.on('data', (c) => {
+        body += c;
+      });
+      req.on('end', () => {
+        const list = received.get(req.url ?? '') ?? [];
+        list.push((JSON.parse(body) as { event: string }).event);
+        received.set(req.url ?? '', list);
+        res.end('ok');
+      });
+    });
+    await new Promise<void>((resolve) => hook.listen(0, '127.0.0.1', resolve));
+    cleanups.push(() => new Promise((resolve) => hook.close(resolve)));
+    const port = (hook.address() as { port: number }).port;
+    const pbx = await fakePbx();
+    cleanups.push(() => pbx.close());
+    const base = `http://127.0.0.1:${port}`;
+    const yaml = [
+      'webhooks:',
+      '  endpoints:',
+      `    - {url: "${base}/kind", name: kind, events: [hangup]}`,
+      `    - {url: "${base}/pattern", name: pattern, events: [call.up]}`,
+      `    - {url: "${base}/all", name: all, events: []}`,
+      `    - {url: "${base}/default", name: default}`,
+      '',
+    ].join('\n');
+    const config = testConfig({ ami: [pbx.url] }, yaml);
+    const reported: string[] = [];
+    const service = createService({
+      config,
+      reporter: { onCallEvent: (event) => void reported.push(event.event) },
+    });
+    cleanups.push(() => service.stop());
+    await service.start();
+    await until(() => service.context?.ami.clients[0]?.connected === true, 'AMI connected');
+    pbx.send(fixtureEvents('simple/ab_success_a_hangup'));
+    const got = (path: string) => received.get(path) ?? [];
+    await until(
+      () =>
+        got('/kind').length > 0 &&
+        got('/pattern').length > 0 &&
+        got('/all').includes('hangup') &&
+        got('/default').includes('hangup'),
+      'deliveries to the four endpoints',
+    );
+    assert.ok(reported.length > 2, `call events: ${reported.join(', ')}`);
+    assert.deepEqual(got('/kind'), ['hangup']);
+    assert.deepEqual(got('/pattern'), ['up']);
+    assert.deepEqual(got('/all'), reported);
+    assert.deepEqual(got('/default'), reported);
+  });
+
+  test('webhooks: an events entry that is neither a kind nor a pattern is refused naming it', () => {
+    const config = testConfig(
+      {},
+      'webhooks:\n  endpoints:\n    - {url: "http://127.0.0.1:1/", events: [up, hangpu]}\n',
+    );
+    assert.throws(
+      () => createService({ config }),
+      (error: Error) =>
+        /webhooks\.endpoints\[0\]\.events\[1\]/.test(error.message) &&
+        /"hangpu" is not a call event kind/.test(error.message),
+    );
+  });
+
   test('a bad webhook pattern or duplicate AMI names are refused naming the key', () => {
     const config = testConfig(
       { ami: ['tcp://a:b@127.0.0.1:5038', 'tcp://a:b@127.0.0.1:5038'] },
@@ -244,6 +313,35 @@ describe('serve with the embedded PBX simulator', () => {
       assert.equal((await fetch(`${url}/readyz`)).status, 200);
       const metrics = await (await fetch(`${url}/metrics`)).text();
       assert.match(metrics, /switchboard_ami_connected\{server="simulator"\} 1/);
+    } finally {
+      await service.stop();
+    }
+  });
+
+  test('an extra reporter that rejects: one warning per event, with the event kind and server', async () => {
+    const config = testConfig({}, 'simulator:\n  enabled: true\n  listen: "127.0.0.1:0"\n');
+    const lines: Array<Record<string, unknown>> = [];
+    const logger = pino(
+      { level: 'warn' },
+      { write: (line: string) => void lines.push(JSON.parse(line) as Record<string, unknown>) },
+    );
+    const service = createService({
+      config,
+      logger,
+      reporter: {
+        onCallEvent: async (event) => {
+          if (event.event === 'up') throw new Error('printer gone');
+        },
+      },
+    });
+    try {
+      await service.start();
+      const failed = () =>
+        lines.filter((line) => /extra reporter/.test(String(line.msg)) && line.event === 'up');
+      await until(() => failed().length > 0, 'the warning about the failed reporter', 15_000);
+      const [line] = failed();
+      assert.equal(line?.server, 'simulator');
+      assert.match(JSON.stringify(line?.err), /printer gone/);
     } finally {
       await service.stop();
     }

@@ -77,7 +77,6 @@ test('two serve processes share PostgreSQL and Redis: register on A, call on A, 
       available: 'true',
     }).then((r) => answers.push(r.status));
   };
-  const started = Date.now();
   const pbx = await postForm(`${urlA}/api/incoming-call/`, {
     sip_user_id: sip,
     phonenumber: '+31501234567',
@@ -90,7 +89,7 @@ test('two serve processes share PostgreSQL and Redis: register on A, call on A, 
   // B's 202 may reach the app just after A released the PBX.
   await until(() => answers.length > 0, "the app's answer to B");
   assert.deepEqual(answers, [202]);
-  assert.ok(Date.now() - started < 8000, 'released by the answer, not by the budget');
+  // ACK (not the NAK of an expired budget): released by the answer.
   assert.equal(apns.pushes.filter((p) => p.payload.type === 'call').length, 1);
 
   const removed = await postForm(

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { after, afterEach, describe, test } from 'node:test';
 import type { AmiEvent } from '../../src/ami/message.ts';
 import { type Simulator, type SimulatorOptions, startSimulator } from '../../src/sim/index.ts';
+import { until } from '../support/until.ts';
 import { type Connected, callEvents, connect, shapes, sleep, wireEvents } from './helpers.ts';
 
 const open: Array<{ sim: Simulator; c?: Connected }> = [];
@@ -23,14 +24,6 @@ after(() => undefined);
 
 const notInUse = (events: readonly AmiEvent[]): number =>
   events.filter((e) => e.Event === 'DeviceStateChange' && e.State === 'NOT_INUSE').length;
-
-async function until(check: () => boolean, timeoutMs = 3000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > end) throw new Error('condition not met in time');
-    await sleep(5);
-  }
-}
 
 describe('Originate: the events of a real Asterisk 22', () => {
   test('Local/100@phones into context alert with key 1: same shape as dtmf_local.raw.txt', async () => {
@@ -114,7 +107,6 @@ describe('Originate: the events of a real Asterisk 22', () => {
       },
       dialplan: { alert: { playbackMs: 0, playback: '' } },
     });
-    const started = Date.now();
     await c.client.action({
       Action: 'Originate',
       Channel: 'PJSIP/201@trunk',
@@ -138,7 +130,6 @@ describe('Originate: the events of a real Asterisk 22', () => {
     assert.ok(
       c.events.slice(0, answeredAt).some((e) => e.Event === 'Newstate' && e.ChannelState === '5'),
     );
-    assert.ok(Date.now() - started >= 40, 'answered after answerAfterMs');
     assert.deepEqual(
       got.filter((e) => e.Event.startsWith('DTMF')).map((e) => `${e.Event}:${e.Digit}`),
       ['DTMFBegin:2', 'DTMFEnd:2'],
@@ -180,7 +171,6 @@ describe('Originate: the events of a real Asterisk 22', () => {
 
   test('noanswer rings until the Originate Timeout', async () => {
     const { c } = await setup({ scripts: { '203': { outcome: 'noanswer' } } });
-    const started = Date.now();
     await c.client.action({
       Action: 'Originate',
       Channel: 'Local/203@phones',
@@ -190,7 +180,8 @@ describe('Originate: the events of a real Asterisk 22', () => {
       Async: 'true',
     });
     const response = await c.waitFor((e) => e.Event === 'OriginateResponse');
-    assert.ok(Date.now() - started >= 75, `failed after ${Date.now() - started} ms`);
+    // Rang (state 5) and was given up (reason 3, no answer), not refused at once.
+    assert.ok(c.events.some((e) => e.Event === 'Newstate' && e.ChannelState === '5'));
     assert.equal(response.Reason, '3');
     const dialEnd = c.events.find((e) => e.Event === 'DialEnd');
     assert.equal(dialEnd?.DialStatus, 'NOANSWER');
@@ -220,14 +211,12 @@ describe('Originate: the events of a real Asterisk 22', () => {
         '202': { outcome: 'busy', answerAfterMs: 0 },
       },
     });
-    const started = Date.now();
     const ok = await c.client.action({
       Action: 'Originate',
       Channel: 'PJSIP/201@trunk',
       Context: 'alert',
       Exten: 's',
     });
-    assert.ok(Date.now() - started >= 30);
     assert.equal(ok.response.Response, 'Success');
     assert.equal(ok.response.Message, 'Originate successfully queued');
     assert.ok(c.events.some((e) => e.Event === 'Newstate' && e.ChannelState === '6'));

@@ -5,6 +5,7 @@ import { CallEngine } from '../../src/calls/engine.ts';
 import type { CallEvent } from '../../src/calls/events.ts';
 import { coreShowChannels, replayOffsets, startSimulator } from '../../src/sim/index.ts';
 import { fixturePath, loadFixture, loadGolden } from '../support/conformance.ts';
+import { until } from '../support/until.ts';
 import { connect, sleep } from './helpers.ts';
 
 /** A copy of a golden value with `suffix` appended to every non-empty uniqueid/linkedid. */
@@ -25,14 +26,6 @@ function passOf(event: CallEvent): number {
   const json = JSON.stringify(event);
   const match = /"uniqueid":"[^"]*?-r(\d+)"/.exec(json);
   return match ? Number(match[1]) : 0;
-}
-
-async function until(check: () => boolean, timeoutMs = 5000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > end) throw new Error('condition not met in time');
-    await sleep(5);
-  }
 }
 
 describe('replay', () => {

@@ -3,7 +3,12 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { after, describe, it } from 'node:test';
 import { Registry } from 'prom-client';
-import { signPayload, verifySignature, WebhookSink } from '../../src/sinks/webhook.ts';
+import {
+  signPayload,
+  verifySignature,
+  WebhookSink,
+  webhookEventFilter,
+} from '../../src/sinks/webhook.ts';
 import { metricValue } from '../bus/helpers.ts';
 
 interface Received {
@@ -56,6 +61,27 @@ after(async () => {
 
 const hangup = { event: 'hangup', caller: { name: 'SIP/1-1' }, reason: 'completed' };
 const bDial = { event: 'b_dial', caller: { name: 'SIP/1-1' }, targets: [] };
+
+describe('webhookEventFilter (webhooks.endpoints[].events)', () => {
+  it('event kinds, routing-key patterns, and empty = every call event', () => {
+    const kinds = webhookEventFilter(['hangup', 'up']);
+    assert.deepEqual(['call.hangup', 'call.up', 'call.b_dial'].map(kinds), [true, true, false]);
+    const pattern = webhookEventFilter(['call.*']);
+    assert.deepEqual(['call.hangup', 'call.user_event', 'ami.Hangup'].map(pattern), [
+      true,
+      true,
+      false,
+    ]);
+    for (const all of [webhookEventFilter([]), webhookEventFilter(['#'])]) {
+      assert.ok(['call.hangup', 'call.b_dial_end'].every(all));
+    }
+  });
+
+  it('an entry that is neither a kind nor a valid pattern throws naming it', () => {
+    assert.throws(() => webhookEventFilter(['hangpu']), /"hangpu" is not a call event kind/);
+    assert.throws(() => webhookEventFilter(['call*']), TypeError);
+  });
+});
 
 describe('WebhookSink', () => {
   it('signs the raw body with a timestamp and filters by event name', async () => {
@@ -138,18 +164,29 @@ describe('WebhookSink', () => {
     const srv = await server((_r, i) => (i < 2 ? 500 : 200));
     closers.push(srv.close);
     const registry = new Registry();
+    const warnings: Array<Record<string, unknown>> = [];
     const sink = new WebhookSink({
       targets: [{ url: `${srv.base}/h`, name: 'h' }],
       initialBackoffMs: 40,
       maxRetries: 5,
       registry,
+      logger: {
+        debug() {},
+        info() {},
+        warn: (obj) => void warnings.push(obj as Record<string, unknown>),
+        error() {},
+      },
     });
     sink.send(hangup);
     assert.equal(await sink.flush(3000), true);
     assert.equal(srv.received.length, 3);
-    const [a, b, c] = srv.received as [Received, Received, Received];
-    assert.ok(b.at - a.at >= 35, `first retry after ${b.at - a.at} ms`);
-    assert.ok(c.at - b.at >= 75, `second retry after ${c.at - b.at} ms (doubled)`);
+    // The delay scheduled (not a measured one): the first retry after initialBackoffMs; the
+    // doubling itself is backoffMs's (test/util/util.test.ts). Later lines within a second
+    // are held back by the log limit.
+    assert.deepEqual(
+      warnings.map((w) => [w.attempt, w.delayMs]),
+      [[1, 40]],
+    );
     assert.equal(new Set(srv.received.map((r) => r.headers['x-switchboard-delivery'])).size, 1);
     assert.deepEqual(
       srv.received.map((r) => r.headers['x-switchboard-attempt']),
@@ -210,9 +247,9 @@ describe('WebhookSink', () => {
       maxRetries: 0,
       registry,
     });
-    const started = performance.now();
-    for (let i = 0; i < 10; i++) sink.send(hangup);
-    assert.ok(performance.now() - started < 20, 'send() does not wait for the network');
+    // send() does not wait for the network: it answers at once (a number, not a promise), and
+    // the drops are counted before any request could have been answered.
+    for (let i = 0; i < 10; i++) assert.equal(typeof sink.send(hangup), 'number');
     assert.equal(
       await metricValue(registry, 'switchboard_webhook_deliveries_total', {
         target: 'slow',
@@ -245,9 +282,9 @@ describe('WebhookSink', () => {
     });
     sink2.send(hangup);
     sink2.send(hangup);
-    const t = performance.now();
+    // Bounded by close's own timeout, not the 60 s request timeout: what is left is counted
+    // `closed` (waiting for the requests would have made them `failed`).
     await sink2.close(100);
-    assert.ok(performance.now() - t < 1000);
     assert.equal(
       await metricValue(registry, 'switchboard_webhook_deliveries_total', {
         target: 'slow2',

@@ -87,15 +87,4 @@ export function startCli(
   return { child, stdout: () => stdout, stderr: () => stderr, exited };
 }
 
-/** Polls `condition` every 10 ms until true, or throws after `timeoutMs`. */
-export async function until(
-  condition: () => boolean,
-  what: string,
-  timeoutMs = 10_000,
-): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!condition()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 10));
-  }
-}
+export { until } from './until.ts';

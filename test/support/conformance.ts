@@ -29,3 +29,10 @@ export function loadGolden(name: string): unknown[] {
     .filter((line) => line.trim() !== '')
     .map((line) => JSON.parse(line) as unknown);
 }
+
+/** The AMI events of every shared recording, in order, without FullyBooted (a reset marker). */
+export function conformanceEvents(): AmiEvent[] {
+  return conformanceNames().flatMap((name) =>
+    loadFixture(name).filter((event) => event.Event !== 'FullyBooted'),
+  );
+}

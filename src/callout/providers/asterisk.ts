@@ -215,11 +215,14 @@ export function createAsteriskProvider(options: AsteriskProviderOptions): Callou
           variables.SWITCHBOARD_CONFIRM = asteriskSoundName(confirm);
         }
       } catch (error) {
+        // No call placed: a system error of the event (eventstatus 99), not a "no answer".
+        const reason = `the message could not be prepared: ${error instanceof Error ? error.message : String(error)}`;
         options.logger?.error(
-          { err: error, attempt: request.attemptId },
+          { err: error, attempt: request.attemptId, event: request.eventId },
           'callout: cannot prepare the call',
         );
-        await sink.finished(request.attemptId, 'failed');
+        if (sink.unprepared) await sink.unprepared(request.attemptId, reason);
+        else await sink.finished(request.attemptId, 'failed');
         return;
       }
       const writes: Promise<void>[] = [];

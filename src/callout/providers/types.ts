@@ -36,6 +36,14 @@ export interface AttemptSink {
   digit(attemptId: string, digit: string): Promise<void>;
   /** The attempt's end: its outcome and, if any, the key pressed. */
   finished(attemptId: string, outcome: AttemptOutcome, digit?: string): Promise<void>;
+  /**
+   * The call could not be prepared (its message could not be synthesized or converted: a
+   * missing tool, a TTS service down): no call was placed, and none can be for this event.
+   * The service ends the attempt `failed` and the event with status 99 (system error, the
+   * seed's `eventstatus`), `reason` in its history. Missing: reported as `finished(failed)`.
+   * @param reason one phrase, no secret (e.g. `espeak-ng is not installed or not executable`).
+   */
+  unprepared?(attemptId: string, reason: string): Promise<void>;
 }
 
 /**

@@ -5,8 +5,9 @@
  *
  * Key: SHA-256 of `[engine name, variant, normalized language, cleaned text]`; file
  * `<cacheDir>/<key>.wav` (8 kHz mono, without leading silence). Concurrent requests for the
- * same key share one synthesis. Entries are never evicted here: {@link CachedEngine.prune}
- * removes entries not used for a given time (call it from a daily job).
+ * same key share one synthesis. Entries are never evicted here: {@link pruneSpeechCache}
+ * removes entries not used for a given time and caps the directory's size (`serve` runs it
+ * periodically: `retention.*`, src/serve/retention.ts).
  *
  * @module
  */
@@ -126,18 +127,64 @@ export class CachedEngine implements SpeechEngine {
 
   /** Removes cache entries not used for `maxAgeMs`; resolves with how many were removed. */
   async prune(maxAgeMs: number): Promise<number> {
-    const names = await readdir(this.#dir).catch(() => [] as string[]);
-    const limit = Date.now() - maxAgeMs;
-    let removed = 0;
-    for (const name of names) {
-      if (!/^[0-9a-f]{64}\.wav$/.test(name)) continue;
-      const file = path.join(this.#dir, name);
-      const info = await stat(file).catch(() => undefined);
-      if (info && info.mtimeMs < limit) {
-        await unlink(file).catch(() => undefined);
-        removed++;
-      }
-    }
-    return removed;
+    return (await pruneSpeechCache(this.#dir, { maxAgeMs })).removed;
   }
+}
+
+/** Options of {@link pruneSpeechCache}. */
+export interface PruneCacheOptions {
+  /** Entries not used (read or written) for longer than this go, in ms. None: no age limit. */
+  maxAgeMs?: number;
+  /** Largest total size of the entries, in bytes: the least recently used go first. None: no cap. */
+  maxBytes?: number;
+  /** Entries used more recently than this are never removed for the size cap, in ms. Default 600000. */
+  keepRecentMs?: number;
+  /** The clock, epoch ms (tests). */
+  nowMs?: number;
+}
+
+/**
+ * Prunes a speech cache directory (the files of {@link CachedEngine}: `<sha256>.wav`; other
+ * files are left alone): entries not used for `maxAgeMs`, then, while the rest is larger
+ * than `maxBytes`, the least recently used (an entry's mtime is its last use). Never throws
+ * for a missing directory or a file removed meanwhile.
+ * @returns how many entries were removed, their bytes, and the bytes kept.
+ */
+export async function pruneSpeechCache(
+  dir: string,
+  options: PruneCacheOptions,
+): Promise<{ removed: number; removedBytes: number; keptBytes: number }> {
+  const now = options.nowMs ?? Date.now();
+  const names = await readdir(dir).catch(() => [] as string[]);
+  const entries: { file: string; size: number; usedMs: number }[] = [];
+  for (const name of names) {
+    if (!/^[0-9a-f]{64}\.wav$/.test(name)) continue;
+    const file = path.join(dir, name);
+    const info = await stat(file).catch(() => undefined);
+    if (info?.isFile()) entries.push({ file, size: info.size, usedMs: info.mtimeMs });
+  }
+  let removed = 0;
+  let removedBytes = 0;
+  const remove = async (entry: { file: string; size: number }) => {
+    await unlink(entry.file).catch(() => undefined);
+    removed++;
+    removedBytes += entry.size;
+  };
+  const kept: typeof entries = [];
+  for (const entry of entries) {
+    if (options.maxAgeMs !== undefined && entry.usedMs < now - options.maxAgeMs) {
+      await remove(entry);
+    } else kept.push(entry);
+  }
+  let keptBytes = kept.reduce((sum, e) => sum + e.size, 0);
+  if (options.maxBytes !== undefined && keptBytes > options.maxBytes) {
+    const recent = now - (options.keepRecentMs ?? 600_000);
+    kept.sort((a, b) => a.usedMs - b.usedMs);
+    for (const entry of kept) {
+      if (keptBytes <= options.maxBytes || entry.usedMs >= recent) break;
+      await remove(entry);
+      keptBytes -= entry.size;
+    }
+  }
+  return { removed, removedBytes, keptBytes };
 }

@@ -11,7 +11,13 @@ import type { SpeechEngine } from './engine.ts';
 import { EspeakEngine } from './espeak.ts';
 import { VoiceRssEngine } from './voicerss.ts';
 
-export { CachedEngine, type CacheOptions, speechCacheKey } from './cache.ts';
+export {
+  CachedEngine,
+  type CacheOptions,
+  type PruneCacheOptions,
+  pruneSpeechCache,
+  speechCacheKey,
+} from './cache.ts';
 export {
   CommandEngine,
   type CommandEngineOptions,
@@ -48,7 +54,7 @@ export interface CreateSpeechEngineOptions {
  * (`tts.voicerss.apiKey`, `tts.voicerss.url`) or `command` (`tts.command`, split into an
  * argument array by `splitCommandLine`; placeholders `{text}` `{text_file}` `{out}`
  * `{out_wav}` `{lang}` `{language}`), wrapped in a {@link CachedEngine} when `cacheDir` is
- * given. `tts.sampleRateHz` is not used: files for Asterisk are always 8 kHz here.
+ * given. Files for Asterisk are always 8 kHz mono 16-bit.
  *
  * @throws {MediaError} `INVALID_OPTION`: voicerss without an API key, a bad command template.
  */

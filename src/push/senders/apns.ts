@@ -19,9 +19,10 @@
  * 403 `ExpiredProviderToken` / `InvalidProviderToken` → new token, one retry; anything else
  * (429, 5xx, network) → transient error.
  */
-import { randomUUID, sign } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import http2 from 'node:http2';
+import { signJwt } from '../../util/jwt.ts';
 import type { PushPayload, PushSender, PushTarget, SendResult } from './types.ts';
 
 /** The `push.apns` settings this sender uses. */
@@ -41,22 +42,6 @@ export interface ApnsOptions {
   requestTimeoutMs?: number;
   /** Provider-token lifetime before refresh, ms (default 50 minutes). */
   tokenRefreshMs?: number;
-}
-
-/**
- * Creates an ES256 JWT (JWS compact form) with node:crypto: the signature is the raw
- * `r || s` pair (IEEE P1363), as JWS requires, not DER.
- * @param key PEM private key (EC P-256), e.g. the contents of Apple's .p8 file.
- */
-export function es256Jwt(
-  header: Record<string, unknown>,
-  claims: Record<string, unknown>,
-  key: string,
-): string {
-  const encode = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');
-  const input = `${encode(header)}.${encode(claims)}`;
-  const signature = sign('sha256', Buffer.from(input), { key, dsaEncoding: 'ieee-p1363' });
-  return `${input}.${signature.toString('base64url')}`;
 }
 
 const REJECTED_REASONS = new Set(['BadDeviceToken', 'Unregistered', 'DeviceTokenNotForTopic']);
@@ -92,7 +77,8 @@ export function createApnsSender(options: ApnsOptions): PushSender {
     if (force || !jwt || now - jwt.issuedAt >= refreshMs) {
       jwt = {
         issuedAt: now,
-        value: es256Jwt(
+        value: signJwt(
+          'ES256',
           { alg: 'ES256', kid: options.keyId },
           { iss: options.teamId, iat: Math.floor(now / 1000) },
           key,

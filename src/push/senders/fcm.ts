@@ -20,8 +20,8 @@
  * token → token rejected; 401 → new access token, one retry; else (429, 5xx, network) →
  * transient error.
  */
-import { sign } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { signJwt } from '../../util/jwt.ts';
 import type { PushPayload, PushSender, PushTarget, SendResult } from './types.ts';
 
 /** The `push.fcm` settings this sender uses. */
@@ -56,17 +56,6 @@ export function fcmStartTime(seconds: number): string {
   const ms = Math.round(seconds * 1000);
   const whole = Math.floor(ms / 1000);
   return `${whole}.${String(ms - whole * 1000).padStart(3, '0')}0000`;
-}
-
-/** Creates an RS256 JWT (JWS compact form) with node:crypto. */
-export function rs256Jwt(
-  header: Record<string, unknown>,
-  claims: Record<string, unknown>,
-  key: string,
-): string {
-  const encode = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');
-  const input = `${encode(header)}.${encode(claims)}`;
-  return `${input}.${sign('sha256', Buffer.from(input), key).toString('base64url')}`;
 }
 
 interface FcmError {
@@ -122,7 +111,8 @@ export function createFcmSender(options: FcmOptions): PushSender {
 
   async function fetchToken(sa: ServiceAccount): Promise<string> {
     const iat = Math.floor(Date.now() / 1000);
-    const assertion = rs256Jwt(
+    const assertion = signJwt(
+      'RS256',
       { alg: 'RS256', typ: 'JWT', ...(sa.private_key_id ? { kid: sa.private_key_id } : {}) },
       { iss: sa.client_email, scope: FCM_SCOPE, aud: options.tokenUrl, iat, exp: iat + 3600 },
       sa.private_key,
