@@ -1,6 +1,6 @@
 /**
  * `npm run bench [-- NAME...]`: runs the benchmarks (all, or those named: engine, replay,
- * ami, bus, push) and prints one Markdown table with the machine's description. Not part of
+ * ami, bus, push, callout, announce, console) and prints one Markdown table with the machine's description. Not part of
  * the tests; copy the table into docs/benchmarks.md. Needs the build (`npm run build`) for
  * the CLI replay figure, and RabbitMQ / Redis on 127.0.0.1 for the bus and push figures.
  */
@@ -9,6 +9,7 @@ import { benchAmi } from './ami.ts';
 import { benchAnnounce } from './announce.ts';
 import { benchBus } from './bus.ts';
 import { benchCallout } from './callout.ts';
+import { benchConsole } from './console.ts';
 import { benchEngine } from './engine.ts';
 import { benchPush } from './push.ts';
 import { benchReplay } from './replay.ts';
@@ -22,6 +23,7 @@ const BENCHES: Record<string, () => Promise<BenchResult[]>> = {
   push: benchPush,
   callout: benchCallout,
   announce: benchAnnounce,
+  console: benchConsole,
 };
 
 const wanted = process.argv.slice(2);

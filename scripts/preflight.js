@@ -1,5 +1,6 @@
 // What the test suite needs from the machine, checked before any test runs (scripts/test.js):
-// the external tools (sox with its MP3 handler, espeak-ng with its Japanese voice) and the
+// the external tools (sox with its MP3 handler, espeak-ng with its Japanese voice, Chromium
+// for the console's browser tests) and the
 // services the selected test files use (PostgreSQL, Redis, RabbitMQ). Each problem is one
 // line naming what is missing and how to fix it; the caller stops instead of running tests
 // that would fail one by one (or wait for a tool that is not there).
@@ -9,7 +10,10 @@ import { connect as tcpConnect } from 'node:net';
 import { delimiter, dirname, join, resolve } from 'node:path';
 
 /** The Debian command that installs every external tool the tests use. */
-export const INSTALL_TOOLS = 'apt-get install sox libsox-fmt-all espeak-ng';
+export const INSTALL_TOOLS = 'apt-get install sox libsox-fmt-all espeak-ng chromium';
+
+/** The browser the console tests drive (playwright-core); `SWITCHBOARD_TEST_CHROMIUM` overrides. */
+export const CHROMIUM = process.env.SWITCHBOARD_TEST_CHROMIUM || '/usr/bin/chromium';
 
 /** Defaults of the SWITCHBOARD_TEST_* variables (the same as in the test helpers). */
 export const SERVICES = {
@@ -57,7 +61,8 @@ export function onPath(name, path = process.env.PATH ?? '') {
 /**
  * The external tools the tests need that are missing, as human names (empty when all are
  * there): `sox` and `soxi`, sox's MP3 handler (`sox -h` lists mp3 among its AUDIO FILE
- * FORMATS, brought by libsox-fmt-mp3 / libsox-fmt-all), `espeak-ng` and its Japanese voice.
+ * FORMATS, brought by libsox-fmt-mp3 / libsox-fmt-all), `espeak-ng` and its Japanese voice,
+ * Debian's `chromium` at {@link CHROMIUM} (the console's browser tests, test/console/).
  */
 export function missingTools() {
   const missing = [];
@@ -73,6 +78,7 @@ export function missingTools() {
   } else if (output('espeak-ng', ['-q', '-x', '-v', 'ja', 'テスト']) === undefined) {
     missing.push("espeak-ng's Japanese voice (espeak-ng-data)");
   }
+  if (!existsSync(CHROMIUM)) missing.push(`chromium (${CHROMIUM})`);
   return missing;
 }
 

@@ -48,6 +48,7 @@ import {
 import {
   ACCESS_RULE_SECURITY,
   errorResponses,
+  plainSerializer,
   seedSchemaErrorFormatter,
   seedValidatorCompiler,
   TextField,
@@ -256,6 +257,7 @@ export async function announceRoutes(app: App, options: AnnounceRoutesOptions): 
   const { service } = options;
   useErrorFormatter(app, gongErrorFormatter, ['/messages']);
   app.setValidatorCompiler(seedValidatorCompiler);
+  app.setSerializerCompiler(plainSerializer);
   app.setSchemaErrorFormatter(seedSchemaErrorFormatter);
   app.addHook(
     'onRequest',

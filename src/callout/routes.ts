@@ -18,6 +18,7 @@ import { type ErrorFormatter, HttpError, useErrorFormatter } from '../http/error
 import {
   ACCESS_RULE_SECURITY,
   errorResponses,
+  plainSerializer,
   seedSchemaErrorFormatter,
   seedValidatorCompiler,
   TextField,
@@ -414,6 +415,7 @@ export async function calloutRoutes(app: App, options: CalloutRoutesOptions): Pr
   const { service, config } = options;
   useErrorFormatter(app, baristaErrorFormatter, ['/api/v1/call']);
   app.setValidatorCompiler(seedValidatorCompiler);
+  app.setSerializerCompiler(plainSerializer);
   app.setSchemaErrorFormatter(seedSchemaErrorFormatter);
   const access = createAccessRule({
     ...options.auth,

@@ -390,7 +390,8 @@ export const SimulatorSection = section(
 /** A credential for the HTTP APIs (`modules` empty = every module). */
 const Modules = Type.Array(Type.String({ minLength: 1 }), {
   default: [],
-  description: 'modules this credential may use (callout, announce, cti, ...); empty = all',
+  description:
+    'modules this credential may use (callout, announce, cti, events, console, ...); empty = all',
 });
 
 /** An API token accepted as `Authorization: Bearer <token>`. */

@@ -15,7 +15,12 @@ import fp from 'fastify-plugin';
 import Type from 'typebox';
 import { CTI_EVENTS } from '../bus/xivo.ts';
 import { createAccessRule } from '../http/auth.ts';
-import { ACCESS_RULE_SECURITY, DefaultErrorBody, errorResponses } from '../http/schemas.ts';
+import {
+  ACCESS_RULE_SECURITY,
+  DefaultErrorBody,
+  errorResponses,
+  plainSerializer,
+} from '../http/schemas.ts';
 import type { App } from '../http/server.ts';
 
 const ErrorBody = DefaultErrorBody;
@@ -27,6 +32,7 @@ export const ctiPlugin = fp(
     const auth = app.switchboard.config.auth;
     await app.register(async (cti: App) => {
       cti.addHook('onRequest', createAccessRule({ ...auth, module: 'cti' }));
+      cti.setSerializerCompiler(plainSerializer);
       cti.post(
         '/api/cti/:event',
         {

@@ -14,12 +14,21 @@
  *   reason the schema declares in `errorMessage`), rendered by the plugin's error formatter
  *   in its seed's shape (`src/http/errors.ts`).
  *
- * Responses are serialized as before (`JSON.stringify`, see `createServer`): the response
- * schemas describe the answers, they never drop or retype a field.
+ * Responses of the routes that existed before their schemas are serialized as before
+ * ({@link plainSerializer}): the response schemas describe the answers, they never drop or
+ * retype a field.
  */
 import type { FastifySchemaCompiler } from 'fastify';
 import Type, { type TSchema } from 'typebox';
 import { Compile } from 'typebox/compile';
+
+/**
+ * A serializer compiler that serializes as a route without a response schema does
+ * (`JSON.stringify`): for routes whose response schemas document the seed's answers without
+ * ever dropping or retyping a field (`app.setSerializerCompiler(plainSerializer)` in the
+ * plugin, or `serializerCompiler` on a route).
+ */
+export const plainSerializer = () => (data: unknown) => JSON.stringify(data);
 
 /** `components.securitySchemes` of the OpenAPI document. */
 export const SECURITY_SCHEMES = {

@@ -52,7 +52,7 @@ import {
   toErrorInfo,
   useErrorFormatter,
 } from './errors.ts';
-import { NO_SECURITY, SECURITY_SCHEMES } from './schemas.ts';
+import { NO_SECURITY, plainSerializer, SECURITY_SCHEMES } from './schemas.ts';
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -457,9 +457,6 @@ export async function createServer(options: CreateServerOptions): Promise<Switch
 
   useErrorFormatter(app, defaultErrorFormatter);
   decoratePrincipal(app);
-  // Response schemas document the answers (OpenAPI); answers are serialized as they always
-  // were, so a schema can never drop or retype a field a client reads.
-  app.setSerializerCompiler(() => (data) => JSON.stringify(data));
   app.setNotFoundHandler((request, reply) =>
     sendError(
       reply,
@@ -538,11 +535,12 @@ export async function createServer(options: CreateServerOptions): Promise<Switch
       schema: {
         tags: ['operations'],
         summary: 'The process is up',
-        operationId: 'getHealth',
+        operationId: 'getLiveness',
         security: NO_SECURITY,
         response: { 200: Type.Object({ status: Type.Literal('ok') }) },
       },
       logLevel: 'warn',
+      serializerCompiler: plainSerializer,
     },
     async () => ({ status: 'ok' as const }),
   );
@@ -561,6 +559,7 @@ export async function createServer(options: CreateServerOptions): Promise<Switch
         },
       },
       logLevel: 'warn',
+      serializerCompiler: plainSerializer,
     },
     async (_request, reply) => {
       const result = await readiness.run();
@@ -589,6 +588,7 @@ export async function createServer(options: CreateServerOptions): Promise<Switch
         },
       },
       logLevel: 'warn',
+      serializerCompiler: plainSerializer,
     },
     async (_request, reply) => {
       reply.type(metrics.registry.contentType);

@@ -24,6 +24,8 @@ import { createHash } from 'node:crypto';
 import fp from 'fastify-plugin';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
+import type { BusMessage } from '../bus/bus.ts';
+import { envelope } from '../bus/xivo.ts';
 import type { CallEvent } from '../calls/events.ts';
 import type { PushConfig } from '../config/schema.ts';
 import type { App } from '../http/server.ts';
@@ -49,6 +51,7 @@ import {
   type Coordinator,
   createMemoryCoordinator,
   createRedisCoordinator,
+  type WakeRecord,
   WakeService,
 } from './wake.ts';
 
@@ -59,7 +62,14 @@ export { createDeviceStore, pushMigrations } from './devices.ts';
 export type { PushMetrics } from './metrics.ts';
 export { pushErrorFormatter } from './routes.ts';
 export type { PushPayload, PushSender, PushTarget, SendResult } from './senders/types.ts';
-export type { CallResponse, Coordinator, IncomingCall, NakReason, WakeAnswer } from './wake.ts';
+export type {
+  CallResponse,
+  Coordinator,
+  IncomingCall,
+  NakReason,
+  WakeAnswer,
+  WakeRecord,
+} from './wake.ts';
 export { createMemoryCoordinator, createRedisCoordinator, WakeService } from './wake.ts';
 
 /** Dependencies of {@link createPushModule}. */
@@ -90,6 +100,8 @@ export interface PushModuleOptions {
   coordinator?: Coordinator;
   /** This process's id on Redis (default random). */
   instanceId?: string;
+  /** Called once per wake-up answered (ACK/NAK), never with a token (see `WakeRecord`). */
+  onWake?: (wake: WakeRecord) => void;
 }
 
 /** The assembled module. */
@@ -167,6 +179,7 @@ export function createPushModule(options: PushModuleOptions): PushModule {
     coordinator,
     metrics,
     logger,
+    ...(options.onWake === undefined ? {} : { onWake: options.onWake }),
   });
   const plugin = async (app: App) => {
     await pushRoutes(app, {
@@ -210,7 +223,9 @@ export function createPushModule(options: PushModuleOptions): PushModule {
  * The push feature as a Fastify plugin (name `push`; needs `switchboard-store` and
  * `switchboard-bus`): builds {@link createPushModule} from the spine, connects its Redis
  * coordination (when `redis.url` is set) and mounts its routes at registration, subscribes
- * to `call.hangup` and `call.queue_caller_abandon` on the bus for cancel pushes; in
+ * to `call.hangup` and `call.queue_caller_abandon` on the bus for cancel pushes, publishes
+ * every answered wake-up as `push.wake.answered` (name `push_wake_answered`, data a
+ * `WakeRecord`); in
  * `onClose` unsubscribes and answers held calls NAK. Does nothing else when `push.enabled`
  * is false. `.instance` is the module once registered.
  */
@@ -231,6 +246,12 @@ export function pushServiceModule(
         registry: metrics.registry,
         logger,
         redis: config.redis.url ? config.redis : undefined,
+        onWake: (wake) => {
+          app.bus.publish(
+            'push.wake.answered',
+            envelope('push_wake_answered', config.instance.uuid, wake),
+          );
+        },
       });
       module = built;
       await built.start();

@@ -32,7 +32,12 @@ import type { FastifyRequest } from 'fastify';
 import Type from 'typebox';
 import { clientOf, crossSiteOf } from '../http/client.ts';
 import { type ErrorFormatter, HttpError, useErrorFormatter } from '../http/errors.ts';
-import { NO_SECURITY, seedSchemaErrorFormatter, seedValidatorCompiler } from '../http/schemas.ts';
+import {
+  NO_SECURITY,
+  plainSerializer,
+  seedSchemaErrorFormatter,
+  seedValidatorCompiler,
+} from '../http/schemas.ts';
 import type { App } from '../http/server.ts';
 import { createCidrMatcher, LOOPBACK_NETWORKS } from '../util/cidr.ts';
 import type { AccountChecker } from './accounts.ts';
@@ -175,6 +180,7 @@ export async function pushRoutes(app: App, options: PushRoutesOptions): Promise<
   if (!app.hasContentTypeParser('multipart/form-data')) await acceptMultipart(app);
   useErrorFormatter(app, pushErrorFormatter, PUSH_PREFIXES);
   app.setValidatorCompiler(seedValidatorCompiler);
+  app.setSerializerCompiler(plainSerializer);
   app.setSchemaErrorFormatter(seedSchemaErrorFormatter);
   const pbx = createCidrMatcher([...options.allowNetworks, ...LOOPBACK_NETWORKS]);
   app.addHook('onRequest', async (request) => {

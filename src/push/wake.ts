@@ -269,6 +269,33 @@ export interface WakeServiceOptions {
   coordinator: Coordinator;
   metrics: PushMetrics;
   logger: Logger;
+  /**
+   * Called once per answer given to the PBX (ACK or NAK), e.g. to publish it on the bus for
+   * the console. Must not throw. Never receives a push token.
+   */
+  onWake?: (wake: WakeRecord) => void;
+}
+
+/**
+ * One finished wake-up as the console shows it (`push.wake.answered` on the bus): what the
+ * PBX was answered and how long it took. Never contains a push token.
+ */
+export interface WakeRecord {
+  /** When the answer was given, epoch ms. */
+  atMs: number;
+  status: 'ACK' | 'NAK';
+  /** `available` for ACK, else the {@link NakReason}. */
+  reason: string;
+  /** The SIP account the PBX asked for ('' when the answer came before the call was read). */
+  sipUserId: string;
+  /** Platform of the answering (or first) device, when any. */
+  platform?: Platform;
+  /** Devices pushed. */
+  devices: number;
+  /** From the incoming-call request to the answer, ms. */
+  heldMs: number;
+  /** From the push answered to the app's call-response (its `message_start_time`), ms. */
+  roundTripMs?: number;
 }
 
 type DeviceState = 'pending' | 'unavailable' | 'gone' | 'failed';
@@ -294,6 +321,10 @@ interface HeldCall {
   /** Platform of the device that answered unavailable (metrics), when known. */
   unavailablePlatform?: Platform;
   settled: boolean;
+  /** When the PBX's request arrived, epoch ms. */
+  startedMs: number;
+  /** Round trip of the last call-response matched to this call, ms. */
+  roundTripMs?: number;
   resolve(answer: WakeAnswer): void;
   budgetTimer?: NodeJS.Timeout;
   resendTimer?: NodeJS.Timeout;
@@ -353,18 +384,22 @@ export class WakeService {
   async incomingCall(call: IncomingCall, signal?: AbortSignal): Promise<WakeAnswer> {
     const { metrics, logger, settings } = this.#options;
     const key = call.callId !== '' ? call.callId : randomBytes(16).toString('hex');
-    if (this.#stopped) return this.#count({ status: 'NAK', reason: 'shutdown', uniqueKey: key });
+    const startedMs = Date.now();
+    const record = { sipUserId: call.sipUserId, devices: 0, startedMs };
+    if (this.#stopped) {
+      return this.#count({ status: 'NAK', reason: 'shutdown', uniqueKey: key }, record);
+    }
     let devices: Device[];
     try {
       devices = await this.#options.devices.listBySipUser(call.sipUserId);
     } catch (error) {
       logger.error({ err: describe(error) }, 'push: device store failed');
       metrics.incomingFailed.inc({ reason: 'error' });
-      return this.#count({ status: 'NAK', reason: 'error', uniqueKey: key });
+      return this.#count({ status: 'NAK', reason: 'error', uniqueKey: key }, record);
     }
     metrics.vialerIncoming(devices.length > 0);
     if (devices.length === 0) {
-      return this.#count({ status: 'NAK', reason: 'no_device', uniqueKey: key });
+      return this.#count({ status: 'NAK', reason: 'no_device', uniqueKey: key }, record);
     }
 
     // Counted before the hold is announced, so that a call settling meanwhile under the same
@@ -389,6 +424,7 @@ export class WakeService {
         sentAt: new Map(),
         anonymousUnavailable: 0,
         settled: false,
+        startedMs,
         resolve,
       };
       let calls = this.#held.get(key);
@@ -484,6 +520,7 @@ export class WakeService {
           { platform: platform ?? 'unknown' },
           roundTripMs / 1000,
         );
+        held.roundTripMs = roundTripMs;
       }
       if (response.available) {
         this.#settle(held, 'ACK', 'available', entry?.device.id, platform);
@@ -667,7 +704,14 @@ export class WakeService {
       uniqueKey: held.key,
       ...((platform ?? first) ? { platform: platform ?? first } : {}),
     } as WakeAnswer;
-    held.resolve(this.#count(answer));
+    held.resolve(
+      this.#count(answer, {
+        sipUserId: held.call.sipUserId,
+        devices: held.entries.size,
+        startedMs: held.startedMs,
+        ...(held.roundTripMs === undefined ? {} : { roundTripMs: held.roundTripMs }),
+      }),
+    );
     // Cancel pushes: devices that were (or may be being) woken and did not answer.
     if (this.#options.settings.cancelPushes === false) return;
     const cancelReason = status === 'ACK' ? 'answered_elsewhere' : reason;
@@ -689,14 +733,37 @@ export class WakeService {
     }
   }
 
-  /** Counts and logs (one line: `push: ACK` / `push: NAK` with its reason) the PBX's answer. */
-  #count(answer: WakeAnswer): WakeAnswer {
+  /**
+   * Counts and logs (one line: `push: ACK` / `push: NAK` with its reason) the PBX's answer,
+   * and hands it to `onWake` (the console's wake-ups).
+   */
+  #count(
+    answer: WakeAnswer,
+    call: { sipUserId: string; devices: number; startedMs: number; roundTripMs?: number },
+  ): WakeAnswer {
     this.#options.logger.info(
       { uniqueKey: answer.uniqueKey, reason: answer.reason, platform: answer.platform },
       `push: ${answer.status}`,
     );
     this.#options.metrics.answers.inc({ status: answer.status, reason: answer.reason });
     this.#options.metrics.vialerAnswer(answer);
+    if (this.#options.onWake !== undefined) {
+      const now = Date.now();
+      try {
+        this.#options.onWake({
+          atMs: now,
+          status: answer.status,
+          reason: answer.reason,
+          sipUserId: call.sipUserId,
+          ...(answer.platform === undefined ? {} : { platform: answer.platform }),
+          devices: call.devices,
+          heldMs: now - call.startedMs,
+          ...(call.roundTripMs === undefined ? {} : { roundTripMs: call.roundTripMs }),
+        });
+      } catch (error) {
+        this.#options.logger.warn({ err: describe(error) }, 'push: wake-up listener failed');
+      }
+    }
     return answer;
   }
 }

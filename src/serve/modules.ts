@@ -6,14 +6,15 @@
  */
 import { announceServiceModule } from '../announce/index.ts';
 import { calloutServiceModule } from '../callout/index.ts';
+import { consoleServiceModule } from '../console/index.ts';
 import { jenkinsServiceModule } from '../jenkins/index.ts';
 import { pushServiceModule } from '../push/index.ts';
 import type { FeaturePlugin } from './module.ts';
 import { retentionServiceModule } from './retention.ts';
 
 /**
- * Every feature: alert calls, announcements, the Jenkins watcher, mobile wake-up, and the
- * retention of their history and files.
+ * Every feature: alert calls, announcements, the Jenkins watcher, mobile wake-up, the
+ * retention of their history and files, and the live console.
  */
 export function featureModules(): FeaturePlugin[] {
   return [
@@ -22,5 +23,6 @@ export function featureModules(): FeaturePlugin[] {
     jenkinsServiceModule(),
     pushServiceModule(),
     retentionServiceModule(),
+    consoleServiceModule(),
   ];
 }

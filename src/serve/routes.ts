@@ -20,10 +20,15 @@ import Type from 'typebox';
 import { bindingKeyProblem } from '../bus/bus.ts';
 import { createAccessRule } from '../http/auth.ts';
 import { sendError } from '../http/errors.ts';
-import { ACCESS_RULE_SECURITY, DefaultErrorBody, errorResponses } from '../http/schemas.ts';
+import {
+  ACCESS_RULE_SECURITY,
+  DefaultErrorBody,
+  errorResponses,
+  plainSerializer,
+} from '../http/schemas.ts';
 import type { App } from '../http/server.ts';
 import type { Metrics } from '../metrics.ts';
-import { type SseStream, streamBusAsSse } from '../sinks/sse.ts';
+import { BusHistory, type SseStream, streamBusAsSse } from '../sinks/sse.ts';
 import { reuseMetric } from '../util/metrics.ts';
 
 /** Options of {@link eventsPlugin} (the rest comes from `app.switchboard.config.http`). */
@@ -74,8 +79,19 @@ export const eventsPlugin = fp<EventsPluginOptions>(
     const maxStreams = http.sseMaxStreams;
     const m = sseMetrics(app.switchboard.metrics);
     const streams = new Set<SseStream>();
+    // The recent messages with shared ids: streams are served from it and a client's
+    // `Last-Event-ID` replays what it missed. Started (one `#` subscription) when the first
+    // stream opens.
+    const history = new BusHistory();
     app.addHook('preClose', async () => {
       await Promise.all([...streams].map((stream) => stream.close()));
+    });
+    app.addHook('onClose', async () => {
+      await history
+        .stop()
+        .catch((error: unknown) =>
+          app.log.warn({ err: error }, 'event-stream history stop failed'),
+        );
     });
 
     await app.register(async (events: App) => {
@@ -83,6 +99,7 @@ export const eventsPlugin = fp<EventsPluginOptions>(
         'onRequest',
         createAccessRule({ ...auth, module: 'events', refuseCrossSite: 'all' }),
       );
+      events.setSerializerCompiler(plainSerializer);
       events.get(
         '/api/events',
         {
@@ -97,7 +114,11 @@ export const eventsPlugin = fp<EventsPluginOptions>(
               "message's name, `data:` one line of JSON: `{routing_key, name, origin_uuid, data}`. " +
               'A `: ready` comment is sent once the subscriptions are bound. At most ' +
               '`http.sseMaxStreams` streams at once (then 503 with Retry-After); a client that ' +
-              'falls more than `http.sseMaxBufferedBytes` behind is disconnected.',
+              'falls more than `http.sseMaxBufferedBytes` behind is disconnected. Every event has ' +
+              'an `id:` (`<epoch>-<n>`, shared by all streams of the process); a client that ' +
+              'reconnects with the `Last-Event-ID` header first gets the messages it missed ' +
+              '(of the last 10,000 kept), or `event: reset` when they are no longer kept (or the ' +
+              'id is from before a restart): then it should reload its state from the APIs.',
             querystring: Type.Object({
               bind: Type.Optional(
                 Type.Array(Type.String(), {
@@ -148,6 +169,12 @@ export const eventsPlugin = fp<EventsPluginOptions>(
               headers: { 'retry-after': String(SSE_RETRY_AFTER_S) },
             });
           }
+          // The history binds at the first stream (no `#` subscription while nobody reads).
+          history
+            .start(bus)
+            .catch((error: unknown) =>
+              request.log.warn({ err: error }, 'event-stream history not subscribed'),
+            );
           reply.hijack();
           const stream = streamBusAsSse(bus, reply.raw, {
             bindingKeys,
@@ -157,6 +184,10 @@ export const eventsPlugin = fp<EventsPluginOptions>(
               ? {}
               : { keepAliveMs: options.sseKeepAliveMs }),
             maxBufferedBytes: http.sseMaxBufferedBytes,
+            history,
+            ...(typeof request.headers['last-event-id'] === 'string'
+              ? { lastEventId: request.headers['last-event-id'] }
+              : {}),
           });
           streams.add(stream);
           m.open.set(streams.size);

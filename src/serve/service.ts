@@ -397,6 +397,9 @@ export function createService(options: ServiceOptions): Service {
       throw listenFailure(error, 'HTTP server', config.http.listen, 'http.listen (or --listen)');
     }
     log.info({ url: address.url }, 'HTTP server listening');
+    if (names.includes('console')) {
+      log.info({ url: `${address.url}/` }, `console: open ${address.url}/ in a browser`);
+    }
     await tools.checked;
     log.info(
       {

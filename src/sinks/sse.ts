@@ -18,16 +18,135 @@
  * itself. When the client goes away the subscriptions are closed.
  *
  * Fastify: `reply.hijack(); streamBusAsSse(bus, reply.raw, { bindingKeys })`.
+ *
+ * With a {@link BusHistory} (as `serve` does), ids are the history's (`<epoch>-<n>`, the
+ * same for every stream of the process) and a client that reconnects with `Last-Event-ID`
+ * first gets every message it missed that the history still holds; when it holds too few
+ * (or the id is from another process), an `event: reset` tells the client to reload its
+ * state from the APIs, then the live messages follow.
  */
+
+import { randomBytes } from 'node:crypto';
 import type { ServerResponse } from 'node:http';
 import {
   type Bus,
   type BusMessage,
+  compileBindingKey,
   type Logger,
   type Subscription,
   silentLogger,
   validateBindingKey,
 } from '../bus/bus.ts';
+
+/** One message kept by {@link BusHistory}. */
+export interface HistoryEntry {
+  /** Sequence number, from 1 in this process. */
+  n: number;
+  routingKey: string;
+  message: BusMessage;
+  /** Its SSE `data:` line (JSON), computed once. */
+  data: string;
+}
+
+/** Options of {@link BusHistory}. */
+export interface BusHistoryOptions {
+  /** Most messages kept. Default 10,000. */
+  maxMessages?: number;
+  /** Most bytes of `data` kept. Default 8 MiB. */
+  maxBytes?: number;
+}
+
+/**
+ * The recent bus messages (one `#` subscription), numbered, for `Last-Event-ID` replay of
+ * the SSE streams. Bounded by count and bytes (oldest dropped first). Ids look like
+ * `<epoch>-<n>`: the epoch is random per process, so an id from before a restart is
+ * recognised as unknown (the client gets a reset) instead of replaying the wrong messages.
+ */
+export class BusHistory {
+  /** This process's id prefix. */
+  readonly epoch = randomBytes(4).toString('hex');
+  readonly #entries: HistoryEntry[] = [];
+  #head = 0;
+  #bytes = 0;
+  #n = 0;
+  readonly #listeners = new Set<(entry: HistoryEntry) => void>();
+  readonly #maxMessages: number;
+  readonly #maxBytes: number;
+  #subscription: Subscription | undefined;
+
+  constructor(options: BusHistoryOptions = {}) {
+    this.#maxMessages = options.maxMessages ?? 10_000;
+    this.#maxBytes = options.maxBytes ?? 8 * 1024 * 1024;
+  }
+
+  /** Subscribes to every message of `bus` (`#`); resolves when bound. */
+  start(bus: Bus): Promise<void> {
+    this.#subscription ??= bus.subscribe('#', (message, routingKey) =>
+      this.add(routingKey, message),
+    );
+    return this.#subscription.ready;
+  }
+
+  /** Resolves once the subscription is bound (never before {@link start}). */
+  get ready(): Promise<void> {
+    return this.#subscription?.ready ?? new Promise<void>(() => {});
+  }
+
+  /** Stops the subscription (kept messages stay readable). */
+  async stop(): Promise<void> {
+    await this.#subscription?.close();
+  }
+
+  /** Keeps one message and hands it to the listeners. */
+  add(routingKey: string, message: BusMessage): void {
+    const data = JSON.stringify({ routing_key: routingKey, ...message });
+    const entry: HistoryEntry = { n: ++this.#n, routingKey, message, data };
+    this.#entries.push(entry);
+    this.#bytes += data.length;
+    while (
+      this.#entries.length - this.#head > this.#maxMessages ||
+      (this.#bytes > this.#maxBytes && this.#entries.length - this.#head > 1)
+    ) {
+      this.#bytes -= (this.#entries[this.#head] as HistoryEntry).data.length;
+      this.#head += 1;
+    }
+    if (this.#head > 1024 && this.#head * 2 > this.#entries.length) {
+      this.#entries.splice(0, this.#head);
+      this.#head = 0;
+    }
+    for (const listener of this.#listeners) listener(entry);
+  }
+
+  /** The SSE id of an entry. */
+  id(entry: HistoryEntry): string {
+    return `${this.epoch}-${entry.n}`;
+  }
+
+  /**
+   * The messages after the one with SSE id `lastEventId`, oldest first; `undefined` when
+   * some of them are no longer kept, or the id is not one of this process.
+   */
+  since(lastEventId: string): HistoryEntry[] | undefined {
+    const match = /^([0-9a-f]{8})-(\d{1,15})$/.exec(lastEventId.trim());
+    if (match === null || match[1] !== this.epoch) return undefined;
+    const n = Number(match[2]);
+    if (n > this.#n) return undefined;
+    const oldest = this.#entries[this.#head]?.n ?? this.#n + 1;
+    if (n + 1 < oldest) return undefined;
+    return this.#entries.slice(this.#head + (n + 1 - oldest));
+  }
+
+  /** Calls `listener` for every new message; returns the function that stops it. */
+  listen(listener: (entry: HistoryEntry) => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
+  }
+
+  /** Messages kept now. */
+  get size(): number {
+    return this.#entries.length - this.#head;
+  }
+}
 
 /** Options of {@link streamBusAsSse}. */
 export interface SseOptions {
@@ -43,6 +162,10 @@ export interface SseOptions {
   retryMs?: number;
   /** pino-compatible logger. Default: silent. */
   logger?: Logger;
+  /** Serve from this history (shared ids, replay) instead of subscribing to the bus. */
+  history?: BusHistory;
+  /** The client's `Last-Event-ID` header (with `history`): replay what came after it. */
+  lastEventId?: string;
 }
 
 /** A running SSE stream. */
@@ -114,16 +237,36 @@ export function streamBusAsSse(bus: Bus, res: ServerResponse, options: SseOption
     const data = JSON.stringify({ routing_key: routingKey, ...message });
     send(formatSseEvent({ id: ++id, event: message.name, data }));
   };
-  for (const key of bindingKeys) subs.push(bus.subscribe(key, onMessage));
+  const history = options.history;
+  let unlisten: (() => void) | undefined;
+  if (history === undefined) {
+    for (const key of bindingKeys) subs.push(bus.subscribe(key, onMessage));
+  } else {
+    const matchers = bindingKeys.map((key) => compileBindingKey(key));
+    const write = (entry: HistoryEntry) => {
+      if (!matchers.some((match) => match(entry.routingKey))) return;
+      send(formatSseEvent({ id: history.id(entry), event: entry.message.name, data: entry.data }));
+    };
+    if (options.lastEventId !== undefined && options.lastEventId !== '') {
+      const missed = history.since(options.lastEventId);
+      if (missed === undefined) {
+        send(formatSseEvent({ event: 'reset', data: '{"reason":"history_gap"}' }));
+      } else for (const entry of missed) write(entry);
+    }
+    unlisten = history.listen(write);
+  }
   const keepAlive = setInterval(() => send(': keep-alive\n\n'), options.keepAliveMs ?? 15_000);
   keepAlive.unref();
   const close = async () => {
     if (closed) return;
     closed = true;
     clearInterval(keepAlive);
+    unlisten?.();
     if (!res.writableEnded && !res.destroyed) res.end();
     await Promise.all(subs.map((s) => s.close()));
   };
   res.on('close', () => void close());
-  return { ready: Promise.all(subs.map((s) => s.ready)).then(() => {}), close };
+  const ready =
+    history === undefined ? Promise.all(subs.map((s) => s.ready)).then(() => {}) : history.ready;
+  return { ready, close };
 }

@@ -13,7 +13,7 @@ import { ROOT } from '../support/cli.ts';
 import { machinePath } from '../support/machine.ts';
 
 const RUNNER = join(ROOT, 'scripts', 'test.js');
-const INSTALL = 'install them: apt-get install sox libsox-fmt-all espeak-ng';
+const INSTALL = 'install them: apt-get install sox libsox-fmt-all espeak-ng chromium';
 const dir = mkdtempSync(join(tmpdir(), 'sb-preflight-'));
 
 /** A test file that needs no service and passes. */
@@ -104,6 +104,15 @@ describe('scripts/test.js preflight', () => {
       noJa.stderr,
       `test: missing espeak-ng's Japanese voice (espeak-ng-data); ${INSTALL}\n`,
     );
+  });
+
+  test('no Chromium (the console browser tests): named with the install command', async () => {
+    const r = await runner([PLAIN], {
+      PATH: bin(TOOLS),
+      SWITCHBOARD_TEST_CHROMIUM: '/nonexistent/chromium',
+    });
+    assert.equal(r.code, 1);
+    assert.equal(r.stderr, `test: missing chromium (/nonexistent/chromium); ${INSTALL}\n`);
   });
 
   test('a service that is down: one line for it, only when the selected files use it', async () => {

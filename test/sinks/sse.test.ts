@@ -3,7 +3,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { describe, it } from 'node:test';
 import { MemoryBus } from '../../src/bus/memory.ts';
-import { formatSseEvent, streamBusAsSse } from '../../src/sinks/sse.ts';
+import { BusHistory, formatSseEvent, streamBusAsSse } from '../../src/sinks/sse.ts';
 
 describe('SSE', () => {
   it('formats events with multi-line data and no injected fields', () => {
@@ -78,5 +78,37 @@ describe('SSE', () => {
       await new Promise((resolve) => srv.close(resolve));
       await bus.close();
     }
+  });
+});
+
+describe('BusHistory (Last-Event-ID replay)', () => {
+  const message = (n: number) => ({ name: `m${n}`, origin_uuid: 'u', data: { n } });
+
+  it('gives what came after an id; nothing kept, other epoch or future id: undefined', () => {
+    const history = new BusHistory({ maxMessages: 3 });
+    const ids: string[] = [];
+    history.listen((entry) => ids.push(history.id(entry)));
+    for (let n = 1; n <= 5; n++) history.add(`test.${n}`, message(n));
+    assert.equal(history.size, 3, 'bounded by count');
+    assert.deepEqual(
+      history.since(ids[2] as string)?.map((e) => e.message.name),
+      ['m4', 'm5'],
+    );
+    assert.deepEqual(history.since(ids[4] as string), [], 'up to date');
+    assert.equal(history.since(ids[2]?.replace(/^[0-9a-f]{8}/, '00000000') as string), undefined);
+    assert.equal(history.since(ids[0] as string), undefined, 'm2 is no longer kept');
+    assert.deepEqual(
+      history.since(ids[1] as string)?.map((e) => e.message.name),
+      ['m3', 'm4', 'm5'],
+      'm3 is the oldest kept',
+    );
+    assert.equal(history.since(`${history.epoch}-99`), undefined, 'an id from the future');
+    assert.equal(history.since('garbage\nid'), undefined);
+  });
+
+  it('is bounded by bytes, keeping at least the newest message', () => {
+    const history = new BusHistory({ maxBytes: 1000 });
+    for (let n = 1; n <= 50; n++) history.add('test.x', { ...message(n), data: 'x'.repeat(300) });
+    assert.ok(history.size >= 1 && history.size <= 3, `kept ${history.size}`);
   });
 });
