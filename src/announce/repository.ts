@@ -1,4 +1,7 @@
 /**
+ * (Over 500 lines on purpose: every query of the announce module lives here, the
+ * scheduler's included, issue 13 §3, next to the table's migrations.)
+ *
  * The announcements' table `announce_message`: every message, scheduled or done (history),
  * with its requested and effective start, its audio file and its outcome.
  *
@@ -12,9 +15,9 @@
  *
  * States: `scheduled` → `playing` (claimed by a worker with a lease, AMI Originate under way)
  * → `played` | `failed`; `scheduled` → `spooled` (call-file playback: handed to Asterisk);
- * `scheduled` → `cancelled` (DELETE). `playing` rows found with an expired lease at start
- * (the process died during the call) become `failed` with outcome `interrupted`: a message is
- * played at most once.
+ * `scheduled` → `cancelled` (DELETE). `playing` rows whose lease expired (their worker renews
+ * it during the call: the process died) become `failed` with outcome `interrupted`, swept by
+ * every worker round: a message is played at most once.
  *
  * @module
  */
@@ -23,6 +26,7 @@ import { type Kysely, sql } from 'kysely';
 import {
   autoIncrementId,
   autoIncrementType,
+  claimDue,
   type Database,
   defineMigrations,
   type MigrationSet,
@@ -367,6 +371,132 @@ export class MessageRepository {
       .returningAll()
       .execute();
     return rows.map(normalize);
+  }
+
+  /**
+   * What the schedule rule needs, read in `trx` (under the schedule lock): the messages still
+   * to be played, the ringer's floor (busy until then: a message playing or claimed holds it
+   * for its slot; the last finished call until its end + `gapMs`; a call file still in
+   * Asterisk's hands for its whole slot) and the current effective starts.
+   * @param slotExtraMs ring time + gap, in ms.
+   */
+  async scheduleInputs(
+    trx: Kysely<AnnounceTables>,
+    slotExtraMs: number,
+    gapMs: number,
+    nowMs: number,
+  ): Promise<{
+    queued: Array<{ id: number; requestedAt: number; durationMs: number }>;
+    current: Map<number, number>;
+    floorMs: number;
+  }> {
+    const rows = await trx
+      .selectFrom('announce_message')
+      .select(['id', 'requested_at', 'due_at', 'duration_ms', 'status', 'lease_until'])
+      .where('status', 'in', ['scheduled', 'playing'])
+      .execute();
+    let floor = Number.NEGATIVE_INFINITY;
+    const queued: Array<{ id: number; requestedAt: number; durationMs: number }> = [];
+    const current = new Map<number, number>();
+    for (const row of rows) {
+      const leased = row.lease_until !== null && Number(row.lease_until) > nowMs;
+      if (row.status === 'playing' || leased) {
+        floor = Math.max(floor, Number(row.due_at) + Number(row.duration_ms) + slotExtraMs);
+      } else {
+        const id = Number(row.id);
+        current.set(id, Number(row.due_at));
+        queued.push({
+          id,
+          requestedAt: Number(row.requested_at),
+          durationMs: Number(row.duration_ms),
+        });
+      }
+    }
+    // The ringer was last used: a finished call frees it after the gap; a call file still
+    // in Asterisk's hands holds it for its whole slot.
+    const last = await trx
+      .selectFrom('announce_message')
+      .select((eb) => [eb.fn.max('finished_at').as('finished')])
+      .where('status', 'in', ['played', 'failed'])
+      .executeTakeFirst();
+    if (last?.finished !== null && last?.finished !== undefined) {
+      floor = Math.max(floor, Number(last.finished) + gapMs);
+    }
+    // A call file placed late (the spool was missing, or after a restart) rings from when
+    // it was placed (finished_at), not from its overdue start.
+    const spooled = await trx
+      .selectFrom('announce_message')
+      .select((eb) =>
+        eb.fn
+          .max(
+            sql<number>`(case when finished_at > due_at then finished_at else due_at end) + duration_ms`,
+          )
+          .as('end'),
+      )
+      .where('status', '=', 'spooled')
+      .executeTakeFirst();
+    if (spooled?.end !== null && spooled?.end !== undefined) {
+      floor = Math.max(floor, Number(spooled.end) + slotExtraMs);
+    }
+    return { queued, current, floorMs: floor };
+  }
+
+  /**
+   * Writes new effective starts (`[id, start]`) of `scheduled` messages in `trx`: one
+   * UPDATE ... FROM for all of them (SQLite >= 3.33 and PostgreSQL), the new starts passed as
+   * one parameter (a JSON array on SQLite, two arrays on PostgreSQL): a message added in
+   * front of 10,000 queued ones rewrites them all in one statement, not 10,000.
+   */
+  async moveStarts(
+    trx: Kysely<AnnounceTables>,
+    moves: ReadonlyArray<readonly [number, number]>,
+  ): Promise<void> {
+    if (moves.length === 0) return;
+    const from =
+      this.database.dialect === 'postgres'
+        ? sql`unnest(${moves.map(([id]) => id)}::bigint[], ${moves.map(([, start]) => start)}::bigint[]) as v(id, start)`
+        : sql`(select value ->> 0 as id, value ->> 1 as start from json_each(${JSON.stringify(moves)})) as v`;
+    await sql`update announce_message set due_at = v.start from ${from}
+      where announce_message.id = v.id and coalesce(announce_message.status, '') = 'scheduled'`.execute(
+      trx,
+    );
+  }
+
+  /** The earliest effective start of a `scheduled` message (epoch ms), or undefined. */
+  async nextDueAt(): Promise<number | undefined> {
+    const next = await this.db
+      .selectFrom('announce_message')
+      .select((eb) => eb.fn.min('due_at').as('next'))
+      .where('status', '=', 'scheduled')
+      .executeTakeFirst();
+    return next?.next === null || next?.next === undefined ? undefined : Number(next.next);
+  }
+
+  /** How many `scheduled` messages are due at `nowMs`. */
+  async countDue(nowMs: number): Promise<number> {
+    const due = await this.db
+      .selectFrom('announce_message')
+      .select((eb) => eb.fn.countAll<number>().as('n'))
+      .where('status', '=', 'scheduled')
+      .where('due_at', '<=', nowMs)
+      .executeTakeFirst();
+    return Number(due?.n ?? 0);
+  }
+
+  /**
+   * Claims the next due `scheduled` message for `owner` with a lease of `leaseMs`
+   * (`claimDue`), or undefined.
+   */
+  async claimNext(owner: string, leaseMs: number, nowMs: number): Promise<MessageRow | undefined> {
+    const [claimed] = await claimDue<MessageRow>(this.database, {
+      table: 'announce_message',
+      owner,
+      leaseMs,
+      limit: 1,
+      nowMs,
+      where: sql`status = 'scheduled'`,
+    });
+    return claimed ? normalize(claimed) : undefined;
   }
 
   /**

@@ -10,17 +10,18 @@
  * `gapS`; the last call file handed to Asterisk holds it for its whole slot. Gong instead pushed an overlapping message to the
  * previous one's end + 1 s, in directory-listing order (a bug: not by time).
  *
- * Durability: the database is the truth, timers are wake-up hints. A message is claimed with
- * `claimDue` (a lease), moved to `playing` (fenced on the lease) before anything is dialled,
- * and finished with its outcome; a `playing` row found after a crash is marked failed
- * (`interrupted`), never replayed: no message is played twice, none is lost.
+ * Durability: the database is the truth, timers are wake-up hints (the loop is the shared
+ * `store/worker.ts`). A message is claimed with `claimDue` (a lease), moved to `playing`
+ * (fenced on the lease) before anything is dialled, and finished with its outcome; the lease
+ * is renewed while the message plays (however long it is). A `playing` row whose lease ran
+ * out (its process died) is marked failed (`interrupted`) by the next round of any worker,
+ * never replayed: no message is played twice, none is lost.
  *
  * @module
  */
 import { randomBytes } from 'node:crypto';
-import { sql } from 'kysely';
 import type { Logger } from 'pino';
-import { claimDue } from '../store/db.ts';
+import { keepLease, Worker } from '../store/worker.ts';
 import type { PlayResult } from './playback.ts';
 import type { MessageRepository, MessageRow } from './repository.ts';
 
@@ -81,6 +82,12 @@ export interface SchedulerOptions {
   /** This worker's lease owner id (default random). */
   owner?: string;
   /**
+   * Lease of a claimed or playing message, in ms (default 60000), renewed every third of it
+   * while the message plays; a message whose process died is failed (`interrupted`) once it
+   * runs out.
+   */
+  leaseMs?: number;
+  /**
    * Why messages cannot be played now (e.g. the call-file spool is missing), or undefined.
    * While it gives a reason, the worker claims nothing: due messages stay queued, in order.
    */
@@ -92,10 +99,8 @@ export class AnnounceScheduler {
   readonly #o: SchedulerOptions;
   readonly #owner: string;
   readonly #slotExtraMs: number;
-  #timer: NodeJS.Timeout | undefined;
-  #running = false;
-  #loop: Promise<void> | undefined;
-  #wake: (() => void) | undefined;
+  readonly #leaseMs: number;
+  readonly #worker: Worker;
   /** The last reason given by `unavailable` (logged once per change). */
   #blocked: string | undefined;
 
@@ -103,6 +108,13 @@ export class AnnounceScheduler {
     this.#o = options;
     this.#owner = options.owner ?? `announce-${process.pid}-${randomBytes(4).toString('hex')}`;
     this.#slotExtraMs = (options.ringTimeS + options.gapS) * 1000;
+    this.#leaseMs = options.leaseMs ?? 60_000;
+    this.#worker = new Worker({
+      name: 'announce',
+      intervalMs: options.pollMs ?? 1000,
+      round: () => this.#round(),
+      onError: (error) => this.#o.logger.error({ err: error }, 'announce: worker step failed'),
+    });
   }
 
   /** Ring time + gap in ms, added after each message's duration. */
@@ -116,89 +128,46 @@ export class AnnounceScheduler {
    * @returns how many rows changed.
    */
   async recompute(nowMs = Date.now()): Promise<number> {
-    return this.#o.repository.withScheduleLock(async (trx) => {
-      const rows = await trx
-        .selectFrom('announce_message')
-        .select(['id', 'requested_at', 'due_at', 'duration_ms', 'status', 'lease_until'])
-        .where('status', 'in', ['scheduled', 'playing'])
-        .execute();
-      let floor = Number.NEGATIVE_INFINITY;
-      const queued: ScheduleItem[] = [];
-      const current = new Map<number, number>();
-      for (const row of rows) {
-        const leased = row.lease_until !== null && Number(row.lease_until) > nowMs;
-        if (row.status === 'playing' || leased) {
-          floor = Math.max(floor, Number(row.due_at) + Number(row.duration_ms) + this.#slotExtraMs);
-        } else {
-          const id = Number(row.id);
-          current.set(id, Number(row.due_at));
-          queued.push({
-            id,
-            requestedAt: Number(row.requested_at),
-            durationMs: Number(row.duration_ms),
-          });
-        }
-      }
-      // The ringer was last used: a finished call frees it after the gap; a call file still
-      // in Asterisk's hands holds it for its whole slot.
-      const last = await trx
-        .selectFrom('announce_message')
-        .select((eb) => [eb.fn.max('finished_at').as('finished')])
-        .where('status', 'in', ['played', 'failed'])
-        .executeTakeFirst();
-      if (last?.finished !== null && last?.finished !== undefined) {
-        floor = Math.max(floor, Number(last.finished) + this.#o.gapS * 1000);
-      }
-      // A call file placed late (the spool was missing, or after a restart) rings from when
-      // it was placed (finished_at), not from its overdue start.
-      const spooled = await trx
-        .selectFrom('announce_message')
-        .select((eb) =>
-          eb.fn
-            .max(
-              sql<number>`(case when finished_at > due_at then finished_at else due_at end) + duration_ms`,
-            )
-            .as('end'),
-        )
-        .where('status', '=', 'spooled')
-        .executeTakeFirst();
-      if (spooled?.end !== null && spooled?.end !== undefined) {
-        floor = Math.max(floor, Number(spooled.end) + this.#slotExtraMs);
-      }
-      const schedule = computeSchedule(queued, this.#slotExtraMs, floor);
+    const { repository } = this.#o;
+    return repository.withScheduleLock(async (trx) => {
+      const { queued, current, floorMs } = await repository.scheduleInputs(
+        trx,
+        this.#slotExtraMs,
+        this.#o.gapS * 1000,
+        nowMs,
+      );
+      const schedule = computeSchedule(queued, this.#slotExtraMs, floorMs);
       const moves: [number, number][] = [];
       for (const [id, start] of schedule) {
         if (current.get(id) !== start) moves.push([id, start]);
       }
-      // One UPDATE ... FROM for all of them (SQLite >= 3.33 and PostgreSQL), the new starts
-      // passed as one parameter (a JSON array on SQLite, two arrays on PostgreSQL): a message
-      // added in front of 10,000 queued ones rewrites them all in one statement, not 10,000.
-      if (moves.length > 0) {
-        const from =
-          this.#o.repository.database.dialect === 'postgres'
-            ? sql`unnest(${moves.map(([id]) => id)}::bigint[], ${moves.map(([, start]) => start)}::bigint[]) as v(id, start)`
-            : sql`(select value ->> 0 as id, value ->> 1 as start from json_each(${JSON.stringify(moves)})) as v`;
-        await sql`update announce_message set due_at = v.start from ${from}
-          where announce_message.id = v.id and coalesce(announce_message.status, '') = 'scheduled'`.execute(
-          trx,
-        );
-      }
+      await repository.moveStarts(trx, moves);
       return moves.length;
     });
   }
 
-  /** Wakes the worker (after an add or delete). */
+  /** Wakes the worker (after an add or delete): a hint, never lost during a round. */
   poke(): void {
-    this.#wake?.();
+    this.#worker.wake();
   }
 
   /**
-   * Starts the worker: first marks rows left `playing` by a dead worker as failed
-   * (`interrupted`), then loops: claim one due message, play it, finish it.
+   * Starts the worker: each round first marks rows left `playing` by a dead worker (lease
+   * expired) as failed (`interrupted`), then claims one due message, plays it, finishes it.
    */
   async start(): Promise<void> {
-    if (this.#running) return;
-    this.#running = true;
+    if (this.#worker.running) return;
+    await this.#sweep();
+    this.#worker.start();
+  }
+
+  /** Stops the worker after the message in progress (if any) is finished. */
+  async stop(): Promise<void> {
+    await this.#worker.stop();
+  }
+
+  /** Fails `playing` rows whose lease ran out (their worker died): never replayed. */
+  async #sweep(): Promise<void> {
     for (const row of await this.#o.repository.failInterrupted()) {
       this.#o.logger.warn(
         { id: row.id },
@@ -206,52 +175,17 @@ export class AnnounceScheduler {
       );
       this.#o.onEvent?.('failed', row);
     }
-    this.#loop = this.#run();
   }
 
-  /** Stops the worker after the message in progress (if any) is finished. */
-  async stop(): Promise<void> {
-    this.#running = false;
-    this.#wake?.();
-    await this.#loop;
-  }
-
-  async #run(): Promise<void> {
-    while (this.#running) {
-      let worked = false;
-      try {
-        worked = await this.tick();
-      } catch (error) {
-        this.#o.logger.error({ err: error }, 'announce: worker step failed');
-      }
-      if (!this.#running) break;
-      if (!worked) await this.#sleep(await this.#nextWaitMs());
-    }
-  }
-
-  async #nextWaitMs(): Promise<number> {
-    const poll = this.#o.pollMs ?? 1000;
-    try {
-      const next = await this.#o.repository.db
-        .selectFrom('announce_message')
-        .select((eb) => eb.fn.min('due_at').as('next'))
-        .where('status', '=', 'scheduled')
-        .executeTakeFirst();
-      if (next?.next === null || next?.next === undefined) return poll;
-      return Math.max(0, Math.min(poll, Number(next.next) - Date.now()));
-    } catch {
-      return poll;
-    }
-  }
-
-  #sleep(ms: number): Promise<void> {
-    return new Promise<void>((resolve) => {
-      this.#timer = setTimeout(resolve, ms);
-      this.#wake = () => resolve();
-    }).finally(() => {
-      clearTimeout(this.#timer);
-      this.#wake = undefined;
-    });
+  async #round(): Promise<{ again?: boolean; nextInMs?: number }> {
+    await this.#sweep();
+    if (await this.tick()) return { again: true };
+    const next = await this.#o.repository.nextDueAt().catch(() => undefined);
+    if (next === undefined) return {};
+    // Due already but not claimed (held, or leased by another worker): look again soon,
+    // without spinning.
+    const inMs = next - Date.now();
+    return { nextInMs: inMs > 0 ? inMs : 50 };
   }
 
   /**
@@ -264,17 +198,9 @@ export class AnnounceScheduler {
     if (blocked !== undefined) {
       // Logged once per reason, and only when a due message is actually held (the reason
       // itself was logged at start).
-      if (blocked !== this.#blocked) {
-        const due = await repository.db
-          .selectFrom('announce_message')
-          .select((eb) => eb.fn.countAll<number>().as('n'))
-          .where('status', '=', 'scheduled')
-          .where('due_at', '<=', nowMs)
-          .executeTakeFirst();
-        if (Number(due?.n ?? 0) > 0) {
-          this.#o.logger.warn({ reason: blocked }, 'announce: due messages held, cannot be placed');
-          this.#blocked = blocked;
-        }
+      if (blocked !== this.#blocked && (await repository.countDue(nowMs)) > 0) {
+        this.#o.logger.warn({ reason: blocked }, 'announce: due messages held, cannot be placed');
+        this.#blocked = blocked;
       }
       return false;
     }
@@ -282,23 +208,29 @@ export class AnnounceScheduler {
       this.#o.logger.info('announce: held messages can be placed again');
       this.#blocked = undefined;
     }
-    const leaseMs = 10 * 60_000;
-    const [claimed] = await claimDue<MessageRow>(repository.database, {
-      table: 'announce_message',
-      owner: this.#owner,
-      leaseMs,
-      limit: 1,
-      nowMs,
-      where: sqlScheduled,
-    });
-    if (!claimed) return false;
-    const id = Number(claimed.id);
-    const message = { ...claimed, id };
+    const leaseMs = this.#leaseMs;
+    const message = await repository.claimNext(this.#owner, leaseMs, nowMs);
+    if (!message) return false;
+    const { id } = message;
     const leaseUntil = Date.now() + leaseMs;
     if (!(await repository.markPlaying(id, this.#owner, leaseUntil))) return true;
     let result: PlayResult;
     try {
-      result = await this.#o.play(message);
+      // The lease is renewed while the message plays: a long message is never taken for
+      // the message of a dead process.
+      result = await keepLease(
+        repository.database,
+        [id],
+        {
+          table: 'announce_message',
+          owner: this.#owner,
+          leaseMs,
+          logger: this.#o.logger,
+          onLost: () =>
+            this.#o.logger.warn({ id }, 'announce: lease of a playing message lost (database?)'),
+        },
+        () => this.#o.play(message),
+      );
     } catch (error) {
       const reason = await this.#o.unavailable?.().catch(() => undefined);
       if (reason !== undefined) {
@@ -341,5 +273,3 @@ export class AnnounceScheduler {
     return true;
   }
 }
-
-const sqlScheduled = sql`status = 'scheduled'`;

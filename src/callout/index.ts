@@ -34,7 +34,7 @@ import { createTwilioProvider, twilioWebhookRoutes } from './providers/twilio.ts
 import type { CalloutProvider } from './providers/types.ts';
 import { calloutMigrations } from './repository.ts';
 import { calloutRoutes } from './routes.ts';
-import { type CalloutPublish, CalloutService } from './service.ts';
+import { type CalloutPublish, CalloutService, type CalloutServiceOptions } from './service.ts';
 
 export type { AttemptOutcome, CalloutProvider, DialRequest } from './providers/types.ts';
 export { calloutMigrations } from './repository.ts';
@@ -61,6 +61,8 @@ export interface CalloutModuleOptions {
   owner?: string;
   /** Registry of the Prometheus series (`callout/metrics.ts`); none = not exported. */
   metricsRegistry?: Registry;
+  /** Told of each call handed to its provider (benchmarks: due-to-placed delays). */
+  onPlaced?: CalloutServiceOptions['onPlaced'];
 }
 
 /** The assembled module. */
@@ -140,6 +142,7 @@ export function createCalloutModule(options: CalloutModuleOptions): CalloutModul
     metrics: calloutMetrics(options.metricsRegistry),
     ...(options.publish ? { publish: options.publish } : {}),
     ...(options.owner ? { owner: options.owner } : {}),
+    ...(options.onPlaced ? { onPlaced: options.onPlaced } : {}),
   });
   const plugin = async (app: App) => {
     await calloutRoutes(app, { service, config: c, auth: config.auth });

@@ -31,6 +31,7 @@ import type { Logger } from 'pino';
 import type { JenkinsConfig } from '../config/schema.ts';
 import { fetchErrorReason } from '../http/fetch-error.ts';
 import { type Database, defineMigrations, type MigrationSet } from '../store/db.ts';
+import { Worker } from '../store/worker.ts';
 import type { JenkinsMetrics } from './metrics.ts';
 
 /** One job as Jenkins reports it, flattened (`name` is the full path `folder/job`). */
@@ -244,13 +245,21 @@ export interface WatcherOptions {
 export class JenkinsWatcher {
   readonly #o: WatcherOptions;
   readonly #db: Kysely<Tables>;
-  #timer: NodeJS.Timeout | undefined;
-  #running: Promise<unknown> | undefined;
-  #stopped = false;
+  readonly #worker: Worker;
 
   constructor(options: WatcherOptions) {
     this.#o = options;
     this.#db = options.database.db as Kysely<Tables>;
+    // The shared worker loop (store/worker.ts): one poll per round, every intervalS.
+    this.#worker = new Worker({
+      name: 'jenkins',
+      intervalMs: options.config.intervalS * 1000,
+      round: async () => {
+        await this.poll();
+        return undefined;
+      },
+      onError: (error) => this.#o.logger.error({ err: error }, 'jenkins: poll crashed'),
+    });
   }
 
   /** The stored state, by job name. */
@@ -370,21 +379,11 @@ export class JenkinsWatcher {
 
   /** Polls now, then every `intervalS`, until {@link stop}. */
   start(): void {
-    this.#stopped = false;
-    const loop = async () => {
-      this.#running = this.poll().catch((error: unknown) =>
-        this.#o.logger.error({ err: error }, 'jenkins: poll crashed'),
-      );
-      await this.#running;
-      if (!this.#stopped) this.#timer = setTimeout(loop, this.#o.config.intervalS * 1000);
-    };
-    void loop();
+    this.#worker.start();
   }
 
   /** Stops polling (waits for a poll in progress). */
   async stop(): Promise<void> {
-    this.#stopped = true;
-    clearTimeout(this.#timer);
-    await this.#running;
+    await this.#worker.stop();
   }
 }

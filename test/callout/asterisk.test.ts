@@ -267,7 +267,7 @@ describe('callout against the PBX simulator', () => {
     const attempts = sim.originates().map((o) => o.variables.CALLOUT_ATTEMPT_ID);
     assert.equal(new Set(attempts).size, attempts.length, 'each attempt dialled once');
     assert.equal(attempts.length, total, 'every call counted in the history was dialled once');
-    const placed = [a, b].map((s) => s.callout.instance?.service.placedLog.length ?? 0);
+    const placed = [a, b].map((s) => s.bus.filter(([k]) => k === 'callout.attempt.dialing').length);
     assert.ok(placed[0] && placed[1], `both workers placed calls: ${placed.join(', ')}`);
   });
 });
