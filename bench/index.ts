@@ -1,6 +1,7 @@
 /**
- * `npm run bench [-- NAME...]`: runs the benchmarks (all, or those named: engine, replay,
- * ami, bus, push, callout, announce, console) and prints one Markdown table with the machine's description. Not part of
+ * `npm run bench [-- NAME...]`: runs the benchmarks (all, or those named: startup, engine,
+ * replay, ami, watch, bus, push, callout, announce, console) and prints one Markdown table
+ * with the machine's description. Not part of
  * the tests; copy the table into docs/benchmarks.md. Needs the build (`npm run build`) for
  * the CLI replay figure, and RabbitMQ / Redis on 127.0.0.1 for the bus and push figures.
  */
@@ -13,12 +14,16 @@ import { benchConsole } from './console.ts';
 import { benchEngine } from './engine.ts';
 import { benchPush } from './push.ts';
 import { benchReplay } from './replay.ts';
+import { benchStartup } from './startup.ts';
 import { type BenchResult, formatTable } from './table.ts';
+import { benchWatch } from './watch.ts';
 
 const BENCHES: Record<string, () => Promise<BenchResult[]>> = {
+  startup: benchStartup,
   engine: benchEngine,
   replay: benchReplay,
   ami: benchAmi,
+  watch: benchWatch,
   bus: benchBus,
   push: benchPush,
   callout: benchCallout,

@@ -103,6 +103,13 @@ export interface AmiClientOptions {
    * ordinary events. Default 100,000.
    */
   maxEventListEvents?: number;
+  /**
+   * Lazy parsing: called with each event's name (`Event` value) before the event is built;
+   * an event it refuses is skipped unparsed and never emitted (`event`, {@link AmiClient.events}).
+   * While an action's event list is arriving, every event is parsed (its items). Default:
+   * every event.
+   */
+  wantEvent?: (eventName: string) => boolean;
   /** Random source in [0, 1) for the backoff jitter (tests). Default `Math.random`. */
   random?: () => number;
 }
@@ -224,6 +231,9 @@ export interface AmiEventStream extends AsyncIterableIterator<AmiTaggedEvent> {
 }
 
 const DEFAULT_MAX_BUFFERED = 10_000;
+
+/** A Ping timeout that fires this much later than due means the process stood still. */
+const STALL_TOLERANCE_MS = 1000;
 
 /** Bounded FIFO feeding one async iterator. */
 class EventQueue implements AmiEventStream {
@@ -574,6 +584,11 @@ export class AmiClient extends EventEmitter<AmiClientEvents> {
   readonly #maxPending: number;
   readonly #maxListEvents: number;
   readonly #random: () => number;
+  readonly #wantEvent: ((eventName: string) => boolean) | undefined;
+  /** Reading paused by {@link AmiClient.pause} (backpressure from the consumer). */
+  #paused = false;
+  /** Counts pauses, so that a Ping sent before one is not judged by the time it lasted. */
+  #pauses = 0;
   #skipped = 0;
   readonly #idPrefix = randomBytes(4).toString('hex');
   #idCounter = 0;
@@ -609,12 +624,38 @@ export class AmiClient extends EventEmitter<AmiClientEvents> {
     this.#maxPending = options.maxPendingActions ?? DEFAULT_MAX_PENDING_ACTIONS;
     this.#maxListEvents = options.maxEventListEvents ?? DEFAULT_MAX_EVENT_LIST_EVENTS;
     this.#random = options.random ?? Math.random;
+    this.#wantEvent = options.wantEvent;
     this.name = options.name ?? `${this.#host}:${this.#port}`;
   }
 
   /** True while logged in (actions can be sent). */
   get connected(): boolean {
     return this.#loggedIn;
+  }
+
+  /**
+   * Backpressure: stops reading from the socket until {@link resume} (the kernel's buffers
+   * fill, then Asterisk's writes wait; nothing is lost). Events of the chunk being parsed are
+   * still delivered. Keep-alive pings are suspended meanwhile: a paused connection is not
+   * declared dead for not answering.
+   */
+  pause(): void {
+    if (this.#paused) return;
+    this.#paused = true;
+    this.#pauses++;
+    this.#socket?.pause();
+  }
+
+  /** Reads from the socket again after {@link pause}. */
+  resume(): void {
+    if (!this.#paused) return;
+    this.#paused = false;
+    this.#socket?.resume();
+  }
+
+  /** True between {@link pause} and {@link resume}. */
+  get paused(): boolean {
+    return this.#paused;
   }
 
   /** Number of actions waiting for their answer. */
@@ -819,7 +860,11 @@ export class AmiClient extends EventEmitter<AmiClientEvents> {
     const connectTimer = setTimeout(() => {
       socket.destroy(new AmiError(`AMI connect to ${this.name} timed out`, this.name));
     }, this.#connectTimeoutMs);
+    const wantEvent = this.#wantEvent;
     const parser = new AmiParser({
+      ...(wantEvent === undefined
+        ? {}
+        : { wantEvent: (name: string) => wantEvent(name) || this.#collectingList() }),
       maxMessageBytes: this.#maxMessageBytes,
       maxHeaders: this.#maxHeaders,
       onBanner: (banner) => {
@@ -998,15 +1043,22 @@ export class AmiClient extends EventEmitter<AmiClientEvents> {
   #startPing(): void {
     if (this.#pingIntervalMs <= 0) return;
     this.#pingTimer = setInterval(() => {
-      if (this.#pingInFlight || !this.#loggedIn) return;
+      if (this.#pingInFlight || !this.#loggedIn || this.#paused) return;
       const socket = this.#socket;
       this.#pingInFlight = true;
+      const pauses = this.#pauses;
+      const sentAtMs = Date.now();
       this.#send({ Action: 'Ping' }, this.#pongTimeoutMs).then(
         () => {
           this.#pingInFlight = false;
         },
         (error: Error) => {
           this.#pingInFlight = false;
+          // Not an unanswered Ping: reading was paused meanwhile, or this process itself
+          // stood still (a blocking write to a full stdout pipe): the answer may be waiting
+          // unread in the socket.
+          if (this.#paused || pauses !== this.#pauses) return;
+          if (Date.now() - sentAtMs > this.#pongTimeoutMs + STALL_TOLERANCE_MS) return;
           if (error instanceof AmiTimeoutError && socket !== undefined && socket === this.#socket) {
             socket.destroy(new AmiTimeoutError(this.name, 'Ping', this.#pongTimeoutMs));
           }
@@ -1103,6 +1155,13 @@ export class AmiClient extends EventEmitter<AmiClientEvents> {
     }
     this.#settle(id, pending);
     pending.resolve({ response: message, events: [] });
+  }
+
+  /** True while an action's event list is arriving (its items are parsed, whatever their name). */
+  #collectingList(): boolean {
+    if (this.#pending.size === 0) return false;
+    for (const pending of this.#pending.values()) if (pending.events !== undefined) return true;
+    return false;
   }
 
   #settle(id: string, pending: Pending): void {

@@ -68,6 +68,14 @@ export interface AmiParserOptions {
    * chunk is lost; the parser still resumes at the next message boundary).
    */
   onError?: (error: AmiProtocolError) => void;
+  /**
+   * Lazy parsing: called with the `Event` value (the first one) of each event; when it
+   * returns false the event is not built nor delivered. An event whose first line is its
+   * `Event:` line and whose end is in the same chunk costs little more than finding that
+   * end. Called once per event, before the event is complete (also for an event then
+   * discarded for breaking a bound); not called for responses. Default: every event.
+   */
+  wantEvent?: (eventName: string) => boolean;
 }
 
 const END_COMMAND = '--END COMMAND--';
@@ -209,8 +217,23 @@ export class AmiParser {
   #output: string[] = [];
   /** Discarding a message that broke a bound: every line up to the next blank line. */
   #skipping = false;
-  /** While skipping: the current (unterminated) line has seen a character other than CR. */
+  /** While skipping: the current (unterminated) line has more than a lone CR. */
   #skipDirty = false;
+  /** While skipping: the current (unterminated) line is exactly one CR so far. */
+  #skipCR = false;
+  readonly #wantEvent: ((eventName: string) => boolean) | undefined;
+  /** The current message is an event `wantEvent` refused (built, then dropped). */
+  #unwanted = false;
+  /** Whether `wantEvent` was asked about the current message already. */
+  #asked = false;
+  /**
+   * Positions in the string being scanned ({@link #scan}) of the next `\n\r\n`, `\n\n` and
+   * `Follows`, or its length when there is none: each is searched for once per string and
+   * again only when the scan passes it, so that skipping unwanted events stays linear.
+   */
+  #nextCrlfBlank = -1;
+  #nextLfBlank = -1;
+  #nextFollows = -1;
 
   constructor(options: AmiParserOptions) {
     this.#onMessage = options.onMessage;
@@ -218,6 +241,7 @@ export class AmiParser {
     this.#onError = options.onError;
     this.#maxBytes = options.maxMessageBytes ?? DEFAULT_MAX_MESSAGE_BYTES;
     this.#maxHeaders = options.maxHeaders ?? DEFAULT_MAX_HEADERS;
+    this.#wantEvent = options.wantEvent;
   }
 
   /**
@@ -261,6 +285,10 @@ export class AmiParser {
     const len = s.length;
     const keys = this.#keys;
     const values = this.#values;
+    const want = this.#wantEvent;
+    this.#nextCrlfBlank = -1;
+    this.#nextLfBlank = -1;
+    this.#nextFollows = -1;
     let pos = start;
     while (pos < len) {
       const nl = s.indexOf('\n', pos);
@@ -292,6 +320,24 @@ export class AmiParser {
         continue;
       }
       this.#firstLine = false;
+      if (
+        want !== undefined &&
+        this.#depth === 0 &&
+        colon - pos === 5 &&
+        s.startsWith('Event', pos)
+      ) {
+        this.#asked = true;
+        const valueAt = colon + 1 < end && s.charCodeAt(colon + 1) === 32 ? colon + 2 : colon + 1;
+        if (!want(s.slice(valueAt, end))) {
+          const after = this.#unwantedEnd(s, pos, nl);
+          if (after !== -1) {
+            this.#asked = false;
+            pos = after;
+            continue;
+          }
+          this.#unwanted = true;
+        }
+      }
       this.#messageChars += next - pos;
       if (this.#messageChars > this.#maxBytes || this.#depth >= this.#maxHeaders) {
         this.#discard(this.#depth >= this.#maxHeaders ? 'TOO_MANY_HEADERS' : 'MESSAGE_TOO_LARGE');
@@ -356,6 +402,39 @@ export class AmiParser {
   }
 
   /**
+   * An unwanted event whose `Event:` line runs from `from` to `nl`: the position after the blank line
+   * that ends it, when that is in `s` and nothing in between can make the full parse differ
+   * from dropping it (a bound broken, a `Response: Follows`); otherwise -1 (it is parsed
+   * like any message, then dropped).
+   */
+  #unwantedEnd(s: string, from: number, nl: number): number {
+    const len = s.length;
+    let crlf = this.#nextCrlfBlank;
+    if (crlf < nl) {
+      crlf = s.indexOf('\n\r\n', nl);
+      this.#nextCrlfBlank = crlf = crlf === -1 ? len : crlf;
+    }
+    let lf = this.#nextLfBlank;
+    if (lf < nl) {
+      lf = s.indexOf('\n\n', nl);
+      this.#nextLfBlank = lf = lf === -1 ? len : lf;
+    }
+    const after = crlf < lf ? crlf + 3 : lf < len ? lf + 2 : -1;
+    if (after === -1) return -1;
+    let follows = this.#nextFollows;
+    if (follows < nl) {
+      follows = s.indexOf('Follows', nl);
+      this.#nextFollows = follows = follows === -1 ? len : follows;
+    }
+    if (follows < after) return -1;
+    // Every counted line has 2 characters or more, and a field's size is at most 3 times
+    // its line's characters: a short enough message cannot break a bound.
+    const chars = after - from;
+    if (chars * 3 > this.#maxBytes || chars >= 2 * this.#maxHeaders) return -1;
+    return after;
+  }
+
+  /**
    * While skipping a discarded message: drops lines up to and including the blank line that
    * ends it. Returns the position after that blank line (skipping is over), or -1 when `s`
    * ended first (skipping goes on with the next chunk).
@@ -366,12 +445,19 @@ export class AmiParser {
       const nl = s.indexOf('\n', pos);
       if (nl === -1) {
         const rest = s.length - pos;
-        if (rest > 0 && !(rest === 1 && s.charCodeAt(pos) === 13)) this.#skipDirty = true;
+        if (rest === 1 && s.charCodeAt(pos) === 13 && !this.#skipDirty && !this.#skipCR) {
+          this.#skipCR = true;
+        } else if (rest > 0) {
+          this.#skipDirty = true;
+          this.#skipCR = false;
+        }
         return -1;
       }
       const blank =
-        !this.#skipDirty && (nl === pos || (nl === pos + 1 && s.charCodeAt(pos) === 13));
+        !this.#skipDirty &&
+        (this.#skipCR ? nl === pos : nl === pos || (nl === pos + 1 && s.charCodeAt(pos) === 13));
       this.#skipDirty = false;
+      this.#skipCR = false;
       pos = nl + 1;
       if (blank) {
         this.#skipping = false;
@@ -392,6 +478,7 @@ export class AmiParser {
     this.#reset();
     this.#skipping = false;
     this.#skipDirty = false;
+    this.#skipCR = false;
     return incomplete;
   }
 
@@ -403,6 +490,8 @@ export class AmiParser {
     this.#generic = false;
     this.#mode = NORMAL;
     this.#output = [];
+    this.#unwanted = false;
+    this.#asked = false;
   }
 
   /**
@@ -414,6 +503,7 @@ export class AmiParser {
     if (skip) {
       this.#skipping = true;
       this.#skipDirty = midLine;
+      this.#skipCR = false;
     }
     const error = new AmiProtocolError(
       code,
@@ -443,6 +533,10 @@ export class AmiParser {
         return;
       }
     }
+    const unwanted = this.#unwanted;
+    const asked = this.#asked;
+    this.#unwanted = false;
+    this.#asked = false;
     let message: AmiMessage | undefined;
     const node = this.#node;
     if (!this.#generic && !node.dup) {
@@ -466,6 +560,14 @@ export class AmiParser {
     this.#generic = false;
     this.#mode = NORMAL;
     this.#messageChars = 0;
+    if (unwanted) return;
+    const want = this.#wantEvent;
+    if (want !== undefined && !asked) {
+      const event = message.Event;
+      if (event !== undefined && !want(typeof event === 'string' ? event : (event[0] as string))) {
+        return;
+      }
+    }
     this.#onMessage(message);
   }
 

@@ -132,6 +132,32 @@ function channelSequence(name: string): string {
 }
 
 /**
+ * The `Event` names {@link CallEngine.handle} uses; it ignores every other event, so a
+ * reader may skip them unparsed (lazy parsing, `AmiClientOptions.wantEvent`). Keep in step
+ * with the `switch` in `handle` (a test checks both).
+ */
+export const ENGINE_EVENTS: ReadonlySet<string> = new Set([
+  'FullyBooted',
+  'Newchannel',
+  'Newstate',
+  'NewCallerid',
+  'NewConnectedLine',
+  'NewAccountCode',
+  'LocalBridge',
+  'DialBegin',
+  'DialEnd',
+  'BridgeCreate',
+  'BridgeEnter',
+  'BridgeLeave',
+  'BridgeDestroy',
+  'Hangup',
+  'AttendedTransfer',
+  'BlindTransfer',
+  'UserEvent',
+  'QueueCallerAbandon',
+]);
+
+/**
  * Turns the AMI events of one Asterisk server into call events.
  *
  * Feed every event, in order, to {@link handle}; call events arrive synchronously at
@@ -227,7 +253,8 @@ export class CallEngine {
   }
 
   /**
-   * Processes one AMI event. Event types the engine does not use are ignored.
+   * Processes one AMI event. Event types the engine does not use are ignored (those not in
+   * {@link ENGINE_EVENTS}).
    *
    * Uses: FullyBooted, Newchannel, Newstate, NewCallerid, NewConnectedLine, NewAccountCode,
    * LocalBridge, DialBegin, DialEnd, BridgeCreate, BridgeEnter, BridgeLeave, BridgeDestroy,

@@ -27,6 +27,7 @@ import {
   CallEngine,
   DEFAULT_MAX_BRIDGES,
   DEFAULT_MAX_CHANNELS,
+  ENGINE_EVENTS,
   type EngineLimitKind,
 } from './engine.ts';
 import { type RateLimitedNotice, rateLimitedNotice } from './ratelimit.ts';
@@ -62,6 +63,14 @@ export interface AmiRunnerOptions {
   onLimit?: (server: string, kind: EngineLimitKind) => void;
   /** Called for every message a client skipped (for metrics). */
   onSkipped?: (server: string, error: AmiMessageSkippedError) => void;
+  /**
+   * Lazy parsing for the clients the runner builds (not for clients passed in): events the
+   * engine does not use (`VarSet`, `Newexten`, ...) are skipped unparsed, except the first
+   * one of each name per connection (its `Privilege` is the read-permission evidence; an
+   * event name's class never changes). Default: true when the reporter has no
+   * `onAmiEvent` (which wants every event).
+   */
+  lazyEvents?: boolean;
   /**
    * Features whose needs are checked against the manager user's permissions at every
    * (re)connect (`amiPermissions`): one warning per missing class, naming what it breaks.
@@ -146,12 +155,25 @@ export class AmiRunner {
         this.#status(`reporter failed: ${error instanceof Error ? error.message : String(error)}`));
     // The resync's event list must be able to hold every channel the engine may keep.
     const listEvents = Math.max(DEFAULT_MAX_EVENT_LIST_EVENTS, (options.maxChannels ?? 0) + 1);
-    this.clients = servers.map((server) =>
-      server instanceof AmiClient
-        ? server
-        : new AmiClient({ maxEventListEvents: listEvents, ...server }),
-    );
-    for (const client of this.clients) this.#attach(client, onError);
+    const lazy = options.lazyEvents ?? reporter.onAmiEvent === undefined;
+    const learned = servers.map(() => (lazy ? new Set<string>() : undefined));
+    this.clients = servers.map((server, i) => {
+      if (server instanceof AmiClient) {
+        learned[i] = undefined;
+        return server;
+      }
+      const seen = learned[i];
+      return new AmiClient({
+        maxEventListEvents: listEvents,
+        ...server,
+        ...(seen === undefined
+          ? {}
+          : { wantEvent: (name: string) => ENGINE_EVENTS.has(name) || !seen.has(name) }),
+      });
+    });
+    this.clients.forEach((client, i) => {
+      this.#attach(client, onError, learned[i]);
+    });
   }
 
   /** A rate-limited warning about `server`, stopped with the runner. */
@@ -164,7 +186,8 @@ export class AmiRunner {
     return notice;
   }
 
-  #attach(client: AmiClient, onError: ReporterErrorHandler): void {
+  /** `learned`: names of the events seen (without ActionID) on this connection (lazy parsing). */
+  #attach(client: AmiClient, onError: ReporterErrorHandler, learned?: Set<string>): void {
     const context: EventContext = { server: client.name };
     const server = client.name;
     const maxChannels = this.#options.maxChannels ?? DEFAULT_MAX_CHANNELS;
@@ -211,6 +234,9 @@ export class AmiRunner {
     const onAmiEvent = amiEventHandler(this.#reporter, context, onError);
     client.on('event', (event: AmiEvent) => {
       const proved = state.evidence.observe(event);
+      if (learned !== undefined && event.ActionID === undefined && learned.size < 1024) {
+        learned.add(event.Event);
+      }
       if (proved !== undefined) this.#proved(server, state);
       // The permission check's own probe: not a PBX event worth reporting or publishing.
       if (event.Event === 'UserEvent' && event.UserEvent === PROBE_USER_EVENT) return;
@@ -231,6 +257,7 @@ export class AmiRunner {
     client.on('disconnect', (server, error) => {
       // Read classes are fixed per login: the next one may have others.
       state.evidence.reset();
+      learned?.clear();
       state.previousBootedAtMs = state.bootedAtMs ?? state.previousBootedAtMs;
       state.bootedAtMs = undefined;
       if (!this.#stopped)

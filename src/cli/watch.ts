@@ -63,7 +63,17 @@ export function watchCommand(): Command {
         failFast?: boolean;
       }) => {
         const retry = options.failFast !== true;
-        const writer = new LineWriter(process.stdout, 1);
+        let runner: AmiRunner | undefined;
+        // Backpressure: while stdout cannot take more, no AMI socket is read.
+        const writer = new LineWriter(process.stdout, 65536, {
+          flushSoon: true,
+          onBackpressure: (full) => {
+            for (const client of runner?.clients ?? []) {
+              if (full) client.pause();
+              else client.resume();
+            }
+          },
+        });
         const format = resolveFormat(options.format);
         const reporter = consoleReporter(writer, {
           format,
@@ -81,7 +91,7 @@ export function watchCommand(): Command {
           ...amiServerOptions({ url }),
           retryInitialConnect: retry,
         }));
-        const runner = new AmiRunner(servers, reporter, {
+        runner = new AmiRunner(servers, reporter, {
           onStatus: (message) => (held === undefined ? print(message) : held.push(message)),
           maxChannels: options.maxChannels,
           maxBridges: options.maxBridges,

@@ -50,6 +50,21 @@ export function formatPretty(event: CallEvent): string {
   }
 }
 
+/** Options of {@link LineWriter}. */
+export interface LineWriterOptions {
+  /**
+   * Also write what is buffered at the end of the current turn of the event loop
+   * (`setImmediate`): live output in one write per socket read instead of one per line.
+   */
+  flushSoon?: boolean;
+  /**
+   * Called with true when the stream refused more (its buffer is full), with false when it
+   * drained: the producer pauses its input meanwhile (e.g. `AmiClient.pause`). Writes to a
+   * pipe, file or terminal on Linux are synchronous in Node, which stops the process instead.
+   */
+  onBackpressure?: (full: boolean) => void;
+}
+
 /**
  * Buffers lines and writes them to a stream in large chunks, waiting for `drain` when the
  * stream is full (so a slow terminal or pipe slows the producer instead of growing memory).
@@ -57,21 +72,32 @@ export function formatPretty(event: CallEvent): string {
 export class LineWriter {
   readonly #stream: Writable;
   readonly #highWaterChars: number;
+  readonly #options: LineWriterOptions;
   #buffer: string[] = [];
   #chars = 0;
   #draining: Promise<void> | null = null;
+  #flushScheduled = false;
 
   /** @param highWaterChars flush once this many characters are buffered (default 64 Ki). */
-  constructor(stream: Writable, highWaterChars = 65536) {
+  constructor(stream: Writable, highWaterChars = 65536, options: LineWriterOptions = {}) {
     this.#stream = stream;
     this.#highWaterChars = highWaterChars;
+    this.#options = options;
   }
 
   /** Queues one line (a newline is added). Await {@link ready} now and then for backpressure. */
   write(line: string): void {
     this.#buffer.push(line);
     this.#chars += line.length + 1;
-    if (this.#chars >= this.#highWaterChars) this.#flushBuffer();
+    if (this.#chars >= this.#highWaterChars) {
+      this.#flushBuffer();
+    } else if (this.#options.flushSoon === true && !this.#flushScheduled) {
+      this.#flushScheduled = true;
+      setImmediate(() => {
+        this.#flushScheduled = false;
+        this.#flushBuffer();
+      });
+    }
   }
 
   /** Resolves when the stream can take more (immediately unless it signalled backpressure). */
@@ -91,12 +117,14 @@ export class LineWriter {
     this.#buffer = [];
     this.#chars = 0;
     if (!this.#stream.write(chunk) && this.#draining === null) {
+      this.#options.onBackpressure?.(true);
       this.#draining = new Promise((resolve) => {
         const done = (): void => {
           this.#stream.off('drain', done);
           this.#stream.off('close', done);
           this.#stream.off('error', done);
           this.#draining = null;
+          this.#options.onBackpressure?.(false);
           resolve();
         };
         this.#stream.on('drain', done);
