@@ -13,14 +13,14 @@
  * await announce.stop();
  * ```
  *
- * or as a `serve` module: {@link announceServiceModule}.
+ * or as a `serve` feature plugin: {@link announceServiceModule}.
  *
  * @module
  */
 import { randomBytes } from 'node:crypto';
 import { unlink } from 'node:fs/promises';
 import path from 'node:path';
-import type { FastifyPluginAsync } from 'fastify';
+import fp from 'fastify-plugin';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import { envelope } from '../bus/xivo.ts';
@@ -30,7 +30,7 @@ import { convertForAsterisk } from '../media/audio.ts';
 import { MediaError } from '../media/errors.ts';
 import type { RawAudioFormat } from '../media/format.ts';
 import { createSpeechEngine, type SpeechEngine } from '../media/tts/index.ts';
-import type { ServiceContext, ServiceModule } from '../serve/module.ts';
+import { contextOf, type FeaturePlugin, SPINE_PLUGINS, withHandles } from '../serve/module.ts';
 import type { Database, MigrationSet } from '../store/db.ts';
 import { ExtensionAllowList } from '../telephony/allowlist.ts';
 import { connectedInOrder } from '../telephony/placed-calls.ts';
@@ -178,7 +178,7 @@ export interface AnnounceModuleOptions {
 export interface AnnounceModule {
   readonly migrations: MigrationSet;
   /** Fastify plugin with Gong's routes (own access rule and error shape). */
-  readonly plugin: FastifyPluginAsync;
+  readonly plugin: (app: App) => Promise<void>;
   readonly service: AnnounceService;
   readonly scheduler: AnnounceScheduler;
   readonly repository: MessageRepository;
@@ -455,8 +455,8 @@ export function createAnnounceModule(options: AnnounceModuleOptions): AnnounceMo
     },
   };
 
-  const plugin: FastifyPluginAsync = async (app) => {
-    await announceRoutes(app as unknown as App, {
+  const plugin = async (app: App) => {
+    await announceRoutes(app, {
       service,
       auth: options.auth,
       uploadLimitBytes: config.uploadLimitBytes,
@@ -478,6 +478,19 @@ export function createAnnounceModule(options: AnnounceModuleOptions): AnnounceMo
   };
 }
 
+/**
+ * Announcements go through AMI (and need its permissions): enabled, playing by `Originate`
+ * (`amiServers`: how many AMI clients the service has, the simulator's included).
+ */
+export function announceNeedsAmi(
+  config: { announce: Pick<AnnounceConfig, 'enabled' | 'playback'> },
+  amiServers: number,
+): boolean {
+  return (
+    config.announce.enabled && resolvePlayback(config.announce.playback, amiServers) === 'originate'
+  );
+}
+
 /** `auto` → `originate` when the service has an AMI client, else `callfile`. */
 export function resolvePlayback(
   playback: AnnounceConfig['playback'],
@@ -487,20 +500,34 @@ export function resolvePlayback(
   return amiClients > 0 ? 'originate' : 'callfile';
 }
 
-/** The announce module as a `serve` module, plus its instance once registered. */
-export interface AnnounceServiceModule extends ServiceModule {
-  /** The module built at `register` (undefined before, or when `announce.enabled` is false). */
+/** What the announce feature exports to the others (`app.announce`, e.g. for jenkins). */
+export interface AnnounceExport {
+  /** The service (undefined when `announce.enabled` is false). */
+  readonly service: AnnounceService | undefined;
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** The announce feature's service (plugin `announce`). */
+    announce: AnnounceExport;
+  }
+}
+
+/** The announce feature plugin, plus its instance once registered. */
+export type AnnounceServiceModule = FeaturePlugin & {
+  /** The module built at registration (undefined before, or when `announce.enabled` is false). */
   readonly instance: AnnounceModule | undefined;
   /** The Gong listener on `announce.listen`, once started (undefined when off). */
   readonly listener: GongListener | undefined;
-}
+};
 
 /**
- * The announce module for `serve`: builds {@link createAnnounceModule} at `register` from
- * the context (first AMI client for Originate; events on the bus as `announce.<kind>`),
- * mounts Gong's API on the main server; at `start` opens the Gong listener on
- * `announce.listen` (unless '') and starts the worker. Does nothing when `announce.enabled`
- * is false.
+ * The announce feature as a Fastify plugin (name `announce`, needs the spine; decorates
+ * `app.announce` with its service): builds {@link createAnnounceModule} from the spine (first
+ * AMI client for Originate; events on the bus as `announce.<kind>`), mounts Gong's API on
+ * the main server; in `onReady` opens the Gong listener on `announce.listen` (unless '') and
+ * starts the worker; in `onClose` closes both. Does nothing else when `announce.enabled` is
+ * false.
  *
  * Call-file playback and the spool directory: with `announce.playback: callfile` a missing
  * or unwritable `announce.spoolDir` refuses the start (one line naming the key). With
@@ -514,13 +541,20 @@ export function announceServiceModule(
 ): AnnounceServiceModule {
   let module: AnnounceModule | undefined;
   let listener: GongListener | undefined;
-  return {
-    name: 'announce',
-    migrations: [announceMigrations],
-    async register(app: App, ctx: ServiceContext) {
+  const plugin = fp(
+    async (app: App) => {
+      app.store.addMigrations(announceMigrations);
+      app.decorate('announce', {
+        get service() {
+          return module?.service;
+        },
+      });
+      const ctx = contextOf(app);
       const config = ctx.config.announce;
       if (!config.enabled) return;
       const playback = resolvePlayback(config.playback, ctx.ami.clients.length);
+      // Playing by AMI Originate needs its permissions (docs/ami.md).
+      if (announceNeedsAmi(ctx.config, ctx.ami.clients.length)) app.amiNeeds.add('announce');
       let unavailable: (() => Promise<string | undefined>) | undefined;
       if (playback === 'callfile') {
         const spool = {
@@ -555,7 +589,7 @@ export function announceServiceModule(
           return now === undefined ? { ok: true } : { ok: false, detail: now };
         });
       }
-      module = createAnnounceModule({
+      const built = createAnnounceModule({
         ...extra,
         config,
         tts: ctx.config.tts,
@@ -569,41 +603,47 @@ export function announceServiceModule(
         metricsRegistry: ctx.metrics.registry,
         ...(unavailable ? { unavailable } : {}),
       });
-      await app.register(module.plugin);
+      module = built;
+      await app.register(built.plugin);
       ctx.logger.info({ module: 'announce', playback }, 'announce: Gong API mounted');
+      app.addHook('onReady', async () => {
+        if (config.listen !== '') {
+          listener = await startGongListener({
+            listen: config.listen,
+            plugin: built.plugin,
+            http: ctx.config.http,
+            logger: ctx.logger.child({ module: 'announce', listener: 'gong' }),
+            metrics: ctx.metrics,
+          });
+          ctx.logger.info(
+            { module: 'announce', url: listener.url },
+            'announce: Gong API also listening on announce.listen',
+          );
+        }
+        try {
+          await built.start();
+        } catch (error) {
+          await listener?.close().catch(() => undefined);
+          throw error;
+        }
+      });
+      app.addHook('onClose', async () => {
+        try {
+          await listener?.close();
+          await built.stop();
+        } catch (error) {
+          ctx.logger.error({ err: error, module: 'announce' }, 'module stop failed');
+        }
+      });
     },
-    async start(ctx: ServiceContext) {
-      if (!module) return;
-      const config = ctx.config.announce;
-      if (config.listen !== '') {
-        listener = await startGongListener({
-          listen: config.listen,
-          plugin: module.plugin,
-          http: ctx.config.http,
-          logger: ctx.logger.child({ module: 'announce', listener: 'gong' }),
-          metrics: ctx.metrics,
-        });
-        ctx.logger.info(
-          { module: 'announce', url: listener.url },
-          'announce: Gong API also listening on announce.listen',
-        );
-      }
-      try {
-        await module.start();
-      } catch (error) {
-        await listener?.close().catch(() => undefined);
-        throw error;
-      }
-    },
-    async stop() {
-      await listener?.close();
-      await module?.stop();
-    },
-    get instance() {
+    { name: 'announce', dependencies: [...SPINE_PLUGINS], fastify: '5.x' },
+  );
+  return withHandles(plugin, {
+    get instance(): AnnounceModule | undefined {
       return module;
     },
-    get listener() {
+    get listener(): GongListener | undefined {
       return listener;
     },
-  };
+  });
 }

@@ -27,6 +27,7 @@ import { type CalloutTables, calloutDb } from '../callout/repository.ts';
 import { AST_STATE_RING, AST_STATE_RINGING, AST_STATE_UP, type Channel } from '../calls/channel.ts';
 import { createAccessRule } from '../http/auth.ts';
 import { sendError } from '../http/errors.ts';
+import { ACCESS_RULE_SECURITY, errorResponses } from '../http/schemas.ts';
 import type { App } from '../http/server.ts';
 import type { PushTables } from '../push/devices.ts';
 import type { ServiceContext } from '../serve/module.ts';
@@ -477,6 +478,7 @@ export async function consoleRoutes(app: App, options: ConsoleRoutesOptions): Pr
     {
       schema: {
         operationId: 'listCalls',
+        security: ACCESS_RULE_SECURITY,
         tags,
         summary: 'Calls in progress, per AMI server',
         description:
@@ -484,7 +486,11 @@ export async function consoleRoutes(app: App, options: ConsoleRoutesOptions): Pr
           '(`dialing`, `dialedBy`), who is bridged with whom (`bridge`), since when. Live ' +
           'changes: the `call.*` events of `/api/events`.',
         querystring: Type.Object({ server: Type.Optional(Type.String({ maxLength: 200 })) }),
-        response: { 200: CallsResponse, 400: ErrorBody },
+        response: {
+          ...errorResponses(ErrorBody, [401, 403]),
+          200: CallsResponse,
+          400: ErrorBody,
+        },
       },
     },
     async (request, reply) => {
@@ -513,6 +519,7 @@ export async function consoleRoutes(app: App, options: ConsoleRoutesOptions): Pr
     {
       schema: {
         operationId: 'listEscalations',
+        security: ACCESS_RULE_SECURITY,
         tags,
         summary: 'Escalations (Barista alert calls), newest first',
         description:
@@ -528,6 +535,7 @@ export async function consoleRoutes(app: App, options: ConsoleRoutesOptions): Pr
           ...Paging,
         }),
         response: {
+          ...errorResponses(ErrorBody, [401, 403]),
           200: Type.Object({
             total: Type.Integer(),
             limit: Type.Integer(),
@@ -557,10 +565,16 @@ export async function consoleRoutes(app: App, options: ConsoleRoutesOptions): Pr
     {
       schema: {
         operationId: 'getEscalation',
+        security: ACCESS_RULE_SECURITY,
         tags,
         summary: 'One escalation with its people and attempts',
         params: Type.Object({ eventid: Type.String({ minLength: 1, maxLength: 100 }) }),
-        response: { 200: EscalationSchema, 400: ErrorBody, 404: ErrorBody },
+        response: {
+          ...errorResponses(ErrorBody, [401, 403]),
+          200: EscalationSchema,
+          400: ErrorBody,
+          404: ErrorBody,
+        },
       },
     },
     async (request, reply) => {
@@ -602,12 +616,14 @@ export async function consoleRoutes(app: App, options: ConsoleRoutesOptions): Pr
     {
       schema: {
         operationId: 'listAnnouncementSchedule',
+        security: ACCESS_RULE_SECURITY,
         tags,
         summary: 'Announcements to come (scheduled, playing), by effective start',
         description:
           'The computed start and the duration of each message (the queue as a timeline). ' +
           'Live changes: the `announce.*` events of `/api/events`.',
         response: {
+          ...errorResponses(ErrorBody, [401, 403]),
           200: Type.Object({ nowMs: Ms('server time'), items: Type.Array(AnnouncementSchema) }),
         },
       },
@@ -630,11 +646,13 @@ export async function consoleRoutes(app: App, options: ConsoleRoutesOptions): Pr
     {
       schema: {
         operationId: 'listAnnouncementHistory',
+        security: ACCESS_RULE_SECURITY,
         tags,
         summary: 'Announcements played, failed (with the reason), spooled or cancelled',
         description: 'Newest first; paged with `limit` (1-200, default 50) and `offset`.',
         querystring: Type.Object(Paging),
         response: {
+          ...errorResponses(ErrorBody, [401, 403]),
           200: Type.Object({
             total: Type.Integer(),
             limit: Type.Integer(),
@@ -672,13 +690,17 @@ export async function consoleRoutes(app: App, options: ConsoleRoutesOptions): Pr
     {
       schema: {
         operationId: 'getPushOverview',
+        security: ACCESS_RULE_SECURITY,
         tags,
         summary: 'Push devices (counts per platform and app) and the recent wake-ups',
         description:
           'Never a token. Wake-ups: the last ones answered to the PBX (ACK/NAK with reason), ' +
           'their round trip (push to the app’s call-response) and a histogram of it. Live ' +
           'changes: `push.wake.answered` on `/api/events`.',
-        response: { 200: PushResponse },
+        response: {
+          ...errorResponses(ErrorBody, [401, 403]),
+          200: PushResponse,
+        },
       },
     },
     async () => {
@@ -712,12 +734,16 @@ export async function consoleRoutes(app: App, options: ConsoleRoutesOptions): Pr
     {
       schema: {
         operationId: 'getHealth',
+        security: ACCESS_RULE_SECURITY,
         tags,
         summary: 'AMI servers, bus, database, Redis, dropped-message counters',
         description:
           'Login classes are what the AMI session proved (docs/ami.md, "Permissions"). Live ' +
           'changes: `switchboard.health` on `/api/events` (AMI connected / disconnected).',
-        response: { 200: HealthResponse },
+        response: {
+          ...errorResponses(ErrorBody, [401, 403]),
+          200: HealthResponse,
+        },
       },
     },
     async () => {

@@ -34,6 +34,7 @@ import Fastify, {
 import pino, { type DestinationStream, type Logger } from 'pino';
 import pretty from 'pino-pretty';
 import { Counter } from 'prom-client';
+import Type from 'typebox';
 import { TRUST_PROXY_TRUE } from '../config/load.ts';
 import type { Config } from '../config/schema.ts';
 import { createMetrics, type Metrics } from '../metrics.ts';
@@ -41,6 +42,7 @@ import { createCidrMatcher } from '../util/cidr.ts';
 import { reuseMetric } from '../util/metrics.ts';
 import { REDACTED, redactUrl } from '../util/redact.ts';
 import { TimeoutError, withTimeout } from '../util/timeout.ts';
+import { decoratePrincipal } from './auth.ts';
 import { registerBodyParsers } from './body.ts';
 import { setClientTrust } from './client.ts';
 import {
@@ -50,6 +52,7 @@ import {
   toErrorInfo,
   useErrorFormatter,
 } from './errors.ts';
+import { NO_SECURITY, plainSerializer, SECURITY_SCHEMES } from './schemas.ts';
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -343,6 +346,16 @@ class OneLineLogController extends LogController {
   }
 }
 
+/** The answer of `/readyz`. */
+const Readyz = Type.Object({
+  status: Type.Union([Type.Literal('ready'), Type.Literal('not ready')]),
+  failed: Type.Array(Type.String(), { description: 'names of the failed checks' }),
+  checks: Type.Record(
+    Type.String(),
+    Type.Object({ ok: Type.Boolean(), detail: Type.Optional(Type.String()) }),
+  ),
+});
+
 const REQUEST_TIMEOUTS = 'switchboard_http_request_timeouts_total';
 const REQUEST_TIMEOUT_BODY =
   '{"error":"request_timeout","message":"request body not received in time","statusCode":408}';
@@ -412,8 +425,9 @@ export async function createServer(options: CreateServerOptions): Promise<Switch
   // Node's own request timeout is the backstop (the longest a request may take to arrive);
   // the hook below applies the per-route limit, counted from the end of the headers.
   const backstopMs = Math.max(http.requestTimeoutMs, http.uploadTimeoutMs) + http.headersTimeoutMs;
-  const app = Fastify({
-    loggerInstance: logger,
+  const loggerInstance: FastifyBaseLogger = logger;
+  const app: App = Fastify({
+    loggerInstance,
     // One line per request (Fastify's own are two, the first with every header).
     logController: new OneLineLogController(),
     bodyLimit: http.bodyLimitBytes,
@@ -435,13 +449,14 @@ export async function createServer(options: CreateServerOptions): Promise<Switch
         toErrorInfo(error),
         formatterFor(request.server.server, request.url),
       ),
-  }).withTypeProvider<TypeBoxTypeProvider>() as unknown as App;
+  }).withTypeProvider<TypeBoxTypeProvider>();
   setClientTrust(app.server, {
     isTrustedProxy,
     warn: (fields, message) => logger.warn({ component: 'http', ...fields }, message),
   });
 
   useErrorFormatter(app, defaultErrorFormatter);
+  decoratePrincipal(app);
   app.setNotFoundHandler((request, reply) =>
     sendError(
       reply,
@@ -490,6 +505,7 @@ export async function createServer(options: CreateServerOptions): Promise<Switch
           description: 'Asterisk call events, alert calls, announcements and mobile wake-up',
           version: options.version ?? '0.1.0',
         },
+        components: { securitySchemes: SECURITY_SCHEMES as never },
       },
     });
     await app.register(swaggerUi, { routePrefix: '/docs' });
@@ -515,8 +531,18 @@ export async function createServer(options: CreateServerOptions): Promise<Switch
 
   app.get(
     '/healthz',
-    { schema: { tags: ['operations'], summary: 'The process is up' }, logLevel: 'warn' },
-    async () => ({ status: 'ok' }),
+    {
+      schema: {
+        tags: ['operations'],
+        summary: 'The process is up',
+        operationId: 'getLiveness',
+        security: NO_SECURITY,
+        response: { 200: Type.Object({ status: Type.Literal('ok') }) },
+      },
+      logLevel: 'warn',
+      serializerCompiler: plainSerializer,
+    },
+    async () => ({ status: 'ok' as const }),
   );
 
   app.get(
@@ -525,14 +551,21 @@ export async function createServer(options: CreateServerOptions): Promise<Switch
       schema: {
         tags: ['operations'],
         summary: 'Ready to serve: every readiness check passes (else 503 naming the failed ones)',
+        operationId: 'getReadiness',
+        security: NO_SECURITY,
+        response: {
+          200: Readyz,
+          503: { ...Readyz, description: 'Not ready: `failed` names the checks that fail' },
+        },
       },
       logLevel: 'warn',
+      serializerCompiler: plainSerializer,
     },
     async (_request, reply) => {
       const result = await readiness.run();
       reply.code(result.ready ? 200 : 503);
       return {
-        status: result.ready ? 'ready' : 'not ready',
+        status: result.ready ? ('ready' as const) : ('not ready' as const),
         failed: result.failed,
         checks: result.checks,
       };
@@ -541,7 +574,22 @@ export async function createServer(options: CreateServerOptions): Promise<Switch
 
   app.get(
     '/metrics',
-    { schema: { tags: ['operations'], summary: 'Prometheus metrics' }, logLevel: 'warn' },
+    {
+      schema: {
+        tags: ['operations'],
+        summary: 'Prometheus metrics',
+        operationId: 'getMetrics',
+        security: NO_SECURITY,
+        response: {
+          200: {
+            description: 'Prometheus text exposition format',
+            content: { 'text/plain': { schema: Type.String() } },
+          },
+        },
+      },
+      logLevel: 'warn',
+      serializerCompiler: plainSerializer,
+    },
     async (_request, reply) => {
       reply.type(metrics.registry.contentType);
       return metrics.registry.metrics();
