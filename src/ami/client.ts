@@ -1,4 +1,9 @@
 /**
+ * Why this file is long: {@link AmiClient} is one connection's life cycle (connect, login,
+ * pending-action table, event lists, keep-alive, reconnect with backoff, shutdown) whose
+ * states and timers interlock; they are kept in one class so every transition is visible
+ * in one place. Its errors, defaults and wire protocol are in their own modules.
+ *
  * AMI client for one Asterisk server (13–22): login (plaintext or MD5 challenge), actions
  * correlated by `ActionID`, events, keep-alive and reconnect. {@link AmiPool} runs several.
  *
