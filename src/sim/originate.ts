@@ -1,4 +1,9 @@
 /**
+ * Why this file is long: {@link SimCall} plays one originated call as Asterisk 22 does, event
+ * by event in the wire logs' order (ringing, answer or failure, DTMF, UserEvent, hangup, with
+ * the noise events); one class reads top to bottom like the recordings it copies, which is
+ * how it is checked against them.
+ *
  * The simulated side of an AMI `Originate`: the channels, ringing, answer (or busy, no answer,
  * congestion, failure), DTMF keys, the dialplan's `UserEvent` and the hangup, as the events
  * a real Asterisk 22 sends, in its order, with its noise (`Newexten`, `VarSet`,

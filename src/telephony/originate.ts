@@ -1,4 +1,9 @@
 /**
+ * Why this file is long: {@link CallFollower} follows one originated call through its
+ * events (OriginateResponse, DTMF user events, hangup, connection loss) as one state machine;
+ * the functions that build and send the action stay beside it because both callers (alert
+ * calls, announcements) use them together.
+ *
  * Placing a call through AMI `Originate` and following it to its outcome.
  *
  * Wire facts (Asterisk 22, `test/fixtures/asterisk22/recordings/dtmf_local.raw.txt`):
