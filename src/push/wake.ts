@@ -1,4 +1,9 @@
 /**
+ * Why this file is long: {@link WakeService} is one race per held call (re-sent pushes, the
+ * apps' answers, the caller's hangup, the PBX closing the request, the budget, shutdown); it
+ * is kept in one class so every way a held call ends is decided in one place. The
+ * cross-process coordinators are in coordinator.ts.
+ *
  * Waking the app and waiting for its answer: the heart of the push middleware.
  *
  * `POST /api/incoming-call/` becomes a {@link HeldCall}: the push goes to every device of the
@@ -27,7 +32,7 @@
  * `<prefix>push:held:<key>` (expiring with the budget) and subscribes to
  * `<prefix>push:resp:<instance>`; a responder that does not hold the key runs one Lua script
  * that publishes the response to the channel of every holder in the set (so an unknown key is
- * one round trip and changes nothing). The coordinators are in coordinator.ts.
+ * one round trip and changes nothing).
  */
 import { randomBytes } from 'node:crypto';
 import type { Logger } from 'pino';
