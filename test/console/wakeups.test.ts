@@ -50,6 +50,15 @@ describe('wake-ups view: an ACK with its round trip, through a fake FCM and app'
   });
 
   test('register, incoming call, push, call-response: ACK with a round trip, counted', async (t) => {
+    // Every API answer the page reads (the SSE stream aside: it never ends) is kept, to check
+    // that the token is not even sent to the browser.
+    const bodies: Promise<string>[] = [];
+    page.on('response', (response) => {
+      const url = new URL(response.url());
+      if (url.pathname.startsWith('/api/') && url.pathname !== '/api/events') {
+        bodies.push(response.text().catch(() => ''));
+      }
+    });
     await page.goto(`${serve.base}/#/wakeups`);
     await page.getByText('No wake-up yet.').waitFor(WAIT);
     await page.getByText('No device registered.').waitFor(WAIT);
@@ -121,6 +130,9 @@ describe('wake-ups view: an ACK with its round trip, through a fake FCM and app'
     assert.ok(!(await page.innerText('body')).includes(TOKEN), 'token not in the text');
     assert.ok(!(await page.content()).includes(TOKEN), 'token not in the HTML');
     assert.ok(!(await page.content()).includes(TOKEN.slice(0, 11)), 'no part of the token');
+    const read = await Promise.all(bodies);
+    assert.ok(read.length > 0, 'the page read the APIs');
+    assert.ok(!read.some((body) => body.includes(TOKEN)), 'token not sent to the page');
     await screenshot(page, 'wakeups');
   });
 });
