@@ -24,17 +24,25 @@ import fp from 'fastify-plugin';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import { envelope } from '../bus/xivo.ts';
-import type { AnnounceConfig, AuthConfig, TtsConfig } from '../config/schema.ts';
+import type { AnnounceConfig, AuthConfig, Config, TtsConfig } from '../config/schema.ts';
+import type { DoctorResult } from '../doctor/result.ts';
 import type { App } from '../http/server.ts';
 import { convertForAsterisk } from '../media/audio.ts';
 import { MediaError } from '../media/errors.ts';
 import type { RawAudioFormat } from '../media/format.ts';
 import { createSpeechEngine, type SpeechEngine } from '../media/tts/index.ts';
-import { contextOf, type FeaturePlugin, SPINE_PLUGINS, withHandles } from '../serve/module.ts';
+import {
+  checkAmiServerRefs,
+  contextOf,
+  type Feature,
+  type FeaturePlugin,
+  SPINE_PLUGINS,
+  withHandles,
+} from '../serve/module.ts';
 import type { Database, MigrationSet } from '../store/db.ts';
 import { ExtensionAllowList } from '../telephony/allowlist.ts';
 import { connectedInOrder } from '../telephony/placed-calls.ts';
-import { checkSpoolDir } from './checks.ts';
+import { checkAnnounceConfig, checkSpoolDir } from './checks.ts';
 import { type GongListener, startGongListener } from './listener.ts';
 import { type AnnounceMetrics, announceMetrics } from './metrics.ts';
 import {
@@ -646,4 +654,38 @@ export function announceServiceModule(
       return listener;
     },
   });
+}
+
+/**
+ * The announce feature in the feature list (src/serve/modules.ts): its plugin, its config
+ * checks (`announce.amiServers`, {@link checkAnnounceConfig}), the doctor's `spool` line
+ * (the call-file spool directory, when announcements are placed as call files), its AMI
+ * permissions ({@link announceNeedsAmi}), its use of sox and the speech engine, its language.
+ */
+export const announceFeature: Feature = {
+  name: 'announce',
+  plugin: () => announceServiceModule(),
+  checkConfig: (config) => [
+    ...checkAmiServerRefs(config, 'announce', config.announce.amiServers),
+    ...checkAnnounceConfig(config),
+  ],
+  doctorChecks: (config) => [checkSpool(config)],
+  amiFeature: (config, amiServers) =>
+    announceNeedsAmi(config, amiServers) ? 'announce' : undefined,
+  toolUse: (config) => (config.announce.enabled ? 'announcements' : undefined),
+  speechLanguages: (config) => [config.announce.language],
+};
+
+/**
+ * The doctor's `spool` line: the call-file spool directory can be written, when
+ * announcements are placed as call files (else undefined).
+ */
+export async function checkSpool(config: Config): Promise<DoctorResult | undefined> {
+  if (!config.announce.enabled) return undefined;
+  const clients = config.ami.servers.length + (config.simulator.enabled ? 1 : 0);
+  if (resolvePlayback(config.announce.playback, clients) !== 'callfile') return undefined;
+  const problem = await checkSpoolDir({ spoolDir: config.announce.spoolDir });
+  return problem === undefined
+    ? { name: 'spool', ok: true, detail: `${path.resolve(config.announce.spoolDir)} writable` }
+    : { name: 'spool', ok: false, detail: `announce.spoolDir: ${problem}` };
 }

@@ -24,7 +24,13 @@ import type { Config } from '../config/schema.ts';
 import type { App } from '../http/server.ts';
 import type { SpeechEngine } from '../media/tts/engine.ts';
 import { createSpeechEngine } from '../media/tts/index.ts';
-import { contextOf, SPINE_PLUGINS, withHandles } from '../serve/module.ts';
+import {
+  checkAmiServerRefs,
+  contextOf,
+  type Feature,
+  SPINE_PLUGINS,
+  withHandles,
+} from '../serve/module.ts';
 import type { Database, MigrationSet } from '../store/db.ts';
 import type { CallEventSource } from '../telephony/originate.ts';
 import { calloutMetrics } from './metrics.ts';
@@ -214,3 +220,24 @@ export function calloutServiceModule(extra: Partial<CalloutModuleOptions> = {}) 
     },
   });
 }
+
+/**
+ * The callout feature in the feature list (src/serve/modules.ts): its plugin, the check of
+ * `callout.amiServers`, its AMI permissions (`calloutNeedsAmi`), its use of sox and the
+ * speech engine, and the languages of its head and foot texts.
+ */
+export const calloutFeature: Feature = {
+  name: 'callout',
+  plugin: () => calloutServiceModule(),
+  checkConfig: (config) => checkAmiServerRefs(config, 'callout', config.callout.amiServers),
+  amiFeature: (config) => (calloutNeedsAmi(config) ? 'callout' : undefined),
+  toolUse: (config) =>
+    config.callout.enabled &&
+    (selectProvider(config) === 'asterisk' || config.ami.servers.length > 0)
+      ? 'alert calls (their message is synthesized)'
+      : undefined,
+  speechLanguages: (config) =>
+    [config.callout.head, config.callout.foot].flatMap((texts) =>
+      Object.values(texts).flatMap((byLanguage) => Object.keys(byLanguage)),
+    ),
+};

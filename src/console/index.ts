@@ -19,7 +19,7 @@ import { envelope } from '../bus/xivo.ts';
 import type { CallEvent } from '../calls/events.ts';
 import type { App } from '../http/server.ts';
 import type { WakeRecord } from '../push/wake.ts';
-import { contextOf, type FeaturePlugin, SPINE_PLUGINS } from '../serve/module.ts';
+import { contextOf, type Feature, type FeaturePlugin, SPINE_PLUGINS } from '../serve/module.ts';
 import { consoleRoutes } from './routes.ts';
 import { loadStaticFiles, registerStatic } from './static.ts';
 import { ConsoleTracker } from './tracker.ts';
@@ -120,3 +120,6 @@ export function consoleServiceModule(): FeaturePlugin {
     { name: 'console', dependencies: [...SPINE_PLUGINS], fastify: '5.x' },
   );
 }
+
+/** The console in the feature list (src/serve/modules.ts, last): its plugin. */
+export const consoleFeature: Feature = { name: 'console', plugin: () => consoleServiceModule() };

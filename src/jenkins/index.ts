@@ -9,7 +9,7 @@ import fp from 'fastify-plugin';
 import type { AnnounceService } from '../announce/index.ts';
 import { fetchErrorReason } from '../http/fetch-error.ts';
 import type { App } from '../http/server.ts';
-import { type FeaturePlugin, withHandles } from '../serve/module.ts';
+import { type Feature, type FeaturePlugin, withHandles } from '../serve/module.ts';
 import { jenkinsMetrics } from './metrics.ts';
 import { type Announcer, JenkinsWatcher, jenkinsMigrations } from './watcher.ts';
 
@@ -132,3 +132,13 @@ export function jenkinsServiceModule(
     },
   });
 }
+
+/**
+ * The jenkins feature in the feature list (src/serve/modules.ts, after announce): its plugin
+ * and its language.
+ */
+export const jenkinsFeature: Feature = {
+  name: 'jenkins',
+  plugin: () => jenkinsServiceModule(),
+  speechLanguages: (config) => [config.jenkins.language],
+};

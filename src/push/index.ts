@@ -29,7 +29,7 @@ import { envelope } from '../bus/xivo.ts';
 import type { CallEvent } from '../calls/events.ts';
 import type { PushConfig } from '../config/schema.ts';
 import type { App } from '../http/server.ts';
-import { withHandles } from '../serve/module.ts';
+import { type Feature, withHandles } from '../serve/module.ts';
 import type { Database, MigrationSet } from '../store/db.ts';
 import {
   type AccountChecker,
@@ -279,3 +279,6 @@ export function pushServiceModule(
     },
   });
 }
+
+/** The push feature in the feature list (src/serve/modules.ts): its plugin. */
+export const pushFeature: Feature = { name: 'push', plugin: () => pushServiceModule() };

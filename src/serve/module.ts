@@ -45,7 +45,9 @@ import type { AmiFeature } from '../ami/permissions.ts';
 import type { Bus } from '../bus/bus.ts';
 import type { XivoPublisher } from '../bus/xivo.ts';
 import type { AmiRunner } from '../calls/live.ts';
+import type { ConfigProblem } from '../config/load.ts';
 import type { Config } from '../config/schema.ts';
+import type { DoctorResult } from '../doctor/result.ts';
 import type { Readiness } from '../http/server.ts';
 import type { Metrics } from '../metrics.ts';
 import type { Database, MigrationSet } from '../store/db.ts';
@@ -147,4 +149,62 @@ export function withHandles<T extends object>(
 ): FeaturePlugin & T {
   Object.defineProperties(plugin, Object.getOwnPropertyDescriptors(handles));
   return plugin as FeaturePlugin & T;
+}
+
+/**
+ * One entry of the feature list (`FEATURES`, src/serve/modules.ts): the plugin and what the
+ * feature contributes to the checks made without starting it. `serve`, `config check` and
+ * `switchboard doctor` all read that one list, so that removing a feature is deleting its
+ * folder and its entry there (docs/architecture.md, "Removing a feature").
+ */
+export interface Feature {
+  /** The plugin's `name` (as in its `fastify-plugin` metadata), e.g. `announce`. */
+  readonly name: string;
+  /** A new instance of the plugin (each `serve` registers its own). */
+  plugin(): FeaturePlugin;
+  /**
+   * What the configuration schema cannot check in the feature's section (run by `config
+   * check`, at start and at reload, when the feature is in the service).
+   * @returns the problems, each naming its key (empty when fine).
+   */
+  checkConfig?(config: Config): ConfigProblem[];
+  /**
+   * The feature's own lines of `switchboard doctor` (resolving to undefined: nothing to
+   * say for this configuration). Each bounded by the doctor's `timeoutMs` where it waits.
+   */
+  doctorChecks?(config: Config, timeoutMs: number): Promise<DoctorResult | undefined>[];
+  /**
+   * The AMI permissions the feature needs with `config` (what its plugin declares with
+   * `app.amiNeeds.add`), for `doctor`, which does not start it. `amiServers`: how many AMI
+   * clients the service would have.
+   */
+  amiFeature?(config: Config, amiServers: number): AmiFeature | undefined;
+  /** Why the feature needs sox and the speech engine with `config` (a phrase for log lines), if it does. */
+  toolUse?(config: Config): string | undefined;
+  /** The languages the feature speaks with `config` (the doctor checks espeak-ng has voices). */
+  speechLanguages?(config: Config): string[];
+}
+
+/**
+ * Checks a feature's `amiServers` list (`<section>.amiServers`): each entry names a
+ * configured AMI server (or `simulator` when the embedded simulator runs).
+ * @returns one problem per unknown name, keyed `<section>.amiServers[i]`.
+ */
+export function checkAmiServerRefs(
+  config: Config,
+  section: string,
+  amiServers: readonly string[],
+): ConfigProblem[] {
+  const known = new Set(config.ami.servers.map((server) => server.name));
+  if (config.simulator.enabled) known.add('simulator');
+  const problems: ConfigProblem[] = [];
+  amiServers.forEach((name, i) => {
+    if (!known.has(name)) {
+      problems.push({
+        key: `${section}.amiServers[${i}]`,
+        reason: `no AMI server is named ${JSON.stringify(name)} (names: ${[...known].join(', ') || 'none'})`,
+      });
+    }
+  });
+  return problems;
 }

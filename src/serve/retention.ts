@@ -33,7 +33,7 @@ import type { Config, RetentionConfig } from '../config/schema.ts';
 import type { App } from '../http/server.ts';
 import { pruneSpeechCache } from '../media/tts/cache.ts';
 import type { Database } from '../store/db.ts';
-import type { FeaturePlugin } from './module.ts';
+import type { Feature, FeaturePlugin } from './module.ts';
 
 const DAY_MS = 86_400_000;
 /** Rows deleted per statement (PostgreSQL takes at most 65,535 parameters). */
@@ -371,3 +371,9 @@ export function retentionServiceModule(): FeaturePlugin {
     },
   );
 }
+
+/** Retention in the feature list (src/serve/modules.ts, after callout and announce): its plugin. */
+export const retentionFeature: Feature = {
+  name: 'retention',
+  plugin: () => retentionServiceModule(),
+};

@@ -21,11 +21,8 @@
 import type { Logger } from 'pino';
 import { type AmiClientOptions, amiServerOptions, parseAmiUrl } from '../ami/client.ts';
 import type { AmiFeature } from '../ami/permissions.ts';
-import { checkAnnounceConfig } from '../announce/checks.ts';
-import { announceNeedsAmi } from '../announce/index.ts';
 import type { CreateBusOptions } from '../bus/index.ts';
 import { busPlugin } from '../bus/plugin.ts';
-import { calloutNeedsAmi } from '../callout/index.ts';
 import type { Reporter } from '../calls/reporter.ts';
 import type { ConfigProblem } from '../config/load.ts';
 import type { AmiServerConfig, Config } from '../config/schema.ts';
@@ -45,7 +42,14 @@ import type { OpenDatabaseOptions } from '../store/db.ts';
 import { storePlugin } from '../store/plugin.ts';
 import { redactUrl } from '../util/redact.ts';
 import { amiPlugin } from './ami.ts';
-import { contextOf, type FeaturePlugin, featureName, type ServiceContext } from './module.ts';
+import {
+  contextOf,
+  type Feature,
+  type FeaturePlugin,
+  featureName,
+  type ServiceContext,
+} from './module.ts';
+import { FEATURES } from './modules.ts';
 import { eventsPlugin } from './routes.ts';
 import { toolReadiness } from './tools.ts';
 import { Webhooks } from './webhooks.ts';
@@ -151,12 +155,17 @@ function reloadable(key: string): boolean {
 }
 
 /**
- * Checks what the configuration schema cannot: AMI server names unique, webhook `events`
- * patterns valid binding keys, AMI URLs parseable. Used by `start()` and by
- * `switchboard config check`.
+ * Checks what the configuration schema cannot: AMI server names unique, AMI URLs parseable,
+ * then each feature's own checks (`Feature.checkConfig`: e.g. `announce.dialString`, the
+ * `amiServers` lists), then webhook `events` patterns valid binding keys. Used by `start()`,
+ * `reload()` (with the features of the service) and `switchboard config check` (every
+ * feature of {@link FEATURES}, the default).
  * @returns the problems, each naming its key (empty when fine).
  */
-export function checkServiceConfig(config: Config): ConfigProblem[] {
+export function checkServiceConfig(
+  config: Config,
+  features: readonly Feature[] = FEATURES,
+): ConfigProblem[] {
   const problems: ConfigProblem[] = [];
   const names = new Map<string, number>();
   config.ami.servers.forEach((server, i) => {
@@ -180,19 +189,7 @@ export function checkServiceConfig(config: Config): ConfigProblem[] {
       reason: 'the name "simulator" is taken by the embedded simulator (simulator.enabled)',
     });
   }
-  const known = new Set(names.keys());
-  if (config.simulator.enabled) known.add('simulator');
-  for (const section of ['callout', 'announce'] as const) {
-    config[section].amiServers.forEach((name, i) => {
-      if (!known.has(name)) {
-        problems.push({
-          key: `${section}.amiServers[${i}]`,
-          reason: `no AMI server is named ${JSON.stringify(name)} (names: ${[...known].join(', ') || 'none'})`,
-        });
-      }
-    });
-  }
-  problems.push(...checkAnnounceConfig(config));
+  for (const feature of features) problems.push(...(feature.checkConfig?.(config) ?? []));
   config.webhooks.endpoints.forEach((endpoint, i) => {
     endpoint.events.forEach((pattern, j) => {
       try {
@@ -234,21 +231,28 @@ export function amiClientOptions(
 
 /**
  * The features whose AMI permissions `serve` checks for `config` (docs/ami.md,
- * "Permissions"), as its plugins declare them (`app.amiNeeds.add`): call events always;
- * alert calls when the `callout` feature runs, enabled, with the asterisk provider;
- * announcements when the `announce` feature runs, enabled, playing by `Originate`. For
- * `switchboard doctor`, which checks a configuration without starting it.
+ * "Permissions"), as its plugins declare them (`app.amiNeeds.add`): call events always, then
+ * each of `features` that says so (`Feature.amiFeature`: alert calls when callout is enabled
+ * with the asterisk provider; announcements when announce is enabled, playing by
+ * `Originate`). For `switchboard doctor`, which checks a configuration without starting it.
  */
 export function amiFeatures(
   config: Config,
   amiServers: number,
-  modules: readonly { readonly name: string }[],
+  features: readonly Feature[] = FEATURES,
 ): AmiFeature[] {
-  const runs = (name: string): boolean => modules.some((module) => module.name === name);
-  const features: AmiFeature[] = ['calls'];
-  if (runs('callout') && calloutNeedsAmi(config)) features.push('callout');
-  if (runs('announce') && announceNeedsAmi(config, amiServers)) features.push('announce');
-  return features;
+  const needed: AmiFeature[] = ['calls'];
+  for (const feature of features) {
+    const need = feature.amiFeature?.(config, amiServers);
+    if (need !== undefined) needed.push(need);
+  }
+  return needed;
+}
+
+/** The entries of {@link FEATURES} whose plugin is among `modules` (matched by name). */
+function featuresOf(modules: readonly FeaturePlugin[]): Feature[] {
+  const names = new Set(modules.map(featureName));
+  return FEATURES.filter((feature) => names.has(feature.name));
 }
 
 /**
@@ -257,13 +261,15 @@ export function amiFeatures(
  */
 export function createService(options: ServiceOptions): Service {
   const { config } = options;
-  const problems = checkServiceConfig(config);
+  const modules = [...(options.modules ?? [])];
+  // What the features of this service check (a feature it does not run checks nothing).
+  const features = featuresOf(modules);
+  const problems = checkServiceConfig(config, features);
   if (problems.length > 0) {
     throw new Error(problems.map((p) => `config: ${p.key}: ${p.reason}`).join('\n'));
   }
   const logger = options.logger ?? createLogger(config.log.level);
   const metrics = options.metrics ?? createMetrics();
-  const modules = [...(options.modules ?? [])];
   const flushTimeoutMs = options.busFlushTimeoutMs ?? 5000;
 
   let context: ServiceContext | undefined;
@@ -277,7 +283,7 @@ export function createService(options: ServiceOptions): Service {
   followAuth(config.auth);
 
   function reload(next: Config): ReloadResult {
-    const problems = checkServiceConfig(next);
+    const problems = checkServiceConfig(next, features);
     if (problems.length > 0) {
       throw new Error(problems.map((p) => `config: ${p.key}: ${p.reason}`).join('\n'));
     }
@@ -330,11 +336,7 @@ export function createService(options: ServiceOptions): Service {
     });
     // sox / espeak-ng for the features that need them: checked now (logged) and in /readyz.
     const names = modules.map(featureName);
-    const tools = toolReadiness(
-      config,
-      names.map((name) => ({ name })),
-      logger.child({ component: 'tools' }),
-    );
+    const tools = toolReadiness(config, features, logger.child({ component: 'tools' }));
     readiness.add('tools', tools.check);
     const amqp = config.amqp;
     await app.register(busPlugin, {
