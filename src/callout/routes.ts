@@ -1,4 +1,8 @@
 /**
+ * Why this file is a little over 500 lines: the seed API's validation (every field, error 1
+ * naming it), its schemas and its two routes together, so that what reaches a dial string is
+ * checked in one file.
+ *
  * The Barista API (seed `002`): `POST /api/v1/call` (form-encoded with repeated `addressee`,
  * or JSON) and `GET /api/v1/call?eventid=`, answering the seed's shapes:
  * `{"success":"true","eventid":"..."}` / `{"success":"false","error":"1|2|99","message":"..."}`

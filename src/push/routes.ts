@@ -1,4 +1,9 @@
 /**
+ * Why this file is long: every endpoint of the original middleware in one plugin, each with
+ * its own parsing and error rules copied from Django REST framework's behaviour (form, JSON,
+ * multipart), so that its clients work unchanged; the domain logic is in devices.ts, wake.ts
+ * and apps.ts.
+ *
  * The push middleware API as the original middleware answers it (VoIPGRID vialer-middleware
  * `api/views.py`, `api/serializers.py`: paths, field names and rules, status codes), as a
  * Fastify plugin. Bodies are form-encoded (the Android app, the PBX), JSON (the iOS app) or
