@@ -82,7 +82,8 @@ describe('npm pack + npm install -g of the tarball', { skip }, () => {
     const cwd = mkdtempSync(join(dir, 'run-'));
     const serve = spawn(command, ['serve', '--listen', '127.0.0.1:0'], {
       cwd,
-      env,
+      // Embedded defaults but for Gong's fixed port 9600 (another serve may hold it).
+      env: { ...env, SWITCHBOARD_ANNOUNCE_LISTEN: '127.0.0.1:0' },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let output = '';
@@ -97,7 +98,9 @@ describe('npm pack + npm install -g of the tarball', { skip }, () => {
       let url = '';
       await until(
         () => {
-          url = /http:\/\/127\.0\.0\.1:\d+/.exec(output)?.[0] ?? '';
+          url =
+            /"url":"(http:\/\/127\.0\.0\.1:\d+)","msg":"HTTP server listening"/.exec(output)?.[1] ??
+            '';
           return url !== '' || serve.exitCode !== null || serve.signalCode !== null;
         },
         'serve to listen',

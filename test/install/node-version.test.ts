@@ -38,7 +38,10 @@ interface Started {
 }
 
 function start(exe: string, args: string[], cwd = ROOT, detached = false): Started {
-  const child = spawn(exe, args, { cwd, stdio: ['ignore', 'pipe', 'pipe'], detached });
+  // Embedded defaults but for Gong's fixed port 9600 (announce.listen): another serve of the
+  // machine may hold it.
+  const env = { ...process.env, SWITCHBOARD_ANNOUNCE_LISTEN: '127.0.0.1:0' };
+  const child = spawn(exe, args, { cwd, stdio: ['ignore', 'pipe', 'pipe'], detached, env });
   let output = '';
   child.stdout?.setEncoding('utf8').on('data', (chunk: string) => {
     output += chunk;
@@ -97,16 +100,19 @@ async function serve(detached = false): Promise<Started & { url: string; cwd: st
   let url = '';
   await until(
     () => {
-      url = /http:\/\/127\.0\.0\.1:\d+/.exec(s.output())?.[0] ?? '';
+      url =
+        /"url":"(http:\/\/127\.0\.0\.1:\d+)","msg":"HTTP server listening"/.exec(s.output())?.[1] ??
+        '';
       return url !== '' || s.child.exitCode !== null || s.child.signalCode !== null;
     },
     'serve to listen',
     60_000,
   );
+  // Whatever happens next, the launcher and its child are killed after the tests.
+  pids.push(...childrenOf(s.child.pid ?? 0), s.child.pid ?? 0);
   assert.notEqual(url, '', s.output());
   const health = await fetch(`${url}/healthz`);
   assert.equal(health.status, 200);
-  pids.push(...childrenOf(s.child.pid ?? 0), s.child.pid ?? 0);
   return { ...s, url, cwd };
 }
 
