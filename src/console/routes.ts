@@ -16,7 +16,6 @@
  */
 
 import type { Redis } from 'ioredis';
-import type { Kysely } from 'kysely';
 import Type from 'typebox';
 import {
   AMI_CLASSES,
@@ -24,13 +23,10 @@ import {
   describeNeed,
   permissionProblems,
 } from '../ami/permissions.ts';
-import type { AnnounceTables } from '../announce/repository.ts';
-import { calloutDb } from '../callout/repository.ts';
 import { createAccessRule } from '../http/auth.ts';
 import { sendError } from '../http/errors.ts';
 import { ACCESS_RULE_SECURITY, errorResponses } from '../http/schemas.ts';
 import type { App } from '../http/server.ts';
-import type { PushTables } from '../push/devices.ts';
 import type { ServiceContext } from '../serve/module.ts';
 import { VERSION } from '../version.ts';
 import {
@@ -44,15 +40,9 @@ import {
   PushResponse,
   ROUND_TRIP_BUCKETS_MS,
 } from './schemas.ts';
+import { type EscalationStatusName, sourceOf } from './sources.ts';
 import type { ConsoleTracker } from './tracker.ts';
-import {
-  callsOf,
-  counters,
-  DROPPED_COUNTERS,
-  escalations,
-  STATUS_BY_NAME,
-  serverTimeZone,
-} from './views.ts';
+import { callsOf, counters, DROPPED_COUNTERS, serverTimeZone } from './views.ts';
 
 export {
   CallChannelSchema,
@@ -67,9 +57,10 @@ export interface ConsoleRoutesOptions {
   tracker: ConsoleTracker;
   /** Redis client for the health view, when `redis.url` is set. */
   redis: () => Redis | undefined;
-  /** Whether the push module runs. */
-  pushEnabled: boolean;
 }
+
+/** An empty page (the answer of a list whose source is absent, docs/console.md). */
+const EMPTY_PAGE = { total: 0, items: [] };
 
 /** Registers the console's read APIs on `app` (inside the console plugin). */
 export async function consoleRoutes(app: App, options: ConsoleRoutesOptions): Promise<void> {
@@ -117,7 +108,6 @@ export async function consoleRoutes(app: App, options: ConsoleRoutesOptions): Pr
     },
   );
 
-  const callout = calloutDb(ctx.db);
   app.get(
     '/api/escalations',
     {
@@ -151,15 +141,21 @@ export async function consoleRoutes(app: App, options: ConsoleRoutesOptions): Pr
       },
     },
     async (request) => {
-      const q = request.query as { status?: string; limit?: number; offset?: number };
+      const q = request.query as {
+        status?: EscalationStatusName;
+        limit?: number;
+        offset?: number;
+      };
       const limit = q.limit ?? 50;
       const offset = q.offset ?? 0;
-      const status = q.status === undefined ? undefined : STATUS_BY_NAME[q.status];
-      const page = await escalations(callout, {
-        ...(status === undefined ? {} : { status }),
-        limit,
-        offset,
-      });
+      const source = sourceOf(app, 'escalations');
+      const page = source
+        ? await source.list({
+            ...(q.status === undefined ? {} : { status: q.status }),
+            limit,
+            offset,
+          })
+        : EMPTY_PAGE;
       return { total: page.total, limit, offset, items: page.items };
     },
   );
@@ -183,7 +179,8 @@ export async function consoleRoutes(app: App, options: ConsoleRoutesOptions): Pr
     },
     async (request, reply) => {
       const { eventid } = request.params as { eventid: string };
-      const page = await escalations(callout, { eventid, limit: 1, offset: 0 });
+      const source = sourceOf(app, 'escalations');
+      const page = source ? await source.list({ eventid, limit: 1, offset: 0 }) : EMPTY_PAGE;
       const item = page.items[0];
       if (item === undefined) {
         return sendError(reply, request, {
@@ -198,23 +195,6 @@ export async function consoleRoutes(app: App, options: ConsoleRoutesOptions): Pr
     },
   );
 
-  const announce = ctx.db.db as unknown as Kysely<AnnounceTables>;
-  const announcementView = (m: AnnounceTables['announce_message']) => ({
-    id: m.public_id,
-    description: m.description,
-    extension: m.extension,
-    kind: m.kind,
-    text: m.text,
-    language: m.language,
-    status: m.status,
-    outcome: m.outcome,
-    attempts: Number(m.attempts),
-    requestedMs: Number(m.requested_at),
-    startMs: Number(m.due_at),
-    durationMs: Number(m.duration_ms),
-    endMs: Number(m.due_at) + Number(m.duration_ms),
-    finishedMs: m.finished_at === null ? null : Number(m.finished_at),
-  });
   app.get(
     '/api/announcements/schedule',
     {
@@ -233,15 +213,8 @@ export async function consoleRoutes(app: App, options: ConsoleRoutesOptions): Pr
       },
     },
     async () => {
-      const rows = await announce
-        .selectFrom('announce_message')
-        .selectAll()
-        .where('status', 'in', ['scheduled', 'playing'])
-        .orderBy('due_at')
-        .orderBy('id')
-        .limit(1000)
-        .execute();
-      return { nowMs: Date.now(), items: rows.map(announcementView) };
+      const source = sourceOf(app, 'announcements');
+      return { nowMs: Date.now(), items: source ? await source.schedule() : [] };
     },
   );
 
@@ -271,24 +244,12 @@ export async function consoleRoutes(app: App, options: ConsoleRoutesOptions): Pr
       const q = request.query as { limit?: number; offset?: number };
       const limit = q.limit ?? 50;
       const offset = q.offset ?? 0;
-      const base = announce
-        .selectFrom('announce_message')
-        .where('status', 'not in', ['scheduled', 'playing']);
-      const counted = await base
-        .select((eb) => eb.fn.countAll<number | string>().as('n'))
-        .executeTakeFirst();
-      const rows = await base
-        .selectAll()
-        .orderBy('finished_at', 'desc')
-        .orderBy('id', 'desc')
-        .limit(limit)
-        .offset(offset)
-        .execute();
-      return { total: Number(counted?.n ?? 0), limit, offset, items: rows.map(announcementView) };
+      const source = sourceOf(app, 'announcements');
+      const page = source ? await source.history({ limit, offset }) : EMPTY_PAGE;
+      return { total: page.total, limit, offset, items: page.items };
     },
   );
 
-  const push = ctx.db.db as unknown as Kysely<PushTables>;
   app.get(
     '/api/push',
     {
@@ -308,15 +269,8 @@ export async function consoleRoutes(app: App, options: ConsoleRoutesOptions): Pr
       },
     },
     async () => {
-      const devices = options.pushEnabled
-        ? await push
-            .selectFrom('push_device')
-            .select(['platform', 'app', (eb) => eb.fn.countAll<number | string>().as('count')])
-            .groupBy(['platform', 'app'])
-            .orderBy('platform')
-            .orderBy('app')
-            .execute()
-        : [];
+      const source = sourceOf(app, 'pushDevices');
+      const devices = source ? await source.counts() : [];
       const counts = ROUND_TRIP_BUCKETS_MS.map(() => 0).concat([0]);
       for (const wake of tracker.wakeups) {
         if (wake.roundTripMs === undefined) continue;
@@ -325,8 +279,8 @@ export async function consoleRoutes(app: App, options: ConsoleRoutesOptions): Pr
         counts[at] = (counts[at] ?? 0) + 1;
       }
       return {
-        enabled: options.pushEnabled,
-        devices: devices.map((d) => ({ platform: d.platform, app: d.app, count: Number(d.count) })),
+        enabled: source !== undefined,
+        devices,
         wakeups: tracker.wakeups.slice(-100).reverse(),
         histogram: { boundsMs: ROUND_TRIP_BUCKETS_MS, counts },
       };
