@@ -12,7 +12,9 @@
  * - `GET /api/push`: devices per platform and app (counts), the recent wake-ups, a histogram.
  * - `GET /api/health`: AMI servers, bus, database, Redis, dropped-message counters.
  *
- * The response schemas are in schemas.ts, the views the routes answer with in views.ts.
+ * The response schemas are in schemas.ts, the views the routes answer with in views.ts; the
+ * escalations, announcements and push devices come from the sources the features provide
+ * (sources.ts), an empty list when absent.
  */
 
 import type { Redis } from 'ioredis';
@@ -119,7 +121,8 @@ export async function consoleRoutes(app: App, options: ConsoleRoutesOptions): Pr
         description:
           'Each with its people (state per person) and attempts (when, outcome, key). Paged ' +
           'with `limit` (1-200, default 50) and `offset`; `status` filters. Live changes: the ' +
-          '`callout.*` events of `/api/events`.',
+          '`callout.*` events of `/api/events`. An empty page when the service runs without ' +
+          'the callout feature.',
         querystring: Type.Object({
           status: Type.Optional(
             Type.Enum(['waiting', 'running', 'finished', 'error'], {
@@ -168,6 +171,7 @@ export async function consoleRoutes(app: App, options: ConsoleRoutesOptions): Pr
         security: ACCESS_RULE_SECURITY,
         tags,
         summary: 'One escalation with its people and attempts',
+        description: '404 `not_found` when unknown (always, without the callout feature).',
         params: Type.Object({ eventid: Type.String({ minLength: 1, maxLength: 100 }) }),
         response: {
           ...errorResponses(ErrorBody, [401, 403]),
@@ -205,7 +209,8 @@ export async function consoleRoutes(app: App, options: ConsoleRoutesOptions): Pr
         summary: 'Announcements to come (scheduled, playing), by effective start',
         description:
           'The computed start and the duration of each message (the queue as a timeline). ' +
-          'Live changes: the `announce.*` events of `/api/events`.',
+          'Live changes: the `announce.*` events of `/api/events`. Empty without the ' +
+          'announce feature.',
         response: {
           ...errorResponses(ErrorBody, [401, 403]),
           200: Type.Object({ nowMs: Ms('server time'), items: Type.Array(AnnouncementSchema) }),
@@ -226,7 +231,9 @@ export async function consoleRoutes(app: App, options: ConsoleRoutesOptions): Pr
         security: ACCESS_RULE_SECURITY,
         tags,
         summary: 'Announcements played, failed (with the reason), spooled or cancelled',
-        description: 'Newest first; paged with `limit` (1-200, default 50) and `offset`.',
+        description:
+          'Newest first; paged with `limit` (1-200, default 50) and `offset`. An empty page ' +
+          'without the announce feature.',
         querystring: Type.Object(Paging),
         response: {
           ...errorResponses(ErrorBody, [401, 403]),
@@ -261,7 +268,8 @@ export async function consoleRoutes(app: App, options: ConsoleRoutesOptions): Pr
         description:
           'Never a token. Wake-ups: the last ones answered to the PBX (ACK/NAK with reason), ' +
           'their round trip (push to the app’s call-response) and a histogram of it. Live ' +
-          'changes: `push.wake.answered` on `/api/events`.',
+          'changes: `push.wake.answered` on `/api/events`. `enabled` false and no devices ' +
+          'when push is disabled or not in the service.',
         response: {
           ...errorResponses(ErrorBody, [401, 403]),
           200: PushResponse,
