@@ -13,6 +13,7 @@ import {
 } from '../serve/module.ts';
 import { connectedInOrder } from '../telephony/placed-calls.ts';
 import { checkAnnounceConfig, checkSpoolDir } from './checks.ts';
+import { provideConsoleSource } from './console.ts';
 import { type GongListener, startGongListener } from './listener.ts';
 import {
   type AnnounceModule,
@@ -115,6 +116,8 @@ export function announceServiceModule(
         },
       });
       const ctx = contextOf(app);
+      // What the live console shows of announce (its table exists even when disabled).
+      provideConsoleSource(app, ctx.db);
       const config = ctx.config.announce;
       if (!config.enabled) return;
       const playback = resolvePlayback(config.playback, ctx.ami.clients.length);

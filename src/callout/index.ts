@@ -33,6 +33,7 @@ import {
 } from '../serve/module.ts';
 import type { Database, MigrationSet } from '../store/db.ts';
 import type { CallEventSource } from '../telephony/originate.ts';
+import { provideConsoleSource } from './console.ts';
 import { calloutMetrics } from './metrics.ts';
 import { createAsteriskProvider } from './providers/asterisk.ts';
 import { createDryRunProvider } from './providers/dryrun.ts';
@@ -187,6 +188,8 @@ export function calloutServiceModule(extra: Partial<CalloutModuleOptions> = {}) 
     async (app: App) => {
       app.store.addMigrations(calloutMigrations);
       const ctx = contextOf(app);
+      // What the live console shows of callout (its tables exist even when disabled).
+      provideConsoleSource(app, ctx.db);
       if (!ctx.config.callout.enabled) return;
       // Alert calls by AMI Originate need their permissions (docs/ami.md).
       if (calloutNeedsAmi(ctx.config)) app.amiNeeds.add('callout');

@@ -18,9 +18,9 @@ import type { Subscription } from '../bus/bus.ts';
 import { envelope } from '../bus/xivo.ts';
 import type { CallEvent } from '../calls/events.ts';
 import type { App } from '../http/server.ts';
-import type { WakeRecord } from '../push/wake.ts';
 import { contextOf, type Feature, type FeaturePlugin, SPINE_PLUGINS } from '../serve/module.ts';
 import { consoleRoutes } from './routes.ts';
+import type { Wakeup } from './sources.ts';
 import { loadStaticFiles, registerStatic } from './static.ts';
 import { ConsoleTracker } from './tracker.ts';
 
@@ -71,7 +71,7 @@ export function consoleServiceModule(): FeaturePlugin {
           ctx.bus.subscribe(`call.${name}`, onTransfer),
         ),
         ctx.bus.subscribe('push.wake.answered', (message) => {
-          tracker.addWakeup(message.data as WakeRecord);
+          tracker.addWakeup(message.data as Wakeup);
         }),
       );
       const files = loadStaticFiles();
@@ -86,7 +86,6 @@ export function consoleServiceModule(): FeaturePlugin {
           ctx,
           tracker,
           redis: () => redis,
-          pushEnabled: ctx.config.push.enabled,
         });
       });
       app.addHook('onReady', async () => {

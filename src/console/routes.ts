@@ -12,11 +12,12 @@
  * - `GET /api/push`: devices per platform and app (counts), the recent wake-ups, a histogram.
  * - `GET /api/health`: AMI servers, bus, database, Redis, dropped-message counters.
  *
- * The response schemas are in schemas.ts, the views the routes answer with in views.ts.
+ * The response schemas are in schemas.ts, the views the routes answer with in views.ts; the
+ * escalations, announcements and push devices come from the sources the features provide
+ * (sources.ts), an empty list when absent.
  */
 
 import type { Redis } from 'ioredis';
-import type { Kysely } from 'kysely';
 import Type from 'typebox';
 import {
   AMI_CLASSES,
@@ -24,13 +25,10 @@ import {
   describeNeed,
   permissionProblems,
 } from '../ami/permissions.ts';
-import type { AnnounceTables } from '../announce/repository.ts';
-import { calloutDb } from '../callout/repository.ts';
 import { createAccessRule } from '../http/auth.ts';
 import { sendError } from '../http/errors.ts';
 import { ACCESS_RULE_SECURITY, errorResponses } from '../http/schemas.ts';
 import type { App } from '../http/server.ts';
-import type { PushTables } from '../push/devices.ts';
 import type { ServiceContext } from '../serve/module.ts';
 import { VERSION } from '../version.ts';
 import {
@@ -44,15 +42,9 @@ import {
   PushResponse,
   ROUND_TRIP_BUCKETS_MS,
 } from './schemas.ts';
+import { type EscalationStatusName, sourceOf } from './sources.ts';
 import type { ConsoleTracker } from './tracker.ts';
-import {
-  callsOf,
-  counters,
-  DROPPED_COUNTERS,
-  escalations,
-  STATUS_BY_NAME,
-  serverTimeZone,
-} from './views.ts';
+import { callsOf, counters, DROPPED_COUNTERS, serverTimeZone } from './views.ts';
 
 export {
   CallChannelSchema,
@@ -67,9 +59,10 @@ export interface ConsoleRoutesOptions {
   tracker: ConsoleTracker;
   /** Redis client for the health view, when `redis.url` is set. */
   redis: () => Redis | undefined;
-  /** Whether the push module runs. */
-  pushEnabled: boolean;
 }
+
+/** An empty page (the answer of a list whose source is absent, docs/console.md). */
+const EMPTY_PAGE = { total: 0, items: [] };
 
 /** Registers the console's read APIs on `app` (inside the console plugin). */
 export async function consoleRoutes(app: App, options: ConsoleRoutesOptions): Promise<void> {
@@ -117,7 +110,6 @@ export async function consoleRoutes(app: App, options: ConsoleRoutesOptions): Pr
     },
   );
 
-  const callout = calloutDb(ctx.db);
   app.get(
     '/api/escalations',
     {
@@ -129,7 +121,8 @@ export async function consoleRoutes(app: App, options: ConsoleRoutesOptions): Pr
         description:
           'Each with its people (state per person) and attempts (when, outcome, key). Paged ' +
           'with `limit` (1-200, default 50) and `offset`; `status` filters. Live changes: the ' +
-          '`callout.*` events of `/api/events`.',
+          '`callout.*` events of `/api/events`. An empty page when the service runs without ' +
+          'the callout feature.',
         querystring: Type.Object({
           status: Type.Optional(
             Type.Enum(['waiting', 'running', 'finished', 'error'], {
@@ -151,15 +144,21 @@ export async function consoleRoutes(app: App, options: ConsoleRoutesOptions): Pr
       },
     },
     async (request) => {
-      const q = request.query as { status?: string; limit?: number; offset?: number };
+      const q = request.query as {
+        status?: EscalationStatusName;
+        limit?: number;
+        offset?: number;
+      };
       const limit = q.limit ?? 50;
       const offset = q.offset ?? 0;
-      const status = q.status === undefined ? undefined : STATUS_BY_NAME[q.status];
-      const page = await escalations(callout, {
-        ...(status === undefined ? {} : { status }),
-        limit,
-        offset,
-      });
+      const source = sourceOf(app, 'escalations');
+      const page = source
+        ? await source.list({
+            ...(q.status === undefined ? {} : { status: q.status }),
+            limit,
+            offset,
+          })
+        : EMPTY_PAGE;
       return { total: page.total, limit, offset, items: page.items };
     },
   );
@@ -172,6 +171,7 @@ export async function consoleRoutes(app: App, options: ConsoleRoutesOptions): Pr
         security: ACCESS_RULE_SECURITY,
         tags,
         summary: 'One escalation with its people and attempts',
+        description: '404 `not_found` when unknown (always, without the callout feature).',
         params: Type.Object({ eventid: Type.String({ minLength: 1, maxLength: 100 }) }),
         response: {
           ...errorResponses(ErrorBody, [401, 403]),
@@ -183,7 +183,8 @@ export async function consoleRoutes(app: App, options: ConsoleRoutesOptions): Pr
     },
     async (request, reply) => {
       const { eventid } = request.params as { eventid: string };
-      const page = await escalations(callout, { eventid, limit: 1, offset: 0 });
+      const source = sourceOf(app, 'escalations');
+      const page = source ? await source.list({ eventid, limit: 1, offset: 0 }) : EMPTY_PAGE;
       const item = page.items[0];
       if (item === undefined) {
         return sendError(reply, request, {
@@ -198,23 +199,6 @@ export async function consoleRoutes(app: App, options: ConsoleRoutesOptions): Pr
     },
   );
 
-  const announce = ctx.db.db as unknown as Kysely<AnnounceTables>;
-  const announcementView = (m: AnnounceTables['announce_message']) => ({
-    id: m.public_id,
-    description: m.description,
-    extension: m.extension,
-    kind: m.kind,
-    text: m.text,
-    language: m.language,
-    status: m.status,
-    outcome: m.outcome,
-    attempts: Number(m.attempts),
-    requestedMs: Number(m.requested_at),
-    startMs: Number(m.due_at),
-    durationMs: Number(m.duration_ms),
-    endMs: Number(m.due_at) + Number(m.duration_ms),
-    finishedMs: m.finished_at === null ? null : Number(m.finished_at),
-  });
   app.get(
     '/api/announcements/schedule',
     {
@@ -225,7 +209,8 @@ export async function consoleRoutes(app: App, options: ConsoleRoutesOptions): Pr
         summary: 'Announcements to come (scheduled, playing), by effective start',
         description:
           'The computed start and the duration of each message (the queue as a timeline). ' +
-          'Live changes: the `announce.*` events of `/api/events`.',
+          'Live changes: the `announce.*` events of `/api/events`. Empty without the ' +
+          'announce feature.',
         response: {
           ...errorResponses(ErrorBody, [401, 403]),
           200: Type.Object({ nowMs: Ms('server time'), items: Type.Array(AnnouncementSchema) }),
@@ -233,15 +218,8 @@ export async function consoleRoutes(app: App, options: ConsoleRoutesOptions): Pr
       },
     },
     async () => {
-      const rows = await announce
-        .selectFrom('announce_message')
-        .selectAll()
-        .where('status', 'in', ['scheduled', 'playing'])
-        .orderBy('due_at')
-        .orderBy('id')
-        .limit(1000)
-        .execute();
-      return { nowMs: Date.now(), items: rows.map(announcementView) };
+      const source = sourceOf(app, 'announcements');
+      return { nowMs: Date.now(), items: source ? await source.schedule() : [] };
     },
   );
 
@@ -253,7 +231,9 @@ export async function consoleRoutes(app: App, options: ConsoleRoutesOptions): Pr
         security: ACCESS_RULE_SECURITY,
         tags,
         summary: 'Announcements played, failed (with the reason), spooled or cancelled',
-        description: 'Newest first; paged with `limit` (1-200, default 50) and `offset`.',
+        description:
+          'Newest first; paged with `limit` (1-200, default 50) and `offset`. An empty page ' +
+          'without the announce feature.',
         querystring: Type.Object(Paging),
         response: {
           ...errorResponses(ErrorBody, [401, 403]),
@@ -271,24 +251,12 @@ export async function consoleRoutes(app: App, options: ConsoleRoutesOptions): Pr
       const q = request.query as { limit?: number; offset?: number };
       const limit = q.limit ?? 50;
       const offset = q.offset ?? 0;
-      const base = announce
-        .selectFrom('announce_message')
-        .where('status', 'not in', ['scheduled', 'playing']);
-      const counted = await base
-        .select((eb) => eb.fn.countAll<number | string>().as('n'))
-        .executeTakeFirst();
-      const rows = await base
-        .selectAll()
-        .orderBy('finished_at', 'desc')
-        .orderBy('id', 'desc')
-        .limit(limit)
-        .offset(offset)
-        .execute();
-      return { total: Number(counted?.n ?? 0), limit, offset, items: rows.map(announcementView) };
+      const source = sourceOf(app, 'announcements');
+      const page = source ? await source.history({ limit, offset }) : EMPTY_PAGE;
+      return { total: page.total, limit, offset, items: page.items };
     },
   );
 
-  const push = ctx.db.db as unknown as Kysely<PushTables>;
   app.get(
     '/api/push',
     {
@@ -300,7 +268,8 @@ export async function consoleRoutes(app: App, options: ConsoleRoutesOptions): Pr
         description:
           'Never a token. Wake-ups: the last ones answered to the PBX (ACK/NAK with reason), ' +
           'their round trip (push to the app’s call-response) and a histogram of it. Live ' +
-          'changes: `push.wake.answered` on `/api/events`.',
+          'changes: `push.wake.answered` on `/api/events`. `enabled` false and no devices ' +
+          'when push is disabled or not in the service.',
         response: {
           ...errorResponses(ErrorBody, [401, 403]),
           200: PushResponse,
@@ -308,15 +277,8 @@ export async function consoleRoutes(app: App, options: ConsoleRoutesOptions): Pr
       },
     },
     async () => {
-      const devices = options.pushEnabled
-        ? await push
-            .selectFrom('push_device')
-            .select(['platform', 'app', (eb) => eb.fn.countAll<number | string>().as('count')])
-            .groupBy(['platform', 'app'])
-            .orderBy('platform')
-            .orderBy('app')
-            .execute()
-        : [];
+      const source = sourceOf(app, 'pushDevices');
+      const devices = source ? await source.counts() : [];
       const counts = ROUND_TRIP_BUCKETS_MS.map(() => 0).concat([0]);
       for (const wake of tracker.wakeups) {
         if (wake.roundTripMs === undefined) continue;
@@ -325,8 +287,8 @@ export async function consoleRoutes(app: App, options: ConsoleRoutesOptions): Pr
         counts[at] = (counts[at] ?? 0) + 1;
       }
       return {
-        enabled: options.pushEnabled,
-        devices: devices.map((d) => ({ platform: d.platform, app: d.app, count: Number(d.count) })),
+        enabled: source !== undefined,
+        devices,
         wakeups: tracker.wakeups.slice(-100).reverse(),
         histogram: { boundsMs: ROUND_TRIP_BUCKETS_MS, counts },
       };

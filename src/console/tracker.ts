@@ -14,7 +14,7 @@
  */
 import type { AmiClient } from '../ami/client.ts';
 import type { AmiEvent } from '../ami/message.ts';
-import type { WakeRecord } from '../push/wake.ts';
+import type { Wakeup } from './sources.ts';
 
 /** Wake-ups kept for the console. */
 export const MAX_WAKEUPS = 500;
@@ -44,7 +44,7 @@ export class ConsoleTracker {
   readonly servers = new Map<string, AmiServerTrack>();
   readonly #channels = new Map<string, ChannelTimes>();
   readonly #transferred = new Set<string>();
-  readonly wakeups: WakeRecord[] = [];
+  readonly wakeups: Wakeup[] = [];
   readonly #detach: Array<() => void> = [];
 
   /** Follows the connection and events of each client. */
@@ -147,7 +147,7 @@ export class ConsoleTracker {
   }
 
   /** Keeps one wake-up (oldest dropped beyond {@link MAX_WAKEUPS}). */
-  addWakeup(wake: WakeRecord): void {
+  addWakeup(wake: Wakeup): void {
     this.wakeups.push(wake);
     if (this.wakeups.length > MAX_WAKEUPS)
       this.wakeups.splice(0, this.wakeups.length - MAX_WAKEUPS);

@@ -1,17 +1,15 @@
 /**
  * The console's views (`routes.ts`): calls in progress built from the call engine's channels,
- * escalations loaded with their people and attempts, the dropped-message counters and the
- * server's time zone. Plain functions; the routes only answer with what they return.
+ * the dropped-message counters and the server's time zone (the escalations, announcements
+ * and push devices come from the features' sources, `sources.ts`). Plain functions; the routes only answer with what they return.
  *
  * @module
  */
 
-import type { Kysely } from 'kysely';
 import type { Static } from 'typebox';
-import type { CalloutTables } from '../callout/repository.ts';
 import { AST_STATE_RING, AST_STATE_RINGING, AST_STATE_UP, type Channel } from '../calls/channel.ts';
 import type { ServiceContext } from '../serve/module.ts';
-import type { CallChannelSchema, CallSchema, Escalation } from './schemas.ts';
+import type { CallChannelSchema, CallSchema } from './schemas.ts';
 import type { ConsoleTracker } from './tracker.ts';
 
 /** Asterisk channel states (`ChannelState`) by number. */
@@ -26,26 +24,6 @@ export const STATE_NAMES: Record<number, string> = {
   7: 'busy',
   8: 'dialing_offhook',
   9: 'prering',
-};
-
-/** Escalation (callout_event) status words by the seed's numbers. */
-export const ESCALATION_STATUS: Record<number, string> = {
-  0: 'waiting',
-  1: 'running',
-  2: 'finished',
-  99: 'error',
-};
-export const STATUS_BY_NAME: Record<string, number> = {
-  waiting: 0,
-  running: 1,
-  finished: 2,
-  error: 99,
-};
-/** Person status words by the seed's numbers (null: not called yet). */
-export const PERSON_STATUS: Record<number, string> = {
-  1: 'positive',
-  2: 'negative',
-  3: 'no_answer',
 };
 
 /** Every call of one engine, grouped by Linkedid, sorted by start (oldest first). */
@@ -115,96 +93,6 @@ export function callsOf(
   }
   calls.sort((a, b) => a.startedMs - b.startedMs || (a.id < b.id ? -1 : 1));
   return calls;
-}
-
-/** Loads escalations with their people and attempts (three queries for the whole page). */
-export async function escalations(
-  db: Kysely<CalloutTables>,
-  filter: { status?: number; eventid?: string; limit: number; offset: number },
-): Promise<{ total: number; items: Escalation[] }> {
-  let base = db.selectFrom('callout_event');
-  if (filter.status !== undefined) base = base.where('status', '=', filter.status);
-  if (filter.eventid !== undefined) base = base.where('id', '=', filter.eventid);
-  const counted = await base
-    .select((eb) => eb.fn.countAll<number | string>().as('n'))
-    .executeTakeFirst();
-  const events = await base
-    .selectAll()
-    .orderBy('created_at', 'desc')
-    .orderBy('id', 'desc')
-    .limit(filter.limit)
-    .offset(filter.offset)
-    .execute();
-  const ids = events.map((e) => e.id);
-  const people =
-    ids.length === 0
-      ? []
-      : await db
-          .selectFrom('callout_person')
-          .selectAll()
-          .where('event_id', 'in', ids)
-          .orderBy('numorder')
-          .execute();
-  const attempts =
-    ids.length === 0
-      ? []
-      : await db
-          .selectFrom('callout_attempt')
-          .selectAll()
-          .where('event_id', 'in', ids)
-          .orderBy('placed_at')
-          .orderBy('n')
-          .execute();
-  const orderOf = new Map(people.map((p) => [p.id, Number(p.numorder)]));
-  const items = events.map((e): Escalation => {
-    const mine = attempts.filter((a) => a.event_id === e.id);
-    return {
-      eventid: e.id,
-      status: Number(e.status),
-      statusName: ESCALATION_STATUS[Number(e.status)] ?? String(e.status),
-      testflg: Number(e.testflg),
-      provider: e.provider,
-      hostname: e.hostname,
-      operator: e.operator,
-      calltype: Number(e.calltype),
-      frequency: Number(e.frequency),
-      language: e.language,
-      message: e.message,
-      createdMs: Number(e.created_at),
-      startedMs: e.started_at === null ? null : Number(e.started_at),
-      finishedMs: e.finished_at === null ? null : Number(e.finished_at),
-      people: people
-        .filter((p) => p.event_id === e.id)
-        .map((p) => {
-          const status = p.status === null ? null : Number(p.status);
-          const calling = mine.some((a) => a.person_id === p.id && a.state === 'dialing');
-          return {
-            order: Number(p.numorder),
-            userid: p.ghid,
-            name: p.name,
-            telno: p.telno,
-            calls: Number(p.calls),
-            latestMs: p.latest_at === null ? null : Number(p.latest_at),
-            status,
-            state: calling
-              ? 'calling'
-              : status === null
-                ? 'pending'
-                : (PERSON_STATUS[status] ?? String(status)),
-          };
-        }),
-      attempts: mine.map((a) => ({
-        order: orderOf.get(a.person_id) ?? 0,
-        n: Number(a.n),
-        state: a.state,
-        outcome: a.outcome,
-        key: a.digit,
-        placedMs: Number(a.placed_at),
-        endedMs: a.ended_at === null ? null : Number(a.ended_at),
-      })),
-    };
-  });
-  return { total: Number(counted?.n ?? 0), items };
 }
 
 /** A value of the Prometheus registry, summed per label set, as `name{label="v"}` keys. */

@@ -38,6 +38,7 @@ import {
   createStaticAccounts,
 } from './accounts.ts';
 import { createKnownApps, type KnownApps } from './apps.ts';
+import { provideConsoleSource } from './console.ts';
 import {
   createDeviceStore,
   type DeviceStore,
@@ -239,6 +240,8 @@ export function pushServiceModule(
       app.store.addMigrations(pushMigrations);
       const { config, logger, metrics } = app.switchboard;
       if (!config.push.enabled) return;
+      // What the live console shows of push: the devices (counts); wake-ups go by the bus.
+      provideConsoleSource(app, app.db);
       const built = createPushModule({
         ...extra,
         config: config.push,

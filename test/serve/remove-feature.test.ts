@@ -71,6 +71,55 @@ describe('removing a feature from the feature list', () => {
     });
   }
 
+  test('without callout: the console answers its escalations empty, 404 for one, and calls', async () => {
+    const config = testConfig();
+    const service = createService({ config, modules: featureModules(without('callout')) });
+    cleanups.push(() => service.stop());
+    const { url } = await service.start();
+    const get = async (route: string) => {
+      const response = await fetch(`${url}${route}`);
+      return { status: response.status, body: (await response.json()) as Record<string, unknown> };
+    };
+    assert.deepEqual(await get('/api/escalations?limit=5&offset=0'), {
+      status: 200,
+      body: { total: 0, limit: 5, offset: 0, items: [] },
+    });
+    const one = await get('/api/escalations/E-1');
+    assert.equal(one.status, 404);
+    assert.equal(one.body.error, 'not_found');
+    const calls = await get('/api/calls');
+    assert.equal(calls.status, 200);
+    assert.equal(calls.body.total, 0);
+    assert.deepEqual(calls.body.servers, []);
+    // Announcements and push stay (their features are in the list).
+    assert.equal((await get('/api/announcements/history')).status, 200);
+    await service.stop();
+  });
+
+  test('without announce and push: their console lists are empty, push not enabled', async () => {
+    const list = FEATURES.filter(
+      (f) => !['announce', 'jenkins', 'push', 'retention'].includes(f.name),
+    );
+    const config = testConfig();
+    config.push.enabled = true;
+    const service = createService({ config, modules: featureModules(list) });
+    cleanups.push(() => service.stop());
+    const { url } = await service.start();
+    const get = async (route: string) =>
+      (await (await fetch(`${url}${route}`)).json()) as Record<string, unknown>;
+    assert.deepEqual((await get('/api/announcements/schedule')).items, []);
+    assert.deepEqual(await get('/api/announcements/history'), {
+      total: 0,
+      limit: 50,
+      offset: 0,
+      items: [],
+    });
+    const push = await get('/api/push');
+    assert.equal(push.enabled, false);
+    assert.deepEqual(push.devices, []);
+    await service.stop();
+  });
+
   test("config check: a removed feature's section is not checked", () => {
     // An announce setting its own check refuses (a shell-special character in soundsDir).
     const config = testConfig({}, 'announce:\n  soundsDir: "/tmp/sounds dir*"\n');
@@ -133,11 +182,6 @@ const EXCEPTIONS: Record<string, RegExp> = {
   'src/jenkins/index.ts': /^announce\/index\.ts$/,
   // Retention deletes the history of callout and announce.
   'src/serve/retention.ts': /^(announce|callout)\/repository\.ts$/,
-  // The console reads the others' tables and push's held calls.
-  'src/console/index.ts': /^push\/wake\.ts$/,
-  'src/console/routes.ts': /^(announce\/repository|callout\/repository|push\/devices)\.ts$/,
-  'src/console/tracker.ts': /^push\/wake\.ts$/,
-  'src/console/views.ts': /^callout\/repository\.ts$/,
 };
 
 test('no file outside a feature folder imports from it but the documented exceptions', () => {
