@@ -3,7 +3,8 @@
  * URL (argv[3]). Prints `{"ready": true}` once bound; for each `UserEvent: Bench` message,
  * the latency = receive wall clock − its `SentAtUs` (both `performance.timeOrigin +
  * performance.now()`, µs). On the line `report` on stdin prints
- * `{"received", "latenciesMs": [...]}` and exits.
+ * `{"received", "latenciesMs": [...]}` and starts over; `count` prints `{"received"}`;
+ * exits (deleting the exchange) when stdin closes.
  */
 import { performance } from 'node:perf_hooks';
 import { createInterface } from 'node:readline';
@@ -40,6 +41,9 @@ input.on('line', async (line) => {
   }
   if (line.trim() !== 'report') return;
   process.stdout.write(`${JSON.stringify({ received: latenciesMs.length, latenciesMs })}\n`);
+  latenciesMs.length = 0;
+});
+input.on('close', async () => {
   await ch.deleteExchange(exchange).catch(() => {});
   await conn.close().catch(() => {});
   process.exit(0);

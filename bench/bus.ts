@@ -22,6 +22,7 @@ import { lineChild, metricSum, startServe, until } from './serve-process.ts';
 import { type BenchResult, percentile } from './table.ts';
 
 const URL = process.env.SWITCHBOARD_BENCH_AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672/';
+const ROUNDS = Number(process.env.BENCH_BUS_ROUNDS ?? 3);
 const ORIGIN = '00000000-0000-4000-8000-000000000000';
 
 function unique(prefix: string): string {
@@ -142,35 +143,46 @@ async function latency(): Promise<BenchResult[]> {
     });
     pbx.send('warm 200');
     await new Promise((r) => setTimeout(r, 1000));
-    await serve.metrics(); // prom-client resets its event-loop histogram on each scrape
-    pbx.send(`go ${rate} ${total}`);
-    await pbx.next(); // {"sent": total}
-    const deadline = Date.now() + 10_000;
-    let received = 0;
-    while (received < total && Date.now() < deadline) {
-      await new Promise((r) => setTimeout(r, 100));
-      consumer.send('count');
-      received = (await consumer.next<{ received: number }>()).received;
-    }
-    const metrics = await serve.metrics();
     consumer.send('report');
-    const { latenciesMs } = await consumer.next<{ latenciesMs: number[] }>();
-    const sorted = latenciesMs.sort((a, b) => a - b);
-    const loopP99 = metricSum(metrics, 'nodejs_eventloop_lag_p99_seconds') * 1000;
-    const loopMax = metricSum(metrics, 'nodejs_eventloop_lag_max_seconds') * 1000;
-    const max = sorted.at(-1) ?? Number.NaN;
-    const note = `${sorted.length.toLocaleString('en')}/${total.toLocaleString('en')} UserEvents at ${rate}/s: fake Asterisk process → serve process → RabbitMQ → consumer process; max ${max.toFixed(1)} ms; serve event-loop delay p99 ${loopP99.toFixed(1)} ms, max ${loopMax.toFixed(1)} ms`;
+    await consumer.next(); // drop the warm-up
+    const rounds: Array<{ sorted: number[]; loopP99: number; loopMax: number }> = [];
+    for (let round = 0; round < ROUNDS; round++) {
+      await serve.metrics(); // prom-client resets its event-loop histogram on each scrape
+      pbx.send(`go ${rate} ${total}`);
+      await pbx.next(); // {"sent": total}
+      const deadline = Date.now() + 10_000;
+      let received = 0;
+      while (received < total && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 100));
+        consumer.send('count');
+        received = (await consumer.next<{ received: number }>()).received;
+      }
+      const metrics = await serve.metrics();
+      consumer.send('report');
+      const { latenciesMs } = await consumer.next<{ latenciesMs: number[] }>();
+      rounds.push({
+        sorted: latenciesMs.sort((a, b) => a - b),
+        loopP99: metricSum(metrics, 'nodejs_eventloop_lag_p99_seconds') * 1000,
+        loopMax: metricSum(metrics, 'nodejs_eventloop_lag_max_seconds') * 1000,
+      });
+    }
+    // "In every run": the round with the highest p99 is the one reported.
+    const p99 = (r: (typeof rounds)[number]) => percentile(r.sorted, 99);
+    const worst = rounds.reduce((a, b) => (p99(b) > p99(a) ? b : a));
+    const list = (f: (r: (typeof rounds)[number]) => number) =>
+      rounds.map((r) => f(r).toFixed(1)).join(', ');
+    const note = `worst of ${ROUNDS} rounds of ${total.toLocaleString('en')} UserEvents at ${rate}/s (received ${rounds.map((r) => r.sorted.length).join(', ')}): fake Asterisk process → serve process → RabbitMQ → consumer process; p99s ${list(p99)} ms, max ${list((r) => r.sorted.at(-1) ?? Number.NaN)} ms; serve event-loop delay (prom-client, 10 ms resolution) p99 ${list((r) => r.loopP99)} ms, max ${list((r) => r.loopMax)} ms`;
     return [
       {
         name: 'AMI event → bus latency p50 (3 processes)',
-        value: percentile(sorted, 50),
+        value: percentile(worst.sorted, 50),
         unit: 'ms',
         higherIsBetter: false,
         note,
       },
       {
-        name: 'AMI event → bus latency p99 (3 processes)',
-        value: percentile(sorted, 99),
+        name: 'AMI event → bus latency p99 (3 processes), worst round',
+        value: p99(worst),
         unit: 'ms',
         target: 5,
         higherIsBetter: false,

@@ -58,7 +58,9 @@ export async function startServe(yaml: string, nodeArgs: string[] = []): Promise
     [...nodeArgs, BIN, 'serve', '--config', file, '--log-format', 'json'],
     { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, SWITCHBOARD_CONFIG: '' } },
   );
-  const lines = createInterface({ input: child.stdout! });
+  const pid = child.pid ?? 0;
+  if (child.stdout === null) throw new Error('serve has no stdout');
+  const lines = createInterface({ input: child.stdout });
   const url = await new Promise<string>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error('serve did not listen within 60 s')), 60_000);
     child.once('exit', (code) => reject(new Error(`serve exited (${code}) before listening`)));
@@ -71,11 +73,11 @@ export async function startServe(yaml: string, nodeArgs: string[] = []): Promise
   lines.on('line', () => {}); // keep draining stdout
   const metrics = async () => (await fetch(`${url}/metrics`)).text();
   return {
-    pid: child.pid!,
+    pid,
     url,
     metrics,
     metric: async (name, labels) => metricSum(await metrics(), name, labels),
-    peakRssMb: () => peakRssMb(child.pid!),
+    peakRssMb: () => peakRssMb(pid),
     stop: async () => {
       if (child.exitCode === null) {
         const exited = once(child, 'exit');
@@ -117,7 +119,7 @@ export function lineChild(script: string, args: string[] = []): LineChild {
   });
   const iterator = createInterface({ input: child.stdout })[Symbol.asyncIterator]();
   return {
-    pid: child.pid!,
+    pid: child.pid ?? 0,
     next: async <T>() => {
       const { value, done } = await iterator.next();
       if (done) throw new Error(`${script} ended`);
