@@ -16,14 +16,20 @@ import type { BenchResult } from './table.ts';
 const REPEAT = 200;
 const URL = process.env.SWITCHBOARD_BENCH_AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672/';
 
-interface ServeRun {
+/** One serve run: events, seconds, VmHWM, ami.* messages dropped. */
+export interface ServeRun {
   events: number;
   seconds: number;
   peakRssMb: number;
   dropped: number;
 }
 
-async function serveRun(amqpUrl: string, exchange: string): Promise<ServeRun> {
+/** One run of serve (bus `amqpUrl`, empty = in-process) against the corpus stream. */
+export async function serveRun(
+  amqpUrl: string,
+  exchange: string,
+  nodeArgs: string[] = [],
+): Promise<ServeRun> {
   const pbx = lineChild('ami-server.ts', [String(REPEAT), 'corpus']);
   const { port, events } = await pbx.next<{ port: number; events: number }>();
   const serve = await startServe(
@@ -37,6 +43,7 @@ async function serveRun(amqpUrl: string, exchange: string): Promise<ServeRun> {
       `    - { url: "tcp://bench:bench@127.0.0.1:${port}", pingIntervalMs: 0 }`,
       '',
     ].join('\n'),
+    nodeArgs,
   );
   try {
     const { startedAtMs } = await pbx.next<{ startedAtMs: number }>();
