@@ -56,7 +56,10 @@ export async function startServe(yaml: string, nodeArgs: string[] = []): Promise
   const child: ChildProcess = spawn(
     process.execPath,
     [...nodeArgs, BIN, 'serve', '--config', file, '--log-format', 'json'],
-    { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, SWITCHBOARD_CONFIG: '' } },
+    {
+      stdio: ['ignore', 'pipe', 'inherit'],
+      env: { ...process.env, SWITCHBOARD_CONFIG: '', SWITCHBOARD_ANNOUNCE_LISTEN: '127.0.0.1:0' },
+    },
   );
   const pid = child.pid ?? 0;
   if (child.stdout === null) throw new Error('serve has no stdout');
