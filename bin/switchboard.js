@@ -59,9 +59,9 @@ function refuse(detail) {
  * signals, and exits as the child did. The child gets its own process group, so a signal
  * sent to ours (Ctrl-C in a terminal) reaches it exactly once: through the forwarding.
  */
-function reexec(exe, nodeArgs = []) {
+function reexec(exe) {
   const script = fileURLToPath(import.meta.url);
-  const child = spawn(exe, [...process.execArgv, ...nodeArgs, script, ...process.argv.slice(2)], {
+  const child = spawn(exe, [...process.execArgv, script, ...process.argv.slice(2)], {
     stdio: 'inherit',
     detached: process.platform !== 'win32',
     env: { ...process.env, [MARK]: exe },
@@ -91,34 +91,7 @@ function reexec(exe, nodeArgs = []) {
   });
 }
 
-/**
- * V8's young generation for `watch`: it allocates short-lived objects per AMI event, and V8
- * grows its semi-spaces with the allocation rate (peak RSS 260-290 MB on the benchmark
- * stream); capped at 4 MB it peaks at 130-140 MB at the same rate (docs/benchmarks.md).
- * V8 reads the flag only at start, so `watch` replaces its process with one under the flag
- * (`process.execve`: same pid, stdio and signals; one more Node start, ~40 ms), unless the
- * flag is given already (node options, NODE_OPTIONS). Not for `replay`, whose start-up on
- * small files has a target of its own.
- */
-const SEMI_SPACE = '--max-semi-space-size=4';
-const SEMI_SPACE_COMMANDS = new Set(['watch']);
-
-/** True when this run should re-execute itself with {@link SEMI_SPACE}. */
-function wantsSemiSpace() {
-  const command = process.argv.slice(2).find((a) => !a.startsWith('-'));
-  if (!SEMI_SPACE_COMMANDS.has(command)) return false;
-  const given = [...process.execArgv, ...(process.env.NODE_OPTIONS ?? '').split(/\s+/)];
-  return !given.some((a) => a.startsWith('--max-semi-space-size'));
-}
-
-if (newEnough(process.versions.node) && typeof process.execve === 'function' && wantsSemiSpace()) {
-  const script = fileURLToPath(import.meta.url);
-  process.execve(
-    process.execPath,
-    [process.execPath, ...process.execArgv, SEMI_SPACE, script, ...process.argv.slice(2)],
-    process.env,
-  );
-} else if (newEnough(process.versions.node)) {
+if (newEnough(process.versions.node)) {
   delete process.env[MARK];
   const { main } = await import('../dist/cli/index.js');
   process.exitCode = await main(process.argv);
@@ -131,6 +104,6 @@ if (newEnough(process.versions.node) && typeof process.execve === 'function' && 
       "the package's own Node 24, npm package `node`, is not installed: run `npm ci`, or reinstall without --omit=optional",
     );
   } else {
-    reexec(exe, wantsSemiSpace() ? [SEMI_SPACE] : []);
+    reexec(exe);
   }
 }
