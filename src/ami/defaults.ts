@@ -1,6 +1,6 @@
 /**
  * The AMI client's defaults, defined once: {@link AmiClient} falls back to them and the
- * configuration (`ami.servers[]`, config/schema.ts) takes its defaults from them, so the
+ * configuration (`ami.servers[]`, ./config.ts) takes its defaults from them, so the
  * library and `serve` behave the same when nothing is set.
  */
 export const AMI_CLIENT_DEFAULTS = {

@@ -1,4 +1,8 @@
 /**
+ * Why this file is long: a large part is data, the tables of every AMI action and event a
+ * feature uses with the class it needs ({@link AMI_REQUIREMENTS}, {@link AMI_CORE_ACTIONS}),
+ * kept beside the parsing and checks that read it so that a new need is one entry here.
+ *
  * What an Asterisk manager user may read and run (`read =` / `write =` of its `manager.conf`
  * section), as far as Asterisk 22 lets the user itself find out, and what each Switchboard
  * feature needs. See docs/ami.md ("Permissions").

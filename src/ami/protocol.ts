@@ -1,4 +1,9 @@
 /**
+ * Why this file is long: the fast parser (shape trie, compiled message builders, one pass
+ * over the bytes) is one hot loop kept together for the benchmark's sake
+ * (docs/benchmarks.md); its plain reference implementation is protocol-reference.ts, and
+ * test/ami/protocol-differential.test.ts checks that both yield the same messages.
+ *
  * AMI wire protocol: an incremental parser for the bytes Asterisk sends and serializers for
  * what a client (or a fake server) writes back.
  *

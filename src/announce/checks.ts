@@ -1,8 +1,8 @@
 /**
  * Checks of the announce module that the configuration schema cannot make: the ringer's
  * allow-list and dial-string template (at `config check` and at start) and the call-file
- * spool directory (at start and in `/readyz`). Kept apart from `index.ts` so that
- * `checkServiceConfig` does not load the media stack.
+ * spool directory (at start, in `/readyz` and by `doctor`). `announceFeature` (index.ts) hands
+ * them to `checkServiceConfig` and `doctor`.
  *
  * @module
  */

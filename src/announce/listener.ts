@@ -9,9 +9,11 @@
  * @module
  */
 import formbody from '@fastify/formbody';
-import Fastify, { type FastifyPluginAsync } from 'fastify';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import Fastify, { type FastifyBaseLogger } from 'fastify';
 import type { Logger } from 'pino';
 import type { Config } from '../config/schema.ts';
+import { decoratePrincipal } from '../http/auth.ts';
 import { sendError, useErrorFormatter } from '../http/errors.ts';
 import { type App, parseListen } from '../http/server.ts';
 import type { Metrics } from '../metrics.ts';
@@ -31,7 +33,7 @@ export interface GongListenerOptions {
   /** `HOST:PORT` (`announce.listen`). */
   listen: string;
   /** The announce module's routes (`AnnounceModule.plugin`). */
-  plugin: FastifyPluginAsync;
+  plugin: (app: App) => Promise<void>;
   /** Body limit, proxy trust and shutdown timeout, as the main server. */
   http: Pick<Config['http'], 'bodyLimitBytes' | 'trustProxy' | 'shutdownTimeoutMs'>;
   logger: Logger;
@@ -52,14 +54,16 @@ export async function startGongListener(options: GongListenerOptions): Promise<G
   } catch {
     throw new Error(`announce.listen: ${JSON.stringify(options.listen)} is not HOST:PORT`);
   }
-  const app = Fastify({
-    loggerInstance: options.logger,
+  const loggerInstance: FastifyBaseLogger = options.logger;
+  const app: App = Fastify({
+    loggerInstance,
     bodyLimit: options.http.bodyLimitBytes,
     trustProxy: options.http.trustProxy,
     return503OnClosing: true,
     forceCloseConnections: 'idle',
-  }) as unknown as App;
+  }).withTypeProvider<TypeBoxTypeProvider>();
   useErrorFormatter(app, gongErrorFormatter);
+  decoratePrincipal(app);
   app.setNotFoundHandler((request, reply) =>
     sendError(
       reply,

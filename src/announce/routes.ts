@@ -34,6 +34,7 @@ import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import multipart from '@fastify/multipart';
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import Type from 'typebox';
 import type { AuthConfig } from '../config/schema.ts';
 import { createAccessRule } from '../http/auth.ts';
 import {
@@ -44,6 +45,14 @@ import {
   toErrorInfo,
   useErrorFormatter,
 } from '../http/errors.ts';
+import {
+  ACCESS_RULE_SECURITY,
+  errorResponses,
+  plainSerializer,
+  seedSchemaErrorFormatter,
+  seedValidatorCompiler,
+  TextField,
+} from '../http/schemas.ts';
 import type { App } from '../http/server.ts';
 import { INSTALL_TOOLS, MediaError } from '../media/errors.ts';
 import { TelephonyValidationError } from '../telephony/dialstring.ts';
@@ -57,6 +66,48 @@ import {
 /** Gong's error shape: `{"error": reason, "code": machine code}` (plus `field` when known). */
 export const gongErrorFormatter: ErrorFormatter = (error) => ({
   body: { error: error.message, code: error.code, ...(error.field ? { field: error.field } : {}) },
+});
+
+/** Gong's error body. */
+export const GongErrorBody = Type.Object({
+  error: Type.String({ description: 'the reason' }),
+  code: Type.String({ description: 'machine-readable code, e.g. too_many_pending' }),
+  field: Type.Optional(Type.String({ description: 'the field at fault' })),
+});
+
+/** A message as Gong lists it (`?all=1` and DELETE add the history fields). */
+export const MessageBody = Type.Object({
+  id: Type.String({ description: 'opaque id (uuid4, or an older integer as text)' }),
+  description: Type.String(),
+  start: Type.String({ description: 'YYYY-MM-DDTHH:MM:SS, server local time' }),
+  extension: Type.String(),
+  status: Type.Optional(Type.String()),
+  outcome: Type.Optional(Type.Union([Type.String(), Type.Null()])),
+  requested_start: Type.Optional(Type.String()),
+  kind: Type.Optional(Type.String()),
+  attempts: Type.Optional(Type.Integer()),
+  finished: Type.Optional(Type.String()),
+});
+
+const START =
+  'YYYY-MM-DDTHH:MM:SS (server local time) or ISO 8601 with an offset; empty or absent: now';
+const fieldsOf = {
+  extension: Type.Optional(TextField({ description: 'where to play; default announce.extension' })),
+  start: Type.Optional(Type.Union([Type.String({ description: START }), Type.Null()])),
+  description: Type.Optional(Type.Union([TextField(), Type.Null()])),
+};
+/** `POST /messages/tts/add` (form-encoded, multipart or JSON). */
+const TtsBody = Type.Object({
+  text: Type.Union([TextField({ description: 'the text to speak' }), Type.Null()]),
+  language: Type.Optional(Type.Union([TextField(), Type.Null()])),
+  ...fieldsOf,
+});
+/** `POST /messages/add` (multipart). */
+const UploadBody = Type.Object({
+  audio: Type.String({ format: 'binary', description: 'the audio file (format detected)' }),
+  extension: Type.Optional(Type.String()),
+  start: Type.Optional(Type.String({ description: START })),
+  description: Type.Optional(Type.String()),
 });
 
 const LOCAL = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})$/;
@@ -205,6 +256,9 @@ export interface AnnounceRoutesOptions {
 export async function announceRoutes(app: App, options: AnnounceRoutesOptions): Promise<void> {
   const { service } = options;
   useErrorFormatter(app, gongErrorFormatter, ['/messages']);
+  app.setValidatorCompiler(seedValidatorCompiler);
+  app.setSerializerCompiler(plainSerializer);
+  app.setSchemaErrorFormatter(seedSchemaErrorFormatter);
   app.addHook(
     'onRequest',
     createAccessRule({ ...options.auth, module: 'announce', formatter: gongErrorFormatter }),
@@ -233,7 +287,19 @@ export async function announceRoutes(app: App, options: AnnounceRoutesOptions): 
   app.get(
     '/messages',
     {
-      schema: { tags: ['announce'], summary: 'Scheduled messages (Gong); ?all=1 adds the history' },
+      schema: {
+        tags: ['announce'],
+        summary: 'Scheduled messages (Gong); ?all=1 adds the history',
+        operationId: 'listMessages',
+        security: ACCESS_RULE_SECURITY,
+        querystring: Type.Object({
+          all: Type.Optional(Type.String({ description: '1, true or yes: add the history' })),
+        }),
+        response: {
+          200: Type.Object({ messages: Type.Array(MessageBody) }),
+          ...errorResponses(GongErrorBody, [400, 401, 403, 503]),
+        },
+      },
     },
     async (request) => {
       const all = ['1', 'true', 'yes'].includes(
@@ -253,6 +319,13 @@ export async function announceRoutes(app: App, options: AnnounceRoutesOptions): 
         tags: ['announce'],
         summary:
           'Schedule an uploaded audio file (multipart: audio, extension, start, description)',
+        operationId: 'addAudioMessage',
+        security: ACCESS_RULE_SECURITY,
+        body: { content: { 'multipart/form-data': { schema: UploadBody } } },
+        response: {
+          200: { ...MessageBody, description: 'Scheduled' },
+          ...errorResponses(GongErrorBody, [400, 401, 403, 409, 413, 415, 503]),
+        },
       },
     },
     async (request, reply) => {
@@ -319,6 +392,19 @@ export async function announceRoutes(app: App, options: AnnounceRoutesOptions): 
       schema: {
         tags: ['announce'],
         summary: 'Schedule a synthesized message (text, extension, start, description, language)',
+        operationId: 'addTextMessage',
+        security: ACCESS_RULE_SECURITY,
+        body: {
+          content: {
+            'application/x-www-form-urlencoded': { schema: TtsBody },
+            'multipart/form-data': { schema: TtsBody },
+            'application/json': { schema: TtsBody },
+          },
+        },
+        response: {
+          200: { ...MessageBody, description: 'Scheduled' },
+          ...errorResponses(GongErrorBody, [400, 401, 403, 409, 413, 415, 502, 503]),
+        },
       },
     },
     async (request: FastifyRequest, reply: FastifyReply) => {
@@ -363,7 +449,19 @@ export async function announceRoutes(app: App, options: AnnounceRoutesOptions): 
 
   app.delete(
     '/messages/:id',
-    { schema: { tags: ['announce'], summary: 'Delete a message not yet played (404 otherwise)' } },
+    {
+      schema: {
+        tags: ['announce'],
+        summary: 'Delete a message not yet played (404 otherwise)',
+        operationId: 'deleteMessage',
+        security: ACCESS_RULE_SECURITY,
+        params: Type.Object({ id: Type.String({ description: 'the message id' }) }),
+        response: {
+          200: { ...MessageBody, description: 'Deleted; the message with its history fields' },
+          ...errorResponses(GongErrorBody, [401, 403, 404, 503]),
+        },
+      },
+    },
     async (request) => {
       const { id } = request.params as { id: string };
       // Opaque: uuid4s and old integer ids alike, compared exactly; nothing else can match.

@@ -1,4 +1,9 @@
 /**
+ * Why this file is long: {@link AmqpBus} is one class whose buffer, publisher confirms and
+ * reconnect share one state (the channel generation, the unconfirmed sequence numbers, the
+ * replay order); the at-least-once guarantee below lives in how they interlock, so they are
+ * kept together. The generic parts (Fifo, DropLog, metrics, routing keys) are in bus.ts.
+ *
  * The AMQP 0-9-1 bus (RabbitMQ) via amqplib: a durable topic exchange (default `xivo`, as in
  * the XiVO bus document), JSON bodies, publisher confirms, a bounded buffer replayed in
  * order after reconnecting, and exclusive auto-delete queues for subscriptions.

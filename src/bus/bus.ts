@@ -11,6 +11,8 @@ import { Counter, Gauge, type Registry } from 'prom-client';
 import type { Logger } from '../util/log.ts';
 import { reuseMetric } from '../util/metrics.ts';
 
+export { Fifo } from './fifo.ts';
+
 /**
  * One bus message: the XiVO envelope `{name, origin_uuid, data}` (seed, "Events").
  * `name` is the event type, `origin_uuid` the UUID of the producer, `data` the event
@@ -245,61 +247,6 @@ export function compileBindingKey(bindingKey: string): (routingKey: string) => b
 
 /** The logger type of the bus and the sinks (defined in util/log.ts). */
 export { type Logger, silentLogger } from '../util/log.ts';
-
-/**
- * A FIFO queue with O(1) push and shift (array plus head index, compacted lazily).
- * Exported for the sinks; not a bus API.
- */
-export class Fifo<T> {
-  #items: (T | undefined)[] = [];
-  #head = 0;
-
-  /** Number of queued items. */
-  get length(): number {
-    return this.#items.length - this.#head;
-  }
-
-  /** Appends `item` at the tail. */
-  push(item: T): void {
-    this.#items.push(item);
-  }
-
-  /** The head item without removing it, or `undefined` when empty. */
-  peek(): T | undefined {
-    return this.#head < this.#items.length ? this.#items[this.#head] : undefined;
-  }
-
-  /** Removes and returns the head item, or `undefined` when empty. */
-  shift(): T | undefined {
-    if (this.#head >= this.#items.length) return undefined;
-    const item = this.#items[this.#head];
-    this.#items[this.#head] = undefined;
-    this.#head++;
-    if (this.#head === this.#items.length) {
-      this.#items = [];
-      this.#head = 0;
-    } else if (this.#head > 1024 && this.#head * 2 > this.#items.length) {
-      this.#items = this.#items.slice(this.#head);
-      this.#head = 0;
-    }
-    return item;
-  }
-
-  /** Puts `items` (in their order) before the current head. */
-  unshiftAll(items: readonly T[]): void {
-    if (items.length === 0) return;
-    this.#items = [...items, ...this.#items.slice(this.#head)];
-    this.#head = 0;
-  }
-
-  /** Removes and returns every item, head first. */
-  drain(): T[] {
-    const items = this.#items.slice(this.#head) as T[];
-    this.#items = [];
-    this.#head = 0;
-    return items;
-  }
-}
 
 /**
  * The bus metrics, shared by both implementations (label `bus`: `memory` | `amqp`):

@@ -1,6 +1,6 @@
 /**
  * The AMQP bus's defaults, defined once: {@link AmqpBus} falls back to them and the
- * configuration (`amqp`, config/schema.ts) takes its defaults from them, so the library and
+ * configuration (`amqp`, ./config.ts) takes its defaults from them, so the library and
  * `serve` behave the same when nothing is set.
  */
 export const AMQP_BUS_DEFAULTS = {

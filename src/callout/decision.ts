@@ -43,8 +43,6 @@ export interface DecisionContext {
   /** Lease of an event while it is decided, in ms. */
   decisionLeaseMs: number;
   logger?: Logger;
-  /** True once the service is dead (tests' crash simulation). */
-  dead: () => boolean;
 }
 
 /** A person's minimum interval between calls, in ms, time scale applied. */
@@ -72,7 +70,7 @@ export async function decideChunk(
       .transaction()
       .execute((trx) => planChunk(ctx, trx, claimed, now));
   } catch (error) {
-    if (claimed.length === 1 || ctx.dead()) throw error;
+    if (claimed.length === 1) throw error;
     let decided = 0;
     for (const event of claimed) {
       try {
@@ -83,7 +81,6 @@ export async function decideChunk(
     }
     return decided;
   }
-  if (ctx.dead()) return 0;
   for (const plan of plans) act(plan);
   return claimed.length;
 }

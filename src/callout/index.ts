@@ -3,7 +3,7 @@
  * escalation worker (`service.ts`), its tables (`repository.ts`) and the telephony providers
  * (`providers/`: asterisk, twilio, dryrun). See docs/callout.md.
  *
- * As a `serve` module: {@link calloutServiceModule}. Standalone:
+ * As a `serve` feature plugin: {@link calloutServiceModule}. Standalone:
  *
  * ```ts
  * const callout = createCalloutModule({ config, db, logger, amiClients: () => ami.clients,
@@ -16,7 +16,7 @@
  * ```
  */
 import { join, resolve } from 'node:path';
-import type { FastifyPluginAsync } from 'fastify';
+import fp from 'fastify-plugin';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import { envelope } from '../bus/xivo.ts';
@@ -24,6 +24,13 @@ import type { Config } from '../config/schema.ts';
 import type { App } from '../http/server.ts';
 import type { SpeechEngine } from '../media/tts/engine.ts';
 import { createSpeechEngine } from '../media/tts/index.ts';
+import {
+  checkAmiServerRefs,
+  contextOf,
+  type Feature,
+  SPINE_PLUGINS,
+  withHandles,
+} from '../serve/module.ts';
 import type { Database, MigrationSet } from '../store/db.ts';
 import type { CallEventSource } from '../telephony/originate.ts';
 import { calloutMetrics } from './metrics.ts';
@@ -67,8 +74,8 @@ export interface CalloutModuleOptions {
 /** The assembled module. */
 export interface CalloutModule {
   readonly migrations: MigrationSet;
-  /** Fastify plugin: the Barista routes and the Twilio webhooks. */
-  readonly plugin: FastifyPluginAsync;
+  /** Fastify plugin (register it encapsulated): the Barista routes and the Twilio webhooks. */
+  readonly plugin: (app: App) => Promise<void>;
   readonly service: CalloutService;
   /** Name of the provider used for testflg=0. */
   readonly defaultProvider: string;
@@ -84,6 +91,11 @@ export function selectProvider(config: Config): string {
   const p = config.callout.provider;
   if (p !== 'auto') return p;
   return config.ami.servers.length > 0 || config.simulator.enabled ? 'asterisk' : 'dryrun';
+}
+
+/** Alert calls go through AMI (and need its permissions): enabled, with the asterisk provider. */
+export function calloutNeedsAmi(config: Config): boolean {
+  return config.callout.enabled && selectProvider(config) === 'asterisk';
 }
 
 /**
@@ -138,10 +150,10 @@ export function createCalloutModule(options: CalloutModuleOptions): CalloutModul
     ...(options.owner ? { owner: options.owner } : {}),
     ...(options.onPlaced ? { onPlaced: options.onPlaced } : {}),
   });
-  const plugin: FastifyPluginAsync = async (app) => {
-    await calloutRoutes(app as unknown as App, { service, config: c, auth: config.auth });
+  const plugin = async (app: App) => {
+    await calloutRoutes(app, { service, config: c, auth: config.auth });
     if (twilio) {
-      await twilioWebhookRoutes(app as unknown as App, {
+      await twilioWebhookRoutes(app, {
         service,
         authToken: c.twilio.authToken,
         publicUrl: c.twilio.publicUrl,
@@ -162,56 +174,70 @@ export function createCalloutModule(options: CalloutModuleOptions): CalloutModul
   };
 }
 
-/** The parts of `serve`'s context this module uses. */
-export interface CalloutServiceContext {
-  config: Config;
-  logger: Logger;
-  db: Database;
-  bus: { publish(routingKey: string, message: ReturnType<typeof envelope>): boolean };
-  ami: {
-    clients: ReadonlyArray<
-      CallEventSource & { readonly connected: boolean; readonly name: string }
-    >;
-  };
-  /** The `/metrics` registry. */
-  metrics?: { registry: Registry };
-}
-
 /**
- * The callout module as a `serve` module: builds {@link createCalloutModule} at `register`
- * (routes), starts the worker at `start`, stops it at `stop`. Nothing when
- * `callout.enabled` is false.
+ * The callout feature as a Fastify plugin (name `callout`, needs the spine): declares its
+ * tables, builds {@link createCalloutModule} from the spine's decorations and mounts its
+ * routes (an encapsulated child: the access rule, the seed's error shape and validator stay
+ * its own); starts the worker in `onReady`, stops it in `onClose`. Registers nothing else
+ * when `callout.enabled` is false. `.instance` is the module once registered.
  */
 export function calloutServiceModule(extra: Partial<CalloutModuleOptions> = {}) {
   let module: CalloutModule | undefined;
-  return {
-    name: 'callout',
-    migrations: [calloutMigrations],
-    async register(app: App, ctx: CalloutServiceContext) {
+  const plugin = fp(
+    async (app: App) => {
+      app.store.addMigrations(calloutMigrations);
+      const ctx = contextOf(app);
       if (!ctx.config.callout.enabled) return;
+      // Alert calls by AMI Originate need their permissions (docs/ami.md).
+      if (calloutNeedsAmi(ctx.config)) app.amiNeeds.add('callout');
       const uuid = ctx.config.instance.uuid;
-      module = createCalloutModule({
+      const built = createCalloutModule({
         config: ctx.config,
         db: ctx.db,
         logger: ctx.logger,
         amiClients: () => ctx.ami.clients,
-        ...(ctx.metrics ? { metricsRegistry: ctx.metrics.registry } : {}),
+        metricsRegistry: ctx.metrics.registry,
         publish: (key, name, data) => {
           ctx.bus.publish(key, envelope(name, uuid, data));
         },
         ...extra,
       });
-      await app.register(module.plugin);
+      module = built;
+      await app.register(built.plugin);
+      app.addHook('onReady', async () => built.start());
+      app.addHook('onClose', async () => {
+        await built.stop().catch((error: unknown) => {
+          ctx.logger.error({ err: error, module: 'callout' }, 'module stop failed');
+        });
+      });
     },
-    start() {
-      module?.start();
-    },
-    async stop() {
-      await module?.stop();
-    },
-    /** The module built at `register` (undefined before, or when disabled). */
-    get instance() {
+    { name: 'callout', dependencies: [...SPINE_PLUGINS], fastify: '5.x' },
+  );
+  return withHandles(plugin, {
+    /** The module built at registration (undefined before, or when disabled). */
+    get instance(): CalloutModule | undefined {
       return module;
     },
-  };
+  });
 }
+
+/**
+ * The callout feature in the feature list (src/serve/modules.ts): its plugin, the check of
+ * `callout.amiServers`, its AMI permissions (`calloutNeedsAmi`), its use of sox and the
+ * speech engine, and the languages of its head and foot texts.
+ */
+export const calloutFeature: Feature = {
+  name: 'callout',
+  plugin: () => calloutServiceModule(),
+  checkConfig: (config) => checkAmiServerRefs(config, 'callout', config.callout.amiServers),
+  amiFeature: (config) => (calloutNeedsAmi(config) ? 'callout' : undefined),
+  toolUse: (config) =>
+    config.callout.enabled &&
+    (selectProvider(config) === 'asterisk' || config.ami.servers.length > 0)
+      ? 'alert calls (their message is synthesized)'
+      : undefined,
+  speechLanguages: (config) =>
+    [config.callout.head, config.callout.foot].flatMap((texts) =>
+      Object.values(texts).flatMap((byLanguage) => Object.keys(byLanguage)),
+    ),
+};

@@ -31,8 +31,6 @@ export function attemptData(attempt: AttemptRow) {
 export class CalloutNotifier {
   readonly #publish: CalloutPublish | undefined;
   readonly #logger: Logger | undefined;
-  /** True once the service is dead (tests' crash simulation): nothing more is published. */
-  muted = false;
 
   constructor(publish: CalloutPublish | undefined, logger: Logger | undefined) {
     this.#publish = publish;
@@ -40,7 +38,6 @@ export class CalloutNotifier {
   }
 
   #send(routingKey: string, name: string, data: unknown): void {
-    if (this.muted) return;
     try {
       this.#publish?.(routingKey, name, data);
     } catch (error) {

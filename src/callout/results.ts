@@ -67,8 +67,6 @@ export class ResultWriter {
   #droppedFull = 0;
   /** Set by {@link ResultWriter.close}: no more retries of kept results. */
   #closed = false;
-  /** Set when the service is killed (tests' crash simulation): nothing more is written. */
-  killed = false;
 
   constructor(options: ResultWriterOptions) {
     this.#o = options;
@@ -106,7 +104,7 @@ export class ResultWriter {
 
   /** Waits until every queued result is written, or until `deadlineMs` (epoch ms). */
   async drain(deadlineMs: number): Promise<void> {
-    while (this.#pending > 0 && Date.now() < deadlineMs && !this.killed) {
+    while (this.#pending > 0 && Date.now() < deadlineMs) {
       await new Promise((resolve) => setTimeout(resolve, 20));
     }
   }
@@ -115,7 +113,7 @@ export class ResultWriter {
   close(): void {
     this.#closed = true;
     if (this.#outage?.timer !== undefined) clearTimeout(this.#outage.timer);
-    if (this.#pending > 0 && !this.killed) {
+    if (this.#pending > 0) {
       this.#o.logger?.error(
         { pending: this.#pending, reason: this.#outage?.reason },
         'callout: stopped with call results not written (database unreachable); their attempts count as unknown after their lease',
@@ -181,11 +179,6 @@ export class ResultWriter {
       else rest.push(entry);
     }
     this.#group.splice(0, this.#group.length, ...rest);
-    if (this.killed) {
-      // killed (tests' SIGKILL): nothing more is written
-      for (const entry of group) entry.reject(new Error('callout: service killed'));
-      return;
-    }
     const run = (writes: GroupWrite[]) => writeGroup(this.#o.database, writes, Date.now());
     const changes: GroupChanges[] = [];
     try {
@@ -222,7 +215,7 @@ export class ResultWriter {
         if (reachable) this.#reachable();
       }
     }
-    if (this.killed || changes.length === 0) return;
+    if (changes.length === 0) return;
     this.#o.onCommitted(changes);
   }
 

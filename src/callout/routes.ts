@@ -1,4 +1,8 @@
 /**
+ * Why this file is a little over 500 lines: the seed API's validation (every field, error 1
+ * naming it), its schemas and its two routes together, so that what reaches a dial string is
+ * checked in one file.
+ *
  * The Barista API (seed `002`): `POST /api/v1/call` (form-encoded with repeated `addressee`,
  * or JSON) and `GET /api/v1/call?eventid=`, answering the seed's shapes:
  * `{"success":"true","eventid":"..."}` / `{"success":"false","error":"1|2|99","message":"..."}`
@@ -11,9 +15,18 @@
  * 500 error 2 (other system error).
  */
 import type { FastifyReply, FastifyRequest } from 'fastify';
+import Type from 'typebox';
 import type { AuthConfig, CalloutConfig } from '../config/schema.ts';
 import { createAccessRule } from '../http/auth.ts';
 import { type ErrorFormatter, HttpError, useErrorFormatter } from '../http/errors.ts';
+import {
+  ACCESS_RULE_SECURITY,
+  errorResponses,
+  plainSerializer,
+  seedSchemaErrorFormatter,
+  seedValidatorCompiler,
+  TextField,
+} from '../http/schemas.ts';
 import type { App } from '../http/server.ts';
 import { DatabaseUnavailableError } from '../store/db.ts';
 import { TELNO_PATTERN } from '../telephony/dialstring.ts';
@@ -51,47 +64,13 @@ export class CalloutInputError extends HttpError {
 // biome-ignore lint/suspicious/noControlCharactersInRegex: control characters are what is refused
 const CONTROL = /[\u0000-\u001f\u007f]/;
 
-function text(
-  body: Record<string, unknown>,
-  field: string,
-  options: { max: number; required?: boolean; fallback?: string },
-): string {
-  let value = body[field];
-  if (Array.isArray(value)) {
-    if (value.length !== 1) throw new CalloutInputError(field, 'must be given once');
-    value = value[0];
-  }
-  if (value === undefined || value === null || value === '') {
-    if (options.required === false) return options.fallback ?? '';
-    throw new CalloutInputError(field, 'is required');
-  }
-  if (typeof value === 'number') value = String(value);
-  if (typeof value !== 'string') throw new CalloutInputError(field, 'must be a string');
-  if (value.length > options.max) {
-    throw new CalloutInputError(field, `must be at most ${options.max} characters`);
-  }
-  if (CONTROL.test(value))
-    throw new CalloutInputError(field, 'must not contain control characters');
-  return value;
-}
-
-function integer(
-  body: Record<string, unknown>,
-  field: string,
-  min: number,
-  max: number,
-  fallback?: number,
-): number {
-  const raw = text(body, field, {
-    max: 12,
-    ...(fallback === undefined ? {} : { required: false, fallback: String(fallback) }),
-  });
-  if (!/^[0-9]+$/.test(raw)) throw new CalloutInputError(field, `must be an integer ${min}–${max}`);
-  const value = Number(raw);
-  if (value < min || value > max) {
-    throw new CalloutInputError(field, `must be an integer ${min}–${max}`);
-  }
-  return value;
+/**
+ * A field of a body the schema validated ({@link CallFormBody}, {@link CallJsonBody}): its
+ * text (a JSON number as its decimal text), `''` when absent or null.
+ */
+function fieldText(body: Record<string, unknown>, field: string): string {
+  const value = body[field];
+  return value === undefined || value === null ? '' : String(value);
 }
 
 /** Parses one `order:userid:telno:name:min_seconds_between_calls` (name may contain `:`). */
@@ -172,7 +151,12 @@ export function textFor(
 }
 
 /**
- * Validates a POST body (form-encoded object or JSON) into a {@link CallRequest}.
+ * Turns a POST body into a {@link CallRequest}. The body's fields were checked by its schema
+ * ({@link CallFormBody} or {@link CallJsonBody}: presence, types, integer ranges, lengths,
+ * control characters, the language); what a schema cannot say is checked here: the body is
+ * an object at all (a text or absent body has no schema), the head and foot texts exist
+ * for their id and language (config), the addressees (the seed's
+ * `order:userid:telno:name:seconds` strings, or objects) and their number and orders.
  * @throws {CalloutInputError} (error 1) naming the first bad field.
  */
 export function validateCallRequest(body: unknown, config: CalloutConfig): CallRequest {
@@ -180,18 +164,15 @@ export function validateCallRequest(body: unknown, config: CalloutConfig): CallR
     throw new CalloutInputError('body', 'must be form fields or a JSON object');
   }
   const b = body as Record<string, unknown>;
-  const testflg = integer(b, 'testflg', 0, 1, 0) as 0 | 1;
-  const hostname = text(b, 'hostname', { max: 255 });
-  const operator = text(b, 'operator', { max: 100 });
-  const calltype = integer(b, 'calltype', 1, 2) as 1 | 2;
-  const frequency = integer(b, 'frequency', 1, 10);
-  const language = text(b, 'language', { max: 10 });
-  if (!CALLOUT_LANGUAGES.includes(language)) {
-    throw new CalloutInputError('language', `must be one of ${CALLOUT_LANGUAGES.join(', ')}`);
-  }
-  const message = text(b, 'message', { max: 1000 });
-  const headid = integer(b, 'headid', 0, 9999);
-  const footid = integer(b, 'footid', 0, 9999);
+  const testflg = Number(fieldText(b, 'testflg') || '0') as 0 | 1;
+  const hostname = fieldText(b, 'hostname');
+  const operator = fieldText(b, 'operator');
+  const calltype = Number(fieldText(b, 'calltype')) as 1 | 2;
+  const frequency = Number(fieldText(b, 'frequency'));
+  const language = fieldText(b, 'language');
+  const message = fieldText(b, 'message');
+  const headid = Number(fieldText(b, 'headid'));
+  const footid = Number(fieldText(b, 'footid'));
   const headmsg = textFor(config.head, headid, language, hostname);
   if (headmsg === undefined) {
     throw new CalloutInputError('headid', `no head text ${headid} for language ${language}`);
@@ -269,54 +250,159 @@ export function historyBody(history: EventHistory): unknown[] {
   ];
 }
 
-const scalar = { anyOf: [{ type: 'string' }, { type: 'integer' }] };
-const fields = {
-  testflg: { ...scalar, description: '0: place calls, 1: dry run (no call)' },
-  hostname: { ...scalar, description: 'host that failed' },
-  operator: { ...scalar, description: 'id of the caller of this API' },
-  calltype: { ...scalar, description: '1 sequential, 2 parallel' },
-  frequency: { ...scalar, description: 'most calls per person, 1–10' },
-  language: { type: 'string', enum: ['en', 'ja-jp'] },
-  message: { type: 'string', description: 'the announcement' },
-  headid: { ...scalar, description: 'head text id (config callout.head)' },
-  footid: { ...scalar, description: 'foot text id (config callout.foot)' },
-};
-/** OpenAPI schema of the form-encoded body. */
-export const formBodySchema = {
-  type: 'object',
-  properties: {
-    ...fields,
-    addressee: {
-      anyOf: [{ type: 'string' }, { type: 'array', items: { type: 'string' } }],
-      description: 'order:userid:telno:name:min_seconds_between_calls, repeated',
+/** Text without control characters (C0, DEL). */
+const NO_CONTROL = '^[^\\u0000-\\u001f\\u007f]*$';
+const ONCE = 'must be a string, given once';
+
+/** A required text field: form text; in JSON a string or a number (read as its text). */
+function seedText(max: number, description: string, json: boolean) {
+  return Type.Union(
+    [
+      Type.String({
+        minLength: 1,
+        maxLength: max,
+        pattern: NO_CONTROL,
+        errorMessage: {
+          type: ONCE,
+          minLength: 'is required',
+          maxLength: `must be at most ${max} characters`,
+          pattern: 'must not contain control characters',
+        },
+      }),
+      ...(json ? [Type.Number()] : []),
+    ],
+    { description },
+  );
+}
+
+/**
+ * An integer field `min`–`max`: form text of digits (`pattern`, leading zeros allowed, as
+ * the seed's PHP reads them); in JSON also an integer. `optional`: may be absent or empty
+ * (in JSON null too): the default applies.
+ */
+function seedInteger(
+  min: number,
+  max: number,
+  pattern: string,
+  description: string,
+  json: boolean,
+  optional = false,
+) {
+  const message = `must be an integer ${min}–${max}`;
+  return Type.Union(
+    [
+      Type.String({
+        ...(optional ? {} : { minLength: 1 }),
+        maxLength: 12,
+        pattern,
+        errorMessage: {
+          type: message,
+          minLength: 'is required',
+          maxLength: message,
+          pattern: message,
+        },
+      }),
+      ...(json ? [Type.Integer({ minimum: min, maximum: max, errorMessage: message })] : []),
+      ...(json && optional ? [Type.Null()] : []),
+    ],
+    { description },
+  );
+}
+
+/**
+ * The seed's fields: in a form every value is text (integers as digits); JSON may send
+ * numbers (and null for `testflg`).
+ */
+const fields = (json: boolean) => ({
+  testflg: Type.Optional(
+    seedInteger(0, 1, '^(0*[01])?$', '0: place calls (default), 1: dry run (no call)', json, true),
+  ),
+  hostname: seedText(255, 'host that failed; replaces {hostname} in the head and foot texts', json),
+  operator: seedText(100, 'id of the caller of this API', json),
+  calltype: seedInteger(1, 2, '^0*[12]$', '1 sequential, 2 parallel', json),
+  frequency: seedInteger(1, 10, '^0*([1-9]|10)$', 'most calls per person', json),
+  language: Type.Union([Type.Literal('en'), Type.Literal('ja-jp')], {
+    errorMessage: `must be one of ${CALLOUT_LANGUAGES.join(', ')}`,
+  }),
+  message: seedText(1000, 'the announcement', json),
+  headid: seedInteger(0, 9999, '^0*[0-9]{1,4}$', 'head text id (config callout.head)', json),
+  footid: seedInteger(0, 9999, '^0*[0-9]{1,4}$', 'foot text id (config callout.foot)', json),
+});
+const ADDRESSEE = 'order:userid:telno:name:min_seconds_between_calls';
+
+/** `POST /api/v1/call` form-encoded (the seed): `addressee` repeated. */
+export const CallFormBody = Type.Object({
+  ...fields(false),
+  addressee: Type.Union([Type.String(), Type.Array(Type.String())], {
+    description: `${ADDRESSEE}, repeated once per person`,
+    errorMessage: `must be ${ADDRESSEE}, repeated once per person`,
+  }),
+});
+
+/** `POST /api/v1/call` as JSON: `addressee` a list of seed strings or objects. */
+export const CallJsonBody = Type.Object({
+  ...fields(true),
+  addressee: Type.Union(
+    [
+      Type.String({ description: ADDRESSEE }),
+      Type.Array(
+        Type.Union([
+          Type.String({ description: ADDRESSEE }),
+          Type.Object({
+            order: Type.Optional(TextField({ description: '1–9999, unique per event' })),
+            userid: Type.Optional(TextField({ maxLength: 64 })),
+            telno: Type.Optional(TextField({ description: 'digits, optional leading +' })),
+            name: Type.Optional(TextField({ maxLength: 100 })),
+            interval: Type.Optional(TextField({ description: 'minimum seconds between calls' })),
+          }),
+        ]),
+      ),
+    ],
+    { errorMessage: `must be a list of ${ADDRESSEE} strings or objects` },
+  ),
+});
+
+/** The seed's error body. */
+export const BaristaErrorBody = Type.Object({
+  success: Type.Literal('false'),
+  error: Type.Union([Type.Literal('1'), Type.Literal('2'), Type.Literal('99')], {
+    description: '1 input error, 2 system error, 99 other (access refused)',
+  }),
+  message: Type.String(),
+});
+
+/** The history answer (one element, all values strings as in the seed). */
+export const HistoryBody = Type.Array(
+  Type.Object(
+    {
+      success: Type.Literal('true'),
+      eventid: Type.String(),
+      type: Type.String({ description: 'calltype' }),
+      testflg: Type.String(),
+      provider: Type.String(),
+      frequency: Type.String(),
+      language: Type.String(),
+      headid: Type.String(),
+      footid: Type.String(),
+      headmsg: Type.String(),
+      announce: Type.String(),
+      footmsg: Type.String(),
+      eventstatus: Type.String(),
+      result: Type.Array(
+        Type.Object({
+          ghid: Type.String(),
+          order: Type.String(),
+          telno: Type.String(),
+          name: Type.String(),
+          numofcall: Type.String(),
+          latestcall: Type.String({ description: 'epoch seconds, "" before any call' }),
+          status: Type.String({ description: '"" before any call' }),
+        }),
+      ),
     },
-  },
-};
-/** OpenAPI schema of the JSON body. */
-export const jsonBodySchema = {
-  type: 'object',
-  properties: {
-    ...fields,
-    addressee: {
-      type: 'array',
-      items: {
-        anyOf: [
-          { type: 'string' },
-          {
-            type: 'object',
-            properties: {
-              order: { type: 'integer' },
-              userid: { type: 'string' },
-              telno: { type: 'string' },
-              name: { type: 'string' },
-              interval: { type: 'integer', description: 'minimum seconds between calls' },
-            },
-          },
-        ],
-      },
-    },
-  },
-};
+    { additionalProperties: true },
+  ),
+);
 
 /** Options of {@link calloutRoutes}. */
 export interface CalloutRoutesOptions {
@@ -332,6 +418,9 @@ export interface CalloutRoutesOptions {
 export async function calloutRoutes(app: App, options: CalloutRoutesOptions): Promise<void> {
   const { service, config } = options;
   useErrorFormatter(app, baristaErrorFormatter, ['/api/v1/call']);
+  app.setValidatorCompiler(seedValidatorCompiler);
+  app.setSerializerCompiler(plainSerializer);
+  app.setSchemaErrorFormatter(seedSchemaErrorFormatter);
   const access = createAccessRule({
     ...options.auth,
     module: 'callout',
@@ -345,11 +434,20 @@ export async function calloutRoutes(app: App, options: CalloutRoutesOptions): Pr
     schema: {
       summary: 'Start an alert-call escalation (Barista)',
       tags: ['callout'],
+      operationId: 'createCallEvent',
+      security: ACCESS_RULE_SECURITY,
       body: {
         content: {
-          'application/x-www-form-urlencoded': { schema: formBodySchema },
-          'application/json': { schema: jsonBodySchema },
+          'application/x-www-form-urlencoded': { schema: CallFormBody },
+          'application/json': { schema: CallJsonBody },
         },
+      },
+      response: {
+        200: Type.Object(
+          { success: Type.Literal('true'), eventid: Type.String() },
+          { description: 'Stored; the escalation starts' },
+        ),
+        ...errorResponses(BaristaErrorBody, [400, 401, 403, 413, 415, 503]),
       },
     },
     async handler(request: FastifyRequest, reply: FastifyReply) {
@@ -383,9 +481,16 @@ export async function calloutRoutes(app: App, options: CalloutRoutesOptions): Pr
     schema: {
       summary: 'History of an escalation (Barista)',
       tags: ['callout'],
-      querystring: {
-        type: 'object',
-        properties: { eventid: { type: 'string' } },
+      operationId: 'getCallEvent',
+      security: ACCESS_RULE_SECURITY,
+      querystring: Type.Object({
+        eventid: Type.Optional(
+          Type.String({ description: 'the eventid POST answered (required)' }),
+        ),
+      }),
+      response: {
+        200: { ...HistoryBody, description: 'The event and its people' },
+        ...errorResponses(BaristaErrorBody, [400, 401, 403, 404, 503]),
       },
     },
     async handler(request: FastifyRequest) {

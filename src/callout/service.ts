@@ -68,7 +68,6 @@ export class CalloutService {
   readonly #results: ResultWriter;
   readonly #notify: CalloutNotifier;
   readonly #decision: DecisionContext;
-  #dead = false;
   #notReadyLoggedAt = 0;
   #workerOutageLogged = false;
   readonly #inflight = new Set<Promise<void>>();
@@ -104,7 +103,6 @@ export class CalloutService {
       attemptLeaseMs: options.attemptLeaseMs,
       decisionLeaseMs: options.decisionLeaseMs ?? 30_000,
       ...(options.logger ? { logger: options.logger } : {}),
-      dead: () => this.#dead,
     };
     this.#worker = new Worker({
       name: 'callout',
@@ -120,10 +118,7 @@ export class CalloutService {
 
   /** A worker round failed: logged once per outage when the database is unreachable. */
   #roundFailed(error: unknown): void {
-    if (this.#dead) {
-      // killed (tests' crash simulation): the process is "gone", its errors with it
-      this.#o.logger?.debug({ err: error }, 'callout: worker round failed after kill');
-    } else if (isUnavailableError(error)) {
+    if (isUnavailableError(error)) {
       // once per outage, not once per poll
       if (!this.#workerOutageLogged) {
         this.#workerOutageLogged = true;
@@ -203,7 +198,7 @@ export class CalloutService {
    * calls this process does not follow ({@link CalloutProvider.listen}).
    */
   start(): void {
-    if (this.#worker.running || this.#dead) return;
+    if (this.#worker.running) return;
     if (!this.#listening) {
       this.#listening = true;
       for (const provider of Object.values(this.#o.providers)) {
@@ -230,7 +225,6 @@ export class CalloutService {
         return this.recordOutcome(attemptId, outcome);
       },
       attemptByProviderCallId: async (providerCallId) => {
-        if (this.#dead) return undefined;
         return liveAttemptIdByProviderCallId(this.#o.database, provider, providerCallId);
       },
     };
@@ -238,7 +232,6 @@ export class CalloutService {
 
   /** Asks for a worker round as soon as possible (a hint; the poll loop runs anyway). */
   wake(): void {
-    if (this.#dead) return;
     this.#worker.wake();
   }
 
@@ -253,7 +246,6 @@ export class CalloutService {
     await this.#reap();
     let decided = 0;
     for (;;) {
-      if (this.#dead) return decided;
       const now = Date.now();
       const claimed = await claimDue<EventRow>(this.#o.database, {
         table: 'callout_event',
@@ -278,14 +270,13 @@ export class CalloutService {
       let index = 0;
       await Promise.all(
         Array.from({ length: Math.min(concurrency, chunks.length) }, async () => {
-          while (index < chunks.length && !this.#dead) {
+          while (index < chunks.length) {
             const chunk = chunks[index++] as EventRow[];
             decided += await decideChunk(this.#decision, chunk, (plan) => this.#act(plan));
             if (concurrency === 1) await new Promise((resolve) => setImmediate(resolve));
           }
         }),
       );
-      if (this.#dead) return decided;
       if (claimed.length < this.#o.batchSize) return decided;
     }
   }
@@ -297,7 +288,6 @@ export class CalloutService {
   async #reap(): Promise<void> {
     const reaped = await reapExpiredAttempts(this.#o.database, Date.now());
     for (const attempt of reaped) {
-      if (this.#dead) return;
       this.#o.metrics?.attempts.inc({ outcome: 'unknown', answer: answerLabel(attempt.digit) });
       this.#o.logger?.warn(
         { attempt: attempt.id, event: attempt.event_id },
@@ -341,7 +331,6 @@ export class CalloutService {
           this.#sink,
         )
         .catch(async (error: unknown) => {
-          if (this.#dead) return;
           this.#o.logger?.error({ err: error, attempt: attempt.id }, 'callout: dial failed');
           await this.recordOutcome(attempt.id, 'failed').catch((written: unknown) =>
             this.#o.logger?.error(
@@ -368,7 +357,6 @@ export class CalloutService {
 
   /** Groups were committed: counts and publishes what changed, and wakes the worker. */
   #committed(changes: readonly GroupChanges[]): void {
-    if (this.#dead) return;
     let woke = false;
     for (const { answered, finished } of changes) {
       for (const attempt of answered) this.#notify.attemptAnswered(attempt);
@@ -385,7 +373,6 @@ export class CalloutService {
   }
 
   async #placed(attemptId: string, providerCallId: string): Promise<void> {
-    if (this.#dead) return;
     await this.#write({ kind: 'placed', attemptId, providerCallId });
   }
 
@@ -410,7 +397,7 @@ export class CalloutService {
    * next group (see {@link CalloutService.recordOutcome}); resolves once committed.
    */
   async recordDigit(attemptId: string, digit: string): Promise<void> {
-    if (statusOfDigit(digit) === undefined || this.#dead) return;
+    if (statusOfDigit(digit) === undefined) return;
     await this.#write({ kind: 'digit', attemptId, digit });
   }
 
@@ -431,7 +418,6 @@ export class CalloutService {
    * `switchboard_callout_results_dropped_total`) and the promise resolves too.
    */
   async recordOutcome(attemptId: string, outcome: AttemptOutcome, digit?: string): Promise<void> {
-    if (this.#dead) return;
     if (digit !== undefined && statusOfDigit(digit) !== undefined) {
       await this.recordDigit(attemptId, digit);
     }
@@ -450,7 +436,6 @@ export class CalloutService {
    * ({@link CalloutService.recordOutcome}).
    */
   async recordUnprepared(attemptId: string, reason: string): Promise<void> {
-    if (this.#dead) return;
     let changed: { attempt: AttemptRow | undefined; event: EventRow | undefined };
     try {
       changed = await failUnprepared(this.#o.database, attemptId, reason, Date.now());
@@ -462,7 +447,6 @@ export class CalloutService {
       await this.recordOutcome(attemptId, 'failed');
       return;
     }
-    if (this.#dead) return;
     const { attempt, event } = changed;
     if (attempt !== undefined) {
       this.#o.metrics?.attempts.inc({ outcome: 'failed', answer: 'none' });
@@ -492,8 +476,7 @@ export class CalloutService {
   async stop(graceMs = 5_000): Promise<void> {
     await this.#worker.stop();
     const deadline = Date.now() + graceMs;
-    // killed (tests' SIGKILL): nothing to wait for
-    if (this.#inflight.size > 0 && !this.#dead) {
+    if (this.#inflight.size > 0) {
       let timer: NodeJS.Timeout | undefined;
       await Promise.race([
         Promise.allSettled([...this.#inflight]),
@@ -511,17 +494,6 @@ export class CalloutService {
     }
     await this.#results.drain(deadline);
     this.#results.close();
-  }
-
-  /**
-   * Crash simulation for tests: from now on this instance writes and publishes nothing, as if
-   * its process had been killed (SIGKILL) at this instant.
-   */
-  kill(): void {
-    this.#dead = true;
-    this.#notify.muted = true;
-    this.#results.killed = true;
-    void this.#worker.stop();
   }
 }
 

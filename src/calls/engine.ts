@@ -1,4 +1,11 @@
 /**
+ * Why this file is long: it is one state machine kept together on purpose. cacofonisk's
+ * rule is that only the engine decides which channels form one call (transfers, pickups,
+ * queues, forwards and bridge merges all re-link the same channel and bridge tables), so
+ * every handler reads and writes the same state; splitting the handlers across files would
+ * spread that one decision. The pure helpers (channel/bridge models, formatting) already
+ * live in their own modules beside it.
+ *
  * The call-event engine: AMI events in, call events out, with cacofonisk's semantics
  * (see test/fixtures/conformance/SCHEMA.md). It is the single place that decides which
  * channels form one call; reporters and sinks only format what it reports.

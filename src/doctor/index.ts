@@ -28,24 +28,19 @@ import {
   permissionProblems,
   ReadEvidence,
 } from '../ami/permissions.ts';
-import { checkSpoolDir } from '../announce/checks.ts';
 import type { AmiServerConfig, Config } from '../config/schema.ts';
 import { INSTALL_TOOLS, MediaError } from '../media/errors.ts';
 import { runTool } from '../media/exec.ts';
 import { AUDIO_FORMATS, soxHandlers } from '../media/format.ts';
 import { EspeakEngine } from '../media/tts/espeak.ts';
+import type { Feature } from '../serve/module.ts';
+import { FEATURES } from '../serve/modules.ts';
 import { amiClientOptions, amiFeatures, checkServiceConfig } from '../serve/service.ts';
 import { redactUrl } from '../util/redact.ts';
 import { withTimeout } from '../util/timeout.ts';
+import type { DoctorResult } from './result.ts';
 
-/** The result of one check: one line of `switchboard doctor`. */
-export interface DoctorResult {
-  /** What was checked: `config`, `sox`, `espeak-ng`, `database`, `ami pbx1`, `redis`, ... */
-  name: string;
-  ok: boolean;
-  /** What was found (version, address), or what is wrong and how to fix it. One line, no secret. */
-  detail: string;
-}
+export type { DoctorResult } from './result.ts';
 
 /** The Debian packages that bring the external tools. */
 export { INSTALL_TOOLS };
@@ -59,6 +54,11 @@ export interface DoctorOptions {
   timeoutMs?: number;
   /** Probes run on each AMI connection after the login. Default {@link DEFAULT_AMI_PROBES}. */
   amiProbes?: readonly AmiProbe[];
+  /**
+   * The features whose checks run (config, AMI permissions, their own lines, their
+   * languages). Default every feature of `serve` (`FEATURES`, src/serve/modules.ts).
+   */
+  features?: readonly Feature[];
 }
 
 /** What an {@link AmiProbe} is given besides the client and the server's configuration. */
@@ -133,8 +133,12 @@ function message(error: unknown): string {
 }
 
 /** The configuration checks `serve` makes at start, beyond the schema. */
-export function checkConfig(config: Config, files: string[]): DoctorResult {
-  const problems = checkServiceConfig(config);
+export function checkConfig(
+  config: Config,
+  files: string[],
+  features: readonly Feature[] = FEATURES,
+): DoctorResult {
+  const problems = checkServiceConfig(config, features);
   if (problems.length > 0) {
     return {
       name: 'config',
@@ -182,7 +186,10 @@ export async function checkSox(soxPath = 'sox'): Promise<DoctorResult> {
 }
 
 /** espeak-ng with the voices of the configured languages, Japanese included. */
-export async function checkEspeak(config: Config): Promise<DoctorResult> {
+export async function checkEspeak(
+  config: Config,
+  features: readonly Feature[] = FEATURES,
+): Promise<DoctorResult> {
   if (config.tts.engine !== 'espeak') {
     return { name: 'espeak-ng', ok: true, detail: `not used (tts.engine: ${config.tts.engine})` };
   }
@@ -202,12 +209,9 @@ export async function checkEspeak(config: Config): Promise<DoctorResult> {
     };
   }
   const wanted = new Set<string>(['ja', 'en']);
-  for (const language of [config.announce.language, config.jenkins.language]) {
-    wanted.add(language.toLowerCase());
-  }
-  for (const texts of [config.callout.head, config.callout.foot]) {
-    for (const byLanguage of Object.values(texts)) {
-      for (const language of Object.keys(byLanguage)) wanted.add(language.toLowerCase());
+  for (const feature of features) {
+    for (const language of feature.speechLanguages?.(config) ?? []) {
+      wanted.add(language.toLowerCase());
     }
   }
   // The voice each language gets in production (EspeakEngine.voiceFor's rule).
@@ -376,23 +380,6 @@ export async function checkRabbitmq(url: string, timeoutMs: number): Promise<Doc
   }
 }
 
-/** The call-file spool directory, when announcements are placed as call files. */
-export async function checkSpool(config: Config): Promise<DoctorResult | undefined> {
-  if (!config.announce.enabled) return undefined;
-  const clients = config.ami.servers.length + (config.simulator.enabled ? 1 : 0);
-  const playback =
-    config.announce.playback === 'auto'
-      ? clients > 0
-        ? 'originate'
-        : 'callfile'
-      : config.announce.playback;
-  if (playback !== 'callfile') return undefined;
-  const problem = await checkSpoolDir({ spoolDir: config.announce.spoolDir });
-  return problem === undefined
-    ? { name: 'spool', ok: true, detail: `${path.resolve(config.announce.spoolDir)} writable` }
-    : { name: 'spool', ok: false, detail: `announce.spoolDir: ${problem}` };
-}
-
 /**
  * Runs every check for `config` (already loaded and valid; `files` are the files it came
  * from, for the `config` line).
@@ -406,19 +393,17 @@ export async function runDoctor(
   const timeoutMs = options.timeoutMs ?? DOCTOR_TIMEOUT_MS;
   const probes = options.amiProbes ?? DEFAULT_AMI_PROBES;
   // The features `serve` runs with this configuration (every module is built in).
-  const features = amiFeatures(config, config.ami.servers.length, [
-    { name: 'callout' },
-    { name: 'announce' },
-  ]);
+  const list = options.features ?? FEATURES;
+  const features = amiFeatures(config, config.ami.servers.length, list);
   const pending: Promise<DoctorResult | DoctorResult[] | undefined>[] = [
-    Promise.resolve(checkConfig(config, files)),
+    Promise.resolve(checkConfig(config, files, list)),
     checkSox(),
-    checkEspeak(config),
+    checkEspeak(config, list),
     checkDatabase(config, timeoutMs),
     ...config.ami.servers.map((server) => checkAmiServer(server, { timeoutMs, probes, features })),
     config.redis.url === '' ? Promise.resolve(undefined) : checkRedis(config.redis.url, timeoutMs),
     config.amqp.url === '' ? Promise.resolve(undefined) : checkRabbitmq(config.amqp.url, timeoutMs),
-    checkSpool(config),
+    ...list.flatMap((feature) => feature.doctorChecks?.(config, timeoutMs) ?? []),
   ];
   const results = await Promise.all(pending);
   return results.flat().filter((result): result is DoctorResult => result !== undefined);

@@ -28,7 +28,7 @@
  * {@link followAuth} reads the section's current lists at each request (SIGHUP reload).
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
-import type { FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { createCidrMatcher, LOOPBACK_NETWORKS } from '../util/cidr.ts';
 import { clientOf, crossSiteOf, isSafeMethod } from './client.ts';
 import { type ErrorFormatter, type ErrorInfo, HttpError, sendError } from './errors.ts';
@@ -133,12 +133,26 @@ export function followAuth<T extends object>(section: T): T {
   return section;
 }
 
-const principals = new WeakMap<FastifyRequest, Principal>();
+declare module 'fastify' {
+  interface FastifyRequest {
+    /**
+     * Who the access rule allowed the request as (null before or without a rule). Decorated
+     * by `createServer` (and the Gong listener): see {@link decoratePrincipal}.
+     */
+    principal: Principal | null;
+  }
+}
+
+/** Declares the `request.principal` decorator on a Fastify instance (its root). */
+export function decoratePrincipal(app: FastifyInstance): void {
+  if (!app.hasRequestDecorator('principal')) app.decorateRequest('principal', null);
+}
+
 const matchers = new WeakMap<AccessRuleOptions, (address: string) => boolean>();
 
 /** The principal an access rule allowed `request` as (undefined before or without a rule). */
 export function principalOf(request: FastifyRequest): Principal | undefined {
-  return principals.get(request);
+  return request.principal ?? undefined;
 }
 
 function allowed(modules: readonly string[] | undefined, module: string | undefined): boolean {
@@ -282,7 +296,7 @@ export function createAccessRule(
       networkTrusted: client.networkTrusted,
     });
     if ('kind' in decision) {
-      principals.set(request, decision);
+      request.principal = decision;
       return;
     }
     request.log.info(

@@ -111,7 +111,9 @@ export function toErrorInfo(error: unknown): ErrorInfo {
   };
   if (Array.isArray(e.validation) && e.validation.length > 0) {
     const first = e.validation[0];
-    const missing = first?.params?.missingProperty;
+    // Ajv says `missingProperty`, TypeBox `requiredProperties`.
+    const required = first?.params?.requiredProperties;
+    const missing = Array.isArray(required) ? required[0] : first?.params?.missingProperty;
     const path = `${first?.instancePath ?? ''}${missing ? `/${String(missing)}` : ''}`;
     const field = [e.validationContext ?? 'body', ...path.split('/').filter((p) => p !== '')].join(
       '.',

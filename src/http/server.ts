@@ -17,6 +17,8 @@
  * ...
  * await server.close(); // stop accepting, wait for in-flight requests
  * ```
+ *
+ * The logger is in logging.ts, the readiness checks in readiness.ts (both re-exported).
  */
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
@@ -31,16 +33,15 @@ import Fastify, {
   type RawRequestDefaultExpression,
   type RawServerDefault,
 } from 'fastify';
-import pino, { type DestinationStream, type Logger } from 'pino';
-import pretty from 'pino-pretty';
+import type { Logger } from 'pino';
 import { Counter } from 'prom-client';
+import Type from 'typebox';
 import { TRUST_PROXY_TRUE } from '../config/load.ts';
 import type { Config } from '../config/schema.ts';
 import { createMetrics, type Metrics } from '../metrics.ts';
 import { createCidrMatcher } from '../util/cidr.ts';
 import { reuseMetric } from '../util/metrics.ts';
-import { REDACTED, redactUrl } from '../util/redact.ts';
-import { TimeoutError, withTimeout } from '../util/timeout.ts';
+import { decoratePrincipal } from './auth.ts';
 import { registerBodyParsers } from './body.ts';
 import { setClientTrust } from './client.ts';
 import {
@@ -50,6 +51,18 @@ import {
   toErrorInfo,
   useErrorFormatter,
 } from './errors.ts';
+import { createLogger, loggableUrl } from './logging.ts';
+import { Readiness } from './readiness.ts';
+import { NO_SECURITY, plainSerializer, SECURITY_SCHEMES } from './schemas.ts';
+
+export {
+  createLogger,
+  type LogFormat,
+  loggableUrl,
+  REDACT_PATHS,
+  resolveLogFormat,
+} from './logging.ts';
+export { type CheckResult, Readiness, type ReadinessCheck } from './readiness.ts';
 
 declare module 'fastify' {
   interface FastifyContextConfig {
@@ -69,209 +82,6 @@ export type App = FastifyInstance<
   FastifyBaseLogger,
   TypeBoxTypeProvider
 >;
-
-// ---------------------------------------------------------------------------------------------
-// Logging
-// ---------------------------------------------------------------------------------------------
-
-/** Log paths whose values are replaced by `***` (pino redact syntax). */
-export const REDACT_PATHS: readonly string[] = [
-  'req.headers.authorization',
-  'req.headers["proxy-authorization"]',
-  'req.headers.cookie',
-  'req.headers["x-twilio-signature"]',
-  'res.headers["set-cookie"]',
-  'headers.authorization',
-  'password',
-  'secret',
-  'token',
-  'apiKey',
-  'authToken',
-  '*.password',
-  '*.secret',
-  '*.token',
-  '*.apiKey',
-  '*.authToken',
-  '*.*.password',
-  '*.*.secret',
-  '*.*.token',
-];
-
-/** A request's path and query for logs, secret-looking query parameters replaced by `***`. */
-export function loggableUrl(url: string): string {
-  return redactUrl(`http://h${url}`).slice('http://h'.length);
-}
-
-/** Serializes a request for logs: method, URL (secret query parameters redacted), IP; never headers. */
-function serializeRequest(request: FastifyRequest) {
-  return { method: request.method, url: loggableUrl(request.url), ip: request.ip };
-}
-
-/**
- * How {@link createLogger} writes: `json`, one JSON object per line (pino's format, `time`
- * in epoch milliseconds: for journald, files and log shippers), or `pretty`, one readable
- * line per entry (`[14:03:07.412] INFO: service: HTTP server listening {"url": ...}`).
- */
-export type LogFormat = 'json' | 'pretty';
-
-/**
- * `log.format` resolved for a destination: `auto` is `pretty` when the destination is a
- * terminal, `json` otherwise.
- */
-export function resolveLogFormat(
-  format: 'auto' | LogFormat,
-  destination: { isTTY?: boolean } = process.stdout,
-): LogFormat {
-  if (format !== 'auto') return format;
-  return destination.isTTY === true ? 'pretty' : 'json';
-}
-
-/** pino-pretty's writer: one line per entry, `component: message`, then the other fields. */
-function prettyStream(destination: DestinationStream | undefined): DestinationStream {
-  const target =
-    destination === undefined || destination === (process.stdout as unknown)
-      ? 1
-      : destination === (process.stderr as unknown)
-        ? 2
-        : destination;
-  const tty = (target === 1 ? process.stdout : target === 2 ? process.stderr : target) as {
-    isTTY?: boolean;
-  };
-  return pretty({
-    destination: target,
-    sync: true,
-    colorize: tty.isTTY === true && process.env.NO_COLOR === undefined,
-    singleLine: true,
-    translateTime: 'SYS:HH:MM:ss.l',
-    // `http` repeats the request line the message already says.
-    ignore: 'pid,hostname,component,reqId,http',
-    messageFormat: '{if component}{component}: {end}{msg}',
-    errorLikeObjectKeys: [],
-  }) as DestinationStream;
-}
-
-/** An error as one line for the pretty format: `message (CODE)`, the causes after `: `. */
-function shortError(error: unknown): unknown {
-  if (!(error instanceof Error)) return error;
-  const parts: string[] = [];
-  let current: unknown = error;
-  for (let depth = 0; current instanceof Error && depth < 4; depth++) {
-    const code = (current as NodeJS.ErrnoException).code;
-    const message = current.message.split('\n')[0] ?? '';
-    parts.push(code !== undefined && !message.includes(code) ? `${message} (${code})` : message);
-    current = current.cause;
-  }
-  return parts.filter((p) => p !== '').join(': ');
-}
-
-/**
- * Creates the process logger: pino, level from config, secrets redacted
- * ({@link REDACT_PATHS}), as JSON lines or readable lines (`format`, see {@link LogFormat}).
- * `destination` defaults to stdout (tests pass a stream to read logs). Child loggers follow
- * the level of this logger when it changes (`logger.level = 'debug'`, SIGHUP reload) unless
- * they were given a level of their own.
- */
-export function createLogger(
-  level: string,
-  destination?: DestinationStream,
-  format: LogFormat = 'json',
-): Logger {
-  const options = {
-    level,
-    redact: { paths: [...REDACT_PATHS], censor: REDACTED },
-    serializers: {
-      req: serializeRequest,
-      err: pino.stdSerializers.err,
-    },
-  };
-  if (format === 'pretty') {
-    // One line: an error is its message (and code, and causes); the stack is in the JSON
-    // format. Under the key `error`, which pino-pretty then prints with the other fields
-    // (it sets `err` apart, on lines of its own).
-    return pino(
-      {
-        ...options,
-        serializers: { ...options.serializers, error: shortError },
-        formatters: {
-          log(object: Record<string, unknown>) {
-            if (!('err' in object)) return object;
-            const { err, ...rest } = object;
-            return { ...rest, error: err };
-          },
-        },
-      },
-      prettyStream(destination),
-    );
-  }
-  return destination ? pino(options, destination) : pino(options);
-}
-
-// ---------------------------------------------------------------------------------------------
-// Readiness
-// ---------------------------------------------------------------------------------------------
-
-/** Result of one readiness check. */
-export interface CheckResult {
-  ok: boolean;
-  /** Short reason, shown in /readyz (never a secret). */
-  detail?: string;
-}
-
-/** A readiness check: true/false, or a result with detail; may be async; throwing = not ready. */
-export type ReadinessCheck = () => boolean | CheckResult | Promise<boolean | CheckResult>;
-
-/** Registered readiness checks (e.g. `ami`: AMI connected, `bus`: bus connected). */
-export class Readiness {
-  readonly #checks = new Map<string, ReadinessCheck>();
-  #closing = false;
-  /** Longest time a check may take before counting as failed, ms. */
-  readonly checkTimeoutMs: number;
-
-  constructor(checkTimeoutMs = 2000) {
-    this.checkTimeoutMs = checkTimeoutMs;
-  }
-
-  /** Registers (or replaces) a named check. Returns a function removing it. */
-  add(name: string, check: ReadinessCheck): () => void {
-    this.#checks.set(name, check);
-    return () => {
-      if (this.#checks.get(name) === check) this.#checks.delete(name);
-    };
-  }
-
-  /** Marks the process as shutting down: every later run reports not ready. */
-  markClosing(): void {
-    this.#closing = true;
-  }
-
-  /** Runs every check in parallel; ready only if all pass and not shutting down. */
-  async run(): Promise<{ ready: boolean; checks: Record<string, CheckResult>; failed: string[] }> {
-    const entries = [...this.#checks];
-    const results = await Promise.all(
-      entries.map(async ([name, check]): Promise<[string, CheckResult]> => {
-        try {
-          const value = await withTimeout(
-            Promise.resolve().then(check),
-            this.checkTimeoutMs,
-            `readiness check ${name}`,
-          );
-          return [name, typeof value === 'boolean' ? { ok: value } : value];
-        } catch (error) {
-          if (error instanceof TimeoutError) {
-            return [name, { ok: false, detail: `timed out after ${this.checkTimeoutMs} ms` }];
-          }
-          return [name, { ok: false, detail: (error as Error).message || 'check failed' }];
-        }
-      }),
-    );
-    const checks = Object.fromEntries(results);
-    if (this.#closing) checks.shutdown = { ok: false, detail: 'shutting down' };
-    const failed = Object.entries(checks)
-      .filter(([, r]) => !r.ok)
-      .map(([name]) => name);
-    return { ready: failed.length === 0, checks, failed };
-  }
-}
 
 // ---------------------------------------------------------------------------------------------
 // Server
@@ -343,6 +153,16 @@ class OneLineLogController extends LogController {
   }
 }
 
+/** The answer of `/readyz`. */
+const Readyz = Type.Object({
+  status: Type.Union([Type.Literal('ready'), Type.Literal('not ready')]),
+  failed: Type.Array(Type.String(), { description: 'names of the failed checks' }),
+  checks: Type.Record(
+    Type.String(),
+    Type.Object({ ok: Type.Boolean(), detail: Type.Optional(Type.String()) }),
+  ),
+});
+
 const REQUEST_TIMEOUTS = 'switchboard_http_request_timeouts_total';
 const REQUEST_TIMEOUT_BODY =
   '{"error":"request_timeout","message":"request body not received in time","statusCode":408}';
@@ -412,8 +232,9 @@ export async function createServer(options: CreateServerOptions): Promise<Switch
   // Node's own request timeout is the backstop (the longest a request may take to arrive);
   // the hook below applies the per-route limit, counted from the end of the headers.
   const backstopMs = Math.max(http.requestTimeoutMs, http.uploadTimeoutMs) + http.headersTimeoutMs;
-  const app = Fastify({
-    loggerInstance: logger,
+  const loggerInstance: FastifyBaseLogger = logger;
+  const app: App = Fastify({
+    loggerInstance,
     // One line per request (Fastify's own are two, the first with every header).
     logController: new OneLineLogController(),
     bodyLimit: http.bodyLimitBytes,
@@ -435,13 +256,14 @@ export async function createServer(options: CreateServerOptions): Promise<Switch
         toErrorInfo(error),
         formatterFor(request.server.server, request.url),
       ),
-  }).withTypeProvider<TypeBoxTypeProvider>() as unknown as App;
+  }).withTypeProvider<TypeBoxTypeProvider>();
   setClientTrust(app.server, {
     isTrustedProxy,
     warn: (fields, message) => logger.warn({ component: 'http', ...fields }, message),
   });
 
   useErrorFormatter(app, defaultErrorFormatter);
+  decoratePrincipal(app);
   app.setNotFoundHandler((request, reply) =>
     sendError(
       reply,
@@ -490,6 +312,7 @@ export async function createServer(options: CreateServerOptions): Promise<Switch
           description: 'Asterisk call events, alert calls, announcements and mobile wake-up',
           version: options.version ?? '0.1.0',
         },
+        components: { securitySchemes: SECURITY_SCHEMES as never },
       },
     });
     await app.register(swaggerUi, { routePrefix: '/docs' });
@@ -515,8 +338,18 @@ export async function createServer(options: CreateServerOptions): Promise<Switch
 
   app.get(
     '/healthz',
-    { schema: { tags: ['operations'], summary: 'The process is up' }, logLevel: 'warn' },
-    async () => ({ status: 'ok' }),
+    {
+      schema: {
+        tags: ['operations'],
+        summary: 'The process is up',
+        operationId: 'getLiveness',
+        security: NO_SECURITY,
+        response: { 200: Type.Object({ status: Type.Literal('ok') }) },
+      },
+      logLevel: 'warn',
+      serializerCompiler: plainSerializer,
+    },
+    async () => ({ status: 'ok' as const }),
   );
 
   app.get(
@@ -525,14 +358,21 @@ export async function createServer(options: CreateServerOptions): Promise<Switch
       schema: {
         tags: ['operations'],
         summary: 'Ready to serve: every readiness check passes (else 503 naming the failed ones)',
+        operationId: 'getReadiness',
+        security: NO_SECURITY,
+        response: {
+          200: Readyz,
+          503: { ...Readyz, description: 'Not ready: `failed` names the checks that fail' },
+        },
       },
       logLevel: 'warn',
+      serializerCompiler: plainSerializer,
     },
     async (_request, reply) => {
       const result = await readiness.run();
       reply.code(result.ready ? 200 : 503);
       return {
-        status: result.ready ? 'ready' : 'not ready',
+        status: result.ready ? ('ready' as const) : ('not ready' as const),
         failed: result.failed,
         checks: result.checks,
       };
@@ -541,7 +381,22 @@ export async function createServer(options: CreateServerOptions): Promise<Switch
 
   app.get(
     '/metrics',
-    { schema: { tags: ['operations'], summary: 'Prometheus metrics' }, logLevel: 'warn' },
+    {
+      schema: {
+        tags: ['operations'],
+        summary: 'Prometheus metrics',
+        operationId: 'getMetrics',
+        security: NO_SECURITY,
+        response: {
+          200: {
+            description: 'Prometheus text exposition format',
+            content: { 'text/plain': { schema: Type.String() } },
+          },
+        },
+      },
+      logLevel: 'warn',
+      serializerCompiler: plainSerializer,
+    },
     async (_request, reply) => {
       reply.type(metrics.registry.contentType);
       return metrics.registry.metrics();

@@ -5,10 +5,11 @@
  *
  * @module
  */
+import fp from 'fastify-plugin';
 import type { AnnounceService } from '../announce/index.ts';
 import { fetchErrorReason } from '../http/fetch-error.ts';
 import type { App } from '../http/server.ts';
-import type { ServiceContext, ServiceModule } from '../serve/module.ts';
+import { type Feature, type FeaturePlugin, withHandles } from '../serve/module.ts';
 import { jenkinsMetrics } from './metrics.ts';
 import { type Announcer, JenkinsWatcher, jenkinsMigrations } from './watcher.ts';
 
@@ -79,48 +80,65 @@ export function serviceAnnouncer(
 }
 
 /**
- * The watcher as a `serve` module: polls from `start` when `jenkins.enabled`, announcing via
- * `announce()` (the announce module's service). Readiness is not affected by Jenkins.
+ * The watcher as a Fastify plugin (name `jenkins`; needs `switchboard-store` and `announce`,
+ * whose exported service `app.announce` it announces through): polls from `onReady` when
+ * `jenkins.enabled`, stops in `onClose`. Readiness is not affected by Jenkins.
  */
 export function jenkinsServiceModule(
-  announce: () => AnnounceService | undefined,
   extra: Partial<
     Pick<ConstructorParameters<typeof JenkinsWatcher>[0], 'attempts' | 'retryDelayMs' | 'timeoutMs'>
   > = {},
-): ServiceModule & { readonly watcher: JenkinsWatcher | undefined } {
+): FeaturePlugin & { readonly watcher: JenkinsWatcher | undefined } {
   let watcher: JenkinsWatcher | undefined;
-  return {
-    name: 'jenkins',
-    migrations: [jenkinsMigrations],
-    register(_app: App, _ctx: ServiceContext) {},
-    start(ctx: ServiceContext) {
-      const config = ctx.config.jenkins;
-      if (!config.enabled) return;
-      if (config.url === '') {
-        ctx.logger.error(
-          { module: 'jenkins' },
-          'jenkins.enabled but jenkins.url is empty: watcher not started',
-        );
-        return;
-      }
-      watcher = new JenkinsWatcher({
-        ...extra,
-        config,
-        database: ctx.db,
-        logger: ctx.logger.child({ module: 'jenkins' }),
-        metrics: jenkinsMetrics(ctx.metrics.registry),
-        announce: serviceAnnouncer(announce, {
-          extension: config.extension,
-          language: config.language,
-        }),
+  const plugin = fp(
+    async (app: App) => {
+      app.store.addMigrations(jenkinsMigrations);
+      const { config: all, logger } = app.switchboard;
+      const config = all.jenkins;
+      const announce = app.announce;
+      app.addHook('onReady', async () => {
+        if (!config.enabled) return;
+        if (config.url === '') {
+          logger.error(
+            { module: 'jenkins' },
+            'jenkins.enabled but jenkins.url is empty: watcher not started',
+          );
+          return;
+        }
+        watcher = new JenkinsWatcher({
+          ...extra,
+          config,
+          database: app.db,
+          logger: logger.child({ module: 'jenkins' }),
+          metrics: jenkinsMetrics(app.switchboard.metrics.registry),
+          announce: serviceAnnouncer(() => announce.service, {
+            extension: config.extension,
+            language: config.language,
+          }),
+        });
+        watcher.start();
       });
-      watcher.start();
+      app.addHook('onClose', async () => {
+        await watcher?.stop().catch((error: unknown) => {
+          logger.error({ err: error, module: 'jenkins' }, 'module stop failed');
+        });
+      });
     },
-    async stop() {
-      await watcher?.stop();
-    },
-    get watcher() {
+    { name: 'jenkins', dependencies: ['switchboard-store', 'announce'], fastify: '5.x' },
+  );
+  return withHandles(plugin, {
+    get watcher(): JenkinsWatcher | undefined {
       return watcher;
     },
-  };
+  });
 }
+
+/**
+ * The jenkins feature in the feature list (src/serve/modules.ts, after announce): its plugin
+ * and its language.
+ */
+export const jenkinsFeature: Feature = {
+  name: 'jenkins',
+  plugin: () => jenkinsServiceModule(),
+  speechLanguages: (config) => [config.jenkins.language],
+};

@@ -21,7 +21,7 @@
  * `start`, `stop`), which does the above from the service context.
  */
 import { createHash } from 'node:crypto';
-import type { FastifyPluginAsync } from 'fastify';
+import fp from 'fastify-plugin';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { BusMessage } from '../bus/bus.ts';
@@ -29,6 +29,7 @@ import { envelope } from '../bus/xivo.ts';
 import type { CallEvent } from '../calls/events.ts';
 import type { PushConfig } from '../config/schema.ts';
 import type { App } from '../http/server.ts';
+import { type Feature, withHandles } from '../serve/module.ts';
 import type { Database, MigrationSet } from '../store/db.ts';
 import {
   type AccountChecker,
@@ -110,7 +111,7 @@ export interface PushModule {
   /** Migrations of `push_device`. */
   readonly migrations: MigrationSet;
   /** Fastify plugin with the routes; register it on the server app. */
-  readonly plugin: FastifyPluginAsync;
+  readonly plugin: (app: App) => Promise<void>;
   /** The wake-up service (held calls). */
   readonly wake: WakeService;
   /** The device store. */
@@ -180,8 +181,8 @@ export function createPushModule(options: PushModuleOptions): PushModule {
     logger,
     ...(options.onWake === undefined ? {} : { onWake: options.onWake }),
   });
-  const plugin: FastifyPluginAsync = async (app) => {
-    await pushRoutes(app as unknown as App, {
+  const plugin = async (app: App) => {
+    await pushRoutes(app, {
       wake,
       devices,
       apps,
@@ -218,71 +219,66 @@ export function createPushModule(options: PushModuleOptions): PushModule {
   };
 }
 
-/** The parts of `serve`'s module context this module uses (structurally compatible). */
-export interface PushServiceContext {
-  config: {
-    push: PushConfig;
-    redis: { url: string; keyPrefix: string };
-    instance?: { uuid: string };
-  };
-  logger: Logger;
-  metrics: { registry: Registry };
-  db: Database;
-  bus: {
-    subscribe(
-      bindingKey: string,
-      handler: (message: { data: unknown }) => void | Promise<void>,
-    ): { close(): Promise<void> };
-    publish?(routingKey: string, message: BusMessage): boolean;
-  };
-}
-
 /**
- * The push module as a `serve` module (`{name, migrations, register, start, stop}`): builds
- * {@link createPushModule} from the context at `register`, subscribes to `call.hangup` and
- * `call.queue_caller_abandon` on the bus for cancel pushes, publishes every answered wake-up
- * as `push.wake.answered` (name `push_wake_answered`, data a `WakeRecord`). Does nothing when
- * `push.enabled` is false.
+ * The push feature as a Fastify plugin (name `push`; needs `switchboard-store` and
+ * `switchboard-bus`): builds {@link createPushModule} from the spine, connects its Redis
+ * coordination (when `redis.url` is set) and mounts its routes at registration, subscribes
+ * to `call.hangup` and `call.queue_caller_abandon` on the bus for cancel pushes, publishes
+ * every answered wake-up as `push.wake.answered` (name `push_wake_answered`, data a
+ * `WakeRecord`); in
+ * `onClose` unsubscribes and answers held calls NAK. Does nothing else when `push.enabled`
+ * is false. `.instance` is the module once registered.
  */
 export function pushServiceModule(
   extra: Omit<PushModuleOptions, 'config' | 'db' | 'registry' | 'logger' | 'redis'> = {},
 ) {
   let module: PushModule | undefined;
   const subscriptions: Array<{ close(): Promise<void> }> = [];
-  return {
-    name: 'push',
-    migrations: [pushMigrations],
-    async register(app: App, ctx: PushServiceContext) {
-      if (!ctx.config.push.enabled) return;
-      module = createPushModule({
+  const plugin = fp(
+    async (app: App) => {
+      app.store.addMigrations(pushMigrations);
+      const { config, logger, metrics } = app.switchboard;
+      if (!config.push.enabled) return;
+      const built = createPushModule({
         ...extra,
-        config: ctx.config.push,
-        db: ctx.db,
-        registry: ctx.metrics.registry,
-        logger: ctx.logger,
-        redis: ctx.config.redis.url ? ctx.config.redis : undefined,
+        config: config.push,
+        db: app.db,
+        registry: metrics.registry,
+        logger,
+        redis: config.redis.url ? config.redis : undefined,
         onWake: (wake) => {
-          ctx.bus.publish?.(
+          app.bus.publish(
             'push.wake.answered',
-            envelope('push_wake_answered', ctx.config.instance?.uuid ?? '', wake),
+            envelope('push_wake_answered', config.instance.uuid, wake),
           );
         },
       });
-      await module.start();
-      await app.register(module.plugin);
+      module = built;
+      await built.start();
+      await app.register(built.plugin);
       for (const key of ['call.hangup', 'call.queue_caller_abandon']) {
         subscriptions.push(
-          ctx.bus.subscribe(key, (message) => module?.handleCallEvent(message.data as CallEvent)),
+          app.bus.subscribe(key, (message) => built.handleCallEvent(message.data as CallEvent)),
         );
       }
+      app.addHook('onClose', async () => {
+        try {
+          await Promise.all(subscriptions.splice(0).map((s) => s.close()));
+          await built.stop();
+        } catch (error) {
+          logger.error({ err: error, module: 'push' }, 'module stop failed');
+        }
+      });
     },
-    async stop() {
-      await Promise.all(subscriptions.splice(0).map((s) => s.close()));
-      await module?.stop();
-    },
-    /** The module built at `register` (undefined before, or when disabled). */
-    get instance() {
+    { name: 'push', dependencies: ['switchboard-store', 'switchboard-bus'], fastify: '5.x' },
+  );
+  return withHandles(plugin, {
+    /** The module built at registration (undefined before, or when disabled). */
+    get instance(): PushModule | undefined {
       return module;
     },
-  };
+  });
 }
+
+/** The push feature in the feature list (src/serve/modules.ts): its plugin. */
+export const pushFeature: Feature = { name: 'push', plugin: () => pushServiceModule() };

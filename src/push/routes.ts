@@ -1,4 +1,9 @@
 /**
+ * Why this file is long: every endpoint of the original middleware in one plugin, each with
+ * its own parsing and error rules copied from Django REST framework's behaviour (form, JSON,
+ * multipart), so that its clients work unchanged; the domain logic is in devices.ts, wake.ts
+ * and apps.ts.
+ *
  * The push middleware API as the original middleware answers it (VoIPGRID vialer-middleware
  * `api/views.py`, `api/serializers.py`: paths, field names and rules, status codes), as a
  * Fastify plugin. Bodies are form-encoded (the Android app, the PBX), JSON (the iOS app) or
@@ -29,13 +34,36 @@
 import formbody from '@fastify/formbody';
 import multipart from '@fastify/multipart';
 import type { FastifyRequest } from 'fastify';
+import Type from 'typebox';
 import { clientOf, crossSiteOf } from '../http/client.ts';
 import { type ErrorFormatter, HttpError, useErrorFormatter } from '../http/errors.ts';
+import {
+  NO_SECURITY,
+  plainSerializer,
+  seedSchemaErrorFormatter,
+  seedValidatorCompiler,
+} from '../http/schemas.ts';
 import type { App } from '../http/server.ts';
 import { createCidrMatcher, LOOPBACK_NETWORKS } from '../util/cidr.ts';
 import type { AccountChecker } from './accounts.ts';
 import type { KnownApps } from './apps.ts';
 import type { DeviceStore, Platform } from './devices.ts';
+import {
+  ACCOUNT_SECURITY,
+  bad,
+  bool,
+  derivedResponseUrl,
+  fieldsOf,
+  phonenumber,
+  printable,
+  pushBody,
+  pushFields,
+  pushRoute,
+  refuseInvalid,
+  sipUserId,
+  startTime,
+  text,
+} from './fields.ts';
 import {
   boundedLabel,
   type PushMetrics,
@@ -80,143 +108,6 @@ export const pushErrorFormatter: ErrorFormatter = (error) => ({
   contentType: 'text/plain; charset=utf-8',
 });
 
-// ---------------------------------------------------------------------------------------------
-// Field validation (the original's serializers)
-// ---------------------------------------------------------------------------------------------
-
-type Fields = Record<string, unknown>;
-
-function bad(): HttpError {
-  return new HttpError(400, 'bad request');
-}
-
-function fieldsOf(request: FastifyRequest): Fields {
-  const body = request.body;
-  if (body !== undefined && body !== null && (typeof body !== 'object' || Array.isArray(body))) {
-    throw bad();
-  }
-  const query = (request.query ?? {}) as Fields;
-  return { ...(request.method === 'DELETE' ? query : {}), ...((body ?? {}) as Fields) };
-}
-
-/** True when `value` has a control character (C0 or DEL). */
-function hasControl(value: string): boolean {
-  for (let i = 0; i < value.length; i += 1) {
-    const code = value.charCodeAt(i);
-    if (code < 0x20 || code === 0x7f) return true;
-  }
-  return false;
-}
-
-/**
- * A text field (numbers and booleans of JSON bodies as text), trimmed as the original's
- * `CharField` does; empty = absent.
- */
-function text(fields: Fields, name: string, required: boolean, max = 255): string | undefined {
-  let value = fields[name];
-  if (Array.isArray(value)) throw bad();
-  if (typeof value === 'number' || typeof value === 'boolean') value = String(value);
-  if (typeof value === 'string') value = value.trim();
-  if (value === undefined || value === null || value === '') {
-    if (required) throw bad();
-    return undefined;
-  }
-  if (typeof value !== 'string' || value.length > max || hasControl(value)) {
-    throw bad();
-  }
-  return value;
-}
-
-function matching(fields: Fields, name: string, pattern: RegExp, required: boolean, max = 255) {
-  const value = text(fields, name, required, max);
-  if (value !== undefined && !pattern.test(value)) throw bad();
-  return value;
-}
-
-/**
- * `sip_user_id`: an integer from 100000000 to 999999999 (the original's `IntegerField`:
- * leading zeros, a `+` and a `.0` fraction are accepted), as its 9 digits.
- */
-function sipUserId(fields: Fields): string {
-  const value = text(fields, 'sip_user_id', true, 64) as string;
-  const match = /^\+?0*([1-9][0-9]{8})(\.0*)?$/.exec(value);
-  if (!match?.[1]) throw bad();
-  return match[1];
-}
-
-/** Token: 1–250 characters, no whitespace. */
-function token(fields: Fields, required = true): string | undefined {
-  return matching(fields, 'token', /^[^\s]{1,250}$/, required, 250);
-}
-
-/** App identifier like `com.voipgrid.vialer` (≤ 255, no whitespace; unknown ones are 404). */
-function appId(fields: Fields, required = true): string | undefined {
-  return matching(fields, 'app', /^[^\s]+$/, required);
-}
-
-/** A unique key (`call_id`, `unique_key`): ≤ 255 characters, no whitespace. */
-function key(fields: Fields, name: string, required: boolean): string | undefined {
-  return matching(fields, name, /^[^\s]+$/, required);
-}
-
-/**
- * `phonenumber` (≤ 32 characters): digits once `+ ( ) – x` and spaces are taken out, as the
- * original's `phone_number_validator` (`re.sub(r'[\+\(\)– - x]', '', ...)`, whose ` - ` is a
- * range from space to space: a hyphen-minus is not taken out, so `050-1234567` is refused).
- * Sent on unchanged.
- */
-function phonenumber(fields: Fields): string {
-  const value = text(fields, 'phonenumber', true, 64) as string;
-  if ([...value].length > 32) throw bad();
-  if (!/^\p{Nd}+$/u.test(value.replace(/[+()\u2013 x]/g, ''))) throw bad();
-  return value;
-}
-
-/** `message_start_time`: a float (`1700000000.123`, `1.7000000001234567E9`), epoch seconds. */
-function startTime(fields: Fields): number {
-  const value = matching(
-    fields,
-    'message_start_time',
-    /^[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]{1,3})?$/,
-    true,
-    64,
-  );
-  const seconds = Number(value);
-  if (!Number.isFinite(seconds)) throw bad();
-  return seconds;
-}
-
-const TRUE = new Set(['t', 'true', 'y', 'yes', 'on', '1']);
-const FALSE = new Set(['f', 'false', 'n', 'no', 'off', '0']);
-
-/** A boolean as the original's `BooleanField` reads it (`True`, `false`, `1`, `on`, ...). */
-function bool(fields: Fields, name: string, fallback: boolean): boolean {
-  const value = fields[name];
-  if (value === undefined || value === null || value === '') return fallback;
-  if (typeof value === 'boolean') return value;
-  if (typeof value === 'number' && (value === 0 || value === 1)) return value === 1;
-  if (typeof value === 'string') {
-    const v = value.trim().toLowerCase();
-    if (TRUE.has(v)) return true;
-    if (FALSE.has(v)) return false;
-  }
-  throw bad();
-}
-
-/** `Host` (or a trusted proxy's `X-Forwarded-Host`): a host name or IP, optional port. */
-const HOST = /^(?:[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.?|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?$/;
-
-/**
- * `<protocol>://<host>/api/call-response/` of the incoming-call request: the address the
- * app answers to when `push.responseUrl` is empty.
- * @throws {HttpError} 400 when the Host header is not a host name (it goes into the push).
- */
-function derivedResponseUrl(request: FastifyRequest): string {
-  const host = request.host;
-  if (host.length > 255 || !HOST.test(host)) throw bad();
-  return `${request.protocol}://${host}/api/call-response/`;
-}
-
 /** Paths of the push API (their 404s and malformed URLs answer in its shape). */
 const PUSH_PREFIXES = [
   '/api/incoming-call',
@@ -228,6 +119,13 @@ const PUSH_PREFIXES = [
   '/api/log-metrics',
   '/api/check-in',
 ];
+
+/** The operationId suffix of each device path. */
+const OPERATION: Record<string, string> = {
+  'apns-device': 'ApnsDevice',
+  'gcm-device': 'GcmDevice',
+  'android-device': 'AndroidDevice',
+};
 
 const PLATFORMS: Record<string, Platform> = {
   'apns-device': 'apns',
@@ -286,6 +184,9 @@ export async function pushRoutes(app: App, options: PushRoutesOptions): Promise<
   }
   if (!app.hasContentTypeParser('multipart/form-data')) await acceptMultipart(app);
   useErrorFormatter(app, pushErrorFormatter, PUSH_PREFIXES);
+  app.setValidatorCompiler(seedValidatorCompiler);
+  app.setSerializerCompiler(plainSerializer);
+  app.setSchemaErrorFormatter(seedSchemaErrorFormatter);
   const pbx = createCidrMatcher([...options.allowNetworks, ...LOOPBACK_NETWORKS]);
   app.addHook('onRequest', async (request) => {
     if (crossSiteOf(request) !== undefined) {
@@ -298,8 +199,6 @@ export async function pushRoutes(app: App, options: PushRoutesOptions): Promise<
   const osLabels = new Set<string>();
   const directionLabels = new Set<string>();
   const vialerLabels = new VialerLabels();
-
-  const docs = (summary: string) => ({ schema: { tags: ['push'], summary } });
 
   async function authorize(request: FastifyRequest, sipUser: string): Promise<void> {
     const decision = await accounts.check(request.headers.authorization, sipUser);
@@ -326,7 +225,16 @@ export async function pushRoutes(app: App, options: PushRoutesOptions): Promise<
 
   app.post(
     '/api/incoming-call/',
-    docs('From the PBX: wake the app of sip_user_id; answers status=ACK or status=NAK'),
+    pushRoute({
+      operationId: 'pushIncomingCall',
+      summary:
+        'From the PBX: wake the app of sip_user_id; answers status=ACK or status=NAK (clients ' +
+        'of push.allowNetworks and loopback only)',
+      security: NO_SECURITY,
+      body: pushBody(['sip_user_id', 'phonenumber'], ['caller_id', 'call_id']),
+      answers: { 200: 'status=ACK (the app answered) or status=NAK' },
+      errors: [400, 403, 413, 415],
+    }),
     async (request, reply) => {
       const client = clientOf(request);
       if (!client.networkTrusted || !pbx(client.address)) {
@@ -339,12 +247,13 @@ export async function pushRoutes(app: App, options: PushRoutesOptions): Promise<
       }
       let call: Parameters<WakeService['incomingCall']>[0];
       try {
+        refuseInvalid(request);
         const fields = fieldsOf(request);
         call = {
           sipUserId: sipUserId(fields),
           phonenumber: phonenumber(fields),
-          callerId: text(fields, 'caller_id', false, 255) ?? '',
-          callId: key(fields, 'call_id', false) ?? '',
+          callerId: text(fields, 'caller_id', false) ?? '',
+          callId: text(fields, 'call_id', false) ?? '',
           responseApi: options.responseUrl || derivedResponseUrl(request),
         };
       } catch (error) {
@@ -375,20 +284,35 @@ export async function pushRoutes(app: App, options: PushRoutesOptions): Promise<
 
   app.post(
     '/api/call-response/',
-    docs('From the app: available (default true) for the call unique_key; 202 or 404'),
+    pushRoute({
+      operationId: 'pushCallResponse',
+      summary: 'From the app: available (default true) for the call unique_key; 202 or 404',
+      security: NO_SECURITY,
+      body: pushBody(
+        ['unique_key', 'message_start_time'],
+        [
+          'available',
+          // Added by the current apps, not a field of the original: an unusable one is ignored.
+          [
+            'sip_user_id',
+            Type.Unknown({ description: 'the SIP account (optional, ignored if unusable)' }),
+          ],
+        ],
+      ),
+      answers: { 202: 'Forwarded to the waiting incoming-call' },
+      errors: [400, 403, 404, 413, 415, 503],
+    }),
     async (request, reply) => {
+      refuseInvalid(request);
       const fields = fieldsOf(request);
-      const uniqueKey = key(fields, 'unique_key', true) as string;
+      const uniqueKey = text(fields, 'unique_key', true) as string;
       const messageStartTime = startTime(fields);
       const available = bool(fields, 'available', true);
       // The current apps add their sip_user_id; an unusable one is ignored (not a field of
       // the original's serializer).
-      let sip: string | undefined;
-      try {
-        sip = fields.sip_user_id === undefined ? undefined : sipUserId(fields);
-      } catch {
-        sip = undefined;
-      }
+      const given = printable(fields.sip_user_id);
+      const sip =
+        given === undefined ? undefined : /^\+?0*([1-9][0-9]{8})(\.0*)?$/.exec(given)?.[1];
       const response = {
         uniqueKey,
         messageStartTime,
@@ -410,15 +334,26 @@ export async function pushRoutes(app: App, options: PushRoutesOptions): Promise<
   for (const [path, platform] of Object.entries(PLATFORMS)) {
     app.post(
       `/api/${path}/`,
-      docs(`Register or update a ${platform === 'apns' ? 'APNs' : 'FCM'} device`),
+      pushRoute({
+        operationId: `register${OPERATION[path]}`,
+        summary: `Register or update a ${platform === 'apns' ? 'APNs' : 'FCM'} device`,
+        security: ACCOUNT_SECURITY,
+        body: pushBody(
+          ['sip_user_id', 'token', 'app'],
+          ['name', 'os_version', 'client_version', 'sandbox'],
+        ),
+        answers: { 200: 'Updated', 201: 'Registered' },
+        errors: [400, 401, 403, 404, 413, 415, 503],
+      }),
       async (request, reply) => {
         requireCredential(request);
+        refuseInvalid(request);
         const fields = fieldsOf(request);
         const registration = {
           platform,
           sipUserId: sipUserId(fields),
-          token: token(fields) as string,
-          app: appId(fields) as string,
+          token: text(fields, 'token', true) as string,
+          app: text(fields, 'app', true) as string,
           name: text(fields, 'name', false) ?? '',
           osVersion: text(fields, 'os_version', false) ?? '',
           clientVersion: text(fields, 'client_version', false) ?? '',
@@ -442,13 +377,22 @@ export async function pushRoutes(app: App, options: PushRoutesOptions): Promise<
     );
     app.delete(
       `/api/${path}/`,
-      docs(`Remove a ${platform === 'apns' ? 'APNs' : 'FCM'} device`),
+      pushRoute({
+        operationId: `unregister${OPERATION[path]}`,
+        summary: `Remove a ${platform === 'apns' ? 'APNs' : 'FCM'} device (fields in the body or the query)`,
+        security: ACCOUNT_SECURITY,
+        body: pushBody([], ['sip_user_id', 'token', 'app']),
+        querystring: pushFields('form', [], ['sip_user_id', 'token', 'app']),
+        answers: { 200: 'Removed' },
+        errors: [400, 401, 403, 404, 413, 415, 503],
+      }),
       async (request, reply) => {
         requireCredential(request);
+        refuseInvalid(request);
         const fields = fieldsOf(request);
         const sip = sipUserId(fields);
-        const t = token(fields) as string;
-        const a = appId(fields) as string;
+        const t = text(fields, 'token', true) as string;
+        const a = text(fields, 'app', true) as string;
         await authorize(request, sip);
         const removed = await devices.unregister(platform, sip, t, a);
         if (!removed) throw new HttpError(404, 'not found');
@@ -460,13 +404,21 @@ export async function pushRoutes(app: App, options: PushRoutesOptions): Promise<
 
   app.post(
     '/api/hangup-reason/',
-    docs('Why the app did not answer a call; 404 when the SIP account has no device'),
+    pushRoute({
+      operationId: 'pushHangupReason',
+      summary: 'Why the app did not answer a call; 404 when the SIP account has no device',
+      security: ACCOUNT_SECURITY,
+      body: pushBody(['sip_user_id', 'unique_key'], ['reason']),
+      answers: { 200: 'Recorded' },
+      errors: [400, 401, 403, 404, 413, 415, 503],
+    }),
     async (request, reply) => {
       requireCredential(request);
+      refuseInvalid(request);
       const fields = fieldsOf(request);
       const sip = sipUserId(fields);
-      const uniqueKey = key(fields, 'unique_key', true);
-      const reason = text(fields, 'reason', false, 10_000) ?? '';
+      const uniqueKey = text(fields, 'unique_key', true);
+      const reason = text(fields, 'reason', false) ?? '';
       await authorize(request, sip);
       const known = await devices.listBySipUser(sip);
       if (known.length === 0) {
@@ -516,20 +468,25 @@ export async function pushRoutes(app: App, options: PushRoutesOptions): Promise<
 
   app.post(
     '/api/log-metrics/',
-    docs('Call metrics reported by the app (vialer_* series on /metrics)'),
+    pushRoute({
+      operationId: 'pushLogMetrics',
+      summary: 'Call metrics reported by the app (vialer_* series on /metrics)',
+      security: ACCOUNT_SECURITY,
+      // The original takes any value in the other fields (unusable ones are left out).
+      body: pushBody(['sip_user_id'], [], Type.Unknown()),
+      answers: { 200: 'Recorded' },
+      errors: [400, 401, 403, 413, 415, 503],
+    }),
     async (request, reply) => {
       requireCredential(request);
+      refuseInvalid(request);
       const fields = fieldsOf(request);
       const sip = sipUserId(fields);
       // The original takes any value here: one that is not short printable text is left out.
       const values: Record<string, string> = {};
       for (const name of LOG_FIELDS) {
-        try {
-          const value = text(fields, name, false);
-          if (value !== undefined) values[name] = value;
-        } catch {
-          // left out
-        }
+        const value = printable(fields[name]);
+        if (value !== undefined) values[name] = value;
       }
       await authorize(request, sip);
       // As the original: a hangup_reason makes a hangup count; else call_setup_successful
@@ -561,13 +518,21 @@ export async function pushRoutes(app: App, options: PushRoutesOptions): Promise<
 
   app.post(
     '/api/check-in/',
-    docs('The app is alive: marks its devices as seen; 404 when none'),
+    pushRoute({
+      operationId: 'pushCheckIn',
+      summary: 'The app is alive: marks its devices as seen; 404 when none',
+      security: ACCOUNT_SECURITY,
+      body: pushBody(['sip_user_id'], ['token', 'app']),
+      answers: { 200: 'Marked as seen' },
+      errors: [400, 401, 403, 404, 413, 415, 503],
+    }),
     async (request, reply) => {
       requireCredential(request);
+      refuseInvalid(request);
       const fields = fieldsOf(request);
       const sip = sipUserId(fields);
-      const t = token(fields, false);
-      const a = appId(fields, false);
+      const t = text(fields, 'token', false);
+      const a = text(fields, 'app', false);
       await authorize(request, sip);
       const updated = await devices.checkIn(sip, t, a);
       if (updated === 0) throw new HttpError(404, 'not found');

@@ -23,15 +23,17 @@
  */
 import { readdir, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
+import fp from 'fastify-plugin';
 import type { Kysely } from 'kysely';
 import type { Logger } from 'pino';
 import { Counter, type Registry } from 'prom-client';
 import type { AnnounceTables } from '../announce/repository.ts';
 import { calloutDb } from '../callout/repository.ts';
 import type { Config, RetentionConfig } from '../config/schema.ts';
+import type { App } from '../http/server.ts';
 import { pruneSpeechCache } from '../media/tts/cache.ts';
 import type { Database } from '../store/db.ts';
-import type { ServiceContext, ServiceModule } from './module.ts';
+import type { Feature, FeaturePlugin } from './module.ts';
 
 const DAY_MS = 86_400_000;
 /** Rows deleted per statement (PostgreSQL takes at most 65,535 parameters). */
@@ -318,45 +320,60 @@ function deletedCounter(registry: Registry): Counter<'what'> {
 }
 
 /**
- * Retention as a `serve` module: {@link runRetention} at `start` (in the background) and
- * every `retention.intervalMinutes`; `stop` waits for a run in progress.
+ * Retention as a Fastify plugin (name `retention`; needs `switchboard-store` and the
+ * features whose history it deletes, `callout` and `announce`): runs once in `onReady` and
+ * every `retention.intervalMinutes`; `onClose` stops the timer and waits for a run in
+ * progress.
  */
-export function retentionServiceModule(): ServiceModule {
+export function retentionServiceModule(): FeaturePlugin {
   let timer: NodeJS.Timeout | undefined;
   let running: Promise<void> | undefined;
   let stopped = false;
-  return {
-    name: 'retention',
-    start(ctx: ServiceContext) {
-      stopped = false;
-      const logger: Logger = ctx.logger.child({ module: 'retention' });
-      const deleted = deletedCounter(ctx.metrics.registry);
-      const once = async () => {
-        const result = await runRetention(ctx.db, ctx.config, Date.now(), (step, error) =>
-          logger.warn({ err: error, step }, 'retention: step failed; the others ran'),
-        );
-        deleted.inc({ what: 'escalations' }, result.escalations);
-        deleted.inc({ what: 'announcements' }, result.announcements);
-        deleted.inc({ what: 'media_files' }, result.mediaFiles);
-        deleted.inc({ what: 'cache_files' }, result.cacheFiles);
-        if (Object.values(result).some((n) => n > 0)) logger.info(result, 'retention: deleted');
-      };
-      const tick = () => {
-        if (stopped || running) return;
-        running = once()
-          .catch((error: unknown) => logger.warn({ err: error }, 'retention: run failed'))
-          .finally(() => {
-            running = undefined;
-          });
-      };
-      tick();
-      timer = setInterval(tick, ctx.config.retention.intervalMinutes * 60_000);
-      timer.unref?.();
+  return fp(
+    async (app: App) => {
+      const ctx = app.switchboard;
+      app.addHook('onReady', async () => {
+        stopped = false;
+        const logger: Logger = ctx.logger.child({ module: 'retention' });
+        const deleted = deletedCounter(ctx.metrics.registry);
+        const once = async () => {
+          const result = await runRetention(app.db, ctx.config, Date.now(), (step, error) =>
+            logger.warn({ err: error, step }, 'retention: step failed; the others ran'),
+          );
+          deleted.inc({ what: 'escalations' }, result.escalations);
+          deleted.inc({ what: 'announcements' }, result.announcements);
+          deleted.inc({ what: 'media_files' }, result.mediaFiles);
+          deleted.inc({ what: 'cache_files' }, result.cacheFiles);
+          if (Object.values(result).some((n) => n > 0)) logger.info(result, 'retention: deleted');
+        };
+        const tick = () => {
+          if (stopped || running) return;
+          running = once()
+            .catch((error: unknown) => logger.warn({ err: error }, 'retention: run failed'))
+            .finally(() => {
+              running = undefined;
+            });
+        };
+        tick();
+        timer = setInterval(tick, ctx.config.retention.intervalMinutes * 60_000);
+        timer.unref?.();
+      });
+      app.addHook('onClose', async () => {
+        stopped = true;
+        clearInterval(timer);
+        await running;
+      });
     },
-    async stop() {
-      stopped = true;
-      clearInterval(timer);
-      await running;
+    {
+      name: 'retention',
+      dependencies: ['switchboard-store', 'callout', 'announce'],
+      fastify: '5.x',
     },
-  };
+  );
 }
+
+/** Retention in the feature list (src/serve/modules.ts, after callout and announce): its plugin. */
+export const retentionFeature: Feature = {
+  name: 'retention',
+  plugin: () => retentionServiceModule(),
+};

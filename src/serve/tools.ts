@@ -11,29 +11,16 @@
  * @module
  */
 import type { Logger } from 'pino';
-import { selectProvider } from '../callout/index.ts';
 import type { Config } from '../config/schema.ts';
 import type { CheckResult, ReadinessCheck } from '../http/server.ts';
+import type { Feature } from './module.ts';
 
 /** Longest reuse of a tool check's result by `/readyz`, ms. */
 export const TOOLS_RECHECK_MS = 30_000;
 
 /** The features that need sox and the speech engine, by their names in log lines. */
-export function toolFeatures(
-  config: Config,
-  modules: readonly { readonly name: string }[],
-): string[] {
-  const runs = (name: string) => modules.some((module) => module.name === name);
-  const features: string[] = [];
-  if (
-    runs('callout') &&
-    config.callout.enabled &&
-    (selectProvider(config) === 'asterisk' || config.ami.servers.length > 0)
-  ) {
-    features.push('alert calls (their message is synthesized)');
-  }
-  if (runs('announce') && config.announce.enabled) features.push('announcements');
-  return features;
+export function toolFeatures(config: Config, features: readonly Feature[]): string[] {
+  return features.flatMap((feature) => feature.toolUse?.(config) ?? []);
 }
 
 /**
@@ -64,7 +51,7 @@ export interface ToolReadiness {
  */
 export function toolReadiness(
   config: Config,
-  modules: readonly { readonly name: string }[],
+  modules: readonly Feature[],
   logger: Logger,
 ): ToolReadiness {
   const features = toolFeatures(config, modules);

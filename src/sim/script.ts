@@ -4,7 +4,7 @@
  * dialplan behaves once the call is answered (Playback, Read, UserEvent, Hangup).
  *
  * The script fields match the `simulator.scripts` / `simulator.defaultScript` config section
- * (`src/config/schema.ts`, `SimulatorScript`), so a config section can be passed as is.
+ * (`./config.ts`, `SimulatorScript`), so a config section can be passed as is.
  *
  * @module
  */

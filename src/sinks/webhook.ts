@@ -1,4 +1,8 @@
 /**
+ * Why this file is long: one sink, a queue and worker per target with retries, backoff,
+ * signing and throttled logs, whose contract for receivers (headers, signature, retry rules)
+ * is written out below and in the TSDoc; splitting it would scatter one delivery's life.
+ *
  * Webhooks: call events POSTed as JSON to configured URLs, signed with HMAC-SHA256,
  * retried with exponential backoff, never blocking the caller.
  *

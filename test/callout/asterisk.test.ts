@@ -9,7 +9,6 @@ import { type Simulator, startSimulator } from '../../src/sim/index.ts';
 import {
   calloutConfig,
   calloutDialplan,
-  type Kind,
   postCurlStyle,
   seedFields,
   startServe,
@@ -176,71 +175,8 @@ describe('callout against the PBX simulator', () => {
     assert.equal(sim.originates()[0]?.channel, 'PJSIP/810000000000@trunk');
   });
 
-  for (const kind of ['sqlite', 'postgres'] as const satisfies Kind[]) {
-    test(`restart mid-escalation (${kind}): no double call, the key pressed after the restart counts`, async () => {
-      const sim = await startSimulator({
-        port: 0,
-        dtmfDurationMs: 10,
-        // Read waits 10 s for the key
-        dialplan: calloutDialplan(10_000),
-        scripts: {
-          '501': { ...quick, dtmf: '2' },
-          // Answers, then presses 1 only after 5 s: the process dies during this call and
-          // the key reaches the next one.
-          '502': { answerAfterMs: 20, dtmf: '1', dtmfAfterMs: 5_000, hangupAfterMs: 10_000 },
-          '503': { ...quick, dtmf: '1' },
-        },
-      });
-      cleanups.push(() => sim.close());
-      const keysAt: number[] = [];
-      sim.on('event', (event) => {
-        if (event.Event === 'UserEvent' && event.Digit === '1') keysAt.push(Date.now());
-      });
-      const db = testDb(kind);
-      cleanups.push(() => db.drop());
-      const tweak = (c: ReturnType<typeof calloutConfig>) => {
-        // Lost keys used to wait this out and count as no answer.
-        c.callout.attemptLeaseMs = 60_000;
-      };
-      const a = await serve(db, sim, tweak);
-      const response = await postCurlStyle(
-        a.url,
-        fields('1', '1', ['1:a:501:A:1', '2:b:502:B:1', '3:c:503:C:1']),
-      );
-      const { eventid } = (await response.json()) as { eventid: string };
-      await waitHistory(
-        a.url,
-        eventid,
-        (x) => x.result[0]?.status === '2' && x.result[1]?.numofcall === '1',
-      );
-      await until(() => originatesTo(sim, '502').length === 1);
-      // Crash: this instance writes nothing more (as after SIGKILL), then its sockets close.
-      const worker = a.callout.instance?.service;
-      assert.ok(worker);
-      worker.kill();
-      await a.service.stop();
-      assert.equal(originatesTo(sim, '503').length, 0, 'nothing happened after the crash');
-      // Start again on the same database.
-      const b = await serve(db, sim, tweak);
-      const restartedAt = Date.now();
-      const h = await waitHistory(b.url, eventid, (x) => x.eventstatus === '2');
-      assert.ok(
-        keysAt.length === 1 && (keysAt[0] as number) > restartedAt,
-        'the key was pressed after the restart',
-      );
-      assert.deepEqual(
-        h.result.map((r) => [r.numofcall, r.status]),
-        [
-          ['1', '2'], // the answer given before the crash is kept
-          ['1', '1'], // the key pressed in the call in progress at the crash, after the restart
-          ['0', ''], // so nobody else is called
-        ],
-      );
-      assert.equal(originatesTo(sim, '501').length, 1);
-      assert.equal(originatesTo(sim, '502').length, 1);
-      assert.equal(originatesTo(sim, '503').length, 0);
-    });
-  }
+  // A restart mid-escalation (no double call, the key pressed after the restart counts) is
+  // test/callout/restart-process.test.ts: serve a real process killed with SIGKILL.
 
   test('two workers on PostgreSQL never double-dial', async () => {
     const scripts: Record<string, object> = {};

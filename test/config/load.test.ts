@@ -17,6 +17,7 @@ import {
   redactUrl,
   resolveConfigFiles,
 } from '../../src/config/load.ts';
+import { ConfigSchema } from '../../src/config/schema.ts';
 
 const EXAMPLE = new URL('../../switchboard.example.yaml', import.meta.url);
 const DOCS = new URL('../../docs/configuration.md', import.meta.url);
@@ -442,6 +443,29 @@ describe('switchboard.example.yaml', () => {
 });
 
 describe('docs/configuration.md', () => {
+  test('says where each section is defined: that file exports the schema ConfigSchema composes', async () => {
+    const text = readFileSync(DOCS, 'utf8');
+    const table = text.split('### Where each section is defined')[1]?.split('\n\n')[1] ?? '';
+    const named = new Set<string>();
+    for (const row of table.split('\n').slice(2)) {
+      const [sections, file, exports] = row.split('|').slice(1, 4);
+      const keys = [...(sections ?? '').matchAll(/`(\w+)`/g)].map((m) => m[1] as string);
+      const names = [...(exports ?? '').matchAll(/`(\w+)`/g)].map((m) => m[1] as string);
+      const path = /`(src\/[^`]+)`/.exec(file ?? '')?.[1] as string;
+      const module = (await import(new URL(`../../${path}`, import.meta.url).href)) as Record<
+        string,
+        unknown
+      >;
+      keys.forEach((key, i) => {
+        named.add(key);
+        const schema = (ConfigSchema.properties as Record<string, unknown>)[key];
+        assert.ok(schema !== undefined, `${key} is a section`);
+        assert.equal(module[names[i] as string], schema, `${path} exports ${names[i]} = ${key}`);
+      });
+    }
+    assert.deepEqual([...named].sort(), Object.keys(ConfigSchema.properties).sort());
+  });
+
   test('lists every key with its environment variable', () => {
     const text = readFileSync(DOCS, 'utf8');
     for (const setting of configEnvSettings()) {

@@ -185,7 +185,8 @@ describe('console against serve --simulator', () => {
     await row.waitFor(WAIT);
     assert.match(await row.innerText(), /NAK\s+no_device/);
     assert.ok(!(await page.content()).includes('token'), 'no token shown');
-    await screenshot(page, 'wakeups');
+    // The screenshot of this view (docs/console/wakeups.png) is taken by wakeups.test.ts,
+    // with an answered wake-up and its round trip.
   });
 
   test('usable on a phone-sized screen: nothing wider than the screen', async () => {

@@ -282,10 +282,8 @@ describe('serve with announce + jenkins: a job turning red → one Originate to 
         });
       },
       extra: () => [
-        jenkinsServiceModule(() => s?.module.instance?.service, {
-          retryDelayMs: 10,
-          timeoutMs: 1000,
-        }),
+        // Announces through the announce plugin's exported service (app.announce).
+        jenkinsServiceModule({ retryDelayMs: 10, timeoutMs: 1000 }),
       ],
     });
   });

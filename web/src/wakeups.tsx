@@ -48,7 +48,12 @@ export function WakeupsView() {
           <h3>Round trip</h3>
           <div class="histogram" aria-label="round-trip histogram">
             {data?.histogram.counts.map((count, i) => (
-              <div key={String(bounds[i] ?? 'more')} class="bucket" title={`${count}`}>
+              <div
+                key={String(bounds[i] ?? 'more')}
+                class="bucket"
+                data-bucket={i < bounds.length ? `le-${bounds[i]}` : 'more'}
+              >
+                <span class="n">{count}</span>
                 <div class="fill" style={{ height: `${(count / max) * 100}%` }} />
                 <small>{i < bounds.length ? `≤${bounds[i]} ms` : `>${bounds[bounds.length - 1]} ms`}</small>
               </div>

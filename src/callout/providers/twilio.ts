@@ -24,10 +24,13 @@
 import { createHmac } from 'node:crypto';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
+import Type from 'typebox';
 import { constantTimeEqual } from '../../http/auth.ts';
 import { HttpError } from '../../http/errors.ts';
+import { errorResponses } from '../../http/schemas.ts';
 import type { App } from '../../http/server.ts';
 import { TELNO_PATTERN } from '../../telephony/dialstring.ts';
+import { BaristaErrorBody } from '../routes.ts';
 import type { CalloutService } from '../service.ts';
 import type { AttemptOutcome, AttemptSink, CalloutProvider, DialRequest } from './types.ts';
 import { statusOfDigit } from './types.ts';
@@ -151,6 +154,18 @@ export interface TwilioWebhookOptions {
   confirm: Readonly<Record<string, string>>;
 }
 
+/** The query of every webhook: the attempt, and the prompt round (1–3). */
+const TwilioQuery = Type.Object({
+  attempt: Type.Optional(Type.String({ description: 'the attempt id (required)' })),
+  round: Type.Optional(Type.String({ description: 'prompt round, 1–3' })),
+});
+
+/** Twilio's request parameters (`CallSid`, `Digits`, `CallStatus`, ...), all signed. */
+const TwilioParams = Type.Record(
+  Type.String(),
+  Type.Union([Type.String(), Type.Array(Type.String())]),
+);
+
 const STATUS_OUTCOMES: Readonly<Record<string, AttemptOutcome>> = {
   completed: 'answered',
   busy: 'busy',
@@ -204,40 +219,74 @@ export async function twilioWebhookRoutes(app: App, options: TwilioWebhookOption
         : '<Hangup/>';
     return `<Gather numDigits="1" timeout="5" action="${gather}" method="POST"><Say language="${language}">${xml(text)}</Say></Gather>${again}`;
   };
-  app.post(`${WEBHOOK}/twiml`, async (request, reply) => {
-    await verify(request);
-    const attempt = await load(request);
-    const round = Number((request.query as Record<string, unknown>).round ?? 1) || 1;
-    return twiml(reply, await prompt(attempt.id, attempt.event_id, round));
+  const schema = (operationId: string, summary: string, answer: unknown) => ({
+    schema: {
+      tags: ['callout'],
+      summary,
+      operationId,
+      security: [{ twilioSignature: [] }],
+      querystring: TwilioQuery,
+      body: { content: { 'application/x-www-form-urlencoded': { schema: TwilioParams } } },
+      response: {
+        ...(answer as Record<number, unknown>),
+        ...errorResponses(BaristaErrorBody, [400, 403, 404]),
+      },
+    },
   });
-  app.post(`${WEBHOOK}/gather`, async (request, reply) => {
-    await verify(request);
-    const attempt = await load(request);
-    const body = (request.body ?? {}) as Record<string, unknown>;
-    const digits = typeof body.Digits === 'string' ? body.Digits : '';
-    const round = Number((request.query as Record<string, unknown>).round ?? 1) || 1;
-    if (statusOfDigit(digits) !== undefined) {
-      await options.service.recordDigit(attempt.id, digits);
-      const history = await options.service.history(attempt.event_id);
-      const language = history?.event.language ?? 'en';
-      const confirm = options.confirm[language];
-      return twiml(
-        reply,
-        `${confirm ? `<Say language="${twilioLanguage(language)}">${xml(confirm)}</Say>` : ''}<Hangup/>`,
-      );
-    }
-    // A wrong key re-prompts (at most 3 rounds in all).
-    if (round >= 3) return twiml(reply, '<Hangup/>');
-    return twiml(reply, await prompt(attempt.id, attempt.event_id, round + 1));
-  });
-  app.post(`${WEBHOOK}/status`, async (request, reply) => {
-    await verify(request);
-    const attempt = await load(request);
-    const body = (request.body ?? {}) as Record<string, unknown>;
-    const status = String(body.CallStatus ?? '');
-    // own keys only: `CallStatus=constructor` must not read Object.prototype
-    const outcome = Object.hasOwn(STATUS_OUTCOMES, status) ? STATUS_OUTCOMES[status] : undefined;
-    if (outcome) await options.service.recordOutcome(attempt.id, outcome);
-    return reply.code(204).send();
-  });
+  const twimlAnswer = {
+    200: {
+      description: 'TwiML',
+      content: { 'text/xml': { schema: Type.String() } },
+    },
+  };
+  app.post(
+    `${WEBHOOK}/twiml`,
+    schema('twilioTwiml', 'Twilio fetches the TwiML of an attempt (prompt)', twimlAnswer),
+    async (request, reply) => {
+      await verify(request);
+      const attempt = await load(request);
+      const round = Number((request.query as Record<string, unknown>).round ?? 1) || 1;
+      return twiml(reply, await prompt(attempt.id, attempt.event_id, round));
+    },
+  );
+  app.post(
+    `${WEBHOOK}/gather`,
+    schema('twilioGather', 'Twilio posts the key the person pressed', twimlAnswer),
+    async (request, reply) => {
+      await verify(request);
+      const attempt = await load(request);
+      const body = (request.body ?? {}) as Record<string, unknown>;
+      const digits = typeof body.Digits === 'string' ? body.Digits : '';
+      const round = Number((request.query as Record<string, unknown>).round ?? 1) || 1;
+      if (statusOfDigit(digits) !== undefined) {
+        await options.service.recordDigit(attempt.id, digits);
+        const history = await options.service.history(attempt.event_id);
+        const language = history?.event.language ?? 'en';
+        const confirm = options.confirm[language];
+        return twiml(
+          reply,
+          `${confirm ? `<Say language="${twilioLanguage(language)}">${xml(confirm)}</Say>` : ''}<Hangup/>`,
+        );
+      }
+      // A wrong key re-prompts (at most 3 rounds in all).
+      if (round >= 3) return twiml(reply, '<Hangup/>');
+      return twiml(reply, await prompt(attempt.id, attempt.event_id, round + 1));
+    },
+  );
+  app.post(
+    `${WEBHOOK}/status`,
+    schema('twilioStatus', 'Twilio posts the final status of an attempt', {
+      204: { description: 'Recorded', type: 'null' },
+    }),
+    async (request, reply) => {
+      await verify(request);
+      const attempt = await load(request);
+      const body = (request.body ?? {}) as Record<string, unknown>;
+      const status = String(body.CallStatus ?? '');
+      // own keys only: `CallStatus=constructor` must not read Object.prototype
+      const outcome = Object.hasOwn(STATUS_OUTCOMES, status) ? STATUS_OUTCOMES[status] : undefined;
+      if (outcome) await options.service.recordOutcome(attempt.id, outcome);
+      return reply.code(204).send();
+    },
+  );
 }
