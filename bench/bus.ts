@@ -7,23 +7,22 @@
  *    as a ratio to a bare amqplib confirm-channel loop publishing the same messages
  *    (JSON-serialised in the loop too, drain-aware, then `waitForConfirms`) on the same
  *    broker. Both persistent, both to an exchange with one bound queue. Best of 3 each.
- * 2. AMI-event-to-bus latency at 1,000 events/s: a fake Asterisk (AmiServer over TCP)
- *    broadcasts events carrying their send time, the service (`createService`, AMQP bus)
- *    publishes them on `ami.<Event>`, an amqplib consumer receives them; p50/p99 of
- *    receive time − send time (one process, `performance.now()`).
+ * 2. AMI-event-to-bus latency at 1,000 events/s, three processes besides this one: a fake
+ *    Asterisk (bench/ami-pace-server.ts) broadcasts UserEvents carrying their send time
+ *    (wall clock in µs), `switchboard serve` (bin/switchboard.js, AMQP bus) publishes them
+ *    on `ami.UserEvent`, an amqplib consumer (bench/bus-consumer.ts) receives them; p50/p99
+ *    of receive time − send time, and serve's event-loop delay from its /metrics.
  */
-import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
+import { performance } from 'node:perf_hooks';
 import { connect } from 'amqplib';
-import type { AmiEvent } from '../src/ami/message.ts';
-import { AmiServer } from '../src/ami/server.ts';
 import { AmqpBus } from '../src/bus/amqp.ts';
 import { amiEventMessage, type Routed } from '../src/bus/xivo.ts';
-import { loadConfig } from '../src/config/load.ts';
-import { createService } from '../src/serve/service.ts';
 import { repeatedEvents } from './corpus.ts';
+import { lineChild, metricSum, startServe, until } from './serve-process.ts';
 import { type BenchResult, percentile } from './table.ts';
 
 const URL = process.env.SWITCHBOARD_BENCH_AMQP_URL ?? 'amqp://guest:guest@127.0.0.1:5672/';
+const ROUNDS = Number(process.env.BENCH_BUS_ROUNDS ?? 3);
 const ORIGIN = '00000000-0000-4000-8000-000000000000';
 
 function unique(prefix: string): string {
@@ -117,99 +116,93 @@ async function latency(): Promise<BenchResult[]> {
   const durationS = 5;
   const total = rate * durationS;
   const exchange = unique('bench-latency');
-  const pbx = new AmiServer({ users: { bench: 'bench-secret' } });
-  pbx.handle('CoreShowChannels', () => ({ events: [], complete: 'CoreShowChannelsComplete' }));
-  const port = await pbx.listen();
-
-  const conn = await connect(URL);
-  const ch = await conn.createChannel();
-  await ch.assertExchange(exchange, 'topic', { durable: true });
-  const { queue } = await ch.assertQueue('', { exclusive: true });
-  await ch.bindQueue(queue, exchange, 'ami.UserEvent');
-  const latencies: number[] = [];
-  await ch.consume(
-    queue,
-    (msg) => {
-      if (msg === null) return;
-      const body = JSON.parse(msg.content.toString()) as { data: { SentAt?: string } };
-      if (body.data.SentAt !== undefined) {
-        latencies.push(performance.now() - Number(body.data.SentAt));
-      }
-    },
-    { noAck: true },
+  const pbx = lineChild('ami-pace-server.ts');
+  const { port } = await pbx.next<{ port: number }>();
+  const consumer = lineChild('bus-consumer.ts', [exchange, URL]);
+  await consumer.next();
+  const serve = await startServe(
+    [
+      'http: { listen: "127.0.0.1:0", docs: false }',
+      'log: { level: info }',
+      'database: { url: ":memory:" }',
+      `amqp: { url: "${URL}", exchange: "${exchange}" }`,
+      'ami:',
+      '  servers:',
+      `    - { url: "tcp://bench:bench-secret@127.0.0.1:${port}", pingIntervalMs: 0 }`,
+      '',
+    ].join('\n'),
   );
-
-  const config = loadConfig({
-    text: '',
-    env: {},
-    overrides: {
-      listen: '127.0.0.1:0',
-      database: ':memory:',
-      amqp: URL,
-      ami: [`tcp://bench:bench-secret@127.0.0.1:${port}`],
-    },
-  });
-  config.log.level = 'silent';
-  config.amqp.exchange = exchange;
-  config.ami.servers[0]!.pingIntervalMs = 0;
-  const service = createService({ config });
-  await service.start();
-  const client = service.context!.ami.clients[0]!;
-  for (let i = 0; i < 500 && !(client.connected && service.context!.bus.isConnected()); i++) {
-    await new Promise((r) => setTimeout(r, 10));
+  try {
+    await pbx.next(); // {"login": true}
+    await until('serve connected to AMI and the bus', async () => {
+      const text = await serve.metrics();
+      return (
+        metricSum(text, 'switchboard_ami_connected') === 1 &&
+        metricSum(text, 'switchboard_bus_connected') >= 1
+      );
+    });
+    pbx.send('warm 200');
+    await new Promise((r) => setTimeout(r, 1000));
+    consumer.send('report');
+    await consumer.next(); // drop the warm-up
+    const rounds: Array<{ sorted: number[]; loopP99: number; loopMax: number }> = [];
+    for (let round = 0; round < ROUNDS; round++) {
+      await serve.metrics(); // prom-client resets its event-loop histogram on each scrape
+      pbx.send(`go ${rate} ${total}`);
+      await pbx.next(); // {"sent": total}
+      const deadline = Date.now() + 10_000;
+      let received = 0;
+      while (received < total && Date.now() < deadline) {
+        await new Promise((r) => setTimeout(r, 100));
+        consumer.send('count');
+        received = (await consumer.next<{ received: number }>()).received;
+      }
+      const metrics = await serve.metrics();
+      consumer.send('report');
+      const { latenciesMs } = await consumer.next<{ latenciesMs: number[] }>();
+      rounds.push({
+        sorted: latenciesMs.sort((a, b) => a - b),
+        loopP99: metricSum(metrics, 'nodejs_eventloop_lag_p99_seconds') * 1000,
+        loopMax: metricSum(metrics, 'nodejs_eventloop_lag_max_seconds') * 1000,
+      });
+    }
+    // "In every run": the round with the highest p99 is the one reported.
+    const p99 = (r: (typeof rounds)[number]) => percentile(r.sorted, 99);
+    const worst = rounds.reduce((a, b) => (p99(b) > p99(a) ? b : a));
+    const list = (f: (r: (typeof rounds)[number]) => number) =>
+      rounds.map((r) => f(r).toFixed(1)).join(', ');
+    const note = `worst of ${ROUNDS} rounds of ${total.toLocaleString('en')} UserEvents at ${rate}/s (received ${rounds.map((r) => r.sorted.length).join(', ')}): fake Asterisk process → serve process → RabbitMQ → consumer process; p99s ${list(p99)} ms, max ${list((r) => r.sorted.at(-1) ?? Number.NaN)} ms; serve event-loop delay (prom-client, 10 ms resolution) p99 ${list((r) => r.loopP99)} ms, max ${list((r) => r.loopMax)} ms`;
+    return [
+      {
+        name: 'AMI event → bus latency p50 (3 processes)',
+        value: percentile(worst.sorted, 50),
+        unit: 'ms',
+        higherIsBetter: false,
+        note,
+      },
+      {
+        name: 'AMI event → bus latency p99 (3 processes), worst round',
+        value: p99(worst),
+        unit: 'ms',
+        target: 5,
+        higherIsBetter: false,
+        note,
+      },
+    ];
+  } finally {
+    await serve.stop();
+    await consumer.close();
+    await pbx.close();
   }
-
-  // Warm-up, then paced sending: at each tick, send what is due by the elapsed time.
-  const event = (i: number): AmiEvent & { Event: string } => ({
-    Event: 'UserEvent',
-    Privilege: 'user,all',
-    UserEvent: 'Bench',
-    Channel: `PJSIP/bench-${i}`,
-    Uniqueid: `bench.${i}`,
-    SentAt: String(performance.now()),
-  });
-  for (let i = 0; i < 200; i++) pbx.broadcast(event(-1 - i));
-  await new Promise((r) => setTimeout(r, 500));
-  latencies.length = 0;
-  const loop = monitorEventLoopDelay({ resolution: 1 });
-  loop.enable();
-  const start = performance.now();
-  let sent = 0;
-  while (sent < total) {
-    const due = Math.min(total, Math.floor(((performance.now() - start) / 1000) * rate));
-    while (sent < due) pbx.broadcast(event(sent++));
-    await new Promise((r) => setTimeout(r, 1));
-  }
-  const deadline = performance.now() + 10_000;
-  while (latencies.length < total && performance.now() < deadline) {
-    await new Promise((r) => setTimeout(r, 20));
-  }
-  loop.disable();
-  const received = latencies.length;
-  await service.stop();
-  await pbx.close();
-  await ch.deleteExchange(exchange).catch(() => {});
-  await conn.close().catch(() => {});
-  const sorted = [...latencies].sort((a, b) => a - b);
-  const loopP99 = loop.percentile(99) / 1e6;
-  const loopMax = loop.max / 1e6;
-  const note = `${received.toLocaleString('en')}/${total.toLocaleString('en')} UserEvents at ${rate}/s over TCP → serve → RabbitMQ → consumer, one process; event-loop delay p99 ${loopP99.toFixed(1)} ms, max ${loopMax.toFixed(1)} ms`;
-  return [
-    { name: 'AMI event → bus latency p50', value: percentile(sorted, 50), unit: 'ms', note },
-    {
-      name: 'AMI event → bus latency p99',
-      value: percentile(sorted, 99),
-      unit: 'ms',
-      target: 5,
-      higherIsBetter: false,
-      note,
-    },
-  ];
 }
 
 /** Runs both bus benchmarks (needs RabbitMQ). */
 export async function benchBus(): Promise<BenchResult[]> {
-  return [...(await publishRate()), ...(await latency())];
+  const only = process.env.BENCH_BUS_ONLY;
+  return [
+    ...(only === 'latency' ? [] : await publishRate()),
+    ...(only === 'publish' ? [] : await latency()),
+  ];
 }
 
 if (import.meta.main) {

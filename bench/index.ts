@@ -1,6 +1,6 @@
 /**
  * `npm run bench [-- NAME...]`: runs the benchmarks (all, or those named: startup, engine,
- * replay, ami, watch, bus, push, callout, announce, console) and prints one Markdown table
+ * replay, ami, watch, serve, semispace, bus, push, callout, announce, console) and prints one Markdown table
  * with the machine's description. Not part of
  * the tests; copy the table into docs/benchmarks.md. Needs the build (`npm run build`) for
  * the CLI replay figure, and RabbitMQ / Redis on 127.0.0.1 for the bus and push figures.
@@ -14,6 +14,8 @@ import { benchConsole } from './console.ts';
 import { benchEngine } from './engine.ts';
 import { benchPush } from './push.ts';
 import { benchReplay } from './replay.ts';
+import { benchSemiSpace } from './semi-space.ts';
+import { benchServe } from './serve.ts';
 import { benchStartup } from './startup.ts';
 import { type BenchResult, formatTable } from './table.ts';
 import { benchWatch } from './watch.ts';
@@ -24,6 +26,8 @@ const BENCHES: Record<string, () => Promise<BenchResult[]>> = {
   replay: benchReplay,
   ami: benchAmi,
   watch: benchWatch,
+  serve: benchServe,
+  semispace: benchSemiSpace,
   bus: benchBus,
   push: benchPush,
   callout: benchCallout,

@@ -3,8 +3,8 @@
  * `POST /api/call-response/` and the PBX receiving `status=ACK`, with 1,000 incoming calls
  * held at once, and the peak RSS of the holding process.
  *
- * Set-up, all over real sockets: the push servers run as separate OS processes
- * (test/push/fixtures/push-process.ts); this process is the fake PBX (1,000 concurrent
+ * Set-up, all over real sockets: the push servers are `switchboard serve` child processes
+ * (bin/switchboard.js, configuration file per run); this process is the fake PBX (1,000 concurrent
  * `POST /api/incoming-call/`), the fake APNs (HTTP/2 + TLS) and the fake app, which answers
  * each push after a set delay (2 s, spread over 4 s so the answers do not all land in one
  * millisecond; a warm-up round of 200 calls runs first, then 3 rounds of 1,000 calls, the
@@ -12,8 +12,8 @@
  * the benchmark runs on may be shared). Overhead of one call = time the PBX got `status=ACK` − time the app started
  * its call-response request (both clocks of this process).
  *
- * - in-process: one server (SQLite, in-process coordination); the app answers it.
- * - across processes: two servers sharing PostgreSQL and Redis; the PBX calls A, the app
+ * - one serve process (SQLite, in-process coordination); the app answers it.
+ * - two serve processes sharing PostgreSQL and Redis; the PBX calls A, the app
  *   answers B, B routes the answer to A through Redis pub/sub.
  */
 import { randomBytes } from 'node:crypto';
@@ -21,16 +21,18 @@ import { readFileSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
+import type { PushConfig } from '../src/config/schema.ts';
 import {
   basic,
   dropSchema,
   type FakeApns,
-  type PushProcess,
+  PG_URL,
+  REDIS_URL,
   startFakeApns,
-  startPushProcess,
   tempDir,
   testPushConfig,
 } from '../test/push/fakes.ts';
+import { type ServeProcess, startServe } from './serve-process.ts';
 import { type BenchResult, percentile } from './table.ts';
 
 const CALLS = Number(process.env.BENCH_PUSH_CALLS ?? 1000);
@@ -64,6 +66,35 @@ async function bestOf(
   return { ...best, p99s };
 }
 const SIP = '123456789';
+
+type PushProcess = ServeProcess;
+
+/**
+ * `switchboard serve` as a child process with `push` and the database / Redis given (the
+ * configuration written as JSON, which is YAML).
+ */
+function startPushServe(settings: {
+  push: PushConfig;
+  dbUrl?: string;
+  schema?: string;
+  redisUrl?: string;
+  keyPrefix?: string;
+}): Promise<ServeProcess> {
+  const config = {
+    http: { listen: '127.0.0.1:0', docs: false },
+    log: { level: 'info' },
+    database: {
+      url: settings.dbUrl ?? PG_URL,
+      ...(settings.schema === undefined ? {} : { schema: settings.schema }),
+    },
+    redis: {
+      url: settings.redisUrl ?? REDIS_URL,
+      ...(settings.keyPrefix === undefined ? {} : { keyPrefix: settings.keyPrefix }),
+    },
+    push: settings.push,
+  };
+  return startServe(JSON.stringify(config, null, 2));
+}
 
 function post(agent: http.Agent, url: string, fields: Record<string, string>, auth?: string) {
   const body = new URLSearchParams(fields).toString();
@@ -197,7 +228,7 @@ function rows(
       value: rssMb,
       unit: 'MB',
       higherIsBetter: false,
-      note: 'VmHWM of the process holding the calls (whole life, start-up included)',
+      note: 'VmHWM of the serve process holding the calls (whole life, start-up included)',
     },
   ];
 }
@@ -215,7 +246,7 @@ export async function benchPush(): Promise<BenchResult[]> {
   const results: BenchResult[] = [];
   const schema = `push_bench_${process.pid}_${Date.now().toString(36)}`;
   try {
-    const single = await startPushProcess({
+    const single = await startPushServe({
       push,
       dbUrl: join(dir, 'bench.db'),
       redisUrl: '',
@@ -223,17 +254,17 @@ export async function benchPush(): Promise<BenchResult[]> {
     try {
       await run(apns, single, single, WARMUP_CALLS, 500, 500);
       const r = await bestOf(apns, single, single);
-      results.push(...rows('in-process', r, 5, peakRssMb(single.pid)));
+      results.push(...rows('serve process, SQLite', r, 5, peakRssMb(single.pid)));
     } finally {
       await single.stop();
     }
     const keyPrefix = `sbbench:${randomBytes(4).toString('hex')}:`;
-    const a = await startPushProcess({ push, schema, keyPrefix });
-    const b = await startPushProcess({ push, schema, keyPrefix });
+    const a = await startPushServe({ push, schema, keyPrefix });
+    const b = await startPushServe({ push, schema, keyPrefix });
     try {
       await run(apns, a, b, WARMUP_CALLS, 500, 500);
       const r = await bestOf(apns, a, b);
-      results.push(...rows('2 processes via Redis', r, 10, peakRssMb(a.pid)));
+      results.push(...rows('2 serve processes via Redis', r, 10, peakRssMb(a.pid)));
     } finally {
       await a.stop();
       await b.stop();

@@ -19,7 +19,7 @@ const REPEAT = 200;
 const BIN = join(import.meta.dirname, '..', 'bin', 'switchboard.js');
 
 /** Call events the engine reports for the stream (what watch must print). */
-function expectedLines(kind: StreamKind): number {
+export function expectedLines(kind: StreamKind): number {
   let count = 0;
   const engine = new CallEngine({
     onCallEvent: () => {
