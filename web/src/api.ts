@@ -84,135 +84,39 @@ export async function postForm<T>(
   return (await check(response)).json() as Promise<T>;
 }
 
-// --- Shapes of the console APIs (src/console/routes.ts) --------------------------------------
+// --- Shapes of the console APIs: derived from their TypeBox schemas (src/console/schemas.ts),
+// never written twice (type-only imports: nothing of the server reaches the bundle). -------
 
-export interface CallerId {
-  name: string;
-  num: string;
-}
-export interface CallChannel {
-  name: string;
-  uniqueid: string;
-  linkedid: string;
-  state: number;
-  stateName: string;
-  callerId: CallerId;
-  connectedLine: CallerId;
-  exten: string;
-  bridge: string | null;
-  dialing: string[];
-  dialedBy: string | null;
-  createdMs: number;
-  answeredMs: number | null;
-}
-export interface Call {
-  id: string;
-  server: string;
-  state: 'ringing' | 'up' | 'transferred' | 'setup';
-  startedMs: number;
-  answeredMs: number | null;
-  channels: CallChannel[];
-}
-export interface CallsResponse {
-  nowMs: number;
-  total: number;
-  servers: Array<{ server: string; connected: boolean; calls: Call[] }>;
-}
-export interface Person {
-  order: number;
-  userid: string;
-  name: string;
-  telno: string;
-  calls: number;
-  latestMs: number | null;
-  status: number | null;
-  state: string;
-}
-export interface Attempt {
-  order: number;
-  n: number;
-  state: string;
-  outcome: string | null;
-  key: string | null;
-  placedMs: number;
-  endedMs: number | null;
-}
-export interface Escalation {
-  eventid: string;
-  status: number;
-  statusName: string;
-  testflg: number;
-  provider: string;
-  hostname: string;
-  operator: string;
-  calltype: number;
-  frequency: number;
-  language: string;
-  message: string;
-  createdMs: number;
-  startedMs: number | null;
-  finishedMs: number | null;
-  people: Person[];
-  attempts: Attempt[];
-}
+import type { Static } from 'typebox';
+import type {
+  AnnouncementSchema,
+  AttemptSchema,
+  CallChannelSchema,
+  CallerId as CallerIdSchema,
+  CallSchema,
+  CallsResponse as CallsResponseSchema,
+  EscalationSchema,
+  HealthResponse,
+  PersonSchema,
+  PushResponse,
+  WakeupSchema,
+} from '../../src/console/schemas.ts';
+
+export type CallerId = Static<typeof CallerIdSchema>;
+export type CallChannel = Static<typeof CallChannelSchema>;
+export type Call = Static<typeof CallSchema>;
+export type CallsResponse = Static<typeof CallsResponseSchema>;
+export type Person = Static<typeof PersonSchema>;
+export type Attempt = Static<typeof AttemptSchema>;
+export type Escalation = Static<typeof EscalationSchema>;
 export interface Page<T> {
   total: number;
   limit: number;
   offset: number;
   items: T[];
 }
-export interface Announcement {
-  id: string;
-  description: string;
-  extension: string;
-  kind: string;
-  text: string;
-  language: string;
-  status: string;
-  outcome: string;
-  attempts: number;
-  requestedMs: number;
-  startMs: number;
-  durationMs: number;
-  endMs: number;
-  finishedMs: number | null;
-}
-export interface Wakeup {
-  atMs: number;
-  status: string;
-  reason: string;
-  sipUserId: string;
-  platform?: string;
-  devices: number;
-  heldMs: number;
-  roundTripMs?: number;
-}
-export interface PushOverview {
-  enabled: boolean;
-  devices: Array<{ platform: string; app: string; count: number }>;
-  wakeups: Wakeup[];
-  histogram: { boundsMs: number[]; counts: number[] };
-}
-export interface AmiHealth {
-  server: string;
-  connected: boolean;
-  sinceMs: number;
-  lastEventMs: number | null;
-  lastError: string;
-  read: string[];
-  write: string[];
-  problems: string[];
-  channels: number;
-  bridges: number;
-}
-export interface Health {
-  nowMs: number;
-  timeZone: string;
-  utcOffsetMin: number;
-  instance: { name: string; uuid: string; version: string };
-  ami: AmiHealth[];
-  bus: { kind: string; connected: boolean; buffered: number; published: number; dropped: number };
-  database: { dialect: string; ok: boolean; detail: string };
-  redis: { configured: boolean; connected: boolean };
-  dropped: Record<string, number>;
-}
+export type Announcement = Static<typeof AnnouncementSchema>;
+export type Wakeup = Static<typeof WakeupSchema>;
+export type PushOverview = Static<typeof PushResponse>;
+export type Health = Static<typeof HealthResponse>;
+export type AmiHealth = Health['ami'][number];
