@@ -22,6 +22,7 @@ import {
   createAnnounceModule,
 } from './module.ts';
 import { announceMigrations } from './repository.ts';
+import { announceRetention } from './retention.ts';
 
 export { checkAnnounceConfig, checkSpoolDir } from './checks.ts';
 export { type GongListener, startGongListener } from './listener.ts';
@@ -110,6 +111,7 @@ export function announceServiceModule(
   const plugin = fp(
     async (app: App) => {
       app.store.addMigrations(announceMigrations);
+      app.store.addRetention(announceRetention);
       app.decorate('announce', {
         get service() {
           return module?.service;

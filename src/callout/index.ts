@@ -40,6 +40,7 @@ import { createDryRunProvider } from './providers/dryrun.ts';
 import { createTwilioProvider, twilioWebhookRoutes } from './providers/twilio.ts';
 import type { CalloutProvider } from './providers/types.ts';
 import { calloutMigrations } from './repository.ts';
+import { calloutRetention } from './retention.ts';
 import { calloutRoutes } from './routes.ts';
 import { type CalloutPublish, CalloutService, type CalloutServiceOptions } from './service.ts';
 
@@ -187,6 +188,7 @@ export function calloutServiceModule(extra: Partial<CalloutModuleOptions> = {}) 
   const plugin = fp(
     async (app: App) => {
       app.store.addMigrations(calloutMigrations);
+      app.store.addRetention(calloutRetention);
       const ctx = contextOf(app);
       // What the live console shows of callout (its tables exist even when disabled).
       provideConsoleSource(app, ctx.db);

@@ -51,6 +51,7 @@ import type { DoctorResult } from '../doctor/result.ts';
 import type { Readiness } from '../http/server.ts';
 import type { Metrics } from '../metrics.ts';
 import type { Database, MigrationSet } from '../store/db.ts';
+import type { RetentionRule } from '../store/retention.ts';
 
 /** The core of the service, decorated on the root instance as `app.switchboard`. */
 export interface SwitchboardCore {
@@ -68,6 +69,10 @@ export interface SwitchboardCore {
 export interface StoreRegistry {
   /** Declares a feature's tables; every set is migrated together when the service is ready. */
   addMigrations(...sets: readonly MigrationSet[]): void;
+  /** Declares a feature's retention rule (src/store/retention.ts), run by `retention`. */
+  addRetention(rule: RetentionRule): void;
+  /** The rules declared so far, in registration order. */
+  retentionRules(): readonly RetentionRule[];
 }
 
 declare module 'fastify' {

@@ -1,7 +1,8 @@
 /**
  * `switchboard-store`: the database as a shared Fastify plugin. Opens it at registration
  * (`openDatabase`), decorates `app.db` and `app.store` (features declare their tables with
- * `app.store.addMigrations(set)` while they register), applies every declared set together
+ * `app.store.addMigrations(set)` and their retention rules with `app.store.addRetention(rule)`
+ * while they register), applies every declared set together
  * in the first `onReady` hook (before any feature's worker starts), adds the `database`
  * readiness check, and closes the database in `onClose` (the last one to run: it is
  * registered first).
@@ -16,6 +17,7 @@ import {
   type OpenDatabaseOptions,
   openDatabase,
 } from './db.ts';
+import type { RetentionRule } from './retention.ts';
 
 /** Options of {@link storePlugin}. */
 export interface StorePluginOptions {
@@ -34,11 +36,16 @@ export const storePlugin = fp<StorePluginOptions>(
   async (app, options) => {
     const db = await openDatabase(options.url, options.open);
     const sets: MigrationSet[] = [];
+    const rules: RetentionRule[] = [];
     app.decorate('db', db);
     app.decorate('store', {
       addMigrations(...more: readonly MigrationSet[]) {
         sets.push(...more);
       },
+      addRetention(rule: RetentionRule) {
+        rules.push(rule);
+      },
+      retentionRules: () => rules,
     });
     options.readiness.add('database', () => db.check());
     app.addHook('onReady', async () => {

@@ -8,7 +8,9 @@ import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
 import type { Kysely } from 'kysely';
 import { type AnnounceTables, announceMigrations } from '../../src/announce/repository.ts';
+import { announceRetention } from '../../src/announce/retention.ts';
 import { calloutDb, calloutMigrations, type EventRow } from '../../src/callout/repository.ts';
+import { calloutRetention } from '../../src/callout/retention.ts';
 import { loadConfig } from '../../src/config/load.ts';
 import { pruneSpeechCache } from '../../src/media/tts/cache.ts';
 import { featureModules } from '../../src/serve/modules.ts';
@@ -18,6 +20,8 @@ import { type Database, migrate, newId, openDatabase } from '../../src/store/db.
 import { type Kind, tempDir, testDb } from '../callout/helpers.ts';
 import { until } from '../serve/helpers.ts';
 
+/** The rules serve registers (callout's and announce's). */
+const RULES = [calloutRetention, announceRetention];
 const DAY = 86_400_000;
 const NOW = Date.now();
 
@@ -193,7 +197,7 @@ for (const kind of ['sqlite', 'postgres'] as const satisfies Kind[]) {
       const scheduled = await announcement(database, soundsDir, 'scheduled', 60 * DAY, null);
       const playing = await announcement(database, soundsDir, 'playing', 60 * DAY, null);
 
-      const result = await runRetention(database, config, NOW, (step, error) => {
+      const result = await runRetention(database, config, RULES, NOW, (step, error) => {
         throw new Error(`${step}: ${String(error)}`);
       });
       assert.equal(result.escalations, 2);
@@ -247,7 +251,7 @@ for (const kind of ['sqlite', 'postgres'] as const satisfies Kind[]) {
       assert.equal(result.mediaFiles, 5);
 
       // Idempotent: a second run deletes nothing more.
-      const again = await runRetention(database, config, NOW);
+      const again = await runRetention(database, config, RULES, NOW);
       assert.deepEqual([again.escalations, again.announcements, again.mediaFiles], [0, 0, 0]);
     });
   });
@@ -264,7 +268,7 @@ test('historyDays 0 keeps every row', async () => {
     text: `retention: {historyDays: 0}\ncallout: {mediaDir: ${JSON.stringify(join(dir, 'm'))}}\nannounce: {soundsDir: ${JSON.stringify(join(dir, 's'))}}\n`,
     env: {},
   });
-  const result = await runRetention(database, config, NOW);
+  const result = await runRetention(database, config, RULES, NOW);
   assert.equal(result.escalations, 0);
   assert.equal(
     (await calloutDb(database).selectFrom('callout_event').select('id').execute()).length,
