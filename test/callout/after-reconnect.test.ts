@@ -11,6 +11,7 @@ import type { AmiEvent } from '../../src/ami/message.ts';
 import { startSimulator } from '../../src/sim/index.ts';
 import { metricValue } from '../bus/helpers.ts';
 import {
+  alertFields,
   calloutConfig,
   calloutDialplan,
   type Kind,
@@ -66,20 +67,10 @@ for (const kind of ['sqlite', 'postgres'] as const satisfies Kind[]) {
         keysAt.push(Date.now());
     });
 
-    const response = await postCurlStyle(url, [
-      ['testflg', '0'],
-      ['hostname', 'db1'],
-      ['operator', 'zabbix'],
-      ['calltype', '1'],
-      ['frequency', '1'],
-      ['language', 'en'],
-      ['message', 'Disk full'],
-      ['headid', '2'],
-      ['footid', '1'],
-      ['addressee', '1:a:601:A:1'],
-      ['addressee', '2:b:602:B:1'],
-      ['addressee', '3:c:603:C:1'],
-    ]);
+    const response = await postCurlStyle(
+      url,
+      alertFields(['1:a:601:A:1', '2:b:602:B:1', '3:c:603:C:1']),
+    );
     const { eventid } = (await response.json()) as { eventid: string };
     const h = await waitHistory(url, eventid, (x) => x.eventstatus === '2', 20_000);
     assert.deepEqual(
@@ -146,19 +137,7 @@ test('a call still ringing when the AMI connection drops: its OriginateResponse 
       sim.server.dropConnections();
     }
   });
-  const response = await postCurlStyle(url, [
-    ['testflg', '0'],
-    ['hostname', 'db1'],
-    ['operator', 'zabbix'],
-    ['calltype', '1'],
-    ['frequency', '1'],
-    ['language', 'en'],
-    ['message', 'Disk full'],
-    ['headid', '2'],
-    ['footid', '1'],
-    ['addressee', '1:a:604:A:1'],
-    ['addressee', '2:b:605:B:1'],
-  ]);
+  const response = await postCurlStyle(url, alertFields(['1:a:604:A:1', '2:b:605:B:1']));
   const { eventid } = (await response.json()) as { eventid: string };
   const h = await waitHistory(url, eventid, (x) => x.eventstatus === '2', 20_000);
   assert.ok(dropped);
@@ -213,19 +192,7 @@ test('a callee who hangs up without a key after an AMI reconnect: the Hangup, fo
   client.on('event', (event: AmiEvent) => {
     if (!answered && event.Event === 'OriginateResponse' && event.Reason === '4') answered = true;
   });
-  const response = await postCurlStyle(url, [
-    ['testflg', '0'],
-    ['hostname', 'db1'],
-    ['operator', 'zabbix'],
-    ['calltype', '1'],
-    ['frequency', '1'],
-    ['language', 'en'],
-    ['message', 'Disk full'],
-    ['headid', '2'],
-    ['footid', '1'],
-    ['addressee', '1:a:606:A:1'],
-    ['addressee', '2:b:607:B:1'],
-  ]);
+  const response = await postCurlStyle(url, alertFields(['1:a:606:A:1', '2:b:607:B:1']));
   const { eventid } = (await response.json()) as { eventid: string };
   // answered, and its Uniqueid stored with the attempt: then the connection drops
   await until(async () => answered && (await storedUniqueid()) != null);
@@ -294,19 +261,7 @@ test('an Originate in flight when the AMI connection drops: not redialled, the k
     if (event.Event === 'UserEvent' && event.UserEvent === 'SwitchboardDTMF')
       keysAt.push(Date.now());
   });
-  const response = await postCurlStyle(url, [
-    ['testflg', '0'],
-    ['hostname', 'db1'],
-    ['operator', 'zabbix'],
-    ['calltype', '1'],
-    ['frequency', '1'],
-    ['language', 'en'],
-    ['message', 'Disk full'],
-    ['headid', '2'],
-    ['footid', '1'],
-    ['addressee', '1:a:611:A:1'],
-    ['addressee', '2:b:612:B:1'],
-  ]);
+  const response = await postCurlStyle(url, alertFields(['1:a:611:A:1', '2:b:612:B:1']));
   const { eventid } = (await response.json()) as { eventid: string };
   const h = await waitHistory(url, eventid, (x) => x.eventstatus === '2', 20_000);
   assert.ok(dropped > 0, 'the connection dropped with the Originate in flight');

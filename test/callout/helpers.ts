@@ -162,6 +162,28 @@ export function seedFields(testflg: '0' | '1', calltype = '1'): Array<[string, s
   ];
 }
 
+/**
+ * The alert the fault tests send (a monitoring system's "Disk full" on db1, English, in the
+ * seed's field order): `addressees` as the seed writes them (`order:userid:telno:name:retry`).
+ */
+export function alertFields(
+  addressees: readonly string[],
+  options: { calltype?: '1' | '2'; frequency?: string } = {},
+): Array<[string, string]> {
+  return [
+    ['testflg', '0'],
+    ['hostname', 'db1'],
+    ['operator', 'zabbix'],
+    ['calltype', options.calltype ?? '1'],
+    ['frequency', options.frequency ?? '1'],
+    ['language', 'en'],
+    ['message', 'Disk full'],
+    ['headid', '2'],
+    ['footid', '1'],
+    ...addressees.map((a): [string, string] => ['addressee', a]),
+  ];
+}
+
 /** POSTs form fields the way `curl -d` does: `a=b&c=d`, values NOT percent-encoded. */
 export function postCurlStyle(url: string, fields: Array<[string, string]>) {
   return fetch(`${url}/api/v1/call`, {

@@ -7,7 +7,13 @@ import { existsSync, mkdirSync, readdirSync, symlinkSync, writeFileSync } from '
 import { delimiter, join } from 'node:path';
 import { after, test } from 'node:test';
 import { startSimulator } from '../../src/sim/index.ts';
-import { calloutDialplan, getHistory, postCurlStyle, tempDir } from '../callout/helpers.ts';
+import {
+  alertFields,
+  calloutDialplan,
+  getHistory,
+  postCurlStyle,
+  tempDir,
+} from '../callout/helpers.ts';
 import { startCli } from '../support/cli.ts';
 import { freePort, until } from './helpers.ts';
 
@@ -120,19 +126,10 @@ test('without espeak-ng: logged at start, /readyz not ready naming it, alert cal
   );
 
   // An alert call: no call placed, eventstatus 99 with the reason; nobody is "no answer".
-  const response = await postCurlStyle(url, [
-    ['testflg', '0'],
-    ['hostname', 'db1'],
-    ['operator', 'zabbix'],
-    ['calltype', '2'],
-    ['frequency', '3'],
-    ['language', 'en'],
-    ['message', 'Disk full'],
-    ['headid', '2'],
-    ['footid', '1'],
-    ['addressee', '1:tarou:601:Taro:1'],
-    ['addressee', '2:hanako:602:Hanako:1'],
-  ]);
+  const response = await postCurlStyle(
+    url,
+    alertFields(['1:tarou:601:Taro:1', '2:hanako:602:Hanako:1'], { calltype: '2', frequency: '3' }),
+  );
   assert.equal(response.status, 200);
   const { eventid } = (await response.json()) as { eventid: string };
   let history = await getHistory(url, eventid);

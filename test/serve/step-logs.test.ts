@@ -7,7 +7,13 @@ import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import { startSimulator } from '../../src/sim/index.ts';
-import { calloutDialplan, postCurlStyle, tempDir, waitHistory } from '../callout/helpers.ts';
+import {
+  alertFields,
+  calloutDialplan,
+  postCurlStyle,
+  tempDir,
+  waitHistory,
+} from '../callout/helpers.ts';
 import { JENKINS_TOKEN, JENKINS_USER, startFakeJenkins } from '../jenkins/fake-jenkins.ts';
 import { startCli } from '../support/cli.ts';
 import { freePort, until } from './helpers.ts';
@@ -102,18 +108,7 @@ test('serve logs one info line per step of alert calls, announcements and the Je
   const find = (msg: string) => entries().filter((e) => e.msg === msg);
 
   // An alert call answered with 1.
-  const response = await postCurlStyle(url, [
-    ['testflg', '0'],
-    ['hostname', 'db1'],
-    ['operator', 'zabbix'],
-    ['calltype', '1'],
-    ['frequency', '1'],
-    ['language', 'en'],
-    ['message', 'Disk full'],
-    ['headid', '2'],
-    ['footid', '1'],
-    ['addressee', '1:tarou:601:Taro:1'],
-  ]);
+  const response = await postCurlStyle(url, alertFields(['1:tarou:601:Taro:1']));
   const { eventid } = (await response.json()) as { eventid: string };
   await waitHistory(url, eventid, (h) => h.eventstatus === '2', 30_000);
   // The escalation may finish (key 1: positive) before the call's hang-up is handled: wait

@@ -16,6 +16,7 @@ import {
   until,
 } from '../announce/helpers.ts';
 import {
+  alertFields,
   calloutConfig,
   calloutDialplan,
   postCurlStyle,
@@ -88,18 +89,7 @@ test('alert call: the first AMI server is down, the person is called through the
   cleanups.push(() => service.stop());
   const up = service.context?.ami.clients[1];
   await until(() => up?.connected === true);
-  const response = await postCurlStyle(url, [
-    ['testflg', '0'],
-    ['hostname', 'db1'],
-    ['operator', 'zabbix'],
-    ['calltype', '1'],
-    ['frequency', '1'],
-    ['language', 'en'],
-    ['message', 'Disk full'],
-    ['headid', '2'],
-    ['footid', '1'],
-    ['addressee', '1:a:621:A:1'],
-  ]);
+  const response = await postCurlStyle(url, alertFields(['1:a:621:A:1']));
   const { eventid } = (await response.json()) as { eventid: string };
   const h = await waitHistory(url, eventid, (x) => x.eventstatus === '2', 20_000);
   assert.deepEqual(
