@@ -1,12 +1,10 @@
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import SQLite from 'better-sqlite3';
 import { sql } from 'kysely';
-import pg from 'pg';
 import {
   autoIncrementId,
   autoIncrementType,
@@ -20,8 +18,7 @@ import {
   newId,
   openDatabase,
 } from '../../src/store/db.ts';
-
-const PG_URL = process.env.SWITCHBOARD_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+import { postgresTarget, sqliteTarget } from '../support/db-targets.ts';
 
 interface JobTable {
   id: string;
@@ -70,38 +67,10 @@ const otherModule = defineMigrations('alpha', [
   },
 ]);
 
-interface Target {
-  name: string;
-  /** Opens one more connection ("process") to the same database. */
-  open(): Promise<Database>;
-  cleanup(): Promise<void>;
-}
-
-function sqliteTarget(): Target {
-  const dir = mkdtempSync(join(tmpdir(), 'sb-store-'));
-  const file = join(dir, 'nested', 'switchboard.db');
-  return {
-    name: 'sqlite',
-    open: () => openDatabase(file, { busyTimeoutMs: 5000 }),
-    cleanup: async () => rmSync(dir, { recursive: true, force: true }),
-  };
-}
-
-function postgresTarget(): Target {
-  const schema = `sb_test_${process.pid}_${randomBytes(4).toString('hex')}`;
-  return {
-    name: 'postgres',
-    open: () => openDatabase(PG_URL, { schema, poolSize: 4 }),
-    cleanup: async () => {
-      const client = new pg.Client({ connectionString: PG_URL });
-      await client.connect();
-      await client.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
-      await client.end();
-    },
-  };
-}
-
-for (const makeTarget of [sqliteTarget, postgresTarget]) {
+for (const makeTarget of [
+  () => sqliteTarget('sb-store-', join('nested', 'switchboard.db')),
+  () => postgresTarget('sb_test'),
+]) {
   const target = makeTarget();
   describe(`store on ${target.name}`, () => {
     let a: Database;

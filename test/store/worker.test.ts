@@ -1,16 +1,10 @@
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, beforeEach, describe, test } from 'node:test';
 import type { Kysely } from 'kysely';
-import pg from 'pg';
-import { type Database, defineMigrations, migrate, openDatabase } from '../../src/store/db.ts';
+import { type Database, defineMigrations, migrate } from '../../src/store/db.ts';
 import { claimDue, keepLease, renewLeases, Worker } from '../../src/store/worker.ts';
 import { until } from '../support/cli.ts';
-
-const PG_URL = process.env.SWITCHBOARD_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+import { postgresTarget, sqliteTarget } from '../support/db-targets.ts';
 
 interface JobRow {
   id: string;
@@ -38,36 +32,6 @@ const jobMigrations = defineMigrations('workertest', [
   },
 ]);
 
-interface Target {
-  name: string;
-  open(): Promise<Database>;
-  cleanup(): Promise<void>;
-}
-
-function sqliteTarget(): Target {
-  const dir = mkdtempSync(join(tmpdir(), 'sb-worker-'));
-  const file = join(dir, 'switchboard.db');
-  return {
-    name: 'sqlite',
-    open: () => openDatabase(file, { busyTimeoutMs: 5000 }),
-    cleanup: async () => rmSync(dir, { recursive: true, force: true }),
-  };
-}
-
-function postgresTarget(): Target {
-  const schema = `sb_worker_${process.pid}_${randomBytes(4).toString('hex')}`;
-  return {
-    name: 'postgres',
-    open: () => openDatabase(PG_URL, { schema, poolSize: 4 }),
-    cleanup: async () => {
-      const client = new pg.Client({ connectionString: PG_URL });
-      await client.connect();
-      await client.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
-      await client.end();
-    },
-  };
-}
-
 /** A promise and its resolver. */
 function gate(): { promise: Promise<void>; open: () => void } {
   let open: () => void = () => {};
@@ -92,7 +56,7 @@ async function eventually(
   }
 }
 
-for (const makeTarget of [sqliteTarget, postgresTarget]) {
+for (const makeTarget of [() => sqliteTarget('sb-worker-'), () => postgresTarget('sb_worker')]) {
   const target = makeTarget();
   describe(`worker on ${target.name}`, () => {
     let a: Database;
