@@ -65,6 +65,25 @@ function plain(address: string): string {
 }
 
 /**
+ * The identity of a request whose forwarding headers cannot be believed: the TCP peer, no
+ * network trust. The first such request of each `reason` on a server is logged at warn with
+ * `message()` (the fix).
+ */
+function untrusted(
+  trust: TrustState,
+  peer: string,
+  reason: NonNullable<ClientIdentity['untrusted']>,
+  forwarding: string[],
+  message: () => string,
+): ClientIdentity {
+  if (!trust.logged.has(reason)) {
+    trust.logged.add(reason);
+    trust.warn({ peer, headers: forwarding }, message());
+  }
+  return { address: peer, peer, networkTrusted: false, untrusted: reason };
+}
+
+/**
  * The client of `request` (computed once per request). Logs once per server, at warn, the
  * first request of each kind that gets no network identity, with the fix.
  */
@@ -81,39 +100,29 @@ export function clientOf(request: FastifyRequest): ClientIdentity {
   if (forwarding.length === 0) {
     identity = { address: peer, peer, networkTrusted: true };
   } else if (!trust.isTrustedProxy(peer)) {
-    identity = {
-      address: peer,
+    identity = untrusted(
+      trust,
       peer,
-      networkTrusted: false,
-      untrusted: 'forwarded_by_untrusted_peer',
-    };
-    if (!trust.logged.has(identity.untrusted as string)) {
-      trust.logged.add(identity.untrusted as string);
-      trust.warn(
-        { peer, headers: forwarding },
+      'forwarded_by_untrusted_peer',
+      forwarding,
+      () =>
         `a request from ${plain(peer)} carries ${forwarding.join(', ')} but ${plain(peer)} is not ` +
-          'a trusted proxy: such requests get no loopback or allow-list access (a credential ' +
-          `still works). If a reverse proxy runs on ${plain(peer)}, set http.trustProxy: ` +
-          `[${plain(peer)}] (logged once)`,
-      );
-    }
+        'a trusted proxy: such requests get no loopback or allow-list access (a credential ' +
+        `still works). If a reverse proxy runs on ${plain(peer)}, set http.trustProxy: ` +
+        `[${plain(peer)}] (logged once)`,
+    );
   } else if (headers['x-forwarded-for'] === undefined) {
-    identity = {
-      address: peer,
+    identity = untrusted(
+      trust,
       peer,
-      networkTrusted: false,
-      untrusted: 'proxy_without_x_forwarded_for',
-    };
-    if (!trust.logged.has(identity.untrusted as string)) {
-      trust.logged.add(identity.untrusted as string);
-      trust.warn(
-        { peer, headers: forwarding },
+      'proxy_without_x_forwarded_for',
+      forwarding,
+      () =>
         `the trusted proxy ${plain(peer)} sends ${forwarding.join(', ')} but no ` +
-          'X-Forwarded-For, so the client address is unknown: such requests get no loopback or ' +
-          'allow-list access. Make the proxy send X-Forwarded-For (nginx: proxy_set_header ' +
-          'X-Forwarded-For $proxy_add_x_forwarded_for;) (logged once)',
-      );
-    }
+        'X-Forwarded-For, so the client address is unknown: such requests get no loopback or ' +
+        'allow-list access. Make the proxy send X-Forwarded-For (nginx: proxy_set_header ' +
+        'X-Forwarded-For $proxy_add_x_forwarded_for;) (logged once)',
+    );
   } else {
     identity = { address: request.ip, peer, networkTrusted: true };
   }
