@@ -38,6 +38,7 @@ import {
   EscalationSchema,
   HealthResponse,
   Ms,
+  PageOf,
   Paging,
   PushResponse,
   ROUND_TRIP_BUCKETS_MS,
@@ -133,12 +134,7 @@ export async function consoleRoutes(app: App, options: ConsoleRoutesOptions): Pr
         }),
         response: {
           ...errorResponses(ErrorBody, [401, 403]),
-          200: Type.Object({
-            total: Type.Integer(),
-            limit: Type.Integer(),
-            offset: Type.Integer(),
-            items: Type.Array(EscalationSchema),
-          }),
+          200: PageOf(EscalationSchema),
           400: ErrorBody,
         },
       },
@@ -237,12 +233,7 @@ export async function consoleRoutes(app: App, options: ConsoleRoutesOptions): Pr
         querystring: Type.Object(Paging),
         response: {
           ...errorResponses(ErrorBody, [401, 403]),
-          200: Type.Object({
-            total: Type.Integer(),
-            limit: Type.Integer(),
-            offset: Type.Integer(),
-            items: Type.Array(AnnouncementSchema),
-          }),
+          200: PageOf(AnnouncementSchema),
           400: ErrorBody,
         },
       },

@@ -4,7 +4,7 @@
  *
  * @module
  */
-import Type, { type Static } from 'typebox';
+import Type, { type Static, type TSchema } from 'typebox';
 
 /**
  * A nullable value as one JSON-schema `type` array, not an `anyOf`: Fastify's serializer
@@ -132,6 +132,15 @@ export const Paging = {
   limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 200, default: 50 })),
   offset: Type.Optional(Type.Integer({ minimum: 0, maximum: 1_000_000, default: 0 })),
 };
+
+/** One page of a list: `items` from `offset`, at most `limit`, of `total` in all. */
+export const PageOf = <T extends TSchema>(item: T) =>
+  Type.Object({
+    total: Type.Integer(),
+    limit: Type.Integer(),
+    offset: Type.Integer(),
+    items: Type.Array(item),
+  });
 
 export const AnnouncementSchema = Type.Object({
   id: Type.String(),
